@@ -1,0 +1,43 @@
+"""xai_core: explain the decisions of ImageNet image classifiers (CAM family, DFF) with
+pytorch-grad-cam's formulas. Plain Python: no Streamlit; numpy out, torch kept inside."""
+
+from .dff import Factorization, factorize
+from .errors import (
+    InvalidImageError,
+    InvalidOptionError,
+    InvalidWeightsError,
+    UnknownNameError,
+    WeightsUnavailableError,
+    XAIError,
+)
+from .explain import Explanation, explain
+from .images import load_image
+from .methods import MethodSpec, get_method, list_methods
+from .models import ModelHandle, default_device, load_model
+from .predict import Prediction, predict
+from .specs import ModelSpec, get_model_spec, list_models
+
+__all__ = [
+    "Explanation",
+    "Factorization",
+    "InvalidImageError",
+    "InvalidOptionError",
+    "InvalidWeightsError",
+    "MethodSpec",
+    "ModelHandle",
+    "ModelSpec",
+    "Prediction",
+    "UnknownNameError",
+    "WeightsUnavailableError",
+    "XAIError",
+    "default_device",
+    "explain",
+    "factorize",
+    "get_method",
+    "get_model_spec",
+    "list_methods",
+    "list_models",
+    "load_image",
+    "load_model",
+    "predict",
+]

@@ -1,0 +1,182 @@
+"""The shared pass: one forward and (at most) one backward per gradient target, from which every
+requested CAM is computed with pytorch-grad-cam's own `compute_cam_per_layer` / `get_cam_image` /
+`get_cam_weights` / `aggregate_multi_layers`. Hooks live only inside `recording(...)`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+import ttach as tta
+from pytorch_grad_cam.utils.model_targets import (
+    ClassifierOutputReST,
+    ClassifierOutputTarget,
+    FinerWeightedTarget,
+)
+from torch import nn
+
+from .methods import MethodSpec
+
+#: Finer-CAM's defaults in pytorch-grad-cam: compare with the classes ranked 1-3 by logit distance.
+FINER_COMPARISON_RANKS = (1, 2, 3)
+FINER_ALPHA = 1.0
+
+
+@contextmanager
+def recording(layers: Sequence[nn.Module], start_graph: bool) -> Iterator[list]:
+    """Forward hooks that record the outputs of `layers` (for the calling thread only) and are
+    removed on exit, also on error. With `start_graph`, the first of `layers` that runs switches
+    autograd on and hands on its output as a fresh leaf: run the forward under `torch.no_grad()` and
+    nothing before the target layer is recorded, so every backward stops at the target layer."""
+    owner = threading.get_ident()
+    outputs: list = [None] * len(layers)
+    started = [False]
+
+    def make_hook(i: int) -> Callable:
+        def hook(module, inputs, output):
+            if threading.get_ident() != owner:
+                return None
+            if start_graph and not started[0]:
+                started[0] = True
+                torch.set_grad_enabled(True)  # restored by the caller's `no_grad` on exit
+                output = output.detach().requires_grad_(True)
+                outputs[i] = output
+                return output
+            outputs[i] = output
+            return None
+
+        return hook
+
+    handles = [layer.register_forward_hook(make_hook(i)) for i, layer in enumerate(layers)]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class _Captured:
+    """Stands in for pytorch-grad-cam's `ActivationsAndGradients` (which would register its own
+    hooks): it only hands over what the shared pass captured."""
+
+    reshape_transform = None
+
+    def __init__(self, activations: list, gradients: list) -> None:
+        self.activations, self.gradients = activations, gradients
+
+    def release(self) -> None:  # BaseCAM.__del__ calls this
+        pass
+
+
+@dataclass
+class SharedPass:
+    """What one forward (+ backward per gradient target) produced."""
+
+    input_tensor: torch.Tensor
+    logits: torch.Tensor
+    activations: list
+    target: int = -1
+    grads: dict = field(default_factory=dict)  # target kind -> list of tensors per layer
+    targets: dict = field(default_factory=dict)  # target kind -> list of callables per sample
+    timings: dict = field(default_factory=dict)
+
+
+def default_tta() -> tta.Compose:
+    """The augmentations of pytorch-grad-cam's `aug_smooth` (BaseCAM's default `tta_transforms`)."""
+    return tta.Compose([tta.HorizontalFlip(), tta.Multiply(factors=[0.9, 1, 1.1])])
+
+
+def run_shared_pass(
+    module: nn.Module,
+    layers: Sequence[nn.Module],
+    x: torch.Tensor,
+    target: Optional[int],
+    grad_kinds: set[str],
+    guard: Callable,
+) -> SharedPass:
+    """One forward through `module` recording `layers`, then one backward (to the target layer
+    only) for each target kind in `grad_kinds` ("logit", "finer", "rest"). A `target` of None
+    means the top-1 class of the first sample."""
+    t0 = time.perf_counter()
+    with guard(), recording(layers, start_graph=bool(grad_kinds)) as acts:
+        with torch.no_grad():
+            logits = module(x)
+    result = SharedPass(x, logits, list(acts))
+    result.timings["forward"] = time.perf_counter() - t0
+    result.target = int(logits[0].argmax()) if target is None else target
+    target = result.target
+    if not grad_kinds:
+        result.activations = [a.detach() for a in acts]
+        return result
+    t0 = time.perf_counter()
+    order = [k for k in ("logit", "finer", "rest") if k in grad_kinds]
+    for n, kind in enumerate(order):
+        targets = _targets(kind, logits, target)
+        score = sum(t(o) for t, o in zip(targets, logits))
+        last = n == len(order) - 1
+        result.grads[kind] = list(
+            torch.autograd.grad(score, result.activations, retain_graph=not last or kind == "rest", create_graph=kind == "rest")
+        )
+        result.targets[kind] = targets
+    result.timings["backward"] = time.perf_counter() - t0
+    return result
+
+
+def _targets(kind: str, logits: torch.Tensor, target: int) -> list:
+    batch = logits.shape[0]
+    if kind == "logit":
+        return [ClassifierOutputTarget(target) for _ in range(batch)]
+    if kind == "rest":
+        return [ClassifierOutputReST(target) for _ in range(batch)]
+    # Finer-CAM: pytorch-grad-cam's FinerCAM.forward ranks classes by |logit - target logit| and
+    # compares with ranks 1-3; the same choice, made on our logits.
+    data = logits.detach().cpu().numpy()
+    order = np.argsort(np.abs(data - data[:, target][:, None]), axis=-1)
+    return [
+        FinerWeightedTarget(int(order[i, 0]), [int(order[i, r]) for r in FINER_COMPARISON_RANKS], FINER_ALPHA)
+        for i in range(batch)
+    ]
+
+
+def library_cam(
+    method: MethodSpec,
+    shared: SharedPass,
+    layers: Sequence[nn.Module],
+    target: int,
+    eigen_smooth: bool,
+    extra_attrs: Optional[dict] = None,
+) -> np.ndarray:
+    """The map of `method` for every sample of the shared pass: an instance of the method's
+    pytorch-grad-cam class, built without its hooks, runs its own per-layer pipeline on what the
+    shared pass captured. Returns float32 [B, H, W] in [0, 1]."""
+    cls = method.cam_class
+    cam = cls.__new__(cls)  # no __init__: it would register hooks on the shared model
+    detach = method.grads != "rest"
+    cam.model = (extra_attrs or {}).get("model")
+    cam.device = shared.input_tensor.device
+    cam.target_layers = list(layers)
+    cam.reshape_transform = None
+    cam.compute_input_gradient = False
+    cam.uses_gradients = method.grads is not None
+    cam.detach = detach
+    grads = shared.grads.get(method.grads, []) if method.grads else []
+    cam.activations_and_grads = _Captured(shared.activations, grads)
+    for name, value in {**method.attrs, **(extra_attrs or {})}.items():
+        setattr(cam, name, value)
+    targets = shared.targets.get(method.grads) or [ClassifierOutputTarget(target)] * shared.input_tensor.shape[0]
+    per_layer = cam.compute_cam_per_layer(shared.input_tensor, targets, eigen_smooth)
+    return cam.aggregate_multi_layers(per_layer)
+
+
+def deaugment_mean(cams: np.ndarray, transforms: tta.Compose) -> np.ndarray:
+    """Undo each augmentation on its map and average, as BaseCAM.forward_augmentation_smoothing."""
+    out = []
+    for i, transform in enumerate(transforms):
+        cam = transform.deaugment_mask(torch.from_numpy(cams[i:i + 1, None]))
+        out.append(cam.numpy()[:, 0])
+    return np.mean(np.float32(out), axis=0)

@@ -1,0 +1,30 @@
+"""Exceptions a user can cause. Each carries one sentence saying what went wrong and what to do."""
+
+from __future__ import annotations
+
+
+class XAIError(Exception):
+    """Base class of every error `xai_core` raises on purpose."""
+
+
+class InvalidImageError(XAIError, ValueError):
+    """The input is not a decodable raster image (or is too large to decode safely)."""
+
+
+class WeightsUnavailableError(XAIError, RuntimeError):
+    """The requested weights can be found neither in a file, nor in the cache, nor online."""
+
+
+class InvalidWeightsError(XAIError, ValueError):
+    """A weights file exists but is not a valid state dict for the model."""
+
+
+class UnknownNameError(XAIError, KeyError):
+    """A model, method, layer or class name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidOptionError(XAIError, ValueError):
+    """An option value out of range (n_components, top_k, target index...)."""

@@ -1,0 +1,173 @@
+"""`explain`: CAM maps for several methods, gradient methods sharing one forward/backward pass."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from pytorch_grad_cam import FullGrad
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from ._common import GuardedModule, LayerArg, as_pil, guard, layer_names
+from .engine import SharedPass, default_tta, deaugment_mean, library_cam, run_shared_pass
+from .errors import InvalidOptionError
+from .images import ImageSource
+from .methods import OWN_PASS, MethodSpec, get_method
+from .models import ModelHandle
+
+#: Maps that are equal by construction when the target layer's head is global-average-pool + linear:
+#: the gradient is then the same at every location, so HiResCAM's element-wise product equals
+#: Grad-CAM's channel weighting, and XGrad-CAM's normalised weights reduce to the same gradient.
+GAP_IDENTICAL = ("gradcam", "hirescam", "xgradcam")
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Result of `explain`. `maps[method]` is float32 [H, W] in [0, 1], aligned with `image`."""
+
+    maps: dict[str, np.ndarray]
+    target: int
+    target_label: str
+    target_probability: float
+    layers: tuple[str, ...]
+    model: str
+    #: The preprocessed picture the maps belong to (resized and cropped), uint8 RGB [H, W, 3].
+    image: np.ndarray
+    #: Seconds per stage: "forward", "backward", one entry per method, "total".
+    timings: dict[str, float]
+    notes: tuple[str, ...]
+    options: dict
+
+
+def explain(
+    handle: ModelHandle,
+    image: ImageSource,
+    methods: Union[str, Sequence[str]] = ("gradcam",),
+    target: Union[int, str, None] = None,
+    layer: LayerArg = None,
+    *,
+    aug_smooth: bool = False,
+    eigen_smooth: bool = False,
+    batch_size: int = 32,
+) -> Explanation:
+    """Compute the maps of `methods` (ids from `list_methods()`) for class `target` (index or label;
+    default top-1) at `layer` (a name, a comma list or a sequence: several layers are fused as
+    pytorch-grad-cam does). Every method except FullGrad shares one forward pass, and every gradient
+    method one backward pass to the target layer. Raises `InvalidImageError`, `UnknownNameError`."""
+    started = time.perf_counter()
+    specs = _method_specs(methods)
+    names = layer_names(handle, layer)
+    pil = as_pil(image)
+    x = handle.preprocess(pil)
+    target_index = None if target is None else handle.class_index(target)
+    if target_index is None and aug_smooth:
+        target_index = _top1(handle, x)  # the un-augmented image's top-1, for every augmentation
+    transforms = default_tta() if aug_smooth else None
+    batch = torch.cat([t.augment_image(x) for t in transforms]) if transforms else x
+
+    maps: dict[str, np.ndarray] = {}
+    timings: dict[str, float] = {}
+    layers = [handle.layers[n] for n in names]
+    shared_specs = [s for s in specs if s.shares_pass]
+    if shared_specs:
+        shared = run_shared_pass(
+            handle.module, layers, batch, target_index, {s.grads for s in shared_specs if s.grads}, lambda: guard(handle)
+        )
+        target_index = shared.target
+        timings.update(shared.timings)
+        extra = {
+            "model": GuardedModule(handle, handle.module),
+            "batch_size": batch_size,
+            "heads": {id(handle.layers[n]): handle.head(n) for n in names},
+            "guard": lambda: guard(handle),
+        }
+        for spec in shared_specs:
+            t0 = time.perf_counter()
+            cams = library_cam(spec, shared, layers, target_index, eigen_smooth, extra)
+            maps[spec.id] = _finish(cams, transforms)
+            timings[spec.id] = time.perf_counter() - t0
+    if target_index is None:
+        target_index = _top1(handle, x)
+    for spec in specs:
+        if spec.kind == OWN_PASS:
+            t0 = time.perf_counter()
+            maps[spec.id] = _fullgrad(handle, x, target_index, aug_smooth, eigen_smooth)
+            timings[spec.id] = time.perf_counter() - t0
+    if shared_specs and transforms is None:
+        probability = float(shared.logits.detach()[0].softmax(-1)[target_index])
+    else:
+        probability = _probability(handle, x, target_index)
+    timings["total"] = time.perf_counter() - started
+    return Explanation(
+        maps={s.id: maps[s.id] for s in specs},
+        target=target_index,
+        target_label=handle.categories[target_index],
+        target_probability=probability,
+        layers=tuple(names),
+        model=handle.name,
+        image=handle.display_image(pil),
+        timings=timings,
+        notes=tuple(_notes(handle, specs, names)),
+        options={"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth},
+    )
+
+
+def _method_specs(methods: Union[str, Sequence[str]]) -> list[MethodSpec]:
+    ids = methods.split(",") if isinstance(methods, str) else list(methods)
+    specs: list[MethodSpec] = []
+    for method_id in ids:
+        spec = get_method(str(method_id).strip().lower())
+        if spec not in specs:
+            specs.append(spec)
+    if not specs:
+        raise InvalidOptionError("Choose at least one method.")
+    return specs
+
+
+def _finish(cams: np.ndarray, transforms) -> np.ndarray:
+    cam = deaugment_mean(cams, transforms) if transforms is not None else cams
+    return np.clip(np.float32(cam[0]), 0.0, 1.0)
+
+
+def _fullgrad(handle: ModelHandle, x: torch.Tensor, target: int, aug_smooth: bool, eigen_smooth: bool) -> np.ndarray:
+    """FullGrad runs its own pass (input and every bias gradient); its hooks are removed in
+    `finally` (the library's `__exit__` would swallow IndexErrors, so it is not used)."""
+    with guard(handle):
+        cam = FullGrad(handle.module, [])
+        try:
+            result = cam(x, [ClassifierOutputTarget(target)], aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
+        finally:
+            cam.activations_and_grads.release()
+    return np.clip(np.float32(result[0]), 0.0, 1.0)
+
+
+def _top1(handle: ModelHandle, x: torch.Tensor) -> int:
+    with guard(handle), torch.inference_mode():
+        return int(handle.module(x)[0].argmax())
+
+
+def _probability(handle: ModelHandle, x: torch.Tensor, target: int) -> float:
+    with guard(handle), torch.inference_mode():
+        return float(handle.module(x).softmax(-1)[0, target])
+
+
+def _notes(handle: ModelHandle, specs: list[MethodSpec], names: list[str]) -> list[str]:
+    notes: list[str] = []
+    ids = [s.id for s in specs]
+    same = [m for m in GAP_IDENTICAL if m in ids]
+    if len(same) > 1 and all(n in handle.spec.gap_linear_layers for n in names):
+        notes.append(
+            f"{' = '.join(same)} are identical by construction at {names[0]}: its head is global average "
+            "pooling + a linear layer, so the gradient is the same at every location."
+        )
+    if "fullgrad" in ids:
+        notes.append("fullgrad ignores the target layer: it sums the input gradient and every bias gradient.")
+    if "shapleycam" in ids:
+        notes.append("shapleycam uses the ReST target (logit minus cross-entropy), as its paper proposes.")
+    agnostic = [m for m in ("eigencam", "kpcacam") if m in ids]
+    if agnostic:
+        notes.append(f"{', '.join(agnostic)} ignore the target class: they show the activations' main component.")
+    return notes

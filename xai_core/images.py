@@ -1,0 +1,98 @@
+"""Decoding user images into RGB `PIL.Image`s: Pillow does the decoding and EXIF; we add the checks."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InvalidImageError
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO, Image.Image]
+
+#: Images with more pixels than this are refused as possible decompression bombs.
+MAX_PIXELS = 64_000_000
+#: Transparent pixels are put on this neutral grey before the model sees them.
+BACKGROUND = (128, 128, 128)
+
+
+def load_image(source: ImageSource) -> Image.Image:
+    """Return `source` (path, bytes, binary file object or PIL image) as an RGB `PIL.Image`.
+
+    EXIF orientation is applied, the first frame of an animation is used, transparency is put on
+    a neutral grey. Raises `InvalidImageError` (a `ValueError`) for anything that is not a
+    decodable raster image, decompression bombs included.
+    """
+    if isinstance(source, Image.Image):
+        return _to_rgb(source)
+    stream = _open_stream(source)
+    try:
+        with Image.open(stream) as img:
+            _check_size(img.size)
+            img.seek(0)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return _to_rgb(img)
+    except InvalidImageError:
+        raise
+    except Image.DecompressionBombError as err:
+        raise InvalidImageError(f"The image is too large to decode safely ({err}).") from None
+    except UnidentifiedImageError:
+        raise InvalidImageError(
+            "This file is not an image we can read; use a PNG, JPEG, WebP, BMP, GIF or TIFF photo."
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError) as err:
+        raise InvalidImageError(f"The image file is damaged or truncated and cannot be decoded ({err}).") from None
+
+
+def _open_stream(source: ImageSource) -> BinaryIO:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise InvalidImageError("The file is empty; choose an image file.")
+        return io.BytesIO(bytes(source))
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise InvalidImageError(f"No image file at {path!r}; check the path.")
+        if os.path.getsize(path) == 0:
+            raise InvalidImageError(f"The file {path!r} is empty; choose an image file.")
+        with open(path, "rb") as fh:
+            return io.BytesIO(fh.read())
+    if hasattr(source, "read"):
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise InvalidImageError("The file object must be opened in binary mode.")
+        return _open_stream(bytes(data))
+    raise InvalidImageError(f"Cannot read an image from a {type(source).__name__}; pass a path, bytes or a file.")
+
+
+def _check_size(size: tuple[int, int]) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise InvalidImageError("The image has no pixels.")
+    if width * height > MAX_PIXELS:
+        raise InvalidImageError(
+            f"The image is too large to decode safely ({width}x{height} pixels; "
+            f"the limit is {MAX_PIXELS // 1_000_000} megapixels)."
+        )
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB (Pillow's `convert` clips 16-bit and float data, so
+    those are rescaled here by hand)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        finite = arr[np.isfinite(arr)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        scaled = np.nan_to_num((arr - lo) / (hi - lo if hi > lo else 1.0)) * 255.0
+        img = Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        img = Image.alpha_composite(background, rgba)
+    return img.convert("RGB")

@@ -1,0 +1,30 @@
+"""`predict`: the model's top-k classes for an image."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from ._common import as_pil, guard
+from .errors import InvalidOptionError
+from .images import ImageSource
+from .models import ModelHandle
+
+
+class Prediction(NamedTuple):
+    index: int
+    label: str
+    probability: float
+
+
+def predict(handle: ModelHandle, image: ImageSource, top_k: int = 5) -> list[Prediction]:
+    """The `top_k` most probable classes as `(index, label, probability)` tuples, best first.
+    Raises `InvalidImageError` for an unreadable image."""
+    if not 1 <= int(top_k) <= len(handle.categories):
+        raise InvalidOptionError(f"top_k must be between 1 and {len(handle.categories)}.")
+    x = handle.preprocess(as_pil(image))
+    with guard(handle), torch.inference_mode():
+        probs = handle.module(x).softmax(-1)[0].float().cpu()
+    values, indices = probs.topk(int(top_k))
+    return [Prediction(int(i), handle.categories[int(i)], float(v)) for v, i in zip(values, indices)]

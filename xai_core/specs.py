@@ -1,0 +1,87 @@
+"""The model registry: `ModelSpec` records (torchvision `WeightsEnum` / timm registry style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
+
+from torch import nn
+
+from ._registry import Registry
+
+
+@dataclass(frozen=True)
+class WeightsRecord:
+    """One set of pretrained weights: where they live, and the metadata travelling with them."""
+
+    tag: str
+    #: Download URL (torchvision's, hash-checked) or None for weights bundled in a package.
+    url: Optional[str]
+    #: Path of a bundled weights file (a callable, so importing the spec costs nothing).
+    bundled_file: Optional[Callable[[], str]]
+    #: Factory of the preprocessing the weights were trained with (a torchvision transform).
+    transforms: Callable[[], nn.Module]
+    #: Callable returning the 1000 class labels, from torchvision's weights metadata.
+    categories: Callable[[], list[str]]
+    #: The torchvision weights enum member, when there is one (used for its hash-checked download).
+    torchvision_weights: object = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything `load_model` needs to build, load and explain one architecture."""
+
+    name: str
+    title: str
+    #: Builds the architecture with random weights.
+    build: Callable[[], nn.Module]
+    weights: Mapping[str, WeightsRecord]
+    default_weights: str
+    #: Selectable target layers, in forward order (names of top-level children of the module).
+    layer_names: tuple[str, ...]
+    default_layer: str
+    #: head(module, layer) -> module mapping that layer's activations to logits.
+    head: Callable[[nn.Module, str], nn.Module]
+    #: Layers whose head is global average pooling followed by a linear layer (Grad-CAM ==
+    #: HiResCAM there by construction).
+    gap_linear_layers: frozenset[str] = field(default_factory=frozenset)
+    #: Turns a state dict of the original checkpoint into one for `build()`'s module.
+    adapt_state_dict: Callable[[dict], dict] = lambda sd: sd
+
+    def weights_record(self, tag: Optional[str] = None) -> WeightsRecord:
+        return self.weights[tag or self.default_weights]
+
+
+_MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def register_model(factory: Callable[[], ModelSpec]) -> Callable[[], ModelSpec]:
+    """Decorator: register the `ModelSpec` returned by `factory` under its own name."""
+    spec = factory()
+    _MODELS.register(spec.name, spec)
+    return factory
+
+
+def list_models() -> list[str]:
+    """Names of the registered models (without the virtual `auto`)."""
+    return _MODELS.names()
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The `ModelSpec` registered as `name`; raises `UnknownNameError`."""
+    return _MODELS.get(name)
+
+
+def children_after(module: nn.Module, layer: str) -> nn.Sequential:
+    """The top-level children of `module` after `layer`, as a Sequential, with a Flatten inserted
+    before the first Linear (torchvision classifiers flatten inside `forward`)."""
+    names = [name for name, _ in module.named_children()]
+    if layer not in names:
+        raise KeyError(layer)
+    tail: list[nn.Module] = []
+    for _, child in list(module.named_children())[names.index(layer) + 1:]:
+        if isinstance(child, nn.Linear) and not any(isinstance(m, nn.Flatten) for m in tail):
+            tail.append(nn.Flatten(1))
+        tail.append(child)
+    return nn.Sequential(*tail)
+
