@@ -1,0 +1,88 @@
+"""Every map equals pytorch-grad-cam's for the same model, layer and target (the oracle)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pytorch_grad_cam import (
+    AblationCAM, EigenCAM, EigenGradCAM, FinerCAM, FullGrad, GradCAM, GradCAMElementWise,
+    GradCAMPlusPlus, HiResCAM, KPCA_CAM, LayerCAM, ScoreCAM, ShapleyCAM, XGradCAM,
+)
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST, ClassifierOutputTarget
+
+import xai_core
+from conftest import no_hooks_left
+
+# Written out independently of xai_core's registry, so a wrong mapping there is caught.
+ORACLE = {
+    "gradcam": GradCAM, "hirescam": HiResCAM, "gradcam++": GradCAMPlusPlus, "xgradcam": XGradCAM,
+    "layercam": LayerCAM, "eigencam": EigenCAM, "eigengradcam": EigenGradCAM,
+    "gradcamelementwise": GradCAMElementWise, "kpcacam": KPCA_CAM, "scorecam": ScoreCAM,
+    "ablationcam": AblationCAM, "fullgrad": FullGrad, "shapleycam": ShapleyCAM, "finercam": FinerCAM,
+}
+TOL = 1e-5
+
+
+def library_map(handle, method, layers, x, target, aug_smooth=False, eigen_smooth=False):
+    """pytorch-grad-cam's own map, with its hooks released afterwards."""
+    modules = [] if method == "fullgrad" else [handle.layers[n] for n in layers]
+    cam = ORACLE[method](handle.module, modules)
+    try:
+        if method in ("scorecam", "ablationcam"):
+            cam.batch_size = 64
+        if method == "finercam":
+            return cam(x, targets=None, eigen_smooth=eigen_smooth, target_idx=target)[0]
+        target_fn = ClassifierOutputReST(target) if method == "shapleycam" else ClassifierOutputTarget(target)
+        return cam(x, [target_fn], aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)[0]
+    finally:
+        (cam.base_cam if method == "finercam" else cam).activations_and_grads.release()
+
+
+def test_registry_is_the_library_list():
+    assert xai_core.list_methods() == list(ORACLE)
+
+
+@pytest.fixture(scope="module", params=["layer4", "layer3"])
+def all_maps(request, random_resnet, cat_path):
+    """One `explain` call with every method at the layer."""
+    return request.param, xai_core.explain(random_resnet, cat_path, methods=list(ORACLE), layer=request.param)
+
+
+@pytest.mark.parametrize("method", list(ORACLE))
+def test_every_method_matches_library(all_maps, random_resnet, cat_path, method):
+    layer, result = all_maps
+    x = random_resnet.preprocess(xai_core.load_image(cat_path))
+    expected = library_map(random_resnet, method, [layer], x, result.target)
+    ours = result.maps[method]
+    assert ours.dtype == np.float32 and ours.shape == expected.shape == (64, 64)
+    assert 0.0 <= ours.min() and ours.max() <= 1.0
+    assert np.abs(ours - expected).max() <= TOL, f"{method} at {layer}"
+    assert no_hooks_left(random_resnet.module)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "hirescam", "layercam", "eigengradcam", "gradcam++"])
+@pytest.mark.parametrize("aug_smooth,eigen_smooth", [(True, False), (False, True), (True, True)])
+def test_smoothing_options_match_library(random_resnet, cat_path, method, aug_smooth, eigen_smooth):
+    result = xai_core.explain(random_resnet, cat_path, methods=[method], layer="layer3",
+                              target=281, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
+    x = random_resnet.preprocess(xai_core.load_image(cat_path))
+    expected = library_map(random_resnet, method, ["layer3"], x, 281, aug_smooth, eigen_smooth)
+    assert np.abs(result.maps[method] - expected).max() <= TOL
+
+
+@pytest.mark.parametrize("method", ["gradcam", "layercam", "eigencam", "ablationcam"])
+def test_fused_layers_match_library(random_resnet, cat_path, method):
+    result = xai_core.explain(random_resnet, cat_path, methods=[method], layer="layer2,layer3", target=7)
+    x = random_resnet.preprocess(xai_core.load_image(cat_path))
+    expected = library_map(random_resnet, method, ["layer2", "layer3"], x, 7)
+    assert result.layers == ("layer2", "layer3")
+    assert np.abs(result.maps[method] - expected).max() <= TOL
+
+
+def test_gradcam_equals_hirescam_at_layer4_only(random_resnet, cat_path):
+    at4 = xai_core.explain(random_resnet, cat_path, methods=["gradcam", "hirescam"], layer="layer4")
+    at3 = xai_core.explain(random_resnet, cat_path, methods=["gradcam", "hirescam"], layer="layer3")
+    assert np.abs(at4.maps["gradcam"] - at4.maps["hirescam"]).max() == 0.0
+    assert any("identical by construction" in n for n in at4.notes)
+    assert np.abs(at3.maps["gradcam"] - at3.maps["hirescam"]).max() > 1e-3
+    assert not any("identical" in n for n in at3.notes)
