@@ -21,6 +21,7 @@ def test_the_eight_classic_methods_share_one_pass():
 
 def test_one_forward_one_backward_stopping_at_the_target_layer(random_resnet, cat_path, monkeypatch):
     module = random_resnet.module
+    module.zero_grad(set_to_none=True)  # the library's own backward (other tests) fills .grad
     forwards, earlier_backwards = [], []
     h1 = module.register_forward_pre_hook(lambda m, i: forwards.append(1))
     h2 = module.layer3.register_full_backward_hook(lambda m, gi, go: earlier_backwards.append(1))

@@ -1,8 +1,10 @@
 """xai_core: explain the decisions of ImageNet image classifiers (CAM family, DFF) with
 pytorch-grad-cam's formulas. Plain Python: no Streamlit; numpy out, torch kept inside."""
 
+from .cost import Cost, estimate_cost
 from .dff import Factorization, factorize
 from .errors import (
+    Cancelled,
     InvalidImageError,
     InvalidOptionError,
     InvalidWeightsError,
@@ -18,6 +20,9 @@ from .predict import Prediction, predict
 from .specs import ModelSpec, get_model_spec, list_models
 
 __all__ = [
+    "Cancelled",
+    "Cost",
+    "estimate_cost",
     "Explanation",
     "Factorization",
     "InvalidImageError",

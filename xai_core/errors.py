@@ -28,3 +28,7 @@ class UnknownNameError(XAIError, KeyError):
 
 class InvalidOptionError(XAIError, ValueError):
     """An option value out of range (n_components, top_k, target index...)."""
+
+
+class Cancelled(XAIError):
+    """A long computation was cancelled through its progress callback."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -52,11 +52,16 @@ def explain(
     aug_smooth: bool = False,
     eigen_smooth: bool = False,
     batch_size: int = 32,
+    progress: Optional[Callable[[str, int, int], Optional[bool]]] = None,
+    options: Optional[dict] = None,
 ) -> Explanation:
     """Compute the maps of `methods` (ids from `list_methods()`) for class `target` (index or label;
     default top-1) at `layer` (a name, a comma list or a sequence: several layers are fused as
     pytorch-grad-cam does). Every method except FullGrad shares one forward pass, and every gradient
-    method one backward pass to the target layer. Raises `InvalidImageError`, `UnknownNameError`."""
+    method one backward pass to the target layer. `progress(method, done, total)` is called by the
+    perturbation methods after each batch; returning False cancels (raises `Cancelled`).
+    `options` overrides method attributes, e.g. {"fastscorecam": {"top_k": 32}}.
+    Raises `InvalidImageError`, `UnknownNameError`, `InvalidOptionError`, `Cancelled`."""
     started = time.perf_counter()
     specs = _method_specs(methods)
     names = layer_names(handle, layer)
@@ -82,11 +87,13 @@ def explain(
             "model": GuardedModule(handle, handle.module),
             "batch_size": batch_size,
             "heads": {id(handle.layers[n]): handle.head(n) for n in names},
+            "gap_heads": {id(handle.layers[n]) for n in names if n in handle.spec.gap_linear_layers},
             "guard": lambda: guard(handle),
         }
         for spec in shared_specs:
             t0 = time.perf_counter()
-            cams = library_cam(spec, shared, layers, target_index, eigen_smooth, extra)
+            attrs = {**extra, **(options or {}).get(spec.id, {}), "progress": _bind(progress, spec.id)}
+            cams = library_cam(spec, shared, layers, target_index, eigen_smooth, attrs)
             maps[spec.id] = _finish(cams, transforms)
             timings[spec.id] = time.perf_counter() - t0
     if target_index is None:
@@ -113,6 +120,10 @@ def explain(
         notes=tuple(_notes(handle, specs, names)),
         options={"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth},
     )
+
+
+def _bind(progress, method_id: str):
+    return None if progress is None else (lambda done, total: progress(method_id, done, total))
 
 
 def _method_specs(methods: Union[str, Sequence[str]]) -> list[MethodSpec]:

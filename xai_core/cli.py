@@ -1,0 +1,184 @@
+"""Command-line interface: `python -m xai_core cam ...` and `python -m xai_core dff ...`, the
+successors of the original project's `cam.py` and `dff.py`.
+
+Errors a user can cause print one `error: ...` line on stderr and exit with status 2. With `--json`
+the only thing on stdout is one JSON object (library prints are sent to stderr)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import render
+from .dff import MAX_COMPONENTS, factorize
+from .errors import XAIError
+from .explain import explain
+from .images import load_image
+from .methods import list_methods
+from .models import AUTO, load_model
+from .predict import predict
+from .specs import list_models
+
+USAGE_ERROR = 2
+DEFAULT_COMPONENTS = inspect.signature(factorize).parameters["n_components"].default
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one `error: ...` line (status 2, as argparse's)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(USAGE_ERROR, f"error: {message} (see `{self.prog} --help`).\n")
+
+
+def _methods(text: str) -> list[str]:
+    """argparse type of --method: one id, a comma list, or `all`, checked against `list_methods()`."""
+    ids = [t.strip().lower() for t in text.split(",") if t.strip()]
+    if ids == ["all"]:
+        return list_methods()
+    unknown = [i for i in ids if i not in list_methods()]
+    if unknown or not ids:
+        raise argparse.ArgumentTypeError(
+            f"unknown method {(unknown or [text])[0]!r}; choose all, or one or more of: {', '.join(list_methods())}"
+        )
+    return list(dict.fromkeys(ids))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m xai_core` with its `cam` and `dff` subcommands (model and method
+    choices come from the registries)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--img", required=True, help="input image (PNG, JPEG, WebP, ...)")
+    common.add_argument("--output", help="output PNG (default: <image stem>_<method>.png)")
+    common.add_argument("--output-dir", help="folder for the output PNGs")
+    common.add_argument("--model", default=AUTO, choices=[AUTO] + list_models(), help="model (default: %(default)s)")
+    common.add_argument("--weights", default="DEFAULT", help="weights tag (e.g. IMAGENET1K_V1) or a state-dict file")
+    common.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
+    common.add_argument("--json", action="store_true", help="print a JSON summary on stdout (and nothing else)")
+
+    parser = _Parser(prog="python -m xai_core", description="Explain ImageNet classifiers' decisions.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,bench}", parser_class=_Parser)
+    cam = sub.add_parser("cam", parents=[common], help="class activation maps (Grad-CAM, HiResCAM, ...)")
+    cam.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
+                     help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
+    cam.add_argument("--layer", help="target layer, or a comma list of layers to fuse (default: the model's)")
+    cam.add_argument("--target", help="class index or ImageNet class name (default: the top-1 class)")
+    cam.add_argument("--aug-smooth", action="store_true", help="average over flipped/scaled copies")
+    cam.add_argument("--eigen-smooth", action="store_true", help="keep the first principal component")
+    dff = sub.add_parser("dff", parents=[common], help="deep feature factorization into labelled concepts")
+    dff.add_argument("--n-components", "--n_components", dest="n_components", type=int, default=DEFAULT_COMPONENTS,
+                     help=f"number of concepts, 1 to {MAX_COMPONENTS} (default: %(default)s)")
+    dff.add_argument("--layer", help="layer to factorize (default: the model's)")
+    dff.add_argument("--top-k", type=int, default=2, help="labels shown per concept (default: %(default)s)")
+    bench = sub.add_parser("bench", help="time xai_core against pytorch-grad-cam and print a table")
+    bench.add_argument("--model", default="resnet50", choices=list_models())
+    bench.add_argument("--layer", help="target layer (default: the model's)")
+    bench.add_argument("--img", default=None, help="image (default: the cat sample)")
+    bench.add_argument("--quick", action="store_true", help="perturbation methods on a 48 px input (under a minute)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the CLI on `argv` (default: `sys.argv[1:]`); returns the exit status (0, or 2 after one
+    `error:` line on stderr). Usage errors and --help raise `SystemExit` from argparse, as usual."""
+    args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        from . import bench
+
+        bench.run(model=args.model, layer=args.layer, quick=args.quick, image=args.img or str(bench.SAMPLE))
+        return 0
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # pytorch-grad-cam warns with print()
+            summary = _run_cam(args) if args.command == "cam" else _run_dff(args)
+    except XAIError as err:
+        return _fail(str(err))
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for path in summary["outputs"]:
+            print(f"wrote {path}")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    return USAGE_ERROR
+
+
+def _load(args: argparse.Namespace):
+    image = load_image(args.img)  # a bad image fails before the (slower) model load
+    handle = load_model(args.model, weights=args.weights, device=args.device)
+    if handle.notice:
+        print("note: " + " ".join(handle.notice.split()), file=sys.stderr)
+    top = predict(handle, image, top_k=1)[0]
+    return image, handle, {
+        "model": handle.name,
+        "weights_source": handle.weights_source,
+        "notice": handle.notice,
+        "prediction": {"index": top.index, "label": top.label, "score": top.probability},
+    }
+
+
+def _run_cam(args: argparse.Namespace) -> dict:
+    image, handle, summary = _load(args)
+    result = explain(handle, image, args.method, target=args.target, layer=args.layer,
+                     aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
+    paths = _output_paths(args, args.method)
+    outputs = [_save(render.build_cam_picture(result, m), paths[m]) for m in args.method]
+    return {
+        **summary,
+        "target": {"index": result.target, "label": result.target_label, "score": result.target_probability},
+        "methods": list(args.method),
+        "layers": list(result.layers),
+        "timings": result.timings,
+        "notes": list(result.notes),
+        "outputs": outputs,
+    }
+
+
+def _run_dff(args: argparse.Namespace) -> dict:
+    image, handle, summary = _load(args)
+    result = factorize(handle, image, n_components=args.n_components, layer=args.layer, top_k=args.top_k)
+    output = _save(render.build_dff_picture(result), _output_paths(args, ["dff"])["dff"])
+    components = [
+        [{"index": int(i), "label": label, "score": score} for i, (label, score) in zip(indices, labels)]
+        for indices, labels in zip(result.label_indices, result.labels)
+    ]
+    return {
+        **summary,
+        "target": None,  # DFF is class-agnostic
+        "methods": ["dff"],
+        "layers": [result.layer],
+        "timings": result.timings,
+        "components": components,
+        "outputs": [output],
+    }
+
+
+def _output_paths(args: argparse.Namespace, names: Sequence[str]) -> dict[str, str]:
+    """One output path per method: `--output` for a single method (moved into `--output-dir` if
+    given), else `<dir>/<stem>_<method>.png` (dir: --output-dir, or --output's folder, or the
+    current one; stem: --output's, or the image's)."""
+    if len(names) == 1 and args.output:
+        return {names[0]: str(Path(args.output_dir) / Path(args.output).name) if args.output_dir else args.output}
+    output = Path(args.output) if args.output else None
+    folder = Path(args.output_dir) if args.output_dir else (output.parent if output else Path("."))
+    stem = output.stem if output else Path(args.img).stem
+    return {name: str(folder / f"{stem}_{name}.png") for name in names}
+
+
+def _save(picture, path: str) -> str:
+    try:
+        return render.save(picture, path)
+    except (OSError, ValueError) as err:
+        raise _OutputError(f"Cannot write {path!r} ({err}); choose a writable .png path.") from None
+
+
+class _OutputError(XAIError):
+    """The output picture could not be written."""

@@ -1,0 +1,111 @@
+"""Cost model: what each method costs, in passes and estimated seconds, before it runs."""
+
+from __future__ import annotations
+
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import torch
+
+from ._common import LayerArg, guard, layer_names
+from .engine import default_tta, recording
+from .methods import get_method
+from .models import ModelHandle
+
+#: A method costing more than this many times a Grad-CAM is "slow": the UI warns and shows progress.
+SLOW_FACTOR = 3.0
+#: The shared pass (forward + backward to the target layer) in forward-pass equivalents.
+SHARED_PASS = 1.2
+#: Batch size of the calibration pass that times batched (per-channel) forwards.
+_CAL_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Estimated cost of one method beyond the shared pass: `passes` in forward-pass equivalents of
+    the full network, `seconds` on this machine, `slow` when above SLOW_FACTOR x a Grad-CAM."""
+
+    method: str
+    passes: float
+    seconds: float
+    slow: bool
+    detail: str
+
+
+@dataclass
+class _Calibration:
+    forward_s: float  # one single-image forward
+    batched_s: float  # one image of a batched forward
+    channels: dict  # layer -> channels
+    activations: dict  # layer -> activations of a zero image (to time heads)
+    head_s: dict = field(default_factory=dict)  # layer -> per-sample seconds of its head, batched
+
+
+_CALIBRATIONS: "weakref.WeakKeyDictionary[torch.nn.Module, _Calibration]" = weakref.WeakKeyDictionary()
+
+
+def estimate_cost(
+    handle: ModelHandle,
+    methods: Union[str, Sequence[str]],
+    layer: LayerArg = None,
+    *,
+    aug_smooth: bool = False,
+    options: Optional[dict] = None,
+) -> dict[str, Cost]:
+    """Cost of each method for `handle` at `layer` (and "shared pass", the one forward/backward all
+    shared methods use), from one timed calibration per model, cached. Raises `UnknownNameError`."""
+    ids = methods.split(",") if isinstance(methods, str) else list(methods)
+    specs = [get_method(m.strip()) for m in ids]
+    names = layer_names(handle, layer)
+    cal = _calibration(handle, names)
+    copies = len(default_tta()) if aug_smooth else 1
+    gradcam_s = SHARED_PASS * cal.forward_s
+    channels = sum(cal.channels[n] for n in names)
+    costs = {"shared pass": Cost("shared pass", SHARED_PASS * copies, gradcam_s * copies, False,
+                                 "one forward, and one backward to the target layer, shared by the methods")}
+    for spec in specs:
+        passes, seconds = spec.extra_passes, spec.extra_passes * cal.forward_s
+        detail = "computed from the shared pass" if not passes else f"about {passes:g} extra passes"
+        if spec.per_channel == "network":
+            n = min(int({**spec.attrs, **(options or {}).get(spec.id, {})}.get("top_k") or channels), channels)
+            passes, seconds = passes + n, seconds + n * cal.batched_s
+            detail = f"{n} forward passes of the full network, one per channel"
+        elif spec.per_channel == "head":
+            head_s = sum(cal.head_s[n] for n in names)
+            passes, seconds = passes + channels * head_s / cal.batched_s, seconds + channels * head_s
+            gap = all(n in handle.spec.gap_linear_layers for n in names)
+            detail = (f"{channels} evaluations of the linear head, one per channel" if gap
+                      else f"{channels} passes through the layers after {'+'.join(names)}, one per channel")
+        passes, seconds = passes * copies, seconds * copies
+        costs[spec.id] = Cost(spec.id, passes, seconds, seconds > SLOW_FACTOR * gradcam_s, detail)
+    return costs
+
+
+def _calibration(handle: ModelHandle, names: list[str]) -> _Calibration:
+    cal = _CALIBRATIONS.get(handle.module)
+    if cal is None:
+        size = handle.transforms.crop_size[0]
+        x = torch.zeros(_CAL_BATCH, 3, size, size, device=handle.device)
+        with guard(handle), recording(list(handle.layers.values()), start_graph=False) as acts, torch.inference_mode():
+            handle.module(x[:1])  # warm-up
+            t0 = time.perf_counter()
+            handle.module(x[:1])
+            forward_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            handle.module(x)
+            batched_s = (time.perf_counter() - t0) / _CAL_BATCH
+        cal = _Calibration(forward_s, batched_s, {n: int(a.shape[1]) for n, a in zip(handle.layers, acts)},
+                           {n: a.detach() for n, a in zip(handle.layers, acts)})
+        _CALIBRATIONS[handle.module] = cal
+    for name in names:
+        if name not in cal.head_s:
+            head, acts = handle.head(name), cal.activations[name]
+            with guard(handle), torch.inference_mode():
+                if name in handle.spec.gap_linear_layers:  # HeadAblationCAM pools first
+                    head, acts = head[1:], head[0](acts)
+                t0 = time.perf_counter()
+                head(acts)
+                cal.head_s[name] = (time.perf_counter() - t0) / _CAL_BATCH
+    return cal
