@@ -158,3 +158,8 @@ def test_pretrained_predictions_mean_something(lite, cat_path, coffee_path):
     assert probs == sorted(probs, reverse=True)
     with pytest.raises(xai_core.InvalidOptionError):
         xai_core.predict(lite, coffee_path, top_k=0)
+
+
+def test_foreign_weights_tag_is_named_not_treated_as_a_path():
+    with pytest.raises(xai_core.UnknownNameError, match="IMAGENET1K"):
+        xai_core.load_model("efficientnet_lite0", weights="IMAGENET1K_V1")

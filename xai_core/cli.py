@@ -128,7 +128,7 @@ def _load(args: argparse.Namespace):
 def _run_cam(args: argparse.Namespace) -> dict:
     image, handle, summary = _load(args)
     result = explain(handle, image, args.method, target=args.target, layer=args.layer,
-                     aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth)
+                     aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth, progress=_ProgressBar())
     paths = _output_paths(args, args.method)
     outputs = [_save(render.build_cam_picture(result, m), paths[m]) for m in args.method]
     return {
@@ -159,6 +159,24 @@ def _run_dff(args: argparse.Namespace) -> dict:
         "components": components,
         "outputs": [output],
     }
+
+
+class _ProgressBar:
+    """progress(method, done, total) callback drawing one text bar per slow method on stderr."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self._last: tuple[str, int] = ("", -1)
+
+    def __call__(self, method: str, done: int, total: int) -> None:
+        step = int(self.WIDTH * done / max(total, 1))
+        if (method, step) == self._last and done < total:
+            return
+        self._last = (method, step)
+        bar = "#" * step + "-" * (self.WIDTH - step)
+        sys.stderr.write(f"\r{method:>14} [{bar}] {done}/{total}" + ("\n" if done >= total else ""))
+        sys.stderr.flush()
 
 
 def _output_paths(args: argparse.Namespace, names: Sequence[str]) -> dict[str, str]:

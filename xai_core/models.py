@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -141,6 +142,10 @@ def _load(spec: ModelSpec, weights: Union[str, os.PathLike, None], device: torch
         record, source = spec.weights_record(), "random initialisation (no pretrained weights)"
     else:
         tagged = _is_tag(spec, weights)
+        if not tagged and re.fullmatch(r"[A-Z0-9_]+", str(weights)) and not os.path.exists(str(weights)):
+            raise UnknownNameError(
+                f"{spec.name} has no weights {weights!r}; use DEFAULT, {', '.join(spec.weights)} or a file path."
+            )
         tag = None if (not tagged or weights == DEFAULT_WEIGHTS) else str(weights)
         record = spec.weights_record(tag)
         loaded = resolve(spec, record, None if tagged else os.fspath(weights))
