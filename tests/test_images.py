@@ -109,3 +109,23 @@ def test_decompression_bomb_is_refused():
 def test_missing_path(tmp_path):
     with pytest.raises(xai_core.InvalidImageError, match="No image file"):
         xai_core.load_image(tmp_path / "missing.png")
+
+
+def test_very_large_images_are_downscaled_and_say_so():
+    from xai_core.images import WORK_PIXELS, downscaled_from
+
+    big = Image.new("RGB", (6000, 4000), (30, 120, 200))  # 24 MP
+    for fmt in ("JPEG", "PNG"):
+        out = xai_core.load_image(encode(big, fmt))
+        assert out.size[0] * out.size[1] <= WORK_PIXELS
+        assert abs(out.size[0] / out.size[1] - 1.5) < 0.01
+        assert downscaled_from(out) == (6000, 4000)
+    assert downscaled_from(xai_core.load_image(encode(Image.new("RGB", (64, 48)), "PNG"))) is None
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3000, 24), (24, 3000), (60000, 1)])
+def test_extreme_shapes_are_explained(lite, size):
+    img = xai_core.load_image(encode(Image.new("RGB", size, (200, 120, 40)), "PNG"))
+    result = xai_core.explain(lite, img, ["gradcam", "eigencam"])
+    assert result.image.shape == (224, 224, 3)
+    assert all(np.isfinite(m).all() for m in result.maps.values())

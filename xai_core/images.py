@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO, Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -15,6 +15,11 @@ ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO, Image.Image]
 
 #: Images with more pixels than this are refused as possible decompression bombs.
 MAX_PIXELS = 64_000_000
+#: Larger images are downscaled (keeping their aspect) to at most this many pixels while decoding;
+#: the models only look at a 224-256 px crop, and this bounds memory per request.
+WORK_PIXELS = 16_000_000
+#: `image.info` key recording the original (width, height) of a downscaled image.
+DOWNSCALED_FROM = "xai_downscaled_from"
 #: Transparent pixels are put on this neutral grey before the model sees them.
 BACKGROUND = (128, 128, 128)
 
@@ -23,7 +28,8 @@ def load_image(source: ImageSource) -> Image.Image:
     """Return `source` (path, bytes, binary file object or PIL image) as an RGB `PIL.Image`.
 
     EXIF orientation is applied, the first frame of an animation is used, transparency is put on
-    a neutral grey. Raises `InvalidImageError` (a `ValueError`) for anything that is not a
+    a neutral grey; images over WORK_PIXELS are downscaled, and `image.info[DOWNSCALED_FROM]`
+    then holds the original size (see `downscaled_from`). Raises `InvalidImageError` (a `ValueError`) for anything that is not a
     decodable raster image, decompression bombs included.
     """
     if isinstance(source, Image.Image):
@@ -32,10 +38,19 @@ def load_image(source: ImageSource) -> Image.Image:
     try:
         with Image.open(stream) as img:
             _check_size(img.size)
+            original = img.size
+            scale = (WORK_PIXELS / (original[0] * original[1])) ** 0.5
+            target = (max(1, int(original[0] * scale)), max(1, int(original[1] * scale)))
+            if scale < 1:
+                img.draft("RGB", target)  # JPEG: decode at a reduced scale directly
             img.seek(0)
             img.load()
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
+            if scale < 1 and img.size[0] * img.size[1] > WORK_PIXELS:
+                img.thumbnail(target, Image.Resampling.LANCZOS)
+            img = _to_rgb(ImageOps.exif_transpose(img))
+            if scale < 1:
+                img.info[DOWNSCALED_FROM] = original
+            return img
     except InvalidImageError:
         raise
     except Image.DecompressionBombError as err:
@@ -46,6 +61,11 @@ def load_image(source: ImageSource) -> Image.Image:
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError, TypeError) as err:
         raise InvalidImageError(f"The image file is damaged or truncated and cannot be decoded ({err}).") from None
+
+
+def downscaled_from(image: Image.Image) -> Optional[tuple[int, int]]:
+    """The original (width, height) when `load_image` downscaled `image`, else None."""
+    return image.info.get(DOWNSCALED_FROM)
 
 
 def _open_stream(source: ImageSource) -> BinaryIO:

@@ -46,13 +46,13 @@ class ModelHandle:
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """The model's input for `image`: a float tensor [1, 3, H, W] on the model's device."""
-        return self.transforms(image).unsqueeze(0).to(self.device)
+        return self.transforms(_bounded_aspect(image)).unsqueeze(0).to(self.device)
 
     def display_image(self, image: Image.Image) -> np.ndarray:
         """`image` resized and cropped exactly as `preprocess` does, as uint8 RGB [H, W, 3]: the
         picture the maps are aligned with."""
         t = self.transforms
-        x = TF.pil_to_tensor(image)
+        x = TF.pil_to_tensor(_bounded_aspect(image))
         x = TF.resize(x, t.resize_size, interpolation=t.interpolation, antialias=t.antialias)
         x = TF.center_crop(x, t.crop_size)
         return x.permute(1, 2, 0).numpy().copy()
@@ -79,6 +79,24 @@ class ModelHandle:
             if label.lower() == wanted:
                 return i
         raise UnknownNameError(f"Unknown class {target!r}; give an ImageNet class name (e.g. 'tabby') or an index 0-999.")
+
+
+#: Images longer than this ratio are centre-cropped along their long side before preprocessing: the
+#: resize-then-centre-crop keeps only the centre anyway, and a 3000x1 strip would otherwise be resized
+#: to 768000x256 pixels.
+MAX_ASPECT = 4.0
+
+
+def _bounded_aspect(image: Image.Image) -> Image.Image:
+    w, h = image.size
+    if max(w, h) <= MAX_ASPECT * min(w, h):
+        return image
+    keep = int(MAX_ASPECT * min(w, h))
+    if w > h:
+        left = (w - keep) // 2
+        return image.crop((left, 0, left + keep, h))
+    top = (h - keep) // 2
+    return image.crop((0, top, w, top + keep))
 
 
 def default_device() -> torch.device:
