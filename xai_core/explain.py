@@ -180,5 +180,7 @@ def _notes(handle: ModelHandle, specs: list[MethodSpec], names: list[str]) -> li
         notes.append("shapleycam uses the ReST target (logit minus cross-entropy), as its paper proposes.")
     agnostic = [m for m in ("eigencam", "kpcacam") if m in ids]
     if agnostic:
-        notes.append(f"{', '.join(agnostic)} ignore the target class: they show the activations' main component.")
+        verb = "ignores" if len(agnostic) == 1 else "ignore"
+        notes.append(f"{' and '.join(agnostic)} {verb} the target class (class-agnostic: the main component of "
+                     "the activations).")
     return notes
