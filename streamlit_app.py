@@ -1,4 +1,85 @@
-"""Placeholder entry point; the dashboard comes with issue 3."""
+"""The dashboard's entry point: page router (st.navigation) and the shared sidebar (image + model).
+
+    XAI_OFFLINE=1 streamlit run streamlit_app.py
+"""
+
+from __future__ import annotations
+
 import streamlit as st
 
-st.title("Why did the classifier decide that?")
+import xai_core
+from pages import _panels as P
+from pages import _state as S
+
+st.set_page_config(page_title="Why did the classifier decide that?", page_icon=":material/visibility:",
+                   layout="wide")
+S.init_state()
+
+PAGES = [
+    st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
+    st.Page("pages/cam.py", title="Compare CAM methods", icon=":material/compare:"),
+    st.Page("pages/dff.py", title="Concepts (DFF)", icon=":material/category:"),
+]
+page = st.navigation(PAGES)
+
+
+def _model_picker() -> None:
+    names = [S.AUTO] + xai_core.list_models()
+    st.selectbox(
+        "Model", names, **S.bind(S.MODEL),
+        format_func=lambda n: "auto (best available)" if n == S.AUTO else xai_core.get_model_spec(n).title,
+        help="auto uses ResNet-50 when its weights are available, else the bundled EfficientNet-Lite0.",
+    )
+
+
+def _take_new_file(file, source: str) -> None:
+    """Validate an uploaded or camera file once (per file id) and make it the current image."""
+    ss = st.session_state
+    if file is None:  # nothing (left) in the widget: no error to show
+        ss[S.UPLOAD_ERROR] = None
+        return
+    if ss[S.UPLOAD_SEEN] == (source, file.file_id):
+        return
+    ss[S.UPLOAD_SEEN] = (source, file.file_id)
+    data = file.getvalue()
+    try:
+        S.thumbnail(S.digest_of(data), data)
+    except xai_core.XAIError as err:
+        ss[S.UPLOAD_ERROR] = f"{file.name}: {err}"
+        return
+    ss[S.UPLOAD_ERROR] = None
+    S.set_image(data, file.name)
+
+
+def _image_picker() -> None:
+    ss = st.session_state
+    source = st.segmented_control("Image", S.SOURCES, **S.bind(S.SOURCE), required=True) or ss[S.SOURCE]
+    samples, upload, _camera = S.SOURCES
+    if source == samples:
+        names = S.sample_names()
+        sample = st.selectbox("Sample photo", names, **S.bind(S.SAMPLE))
+        data = S.sample_bytes(sample)
+        if S.digest_of(data) != ss[S.IMAGE_DIGEST]:
+            S.set_image(data, sample)
+    elif source == upload:
+        file = st.file_uploader("Upload a photo", type=S.UPLOAD_TYPES, key="w:upload",
+                                help="JPEG, PNG, WebP, BMP, GIF or TIFF, up to 20 MB.")
+        _take_new_file(file, "upload")
+    else:
+        _take_new_file(st.camera_input("Take a photo", key="w:camera"), "camera")
+    if ss[S.UPLOAD_ERROR] and source != samples:
+        st.error(ss[S.UPLOAD_ERROR] + " The previous image is still in use.", icon=":material/error:")
+    digest, data, name = S.current_image()
+    try:
+        st.image(S.thumbnail(digest, data), caption=f"Current image: {name}", width="stretch")
+    except xai_core.XAIError as err:  # cannot happen for a validated image, but never show a traceback
+        st.error(str(err))
+
+
+with st.sidebar:
+    _model_picker()
+    _image_picker()
+
+handle, _ = P.load_active_model()
+P.model_banner(handle)
+page.run()

@@ -1,0 +1,151 @@
+"""UI pieces shared by the pages: the model banner, error handling around `xai_core` calls, the
+prediction panel with the target choice, a progress bar for slow methods and the report download.
+Widgets and layout only; computing goes through the cached wrappers in `_state`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
+
+import plotly.graph_objects as go
+import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+
+import xai_core
+from pages import _state as S
+from xai_core import figures
+
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": figures.PNG_EXPORT}
+
+
+def safe(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`call(*args, **kwargs)`, or None after showing an `xai_core` error's sentence with st.error."""
+    try:
+        return call(*args, **kwargs)
+    except xai_core.XAIError as err:
+        st.error(str(err), icon=":material/error:")
+        return None
+
+
+def load_active_model() -> tuple[xai_core.ModelHandle, str]:
+    """(handle, cache key) of the chosen model, also kept for this run's page (`active_model`).
+    A model that cannot be loaded (e.g. ResNet-50 offline) is reported with st.error and replaced
+    by `auto`; stops the app if even that fails."""
+    name = st.session_state[S.MODEL]
+    try:
+        handle = S.get_model(name)
+    except xai_core.XAIError as err:
+        if name == S.AUTO:
+            st.error(str(err), icon=":material/error:")
+            st.stop()
+        st.error(f"{err} Showing the automatic choice instead.", icon=":material/error:")
+        handle = safe(S.get_model, S.AUTO)
+        if handle is None:
+            st.stop()
+    st.session_state[S.ACTIVE] = (handle, S.model_key(handle))
+    return st.session_state[S.ACTIVE]
+
+
+def active_model() -> tuple[xai_core.ModelHandle, str]:
+    """(handle, cache key) loaded by the entry point in this run."""
+    return st.session_state[S.ACTIVE]
+
+
+def model_banner(handle: xai_core.ModelHandle) -> None:
+    """The always-visible line saying which model and weights are in use, and why."""
+    text = f"**Model:** {handle.spec.title} · **weights:** {handle.weights_source}"
+    if handle.notice:
+        st.info(text + f"  \n**Why this model:** {handle.notice}", icon=":material/memory:")
+    else:
+        st.success(text, icon=":material/memory:")
+
+
+def intro(text: str) -> None:
+    """The one sentence opening a page."""
+    st.markdown(text)
+
+
+def show_chart(fig: go.Figure, name: str, key: str) -> None:
+    """An interactive Plotly chart whose toolbar camera saves `name`.png."""
+    config = dict(PLOTLY_CONFIG, toImageButtonOptions=dict(figures.PNG_EXPORT, filename=name))
+    st.plotly_chart(fig, config=config, key=key, theme=None)
+
+
+def prediction_panel(handle: xai_core.ModelHandle, model: str) -> tuple[int, list]:
+    """Top-5 bars and the target choice (one of the top 5, or any class: "why not X?").
+    Returns (target class index, top-5 predictions); stops the page on a bad image."""
+    digest, data, _ = S.current_image()
+    result = safe(S.predict, handle, model, digest, data)
+    if result is None:
+        st.stop()
+    predictions, _ = result
+    ss = st.session_state
+    if ss[S.TARGET_FOR] != (digest, model):  # a new image or model: explain its top-1 again
+        ss[S.TARGET_FOR], ss[S.TARGET_RANK] = (digest, model), 0
+    left, right = st.columns([3, 2], gap="large")
+    with right:
+        options = list(range(len(predictions))) + [S.OTHER]
+        rank = st.radio(
+            "Explain which class?", options, **S.bind(S.TARGET_RANK),
+            format_func=lambda r: "Another class (why not X?)" if r == S.OTHER
+            else f"{predictions[r][1]} ({S.percent(predictions[r][2])})",
+        )
+        if rank == S.OTHER:
+            other = st.selectbox(
+                "Search all 1000 classes", range(len(handle.categories)), **S.bind(S.TARGET_OTHER),
+                format_func=lambda i: f"{handle.categories[i]} (#{i})",
+            )
+            target = int(other)
+        else:
+            target = int(predictions[rank][0])
+    with left:
+        highlight = rank if rank != S.OTHER else None
+        fig = figures.build_prediction_bars([(p[1], p[2]) for p in predictions], highlight=highlight)
+        show_chart(fig, "prediction", key="prediction_chart")
+    return target, predictions
+
+
+@contextmanager
+def progress(label: str, estimate_s: float) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar while the body runs; yields the `progress(method, done, total)` callback to
+    hand to xai_core. A helper thread draws the bar twice a second from the last report (or, until
+    one arrives, from the elapsed time against `estimate_s`), so the callback itself never calls st
+    inside a cached function (whose st calls would be replayed on every cache hit)."""
+    bar = st.progress(0.0, text=f"{label}: about {S.duration(estimate_s)}")
+    reported: list[tuple[int, int]] = []
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def tick() -> None:
+        while not stop.wait(0.5):
+            elapsed = time.monotonic() - started
+            if reported and reported[-1][1]:
+                done, total = reported[-1]
+                share, text = done / total, f"{label}: {done} of {total} ({elapsed:.0f} s)"
+            else:
+                share = min(0.97, elapsed / max(estimate_s, 0.1))
+                text = f"{label}: {elapsed:.0f} s of about {S.duration(estimate_s)}"
+            bar.progress(min(share, 1.0), text=text)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    add_script_run_ctx(thread, get_script_run_ctx())
+    thread.start()
+    try:
+        yield lambda method, done, total: reported.append((int(done), int(total)))
+    finally:
+        stop.set()
+        thread.join()
+        bar.empty()
+
+
+def report_button(title: str, figs: list[tuple[str, go.Figure]], settings: dict, notes: tuple = (),
+                  file_name: str = "report.html", key: Optional[str] = None) -> None:
+    """A download button for a self-contained HTML report; it is built only when clicked."""
+    st.download_button(
+        "Download HTML report", data=lambda: figures.report_html(title, figs, settings, notes),
+        file_name=file_name, mime="text/html", on_click="ignore", key=key,
+        icon=":material/download:", help="One self-contained HTML file (opens offline) with the image, "
+        "prediction, maps, settings and model. Each chart's camera icon saves it as PNG.",
+    )

@@ -1,0 +1,202 @@
+"""The dashboard's session-state keys and its cached wrappers around `xai_core`.
+
+Everything the pages share lives here: the permanent session-state keys (widget values are copied
+into them, so a choice survives a page change), `st.cache_resource` for the models and
+`st.cache_data` for predictions, maps and factorizations, keyed by the image's digest, the model key
+and the settings. The model handle is passed as `_handle` (not hashed); `model_key` stands for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+from PIL import ImageOps
+
+import xai_core
+from xai_core.models import AUTO
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES_DIR = ROOT / "assets" / "images"
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+SOURCES = ("Samples", "Upload", "Camera")
+FIRST_SAMPLE = "cat.png"
+#: The CAM page's default methods: they differ visibly at the layer before a GAP head.
+DEFAULT_METHODS = ("gradcam", "hirescam", "gradcam++", "layercam", "eigencam")
+#: Slow methods whose estimate is above this many seconds wait for the user's go-ahead; the others
+#: run at once, with their estimate and a progress bar.
+CONFIRM_ABOVE_S = 10.0
+
+# Permanent session-state keys (widget keys are "w:" + these, see `bind`).
+MODEL = "model"
+SOURCE = "image.source"
+SAMPLE = "image.sample"
+IMAGE_BYTES, IMAGE_NAME, IMAGE_DIGEST = "image.bytes", "image.name", "image.digest"
+UPLOAD_SEEN, UPLOAD_ERROR = "image.upload_seen", "image.error"
+TARGET_RANK, TARGET_OTHER, TARGET_FOR = "target.rank", "target.other", "target.for"
+CAM_METHODS, CAM_LAYER, AUG_SMOOTH, EIGEN_SMOOTH = "cam.methods", "cam.layer", "cam.aug_smooth", "cam.eigen_smooth"
+CAM_APPROVED = "cam.approved"
+OPACITY, COLORMAP, COLUMNS = "view.opacity", "view.colormap", "view.columns"
+DFF_N, DFF_LAYER = "dff.n_components", "dff.layer"
+ACTIVE = "run.model"  # (handle, model key) loaded by the entry point for the current run
+OTHER = "other"
+
+
+def ensure_entry_point() -> None:
+    """Rerun through streamlit_app.py when Streamlit ran a page file on its own (call it first).
+
+    With a pages/ folder beside the entry point, a fresh server whose first visitor opens a deep
+    link (e.g. /cam) runs that file in Streamlit's old pages-folder mode, without the entry point
+    (no state, no sidebar). st.navigation ends that mode only once the entry point has run; this
+    ends it and reruns, and the same URL then opens the same page through the router."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def sample_names() -> list[str]:
+    """File names of the sample photos in assets/images, sorted."""
+    return sorted(p.name for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+
+
+def init_state() -> None:
+    """Set every permanent key to its default once per session (`setdefault`)."""
+    ss = st.session_state
+    samples = sample_names()
+    first = FIRST_SAMPLE if FIRST_SAMPLE in samples else samples[0]
+    ss.setdefault(MODEL, AUTO)
+    ss.setdefault(SOURCE, SOURCES[0])
+    ss.setdefault(SAMPLE, first)
+    if IMAGE_BYTES not in ss:
+        set_image(sample_bytes(first), first)
+    ss.setdefault(UPLOAD_SEEN, None)
+    ss.setdefault(UPLOAD_ERROR, None)
+    ss.setdefault(TARGET_RANK, 0)
+    ss.setdefault(TARGET_OTHER, 0)
+    ss.setdefault(TARGET_FOR, None)
+    ss.setdefault(CAM_METHODS, list(DEFAULT_METHODS))
+    ss.setdefault(CAM_LAYER, None)
+    ss.setdefault(AUG_SMOOTH, False)
+    ss.setdefault(EIGEN_SMOOTH, False)
+    ss.setdefault(CAM_APPROVED, set())
+    ss.setdefault(OPACITY, 0.5)
+    ss.setdefault(COLORMAP, "Jet")
+    ss.setdefault(COLUMNS, 3)
+    ss.setdefault(DFF_N, 4)
+    ss.setdefault(DFF_LAYER, None)
+
+
+def bind(key: str) -> dict[str, Any]:
+    """Keyword arguments tying a widget to permanent `key` (Streamlit's documented pattern): the
+    widget key "w:" + key is loaded from `key` before every render, and its callback stores the
+    user's change back, so the value survives page changes. Use as `st.slider(..., **bind(KEY))`."""
+    st.session_state["w:" + key] = st.session_state[key]
+    return {"key": "w:" + key, "on_change": _store, "args": (key,)}
+
+
+def _store(key: str) -> None:
+    st.session_state[key] = st.session_state["w:" + key]
+
+
+def set_image(data: bytes, name: str) -> None:
+    """Make `data` the current image (its validity is checked by `check_image`)."""
+    ss = st.session_state
+    ss[IMAGE_BYTES], ss[IMAGE_NAME] = bytes(data), name
+    ss[IMAGE_DIGEST] = digest_of(data)
+
+
+def digest_of(data: bytes) -> str:
+    """The cache key of an image: a digest of its bytes."""
+    return hashlib.sha256(data).hexdigest()[:20]
+
+
+def current_image() -> tuple[str, bytes, str]:
+    """(digest, bytes, name) of the current image."""
+    ss = st.session_state
+    return ss[IMAGE_DIGEST], ss[IMAGE_BYTES], ss[IMAGE_NAME]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def sample_bytes(name: str) -> bytes:
+    """The bytes of sample photo `name`."""
+    return (SAMPLES_DIR / name).read_bytes()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def thumbnail(digest: str, _data: bytes, size: int = 160) -> np.ndarray:
+    """A square uint8 thumbnail (centre crop) of the image; raises `InvalidImageError` for a bad image."""
+    return np.asarray(ImageOps.fit(xai_core.load_image(_data), (size, size)))
+
+
+@st.cache_resource(show_spinner="Loading the model...")
+def get_model(name: str) -> xai_core.ModelHandle:
+    """The shared model handle for `name` ("auto" or a registered model); raises XAIError."""
+    return xai_core.load_model(name)
+
+
+def model_key(handle: xai_core.ModelHandle) -> str:
+    """Cache key standing for `handle`: the model name and where its weights came from."""
+    return f"{handle.name}|{handle.weights_source}"
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def predict(_handle, model: str, digest: str, _data: bytes, top_k: int = 5) -> tuple[list, float]:
+    """(top-k predictions, seconds); raises `InvalidImageError`."""
+    t0 = time.perf_counter()
+    predictions = xai_core.predict(_handle, _data, top_k=top_k)
+    return [tuple(p) for p in predictions], time.perf_counter() - t0
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def display_image(_handle, model: str, digest: str, _data: bytes) -> "np.ndarray":
+    """The resized, cropped picture the model sees (uint8 [H, W, 3]); raises `InvalidImageError`."""
+    return _handle.display_image(xai_core.load_image(_data))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def explain(_handle, model: str, digest: str, _data: bytes, methods: tuple[str, ...], target: int,
+            layer: str, aug_smooth: bool, eigen_smooth: bool, _progress=None) -> xai_core.Explanation:
+    """`xai_core.explain` for these settings, cached. `_progress(method, done, total)` is told
+    how far the perturbation methods are (it must not call st: see `_panels.progress`)."""
+    return xai_core.explain(_handle, _data, list(methods), target=target, layer=layer,
+                            aug_smooth=aug_smooth, eigen_smooth=eigen_smooth, progress=_progress)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def factorize(_handle, model: str, digest: str, _data: bytes, n_components: int, layer: str,
+              top_k: int = 3) -> xai_core.Factorization:
+    """`xai_core.factorize` for these settings, cached."""
+    return xai_core.factorize(_handle, _data, n_components=n_components, layer=layer, top_k=top_k)
+
+
+def cam_default_layer(handle: xai_core.ModelHandle) -> str:
+    """The last layer whose head is not pooling + linear: there Grad-CAM and HiResCAM differ."""
+    candidates = [n for n in handle.layers if n not in handle.spec.gap_linear_layers]
+    return candidates[-1] if candidates else handle.default_layer
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def costs(_handle, model: str, methods: tuple[str, ...], layer: str, aug_smooth: bool) -> dict:
+    """`xai_core.estimate_cost` (method id or "shared pass" -> `Cost`: passes, seconds, slow,
+    detail), from xai_core's one timed calibration per model."""
+    return xai_core.estimate_cost(_handle, list(methods), layer, aug_smooth=aug_smooth)
+
+
+def percent(p: float) -> str:
+    """'37.7%', or '3.1e-06' for probabilities too small to show as a percentage."""
+    return f"{p:.1%}" if p >= 0.001 else f"{p:.2g}"
+
+
+def duration(seconds: float) -> str:
+    """'850 ms', '2.4 s', '35 s' or '3.5 min'."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

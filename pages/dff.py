@@ -1,0 +1,60 @@
+"""DFF page: the image's features split into concepts, where each concept is, and what it means."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _panels as P
+from pages import _state as S
+from xai_core import figures
+
+S.ensure_entry_point()
+st.title("Concepts in the image (DFF)")
+P.intro(
+    "[Deep Feature Factorization (arXiv 1806.10206)](https://arxiv.org/abs/1806.10206) splits the network's "
+    "features into a few concepts with non-negative matrix factorization and shows where each concept is in "
+    "the photo; each concept is labelled by the classes the model's head gives it."
+)
+
+ss = st.session_state
+handle, model = P.active_model()
+digest, data, image_name = S.current_image()
+
+n_col, layer_col, opacity_col, cmap_col = st.columns([2, 1.2, 2, 1.2], gap="medium")
+n_components = n_col.slider("Number of concepts", 2, 10, **S.bind(S.DFF_N))
+if ss[S.DFF_LAYER] not in handle.layers:
+    ss[S.DFF_LAYER] = handle.default_layer
+layers = list(handle.layers)
+layer = layer_col.selectbox("Layer", layers, **S.bind(S.DFF_LAYER),
+                            help="Deeper layers give more semantic concepts; earlier ones, textures and parts.")
+opacity = opacity_col.slider("Heatmap opacity", 0.0, 1.0, step=0.05, **S.bind(S.OPACITY))
+cmap = cmap_col.selectbox("Colormap", figures.COLORSCALES, **S.bind(S.COLORMAP))
+
+with st.spinner("Factorizing the features...", show_time=True):
+    result = P.safe(S.factorize, handle, model, digest, data, int(n_components), layer)
+if result is None:
+    st.stop()
+
+overview_col, bars_col = st.columns([3, 2], gap="large")
+with overview_col:
+    st.subheader("Dominant concept per pixel")
+    overview = figures.build_dff_overview(result.image, result.heatmaps, result.labels, opacity=max(opacity, 0.3))
+    P.show_chart(overview, f"dff_{image_name.rsplit('.', 1)[0]}_overview", key="dff_overview")
+with bars_col:
+    st.subheader("What each concept means")
+    bars = figures.build_concept_bars(result.labels)
+    P.show_chart(bars, "dff_concepts", key="dff_bars")
+    st.caption(f"{n_components} concepts at {layer}, computed in {S.duration(result.timings['total'])} "
+               f"(NMF {S.duration(result.timings['nmf'])}).")
+
+st.subheader("Each concept's heatmap")
+components = figures.build_dff_components(result.image, result.heatmaps, result.labels, opacity=opacity,
+                                          colorscale=cmap, columns=min(5, n_components))
+P.show_chart(components, f"dff_{image_name.rsplit('.', 1)[0]}_components", key="dff_components")
+
+settings = {"model": f"{handle.spec.title}; weights: {handle.weights_source}", "image": image_name,
+            "layer": layer, "concepts": n_components, "colormap": cmap, "opacity": opacity}
+P.report_button(f"DFF concepts: {image_name}", [("Dominant concept per pixel", overview),
+                ("What each concept means", bars), ("Each concept's heatmap", components)], settings,
+                tuple([handle.notice] if handle.notice else []),
+                file_name=f"dff_report_{image_name.rsplit('.', 1)[0]}.html", key="dff_report")

@@ -1,0 +1,268 @@
+"""streamlit.testing AppTest for every page of the dashboard, with the bundled EfficientNet-Lite0."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit.testing.v1.app_test as app_test_module
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+import xai_core
+
+APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
+TIMEOUT = 180  # the first run loads the model
+
+
+def _run(at: AppTest) -> AppTest:
+    at.run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+class _NavigationPagesManager(PagesManager):
+    """AppTest builds a new PagesManager per run and resets `uses_pages_directory`, so with a
+    pages/ folder every rerun after the first executed only the page file (Streamlit's v1
+    multipage mode), skipping the entry point. A real server stops looking at pages/ once the
+    entry point has called st.navigation; this does the same."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
+    return _run(AppTest.from_file(str(APP), default_timeout=TIMEOUT))
+
+
+def _page(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"pages/{page}.py")
+    return _run(at)
+
+
+def _charts(at: AppTest) -> dict[str, dict]:
+    """The page's Plotly figures (as their JSON specs), by chart key."""
+    charts = {}
+    for element in at.get("plotly_chart"):
+        spec = json.loads(element.proto.spec)
+        charts[element.proto.id.split("-", 2)[-1] if "-" in element.proto.id else element.proto.id] = spec
+    return charts
+
+
+def _chart(at: AppTest, name: str) -> dict:
+    matches = [spec for key, spec in _charts(at).items() if key.endswith(name)]
+    assert len(matches) == 1, list(_charts(at))
+    return matches[0]
+
+
+def _heatmap_names(spec: dict) -> list[str]:
+    return [t["name"] for t in spec["data"] if t["type"] == "heatmap"]
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_start_page_renders(app: AppTest) -> None:
+    assert not _errors(app)
+    assert app.title[0].value == "Why did the classifier decide that?"
+    assert "1610.02391" in app.markdown[0].value and "1806.10206" in app.markdown[0].value
+    banner = app.info[0].value
+    assert "EfficientNet-Lite0" in banner and "Why this model" in banner  # offline: the bundled model, and why
+    bars = _chart(app, "prediction_chart")["data"][0]
+    assert len(bars["y"]) == 5 and "cat" in " ".join(bars["y"])
+    assert app.sidebar.image[0].captions == ["Current image: cat.png"]
+    assert len(app.main.image) == 7  # the gallery's 6 samples and the model's view
+
+
+def test_cam_page_renders_default_methods(app: AppTest) -> None:
+    _page(app, "cam")
+    assert not _errors(app)
+    assert "2011.08891" in app.markdown[0].value and "1610.02391" in app.markdown[0].value
+    grid = _chart(app, "cam_grid")
+    titles = [xai_core.get_method(m).title for m in ("gradcam", "hirescam", "gradcam++", "layercam", "eigencam")]
+    assert _heatmap_names(grid) == titles
+    assert any("ms" in a["text"] or " s" in a["text"] for a in grid["layout"]["annotations"])  # compute times
+    assert any("eigencam" in i.value for i in app.info)  # Explanation.notes
+    assert app.selectbox(key="w:cam.layer").value == "stage7"  # where Grad-CAM and HiResCAM differ
+    assert len(app.get("download_button")) == 1
+
+
+def test_changing_methods_changes_the_grid(app: AppTest) -> None:
+    _page(app, "cam")
+    app.multiselect(key="w:cam.methods").set_value(["gradcam", "xgradcam"])
+    _run(app)
+    assert _heatmap_names(_chart(app, "cam_grid")) == ["Grad-CAM", "XGrad-CAM"]
+    app.multiselect(key="w:cam.methods").set_value([])
+    _run(app)
+    assert "cam_grid" not in " ".join(_charts(app)) and app.warning
+
+
+def test_identical_by_construction_note_at_the_pooled_layer(app: AppTest) -> None:
+    _page(app, "cam")
+    app.selectbox(key="w:cam.layer").set_value("head")
+    _run(app)
+    assert any("identical by construction" in i.value for i in app.info)
+
+
+def test_changing_the_target_changes_the_maps(app: AppTest) -> None:
+    _page(app, "cam")
+    before = _chart(app, "cam_grid")
+    title = app.subheader[0].value
+    app.radio(key="w:target.rank").set_value(2)
+    _run(app)
+    assert app.subheader[0].value != title
+    after = _chart(app, "cam_grid")
+    assert before["data"][1]["z"] != after["data"][1]["z"]  # Grad-CAM's map changed
+    bars = _chart(app, "prediction_chart")["data"][0]
+    assert bars["marker"]["color"][2] != bars["marker"]["color"][0]  # the explained class is highlighted
+
+
+def test_why_not_any_class(app: AppTest) -> None:
+    _page(app, "cam")
+    app.radio(key="w:target.rank").set_value("other")
+    _run(app)
+    goldfish = list(xai_core.load_model("efficientnet_lite0").categories).index("goldfish")
+    app.selectbox(key="w:target.other").set_value(goldfish)
+    _run(app)
+    assert "goldfish" in app.subheader[0].value
+
+
+def test_display_change_does_not_recompute(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    _page(app, "cam")
+    calls = []
+    for verb in ("explain", "predict", "factorize", "load_model", "estimate_cost"):
+        real = getattr(xai_core, verb)
+        counted = lambda *a, _real=real, _verb=verb, **k: calls.append(_verb) or _real(*a, **k)  # noqa: E731
+        monkeypatch.setattr(xai_core, verb, counted)
+    before = _chart(app, "cam_grid")
+    app.slider(key="w:view.opacity").set_value(0.8)
+    app.selectbox(key="w:view.colormap").set_value("Viridis")
+    _run(app)
+    after = _chart(app, "cam_grid")
+    assert calls == []
+    assert {t["opacity"] for t in after["data"] if t["type"] == "heatmap"} == {0.8}
+    assert after["layout"]["coloraxis"]["colorscale"] != before["layout"]["coloraxis"]["colorscale"]
+
+
+def test_slow_method_waits_for_go_ahead_with_estimate(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pages import _state
+
+    monkeypatch.setattr(_state, "CONFIRM_ABOVE_S", 0.0)  # ask even for a few seconds, to keep the test short
+    _page(app, "cam")
+    app.selectbox(key="w:cam.layer").set_value("stage3")  # 40 channels: 40 forward passes
+    app.multiselect(key="w:cam.methods").set_value(["gradcam", "scorecam"])
+    _run(app)
+    warning = [w.value for w in app.warning if "Score-CAM" in w.value]
+    assert len(warning) == 1 and "40 forward passes" in warning[0] and "about" in warning[0]
+    assert _heatmap_names(_chart(app, "cam_grid")) == ["Grad-CAM"]
+    app.button(key="run_slow").click()
+    _run(app)
+    assert _heatmap_names(_chart(app, "cam_grid")) == ["Grad-CAM", "Score-CAM"]
+    assert not any("Score-CAM" in w.value for w in app.warning)
+
+
+def test_quick_slow_method_runs_at_once(app: AppTest) -> None:
+    _page(app, "cam")
+    app.multiselect(key="w:cam.methods").set_value(["ablationcam", "gradcam"])
+    _run(app)
+    assert not app.warning
+    assert _heatmap_names(_chart(app, "cam_grid")) == ["Ablation-CAM", "Grad-CAM"]
+
+
+def test_dff_page_and_n_components(app: AppTest) -> None:
+    _page(app, "dff")
+    assert not _errors(app)
+    assert "1806.10206" in app.markdown[0].value
+    assert len(_heatmap_names(_chart(app, "dff_components"))) == 4
+    legend = [t["name"] for t in _chart(app, "dff_overview")["data"] if t["type"] == "scatter"]
+    assert len(legend) == 4 and all(name.startswith("Concept") and "%" in name for name in legend)
+    assert len(_chart(app, "dff_bars")["data"]) == 4
+    app.slider(key="w:dff.n_components").set_value(6)
+    _run(app)
+    assert len(_heatmap_names(_chart(app, "dff_components"))) == 6
+    assert len(_chart(app, "dff_bars")["data"]) == 6
+
+
+def test_choices_persist_across_pages(app: AppTest) -> None:
+    app.button(key="use:coffee.png").click()
+    _run(app)
+    assert app.sidebar.image[0].captions == ["Current image: coffee.png"]
+    _page(app, "cam")
+    assert "espresso" in app.subheader[0].value
+    app.multiselect(key="w:cam.methods").set_value(["layercam"])
+    _run(app)
+    _page(app, "dff")
+    _page(app, "cam")
+    assert app.multiselect(key="w:cam.methods").value == ["layercam"]
+    assert _heatmap_names(_chart(app, "cam_grid")) == ["LayerCAM"]
+
+
+def test_bad_upload_shows_an_error_and_the_app_keeps_working(app: AppTest) -> None:
+    app.segmented_control(key="w:image.source").set_value("Upload")
+    _run(app)
+    app.file_uploader(key="w:upload").set_value(("holiday.png", b"this is not a picture", "image/png"))
+    _run(app)
+    errors = _errors(app)
+    assert len(errors) == 1 and "holiday.png" in errors[0] and "not an image" in errors[0]
+    assert "Traceback" not in errors[0]
+    _page(app, "cam")  # still the previous image (the cat), still explained
+    assert "cat" in app.subheader[0].value
+    good = (Path(__file__).resolve().parents[1] / "assets" / "images" / "flower.jpg").read_bytes()
+    app.file_uploader(key="w:upload").set_value(("flower.jpg", good, "image/jpeg"))
+    _run(app)
+    assert not _errors(app)
+    assert "cat" not in app.subheader[0].value
+
+
+def test_unavailable_model_falls_back_with_a_message(app: AppTest) -> None:
+    app.selectbox(key="w:model").set_value("resnet50")
+    _run(app)
+    handle = app.session_state["run.model"][0]
+    if handle.name == "resnet50":
+        pytest.skip("ResNet-50 weights are on this machine")
+    assert any("resnet50" in e for e in _errors(app))
+    assert "EfficientNet-Lite0" in app.info[0].value
+    assert np.isfinite(_chart(app, "prediction_chart")["data"][0]["x"]).all()
+
+
+def test_pages_hold_ui_only() -> None:
+    """The entry point and the pages never import torch or pytorch_grad_cam themselves."""
+    import ast
+
+    root = APP.parent
+    for path in [APP, *sorted((root / "pages").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(n.split(".")[0] in {"torch", "torchvision", "pytorch_grad_cam"} for n in names), path
+
+
+def test_camera_photo_becomes_the_image(app: AppTest) -> None:
+    app.segmented_control(key="w:image.source").set_value("Camera")
+    _run(app)
+    photo = (Path(__file__).resolve().parents[1] / "assets" / "images" / "coffee.png").read_bytes()
+    jpeg = xai_core.load_image(photo)
+    buffer = io.BytesIO()
+    jpeg.save(buffer, format="JPEG")
+    app.camera_input(key="w:camera").set_value(("photo.jpg", buffer.getvalue(), "image/jpeg"))
+    _run(app)
+    assert app.sidebar.image[0].captions == ["Current image: photo.jpg"]
+    assert "espresso" in app.radio(key="w:target.rank").options[0]
+
+
+def test_explicit_bundled_model_needs_no_explanation(app: AppTest) -> None:
+    app.selectbox(key="w:model").set_value("efficientnet_lite0")
+    _run(app)
+    assert not _errors(app)
+    assert "EfficientNet-Lite0" in app.success[0].value and not app.info

@@ -1,0 +1,286 @@
+"""Pure Plotly figure builders for the dashboard and its HTML report: numpy in, `go.Figure` out.
+
+No Streamlit and no torch here, so every figure can be tested on its own and reused in exports.
+Images are embedded once per panel as PNG data URIs (`go.Image(source=...)`), heatmaps as arrays.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+from PIL import Image
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+#: Colormaps offered for the importance maps (Plotly's named colour scales).
+COLORSCALES = ("Jet", "Turbo", "Viridis", "Inferno", "Hot", "Greys")
+#: One distinct colour per DFF concept (up to 10; D3's category10).
+CONCEPT_COLORS = tuple(qualitative.D3)
+#: The PNG export of the modebar's camera button (2x, so slides stay sharp).
+PNG_EXPORT = {"format": "png", "scale": 2}
+#: Heatmaps are sent to the browser at most this many cells on a side.
+MAX_HEATMAP_SIDE = 112
+_FONT = dict(size=15)
+_MARGIN = dict(l=10, r=10, t=40, b=10)
+
+
+def image_uri(image: np.ndarray, quality: int = 90) -> str:
+    """`image` (uint8 [H, W, 3]) as a base64 JPEG data URI, for `go.Image(source=...)` (a fifth of
+    a PNG's size, and the photo is sent once per panel)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def heatmap_trace(heatmap: np.ndarray, *, max_side: int = MAX_HEATMAP_SIDE, **kwargs) -> go.Heatmap:
+    """`heatmap` (float [H, W], aligned with the image's pixels) as a `go.Heatmap` in pixel
+    coordinates, averaged over f x f blocks when larger than `max_side` (a 224-pixel map is sent
+    as 112 x 112: a quarter of the bytes, and CAMs have no finer detail than that)."""
+    heatmap = np.asarray(heatmap, dtype=np.float32)
+    f = max(1, math.ceil(max(heatmap.shape) / max_side))
+    if f > 1:
+        h, w = heatmap.shape[0] // f, heatmap.shape[1] // f
+        heatmap = heatmap[: h * f, : w * f].reshape(h, f, w, f).mean(axis=(1, 3))
+    # A cell covering pixels f*i .. f*i+f-1 is centred at f*i + (f-1)/2 (pixel j spans j-0.5..j+0.5).
+    return go.Heatmap(z=heatmap, x0=(f - 1) / 2, dx=f, y0=(f - 1) / 2, dy=f, zsmooth="best", **kwargs)
+
+
+def build_image(image: np.ndarray, title: str = "") -> go.Figure:
+    """The picture alone (uint8 [H, W, 3]), in pixel coordinates, for reports."""
+    fig = go.Figure(go.Image(source=image_uri(image), hoverinfo="skip", name="image"))
+    _link_image_axes(fig, 1, image.shape[1], image.shape[0])
+    fig.update_layout(title=title or None, height=420, width=460, margin=_MARGIN, font=_FONT)
+    return fig
+
+
+def build_prediction_bars(
+    predictions: Sequence[tuple[str, float]], highlight: Optional[int] = None
+) -> go.Figure:
+    """Horizontal bars of `(label, probability)` pairs, best on top; bar `highlight` (a position in
+    `predictions`, e.g. the explained class) is drawn in the accent colour."""
+    labels = [str(label) for label, _ in predictions]
+    probs = [float(p) for _, p in predictions]
+    colors = ["#d62728" if i == highlight else "#1f77b4" for i in range(len(labels))]
+    fig = go.Figure(
+        go.Bar(
+            x=probs, y=labels, orientation="h", marker_color=colors,
+            text=[f"{p:.1%}" for p in probs], textposition="auto",
+            hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=70 + 40 * max(len(labels), 1), margin=dict(l=10, r=10, t=10, b=10), font=_FONT,
+        xaxis=dict(range=[0, 1], tickformat=".0%", automargin=True),
+        yaxis=dict(autorange="reversed", automargin=True), showlegend=False, plot_bgcolor="white",
+    )
+    return fig
+
+
+def build_heatmap_grid(
+    image: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    *,
+    captions: Optional[Mapping[str, str]] = None,
+    opacity: float = 0.5,
+    colorscale: str = "Jet",
+    columns: int = 3,
+    panel_height: int = 320,
+    colorbar_title: str = "importance",
+) -> go.Figure:
+    """One panel per map (title -> float [H, W] in [0, 1]): the image with the map overlaid at
+    `opacity`, all panels on ONE shared colour scale (0..1) with one colour bar, zoom and pan linked
+    across panels, hover giving the importance value, and `captions[title]` written under a panel."""
+    if not maps:
+        raise ValueError("build_heatmap_grid needs at least one map.")
+    titles = list(maps)
+    cols = max(1, min(int(columns), len(titles)))
+    rows = math.ceil(len(titles) / cols)
+    total_height = panel_height * rows + 40
+    gap_px = 70 if captions else 45  # room for the caption under a panel and the title of the next
+    vertical = min(gap_px / total_height, 0.9 / (rows - 1)) if rows > 1 else 0.0
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=vertical)
+    source = image_uri(image)
+    height, width = image.shape[:2]
+    for i, title in enumerate(titles):
+        row, col = divmod(i, cols)
+        fig.add_trace(go.Image(source=source, hoverinfo="skip", name="image"), row=row + 1, col=col + 1)
+        fig.add_trace(
+            heatmap_trace(
+                maps[title], coloraxis="coloraxis", opacity=float(opacity), name=title,
+                hovertemplate="x=%{x}, y=%{y}<br>importance %{z:.2f}<extra>" + html.escape(title) + "</extra>",
+            ),
+            row=row + 1, col=col + 1,
+        )
+    _link_image_axes(fig, len(titles), width, height)
+    if captions:
+        for i, title in enumerate(titles):
+            if captions.get(title):
+                fig.add_annotation(
+                    text=captions[title], showarrow=False, font=dict(size=13, color="#444"),
+                    xref=f"{_axis('x', i)} domain", yref=f"{_axis('y', i)} domain",
+                    x=0.5, y=-0.02, xanchor="center", yanchor="top",
+                )
+    fig.update_layout(
+        coloraxis=dict(colorscale=colorscale, cmin=0.0, cmax=1.0,
+                       colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=16, len=0.9)),
+        height=total_height, margin=_MARGIN, font=_FONT, showlegend=False,
+        dragmode="zoom", plot_bgcolor="white",
+    )
+    fig.update_annotations(font_size=15, selector=dict(yref="paper"))
+    return fig
+
+
+def build_cam_grid(
+    image: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    seconds: Mapping[str, float],
+    *,
+    opacity: float = 0.5,
+    colorscale: str = "Jet",
+    columns: int = 3,
+) -> go.Figure:
+    """The CAM comparison: `build_heatmap_grid` with each map's compute time under its panel
+    (`seconds[title]`, missing entries left blank)."""
+    captions = {t: _duration(seconds[t]) for t in maps if t in seconds}
+    return build_heatmap_grid(image, maps, captions=captions, opacity=opacity, colorscale=colorscale, columns=columns)
+
+
+def build_dff_components(
+    image: np.ndarray,
+    heatmaps: np.ndarray,
+    labels: Sequence[Sequence[tuple[str, float]]],
+    *,
+    opacity: float = 0.5,
+    colorscale: str = "Jet",
+    columns: int = 4,
+) -> go.Figure:
+    """One panel per DFF component (`heatmaps` [k, H, W]) titled by its concept number and top label."""
+    maps = {concept_name(i, labels[i]): heatmaps[i] for i in range(len(heatmaps))}
+    return build_heatmap_grid(image, maps, opacity=opacity, colorscale=colorscale, columns=columns, panel_height=260)
+
+
+def build_dff_overview(
+    image: np.ndarray,
+    heatmaps: np.ndarray,
+    labels: Sequence[Sequence[tuple[str, float]]],
+    *,
+    opacity: float = 0.55,
+    threshold: float = 0.15,
+) -> go.Figure:
+    """Every pixel coloured by its dominant component (where that component's heatmap exceeds
+    `threshold`), with a legend giving each concept's top labels and probabilities."""
+    k = len(heatmaps)
+    colors = [CONCEPT_COLORS[i % len(CONCEPT_COLORS)] for i in range(k)]
+    dominant = np.argmax(heatmaps, axis=0).astype(np.float32)
+    dominant[np.max(heatmaps, axis=0) < threshold] = np.nan
+    scale = []
+    for i, color in enumerate(colors):
+        scale += [[i / k, color], [(i + 1) / k, color]]
+    fig = go.Figure(go.Image(source=image_uri(image), hoverinfo="skip", name="image"))
+    fig.add_trace(
+        go.Heatmap(
+            z=dominant + 1, zmin=0.5, zmax=k + 0.5, colorscale=scale, showscale=False, opacity=float(opacity),
+            hovertemplate="x=%{x}, y=%{y}<br>concept %{z}<extra></extra>", name="dominant concept",
+        )
+    )  # full resolution and no smoothing: the concept borders stay crisp
+    for i, color in enumerate(colors):
+        fig.add_trace(
+            go.Scatter(x=[None], y=[None], mode="markers", marker=dict(size=14, color=color, symbol="square"),
+                       name=concept_name(i, labels[i], probabilities=True), showlegend=True)
+        )
+    height, width = image.shape[:2]
+    _link_image_axes(fig, 1, width, height)
+    fig.update_layout(
+        height=560 + 24 * k, margin=dict(l=10, r=10, t=10, b=10), font=_FONT, plot_bgcolor="white",
+        legend=dict(title=dict(text="Concepts (top labels)"), orientation="v", x=0, xanchor="left",
+                    y=-0.02, yanchor="top", font=dict(size=14)),
+    )
+    return fig
+
+
+def build_concept_bars(labels: Sequence[Sequence[tuple[str, float]]]) -> go.Figure:
+    """Each concept's top labels with their probabilities as bars, one colour per concept."""
+    fig = go.Figure()
+    for i, concept in enumerate(labels):
+        names = [f"{i + 1}: {label}" for label, _ in concept]
+        probs = [float(p) for _, p in concept]
+        fig.add_trace(
+            go.Bar(x=probs, y=names, orientation="h", name=f"concept {i + 1}",
+                   marker_color=CONCEPT_COLORS[i % len(CONCEPT_COLORS)],
+                   text=[f"{p:.1%}" for p in probs], textposition="auto",
+                   hovertemplate="%{y}: %{x:.2%}<extra></extra>")
+        )
+    rows = sum(len(c) for c in labels)
+    fig.update_layout(
+        height=70 + 28 * max(rows, 1), margin=dict(l=10, r=10, t=10, b=10), font=_FONT, showlegend=False,
+        xaxis=dict(range=[0, 1], tickformat=".0%", automargin=True),
+        yaxis=dict(autorange="reversed", automargin=True), bargap=0.25, plot_bgcolor="white",
+    )
+    return fig
+
+
+def concept_name(index: int, labels: Sequence[tuple[str, float]], probabilities: bool = False) -> str:
+    """'Concept 2: tabby' (or with probabilities: 'Concept 2: tabby 62%, tiger cat 20%')."""
+    if probabilities:
+        return f"Concept {index + 1}: " + ", ".join(f"{label} {p:.0%}" for label, p in labels)
+    return f"Concept {index + 1}: {labels[0][0]}" if labels else f"Concept {index + 1}"
+
+
+def report_html(
+    title: str,
+    figures: Sequence[tuple[str, go.Figure]],
+    settings: Mapping[str, object],
+    notes: Sequence[str] = (),
+) -> str:
+    """A self-contained HTML report: `title`, a settings table, `notes`, then each (heading, figure)
+    interactive, with plotly.js embedded once (opens offline, no CDN)."""
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items()
+    )
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto;color:#222}"
+        "th{text-align:left;padding-right:1em;vertical-align:top}td,th{padding:.2em .5em}"
+        "table{border-collapse:collapse;margin-bottom:1em}tr:nth-child(odd){background:#f4f6f8}"
+        ".note{background:#eef5ff;padding:.5em 1em;border-left:4px solid #1f77b4;margin:.5em 0}</style>",
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<table>{rows}</table>",
+        *[f"<div class='note'>{html.escape(n)}</div>" for n in notes],
+    ]
+    for i, (heading, fig) in enumerate(figures):
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        config = {"toImageButtonOptions": PNG_EXPORT, "displaylogo": False}
+        parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), config=config))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _axis(letter: str, index: int) -> str:
+    return letter if index == 0 else f"{letter}{index + 1}"
+
+
+def _link_image_axes(fig: go.Figure, panels: int, width: int, height: int) -> None:
+    """Pixel axes for every panel: hidden ticks, y pointing down, square pixels, and every panel's
+    axes matching the first one's (so zoom and pan are linked)."""
+    for i in range(panels):
+        xa, ya = _axis("xaxis", i), _axis("yaxis", i)
+        fig.layout[xa].update(visible=False, range=[-0.5, width - 0.5], constrain="domain",
+                              **({} if i == 0 else {"matches": "x"}))
+        fig.layout[ya].update(visible=False, range=[height - 0.5, -0.5], constrain="domain",
+                              scaleanchor=_axis("x", i), **({} if i == 0 else {"matches": "y"}))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 0.001:
+        return "<1 ms"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
