@@ -54,3 +54,9 @@ def test_cost_model(random_resnet):
     assert at3["ablationcam"].passes > costs["ablationcam"].passes
     assert estimate_cost(random_resnet, ["fastscorecam"], "layer4",
                          options={"fastscorecam": {"top_k": 10}})["fastscorecam"].passes == 10
+
+
+def test_cost_estimate_learns_from_the_last_run(lite, cat_path):
+    xai_core.explain(lite, cat_path, methods=["fullgrad"])
+    after = estimate_cost(lite, ["fullgrad"])["fullgrad"]
+    assert "measured" in after.detail and after.slow

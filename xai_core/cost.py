@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
+import numpy as np
 import torch
+from pytorch_grad_cam.utils.image import scale_accross_batch_and_channels
 
 from ._common import LayerArg, guard, layer_names
 from .engine import default_tta, recording
@@ -40,10 +43,19 @@ class _Calibration:
     batched_s: float  # one image of a batched forward
     channels: dict  # layer -> channels
     activations: dict  # layer -> activations of a zero image (to time heads)
+    bias_channels: int  # channels of every Conv2d/BatchNorm2d with a bias (FullGrad's layers)
+    rescale_s: float  # seconds to rescale one channel map to the input size (FullGrad's main cost)
     head_s: dict = field(default_factory=dict)  # layer -> per-sample seconds of its head, batched
 
 
 _CALIBRATIONS: "weakref.WeakKeyDictionary[torch.nn.Module, _Calibration]" = weakref.WeakKeyDictionary()
+#: Seconds a method really took on a model, per (method, layers, aug_smooth): later estimates use it.
+_OBSERVED: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def observe(handle: ModelHandle, method: str, layers: Sequence[str], aug_smooth: bool, seconds: float) -> None:
+    """Remember how long `method` took (called by `explain`), so the next estimate is measured."""
+    _OBSERVED.setdefault(handle.module, {})[(method, tuple(layers), aug_smooth)] = seconds
 
 
 def estimate_cost(
@@ -72,6 +84,10 @@ def estimate_cost(
             n = min(int({**spec.attrs, **(options or {}).get(spec.id, {})}.get("top_k") or channels), channels)
             passes, seconds = passes + n, seconds + n * cal.batched_s
             detail = f"{n} forward passes of the full network, one per channel"
+        elif spec.per_channel == "bias":
+            seconds += cal.bias_channels * cal.rescale_s
+            passes = seconds / cal.forward_s
+            detail = f"its own full backward pass, then {cal.bias_channels} bias-gradient maps rescaled"
         elif spec.per_channel == "head":
             head_s = sum(cal.head_s[n] for n in names)
             passes, seconds = passes + channels * head_s / cal.batched_s, seconds + channels * head_s
@@ -79,8 +95,20 @@ def estimate_cost(
             detail = (f"{channels} evaluations of the linear head, one per channel" if gap
                       else f"{channels} passes through the layers after {'+'.join(names)}, one per channel")
         passes, seconds = passes * copies, seconds * copies
+        seen = _OBSERVED.get(handle.module, {}).get((spec.id, tuple(names), aug_smooth))
+        if seen is not None and spec.id not in (options or {}):
+            seconds, detail = seen, detail + " (time measured on the last run)"
         costs[spec.id] = Cost(spec.id, passes, seconds, seconds > SLOW_FACTOR * gradcam_s, detail)
     return costs
+
+
+def _median_time(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def _calibration(handle: ModelHandle, names: list[str]) -> _Calibration:
@@ -90,22 +118,22 @@ def _calibration(handle: ModelHandle, names: list[str]) -> _Calibration:
         x = torch.zeros(_CAL_BATCH, 3, size, size, device=handle.device)
         with guard(handle), recording(list(handle.layers.values()), start_graph=False) as acts, torch.inference_mode():
             handle.module(x[:1])  # warm-up
-            t0 = time.perf_counter()
-            handle.module(x[:1])
-            forward_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            handle.module(x)
-            batched_s = (time.perf_counter() - t0) / _CAL_BATCH
+            forward_s = _median_time(lambda: handle.module(x[:1]))
+            batched_s = _median_time(lambda: handle.module(x), repeats=1) / _CAL_BATCH
+        maps = np.random.default_rng(0).random((1, 32, size // 4, size // 4), dtype=np.float32)
+        rescale_s = _median_time(lambda: scale_accross_batch_and_channels(maps, (size, size))) / 32
+        bias = sum(m.weight.shape[0] for m in handle.module.modules()
+                   if type(m) in (torch.nn.Conv2d, torch.nn.BatchNorm2d) and m.bias is not None)
         cal = _Calibration(forward_s, batched_s, {n: int(a.shape[1]) for n, a in zip(handle.layers, acts)},
-                           {n: a.detach() for n, a in zip(handle.layers, acts)})
+                           {n: a.detach() for n, a in zip(handle.layers, acts)}, bias, rescale_s)
         _CALIBRATIONS[handle.module] = cal
     for name in names:
         if name not in cal.head_s:
-            head, acts = handle.head(name), cal.activations[name]
+            head, acts = handle.head(name), cal.activations[name].repeat(4, 1, 1, 1)  # a batch of 32
             with guard(handle), torch.inference_mode():
                 if name in handle.spec.gap_linear_layers:  # HeadAblationCAM pools first
                     head, acts = head[1:], head[0](acts)
                 t0 = time.perf_counter()
                 head(acts)
-                cal.head_s[name] = (time.perf_counter() - t0) / _CAL_BATCH
+                cal.head_s[name] = (time.perf_counter() - t0) / (4 * _CAL_BATCH)
     return cal

@@ -12,6 +12,7 @@ from pytorch_grad_cam import FullGrad
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from ._common import GuardedModule, LayerArg, as_pil, guard, layer_names
+from .cost import observe
 from .engine import SharedPass, default_tta, deaugment_mean, library_cam, run_shared_pass
 from .errors import InvalidOptionError
 from .images import ImageSource
@@ -96,6 +97,7 @@ def explain(
             cams = library_cam(spec, shared, layers, target_index, eigen_smooth, attrs)
             maps[spec.id] = _finish(cams, transforms)
             timings[spec.id] = time.perf_counter() - t0
+            observe(handle, spec.id, names, aug_smooth, timings[spec.id])
     if target_index is None:
         target_index = _top1(handle, x)
     for spec in specs:
@@ -103,6 +105,7 @@ def explain(
             t0 = time.perf_counter()
             maps[spec.id] = _fullgrad(handle, x, target_index, aug_smooth, eigen_smooth)
             timings[spec.id] = time.perf_counter() - t0
+            observe(handle, spec.id, names, aug_smooth, timings[spec.id])
     if shared_specs and transforms is None:
         probability = float(shared.logits.detach()[0].softmax(-1)[target_index])
     else:

@@ -43,8 +43,9 @@ class MethodSpec:
     #: Cost beyond the shared pass, in forward-pass equivalents of the full network (measured on
     #: ResNet-50, 2-core CPU: `python -m xai_core bench`).
     extra_passes: float = 0.0
-    #: Cost per channel of the target layer: "network" (a full forward each) or "head" (a pass
-    #: through the layers after the target layer each), or None.
+    #: Cost per channel: "network" (a full forward per target-layer channel), "head" (a pass through
+    #: the layers after the target layer per channel), "bias" (a map rescaled per bias channel of the
+    #: whole network: FullGrad), or None.
     per_channel: Optional[str] = None
 
     @property
@@ -100,7 +101,7 @@ for _spec in (
                "Weights each channel by the score drop when it is removed.", grads=None, per_channel="head"),
     MethodSpec("fullgrad", "FullGrad", FullGrad, OWN_PASS, _ARXIV + "1905.00780",
                "Input gradients plus every bias gradient in the network (ignores the target layer).", grads=None,
-               extra_passes=8.0),
+               extra_passes=3.0, per_channel="bias"),
     MethodSpec("shapleycam", "ShapleyCAM", ShapleyCAM, GRADIENT, _ARXIV + "2501.06261",
                "Gradient minus half the Hessian-vector product, on the ReST target (logit minus cross-entropy).",
                grads="rest", extra_passes=0.5),
