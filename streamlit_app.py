@@ -14,6 +14,7 @@ from pages import _state as S
 st.set_page_config(page_title="Why did the classifier decide that?", page_icon=":material/visibility:",
                    layout="wide")
 S.init_state()
+S.apply_query_params()
 
 PAGES = [
     st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
@@ -82,4 +83,5 @@ with st.sidebar:
 
 handle, _ = P.load_active_model()
 P.model_banner(handle)
+S.mark_entry_point()
 page.run()

@@ -84,6 +84,8 @@ def prediction_panel(handle: xai_core.ModelHandle, model: str) -> tuple[int, lis
     ss = st.session_state
     if ss[S.TARGET_FOR] != (digest, model):  # a new image or model: explain its top-1 again
         ss[S.TARGET_FOR], ss[S.TARGET_RANK] = (digest, model), 0
+    if ss.get(S.QUERY_TARGET) is not None:  # ?target=N in the link
+        ss[S.TARGET_RANK], ss[S.TARGET_OTHER], ss[S.QUERY_TARGET] = S.OTHER, ss[S.QUERY_TARGET], None
     left, right = st.columns([3, 2], gap="large")
     with right:
         options = list(range(len(predictions))) + [S.OTHER]

@@ -46,16 +46,25 @@ ACTIVE = "run.model"  # (handle, model key) loaded by the entry point for the cu
 OTHER = "other"
 
 
+ENTRY = "run.entry"  # set by streamlit_app.py in every run, consumed by the page
+
+
+def mark_entry_point() -> None:
+    """Called by streamlit_app.py just before it runs the page."""
+    st.session_state[ENTRY] = True
+
+
 def ensure_entry_point() -> None:
     """Rerun through streamlit_app.py when Streamlit ran a page file on its own (call it first).
 
-    With a pages/ folder beside the entry point, a fresh server whose first visitor opens a deep
-    link (e.g. /cam) runs that file in Streamlit's old pages-folder mode, without the entry point
+    With a pages/ folder beside the entry point, a fresh server whose first visitors open a deep
+    link (e.g. /cam) run that file in Streamlit's old pages-folder mode, without the entry point
     (no state, no sidebar). st.navigation ends that mode only once the entry point has run; this
-    ends it and reruns, and the same URL then opens the same page through the router."""
+    ends it and reruns, and the same URL then opens the same page through the router. The check is
+    per session (the entry point marks each run), so concurrent first visitors are all caught."""
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    if not st.session_state.pop(ENTRY, False):
         PagesManager.uses_pages_directory = False
         st.rerun()
 
@@ -90,6 +99,25 @@ def init_state() -> None:
     ss.setdefault(COLUMNS, 3)
     ss.setdefault(DFF_N, 4)
     ss.setdefault(DFF_LAYER, None)
+
+
+QUERY_SEEN, QUERY_TARGET = "query.seen", "query.target"
+
+
+def apply_query_params() -> None:
+    """Shareable links: `?sample=coffee.png&target=967` picks a sample photo and a target class.
+    Each new query is applied once, so the user's later choices are not overridden."""
+    ss = st.session_state
+    query = tuple(sorted(st.query_params.items()))
+    if not query or ss.get(QUERY_SEEN) == query:
+        return
+    ss[QUERY_SEEN] = query
+    sample = st.query_params.get("sample")
+    if sample in sample_names():
+        ss[SOURCE], ss[SAMPLE] = SOURCES[0], sample
+        set_image(sample_bytes(sample), sample)
+    target = st.query_params.get("target", "")
+    ss[QUERY_TARGET] = int(target) if target.isdigit() and int(target) < 1000 else None
 
 
 def bind(key: str) -> dict[str, Any]:

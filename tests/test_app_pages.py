@@ -266,3 +266,15 @@ def test_explicit_bundled_model_needs_no_explanation(app: AppTest) -> None:
     _run(app)
     assert not _errors(app)
     assert "EfficientNet-Lite0" in app.success[0].value and not app.info
+
+
+def test_link_picks_the_sample_and_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.query_params["sample"] = "coffee.png"
+    at.query_params["target"] = "281"
+    _run(at)
+    assert at.sidebar.image[0].captions == ["Current image: coffee.png"]
+    _page(at, "cam")
+    headings = [h.value for h in list(at.subheader) + list(at.header)]
+    assert any("tabby" in h for h in headings), headings
