@@ -3,6 +3,7 @@ pytorch-grad-cam's formulas. Plain Python: no Streamlit; numpy out, torch kept i
 
 from .cost import Cost, estimate_cost
 from .dff import Factorization, factorize
+from .evaluate import Agreement, Evaluation, evaluate
 from .errors import (
     Cancelled,
     InvalidImageError,
@@ -20,9 +21,12 @@ from .predict import Prediction, predict
 from .specs import ModelSpec, get_model_spec, list_models
 
 __all__ = [
+    "Agreement",
     "Cancelled",
     "Cost",
     "estimate_cost",
+    "evaluate",
+    "Evaluation",
     "Explanation",
     "Factorization",
     "InvalidImageError",

@@ -1,5 +1,5 @@
 """Command-line interface: `python -m xai_core cam ...` and `python -m xai_core dff ...`, the
-successors of the original project's `cam.py` and `dff.py`.
+successors of the original project's `cam.py` and `dff.py`, and `eval` (faithfulness scores).
 
 Errors a user can cause print one `error: ...` line on stderr and exit with status 2. With `--json`
 the only thing on stdout is one JSON object (library prints are sent to stderr)."""
@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 from . import render
 from .dff import MAX_COMPONENTS, factorize
 from .errors import XAIError
+from .evaluate import RANDOM, evaluate
 from .explain import explain
 from .images import load_image
 from .methods import list_methods
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print a JSON summary on stdout (and nothing else)")
 
     parser = _Parser(prog="python -m xai_core", description="Explain ImageNet classifiers' decisions.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,bench}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,bench,eval}", parser_class=_Parser)
     cam = sub.add_parser("cam", parents=[common], help="class activation maps (Grad-CAM, HiResCAM, ...)")
     cam.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
                      help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
@@ -79,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--layer", help="target layer (default: the model's)")
     bench.add_argument("--img", default=None, help="image (default: the cat sample)")
     bench.add_argument("--quick", action="store_true", help="perturbation methods on a 48 px input (under a minute)")
+    ev = sub.add_parser("eval", help="faithfulness scores, sanity check and agreement of CAM maps")
+    ev.add_argument("--img", required=True, help="input image (PNG, JPEG, WebP, ...)")
+    ev.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
+                    help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
+    ev.add_argument("--layer", help="target layer, or a comma list of layers to fuse (default: the model's)")
+    ev.add_argument("--target", help="class index or ImageNet class name (default: the top-1 class)")
+    ev.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default: %(default)s)")
+    ev.add_argument("--no-sanity", action="store_true", help="skip the model-randomization sanity check")
+    ev.add_argument("--model", default=AUTO, choices=[AUTO] + list_models(), help="model (default: %(default)s)")
+    ev.add_argument("--weights", default="DEFAULT", help="weights tag (e.g. IMAGENET1K_V1) or a state-dict file")
+    ev.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
+    ev.add_argument("--json", action="store_true", help="print the scores as JSON on stdout (and nothing else)")
     return parser
 
 
@@ -93,13 +106,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     try:
         with contextlib.redirect_stdout(sys.stderr):  # pytorch-grad-cam warns with print()
-            summary = _run_cam(args) if args.command == "cam" else _run_dff(args)
+            summary = {"cam": _run_cam, "dff": _run_dff, "eval": _run_eval}[args.command](args)
     except XAIError as err:
         return _fail(str(err))
     except KeyboardInterrupt:
         return 130
     if args.json:
         print(json.dumps(summary, indent=2))
+    elif args.command == "eval":
+        print(_eval_table(summary))
     else:
         for path in summary["outputs"]:
             print(f"wrote {path}")
@@ -159,6 +174,40 @@ def _run_dff(args: argparse.Namespace) -> dict:
         "components": components,
         "outputs": [output],
     }
+
+
+def _run_eval(args: argparse.Namespace) -> dict:
+    image, handle, summary = _load(args)
+    result = explain(handle, image, args.method, target=args.target, layer=args.layer, progress=_ProgressBar())
+    scores = evaluate(handle, image, result, steps=args.steps, sanity=not args.no_sanity, progress=_ProgressBar())
+    return {**summary, **scores.summary(), "methods": list(args.method)}
+
+
+_COLUMNS = (("deletion_auc", "deletion"), ("insertion_auc", "insertion"), ("road_morf", "ROAD MoRF"),
+            ("road_lerf", "ROAD LeRF"), ("road_combined", "ROAD comb."), ("confidence_change", "conf. chg"),
+            ("sanity_spearman", "sanity rho"))
+
+
+def _eval_table(summary: dict) -> str:
+    """The `eval` scores as a plain-text table, then the agreement matrices and the notes."""
+    target = summary["target"]
+    lines = [f"{summary['model']} at {', '.join(summary['layers'])}: target {target['index']} "
+             f"{target['label']} (p={target['score']:.3f})", "",
+             f"{'method':<18}" + "".join(f"{title:>11}" for _, title in _COLUMNS) + "  sanity"]
+    for method, score in summary["scores"].items():
+        cells = "".join("{:>11}".format("-" if score[key] is None else f"{score[key]:.3f}") for key, _ in _COLUMNS)
+        passed = {None: "-", True: "passed", False: "FAILED"}[score["sanity_passed"]]
+        lines.append(f"{method:<18}{cells}  {passed}")
+    lines += ["better:   deletion, ROAD MoRF lower; insertion, ROAD LeRF, combined, confidence change higher; "
+              f"compare with {RANDOM!r}."]
+    agreement = summary["agreement"]
+    for key, title in (("spearman", "Spearman rank correlation"), ("iou", "top-20% IoU")):
+        lines += ["", f"agreement, {title}:", " " * 18 + "".join(f"{m[:10]:>11}" for m in agreement["methods"])]
+        rows = zip(agreement["methods"], agreement[key])
+        lines += [f"{m:<18}" + "".join(f"{v:>11.2f}" for v in row) for m, row in rows]
+    for pair in agreement["identical_by_construction"]:
+        lines.append(f"identical by construction: {' = '.join(pair['methods'])} ({pair['reason']})")
+    return "\n".join(lines + [f"note: {n}" for n in summary["notes"]])
 
 
 class _ProgressBar:

@@ -1,0 +1,74 @@
+"""Benchmark: all the scores of `evaluate` (deletion, insertion, ROAD, confidence change, random
+baseline, sanity check, agreement) for 5 gradient methods on one image with the bundled
+EfficientNet-Lite0. Goal: <= 15 s on a 2-core CPU. Prints the time of each stage.
+
+    XAI_OFFLINE=1 python benchmarks/bench_evaluate.py [--repeats 2] [--layer head] [--steps 20]
+
+At the default layer (`head`, a GAP + linear head) gradcam = hirescam = xgradcam by construction, and
+`evaluate` scores their common map once; `--layer stage7` times 5 different maps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import xai_core  # noqa: E402
+
+METHODS = ["gradcam", "hirescam", "gradcam++", "xgradcam", "layercam"]
+IMAGE = Path(__file__).resolve().parents[1] / "assets" / "images" / "cat.png"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--layer", default=None, help="target layer (default: the model's)")
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    handle = xai_core.load_model("efficientnet_lite0", device="cpu")
+    explanation = xai_core.explain(handle, IMAGE, METHODS, layer=args.layer)
+    xai_core.evaluate(handle, IMAGE, explanation, steps=4, road_percentiles=(50,))  # warm-up (and the copy)
+    totals, cpu, stages = [], [], []
+    for _ in range(args.repeats):
+        t0, c0 = time.perf_counter(), _cpu()
+        result = xai_core.evaluate(handle, IMAGE, explanation, steps=args.steps)
+        totals.append(time.perf_counter() - t0)
+        cpu.append(_cpu() - c0)
+        stages.append(result.timings)
+    forward = _forward_seconds(handle)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
+          f"{handle.name} at {', '.join(explanation.layers)}; methods {', '.join(METHODS)}; steps {args.steps}")
+    print(f"notes: {' '.join(result.notes) or '-'}")
+    for stage in stages[0]:
+        values = [s.get(stage, 0.0) for s in stages]
+        print(f"  {stage:<20} {statistics.median(values):6.2f} s")
+    print(f"all scores: median {statistics.median(totals):.2f} s, min {min(totals):.2f} s over {len(totals)} runs "
+          f"(goal <= 15 s)")
+    print(f"process CPU time per run: {statistics.median(cpu):.1f} s (2 free cores give up to 2x the wall time; "
+          f"less means other load); one image forward in a batch of 32 took {forward * 1000:.0f} ms, so a run "
+          f"costs about {statistics.median(totals) / forward:.0f} image forwards")
+
+
+def _cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _forward_seconds(handle) -> float:
+    """Seconds per image of one batch-32 forward (channels-last, as `evaluate` runs them)."""
+    x = torch.randn(32, 3, 224, 224).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        handle.module(x)
+    return (time.perf_counter() - t0) / 32
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The pure Plotly builders of `xai_core.eval_figures`: a hand-made `Evaluation` in, figures checked as data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xai_core import eval_figures
+from xai_core.evaluate import Agreement, Evaluation
+
+FRACTIONS = np.linspace(0, 1, 11)
+
+
+def _score(auc: float) -> dict:
+    curve = np.clip(1 - FRACTIONS / (2 * auc), 0, 1)
+    return {"deletion_auc": auc, "insertion_auc": 1 - auc, "deletion_curve": curve, "insertion_curve": 1 - curve,
+            "road_morf": -0.1, "road_lerf": -0.05, "road_combined": 0.03, "confidence_change": -0.2,
+            "sanity_spearman": None, "sanity_passed": None}
+
+
+@pytest.fixture(scope="module")
+def evaluation() -> Evaluation:
+    methods = ("gradcam", "hirescam", "layercam")
+    rho = np.array([[1.0, 1.0, 0.8], [1.0, 1.0, 0.8], [0.8, 0.8, 1.0]])
+    return Evaluation(
+        scores={"gradcam": _score(0.2), "hirescam": _score(0.2), "layercam": _score(0.3), "random": _score(0.45)},
+        agreement=Agreement(methods, rho, rho - 0.1 * (rho < 1), (("gradcam", "hirescam", "same gradient"),)),
+        fractions=FRACTIONS, target=281, target_label="tabby", target_probability=0.5, model="m", layers=("head",),
+        timings={}, notes=(), settings={},
+    )
+
+
+@pytest.mark.parametrize("kind", ["deletion", "insertion"])
+def test_curves_one_line_per_method_and_a_dashed_random_baseline(evaluation, kind):
+    fig = eval_figures.build_curves(evaluation, kind)
+    names = [trace.name.split(" ")[0] for trace in fig.data]
+    assert names == ["gradcam", "hirescam", "layercam", "random"]
+    dashes = [trace.line.dash for trace in fig.data]
+    assert dashes == ["solid", "solid", "solid", "dash"]
+    np.testing.assert_allclose(fig.data[2].y, evaluation.scores["layercam"][f"{kind}_curve"])
+    np.testing.assert_allclose(fig.data[0].x, FRACTIONS)
+    assert f"AUC {evaluation.scores['layercam'][f'{kind}_auc']:.3f}" in fig.data[2].name
+    assert "tabby" in fig.layout.yaxis.title.text and kind.capitalize() in fig.layout.title.text
+
+
+@pytest.mark.parametrize("metric", ["spearman", "iou"])
+def test_agreement_matrix_marks_pairs_identical_by_construction(evaluation, metric):
+    fig = eval_figures.build_agreement(evaluation, metric)
+    heatmap = fig.data[0]
+    assert heatmap.type == "heatmap" and list(heatmap.x) == list(evaluation.agreement.methods)
+    np.testing.assert_allclose(np.asarray(heatmap.z, dtype=float), getattr(evaluation.agreement, metric))
+    text = np.asarray(heatmap.text)
+    assert eval_figures.IDENTICAL_MARK in text[0, 1] and eval_figures.IDENTICAL_MARK in text[1, 0]
+    assert eval_figures.IDENTICAL_MARK not in text[0, 2] and eval_figures.IDENTICAL_MARK not in text[0, 0]
+    assert "identical by construction" in fig.layout.title.text and "same gradient" in fig.layout.title.text
+
+
+def test_unknown_kind_or_metric_is_refused(evaluation):
+    with pytest.raises(ValueError, match="kind"):
+        eval_figures.build_curves(evaluation, "road")
+    with pytest.raises(ValueError, match="metric"):
+        eval_figures.build_agreement(evaluation, "pearson")
