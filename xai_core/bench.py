@@ -3,6 +3,7 @@ process. Prints one table: method, library time, ours, ratio, max abs difference
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -63,6 +64,12 @@ def library_map(handle, method: str, layer: str, x: torch.Tensor, target: int) -
     """pytorch-grad-cam's map for `method`, hooks released afterwards."""
     cls = {**GRADIENT8, **OTHERS}[method]
     cam = cls(handle.module, [] if method == "fullgrad" else [handle.layers[layer]])
+    quiet = open(os.devnull, "w")
+    with quiet, contextlib.redirect_stderr(quiet):  # the library's tqdm bars
+        return _call(cam, method, x, target)
+
+
+def _call(cam, method: str, x: torch.Tensor, target: int) -> np.ndarray:
     try:
         if method in ("scorecam", "ablationcam"):
             cam.batch_size = 32
@@ -84,7 +91,6 @@ def _row(name, lib_s, ours_s, diff, rss, note="") -> str:
 def run(model: str = "resnet50", layer: str | None = None, quick: bool = False, image: str = str(SAMPLE),
         print_fn: Callable[[str], None] = print) -> None:
     """Run the benchmark and print its table (see the module docstring)."""
-    os.environ.setdefault("TQDM_DISABLE", "1")  # the library's Score-/Ablation-CAM progress bars
     torch.manual_seed(0)
     try:
         handle = load_model(model, device="cpu")
