@@ -60,3 +60,11 @@ def test_cost_estimate_learns_from_the_last_run(lite, cat_path):
     xai_core.explain(lite, cat_path, methods=["fullgrad"])
     after = estimate_cost(lite, ["fullgrad"])["fullgrad"]
     assert "measured" in after.detail and after.slow
+
+
+def test_fullgrad_reports_start_and_end(lite, cat_path):
+    seen = []
+    xai_core.explain(lite, cat_path, methods=["fullgrad"], progress=lambda m, d, t: seen.append((m, d, t)))
+    assert seen == [("fullgrad", 0, 1), ("fullgrad", 1, 1)]
+    with pytest.raises(xai_core.Cancelled):
+        xai_core.explain(lite, cat_path, methods=["fullgrad"], progress=lambda m, d, t: False)

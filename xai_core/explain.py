@@ -14,7 +14,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from ._common import GuardedModule, LayerArg, as_pil, guard, layer_names
 from .cost import observe
 from .engine import SharedPass, default_tta, deaugment_mean, library_cam, run_shared_pass
-from .errors import InvalidOptionError
+from .errors import Cancelled, InvalidOptionError
 from .images import ImageSource
 from .methods import OWN_PASS, MethodSpec, get_method
 from .models import ModelHandle
@@ -103,7 +103,11 @@ def explain(
     for spec in specs:
         if spec.kind == OWN_PASS:
             t0 = time.perf_counter()
+            report = _bind(progress, spec.id) or (lambda done, total: None)
+            if report(0, 1) is False:
+                raise Cancelled("The computation was cancelled.")
             maps[spec.id] = _fullgrad(handle, x, target_index, aug_smooth, eigen_smooth)
+            report(1, 1)
             timings[spec.id] = time.perf_counter() - t0
             observe(handle, spec.id, names, aug_smooth, timings[spec.id])
     if shared_specs and transforms is None:
