@@ -20,6 +20,7 @@ PAGES = [
     st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
     st.Page("pages/cam.py", title="Compare CAM methods", icon=":material/compare:"),
     st.Page("pages/dff.py", title="Concepts (DFF)", icon=":material/category:"),
+    st.Page("pages/faithfulness.py", title="Faithfulness", icon=":material/verified:"),
 ]
 page = st.navigation(PAGES)
 

@@ -27,6 +27,8 @@ SOURCES = ("Samples", "Upload", "Camera")
 FIRST_SAMPLE = "cat.png"
 #: The CAM page's default methods: they differ visibly at the layer before a GAP head.
 DEFAULT_METHODS = ("gradcam", "hirescam", "gradcam++", "layercam", "eigencam")
+#: The Faithfulness page's default methods: the five gradient methods of the benchmark.
+DEFAULT_EVAL_METHODS = ("gradcam", "hirescam", "gradcam++", "xgradcam", "layercam")
 #: Slow methods whose estimate is above this many seconds wait for the user's go-ahead; the others
 #: run at once, with their estimate and a progress bar.
 CONFIRM_ABOVE_S = 10.0
@@ -42,6 +44,7 @@ CAM_METHODS, CAM_LAYER, AUG_SMOOTH, EIGEN_SMOOTH = "cam.methods", "cam.layer", "
 CAM_APPROVED = "cam.approved"
 OPACITY, COLORMAP, COLUMNS = "view.opacity", "view.colormap", "view.columns"
 DFF_N, DFF_LAYER = "dff.n_components", "dff.layer"
+EVAL_METHODS, EVAL_STEPS, EVAL_SANITY = "eval.methods", "eval.steps", "eval.sanity"
 ACTIVE = "run.model"  # (handle, model key) loaded by the entry point for the current run
 OTHER = "other"
 
@@ -99,6 +102,9 @@ def init_state() -> None:
     ss.setdefault(COLUMNS, 3)
     ss.setdefault(DFF_N, 4)
     ss.setdefault(DFF_LAYER, None)
+    ss.setdefault(EVAL_METHODS, list(DEFAULT_EVAL_METHODS))
+    ss.setdefault(EVAL_STEPS, 20)
+    ss.setdefault(EVAL_SANITY, True)
 
 
 QUERY_SEEN, QUERY_TARGET = "query.seen", "query.target"
@@ -201,6 +207,14 @@ def factorize(_handle, model: str, digest: str, _data: bytes, n_components: int,
               top_k: int = 3) -> xai_core.Factorization:
     """`xai_core.factorize` for these settings, cached."""
     return xai_core.factorize(_handle, _data, n_components=n_components, layer=layer, top_k=top_k)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def evaluate(_handle, model: str, digest: str, _data: bytes, methods: tuple[str, ...], target: int, layer: str,
+             steps: int, sanity: bool, _explanation: xai_core.Explanation, _progress=None) -> xai_core.Evaluation:
+    """`xai_core.evaluate` of `_explanation` (the cached `explain` of these same settings, without
+    smoothing), cached. `_progress(stage, done, total)` as for `explain`."""
+    return xai_core.evaluate(_handle, _data, _explanation, steps=steps, sanity=sanity, progress=_progress)
 
 
 def cam_default_layer(handle: xai_core.ModelHandle) -> str:

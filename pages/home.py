@@ -49,6 +49,7 @@ with panel_col:
     P.prediction_panel(handle, model)
 
 st.subheader("3. Explain it")
-left, right = st.columns(2)
+left, middle, right = st.columns(3)
 left.page_link("pages/cam.py", label="Compare CAM methods side by side", icon=":material/compare:")
-right.page_link("pages/dff.py", label="Find the concepts with DFF", icon=":material/category:")
+middle.page_link("pages/dff.py", label="Find the concepts with DFF", icon=":material/category:")
+right.page_link("pages/faithfulness.py", label="Check which map to trust", icon=":material/verified:")

@@ -60,3 +60,26 @@ def test_unknown_kind_or_metric_is_refused(evaluation):
         eval_figures.build_curves(evaluation, "road")
     with pytest.raises(ValueError, match="metric"):
         eval_figures.build_agreement(evaluation, "pearson")
+
+
+def test_score_table_has_one_row_per_method_and_the_baseline_last(evaluation):
+    table = eval_figures.score_table(evaluation)
+    assert table["method"] == ["gradcam", "hirescam", "layercam", "random (baseline)"]
+    labels = [label for _, label, _, _ in eval_figures.SCORE_COLUMNS]
+    assert list(table) == ["method", *labels, "sanity check"]
+    assert all(len(column) == 4 for column in table.values())
+    assert table["Deletion AUC ↓"] == [0.2, 0.2, 0.3, 0.45]
+    assert table["Sanity Spearman ↓"] == [None] * 4 and table["sanity check"] == ["-"] * 4
+
+
+def test_sanity_bars_are_red_above_the_threshold(evaluation):
+    scores = {m: dict(s) for m, s in evaluation.scores.items()}
+    scores["gradcam"].update(sanity_spearman=0.1, sanity_passed=True)
+    scores["layercam"].update(sanity_spearman=0.8, sanity_passed=False)
+    checked = Evaluation(**{**evaluation.__dict__, "scores": scores})
+    fig = eval_figures.build_sanity(checked, threshold=0.5)
+    bars = fig.data[0]
+    assert list(bars.y) == ["gradcam", "layercam"] and list(bars.x) == [0.1, 0.8]
+    assert bars.marker.color[0] != bars.marker.color[1] and bars.marker.color[1] == "#d62728"
+    table = eval_figures.score_table(checked)
+    assert table["sanity check"] == ["passed", "-", "failed", "-"]

@@ -261,3 +261,19 @@ def test_cli_eval_json():
     assert agreement["methods"] == ["gradcam", "hirescam"] and len(agreement["spearman"]) == 2
     assert agreement["iou"][0][1] == 1.0
     assert agreement["identical_by_construction"][0]["methods"] == ["gradcam", "hirescam"]
+
+
+def test_the_estimate_counts_each_distinct_map_once(cat_eval, lite, cat_path):
+    explanation, _, _ = cat_eval  # at head, a GAP layer: gradcam = hirescam
+    one = xai_core.estimate_evaluation_seconds(lite, hand_made_like(explanation, "gradcam"))
+    same = xai_core.estimate_evaluation_seconds(lite, hand_made_like(explanation, "gradcam", "hirescam"))
+    two = xai_core.estimate_evaluation_seconds(lite, hand_made_like(explanation, "gradcam", "layercam"))
+    assert one == same > 0
+    per_map = 2 * 19 + 1 + 2 * 4  # deletion + insertion steps, the confidence change and ROAD's images
+    assert two / one == pytest.approx((2 + 3 * per_map) / (2 + 2 * per_map))
+    coarse = xai_core.estimate_evaluation_seconds(lite, hand_made_like(explanation, "gradcam"), steps=10)
+    assert coarse < one
+
+
+def hand_made_like(explanation: xai_core.Explanation, *methods: str) -> xai_core.Explanation:
+    return dataclasses.replace(explanation, maps={m: explanation.maps[m] for m in methods})

@@ -3,7 +3,7 @@ pytorch-grad-cam's formulas. Plain Python: no Streamlit; numpy out, torch kept i
 
 from .cost import Cost, estimate_cost
 from .dff import Factorization, factorize
-from .evaluate import Agreement, Evaluation, evaluate
+from .evaluate import Agreement, Evaluation, estimate_evaluation_seconds, evaluate
 from .errors import (
     Cancelled,
     InvalidImageError,
@@ -25,6 +25,7 @@ __all__ = [
     "Cancelled",
     "Cost",
     "estimate_cost",
+    "estimate_evaluation_seconds",
     "evaluate",
     "Evaluation",
     "Explanation",

@@ -23,11 +23,33 @@ RANDOM_COLOR = "#7f7f7f"
 IDENTICAL_MARK = "≡"
 _FONT = dict(size=15)
 _CURVES = {
-    "deletion": ("Deletion: most important pixels removed first (a lower area is better)",
+    "deletion": ("Deletion: most important pixels removed first<br><sup>a lower area is better</sup>",
                  "fraction of pixels removed"),
-    "insertion": ("Insertion: most important pixels put back first (a higher area is better)",
+    "insertion": ("Insertion: most important pixels put back first<br><sup>a higher area is better</sup>",
                   "fraction of pixels inserted"),
 }
+#: The score table's columns: (score key, column label, "lower"/"higher" is better, plain-language help).
+SCORE_COLUMNS = (
+    ("deletion_auc", "Deletion AUC ↓", "lower",
+     "Area under the class probability as the map's most important pixels are removed first: a faithful map "
+     "makes the probability fall at once (Petsiuk et al. 2018, arXiv 1806.07421)."),
+    ("insertion_auc", "Insertion AUC ↑", "higher",
+     "Area under the class probability as the most important pixels are put back into a blurred copy first: "
+     "a faithful map brings the class back early (Petsiuk et al. 2018)."),
+    ("road_morf", "ROAD MoRF ↓", "lower",
+     "Change in probability when the most relevant pixels (20-80%) are replaced by noisy linear imputation, "
+     "which hides the removal's shape from the model (ROAD, Rong et al. 2022, arXiv 2202.00449)."),
+    ("road_lerf", "ROAD LeRF ↑", "higher",
+     "Change in probability when the least relevant pixels are imputed: a faithful map loses little (ROAD)."),
+    ("road_combined", "ROAD combined ↑", "higher", "(LeRF - MoRF) / 2: both ROAD orders in one number."),
+    ("confidence_change", "Confidence change ↑", "higher",
+     "Probability on the image multiplied by the map, minus on the image (pytorch-grad-cam's "
+     "CamMultImageConfidenceChange): does the highlighted part alone keep the class?"),
+    ("sanity_spearman", "Sanity Spearman ↓", "lower",
+     "Rank correlation with the map of a model whose target layer and head are randomized: a map that "
+     "barely changes (above 0.5) does not depend on what the model learned (Adebayo et al. 2018, "
+     "arXiv 1810.03292)."),
+)
 _METRICS = {
     "spearman": ("Spearman rank correlation between maps", "RdBu", -1.0, 1.0),
     "iou": ("Overlap (IoU) of the top 20% pixels", "Blues", 0.0, 1.0),
@@ -55,11 +77,12 @@ def build_curves(evaluation: "Evaluation", kind: str = "deletion") -> go.Figure:
             hovertemplate=f"{html.escape(method)}<br>{x_title}: %{{x:.0%}}<br>probability %{{y:.3f}}<extra></extra>",
         ))
     fig.update_layout(
-        title=title, font=_FONT, height=420, margin=dict(l=10, r=10, t=50, b=10), plot_bgcolor="white",
+        title=title, font=_FONT, height=440 + 22 * ((len(methods) + 1) // 2), margin=dict(l=10, r=10, t=70, b=10),
+        plot_bgcolor="white",
         xaxis=dict(title=x_title, range=[0, 1], tickformat=".0%", gridcolor="#eee", automargin=True),
         yaxis=dict(title=f"probability of {evaluation.target_label}", rangemode="tozero", gridcolor="#eee",
                    automargin=True),
-        legend=dict(title="method"),
+        legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),  # below: narrow columns
     )
     return fig
 
@@ -102,3 +125,42 @@ def build_agreement(evaluation: "Evaluation", metric: str = "spearman") -> go.Fi
         xaxis=dict(side="bottom", automargin=True), yaxis=dict(autorange="reversed", automargin=True),
     )
     return fig
+
+
+def score_table(evaluation: "Evaluation") -> dict[str, list]:
+    """The scores as table columns: "method", each `SCORE_COLUMNS` label (floats; None where a score
+    was not computed) and "sanity check" ("passed", "failed" or "-"), one row per method, the
+    random baseline last."""
+    methods = [m for m in evaluation.scores if m != RANDOM] + [RANDOM]
+    table: dict[str, list] = {"method": [f"{m} (baseline)" if m == RANDOM else m for m in methods]}
+    for key, label, _, _ in SCORE_COLUMNS:
+        table[label] = [_number(evaluation.scores[m].get(key)) for m in methods]
+    verdicts = {True: "passed", False: "failed", None: "-"}
+    table["sanity check"] = [verdicts[evaluation.scores[m].get("sanity_passed")] for m in methods]
+    return table
+
+
+def build_sanity(evaluation: "Evaluation", threshold: float) -> go.Figure:
+    """The sanity check as horizontal bars: each checked method's Spearman similarity to its map on the
+    randomized model, red above `threshold` (the map barely changed: it fails), green below."""
+    checked = [m for m, s in evaluation.scores.items() if s.get("sanity_spearman") is not None]
+    values = [float(evaluation.scores[m]["sanity_spearman"]) for m in checked]
+    fig = go.Figure(go.Bar(
+        x=values, y=checked, orientation="h", text=[f"{v:.2f}" for v in values], textposition="outside",
+        marker_color=["#d62728" if v > threshold else "#2ca02c" for v in values],
+        hovertemplate="%{y}: Spearman %{x:.3f}<extra></extra>",
+    ))
+    fig.add_vline(x=threshold, line=dict(color="#444", dash="dot"),
+                  annotation_text=f"fails above {threshold:g}", annotation_position="top")
+    fig.update_layout(
+        title="Sanity check: similarity to the map of a randomized model (lower is better)", font=_FONT,
+        height=170 + 40 * len(checked), margin=dict(l=10, r=10, t=70, b=10), plot_bgcolor="white",
+        xaxis=dict(range=[min(-0.2, min(values, default=0) - 0.1), 1.1], title="Spearman rank correlation",
+                   gridcolor="#eee", automargin=True),
+        yaxis=dict(autorange="reversed", automargin=True),
+    )
+    return fig
+
+
+def _number(value):
+    return None if value is None or not np.isfinite(value) else round(float(value), 4)

@@ -14,6 +14,7 @@ import torch
 
 from . import _faithfulness as faith
 from ._common import as_pil
+from .cost import batched_forward_seconds
 from ._sanity import SANITY_THRESHOLD, TOP_FRACTION, agreement_matrices, randomized_handle, spearman
 from .errors import Cancelled, InvalidOptionError
 from .explain import GAP_IDENTICAL, Explanation, explain
@@ -154,6 +155,21 @@ def evaluate(
             "agreement_top_fraction": TOP_FRACTION,
         },
     )
+
+
+def estimate_evaluation_seconds(handle: ModelHandle, explanation: Explanation, *, steps: int = 20,
+                     road_percentiles: tuple[int, ...] = ROAD_PERCENTILES) -> float:
+    """About how many seconds `evaluate(handle, image, explanation, steps=steps)` takes here: its
+    forwards (one per image: the deletion/insertion steps, the confidence change and ROAD's
+    images, for each distinct map and the random one) at the cost model's batched forward time.
+    `evaluate` runs channels-last forwards, faster than the calibrated ones by about the time ROAD's
+    imputation adds on 2 cores: this was within 10% of the measured time with EfficientNet-Lite0
+    (benchmarks/bench_evaluate.py, 4 and 6 distinct maps)."""
+    shape = tuple(np.shape(next(iter(explanation.maps.values()))))
+    maps = {m: np.float32(cam) for m, cam in explanation.maps.items()}
+    maps[RANDOM] = random_map(shape)
+    images = 2 + len(_same_map_groups(maps)) * (2 * (steps - 1) + 1 + 2 * len(road_percentiles))
+    return images * batched_forward_seconds(handle)
 
 
 def _faithfulness(scorer, maps: list, rank_list: list, fractions, percentiles, tick, timings: dict) -> dict:

@@ -1,0 +1,160 @@
+"""Faithfulness page: which map can be trusted? Deletion/insertion curves, a sortable score table with a
+random baseline, the model-randomization sanity check and the agreement between the methods."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+import xai_core
+from pages import _panels as P
+from pages import _state as S
+from xai_core import eval_figures
+
+S.ensure_entry_point()
+st.title("Faithfulness: which map can I trust?")
+P.intro(
+    "Maps that look convincing are not necessarily faithful to the model. This page tests each map against "
+    "the model itself: remove or keep the pixels a map calls important and watch the class probability, compare "
+    "with a random map, and check whether the map changes at all when the model's learned weights are "
+    "destroyed ([sanity checks, arXiv 1810.03292](https://arxiv.org/abs/1810.03292); "
+    "[ROAD, arXiv 2202.00449](https://arxiv.org/abs/2202.00449))."
+)
+
+ss = st.session_state
+handle, model = P.active_model()
+digest, data, image_name = S.current_image()
+target, predictions = P.prediction_panel(handle, model)
+
+if ss[S.CAM_LAYER] not in handle.layers:
+    ss[S.CAM_LAYER] = S.cam_default_layer(handle)
+methods_col, layer_col, steps_col, sanity_col = st.columns([3.6, 1.2, 1.2, 1.2], gap="medium")
+layer = layer_col.selectbox("Target layer", list(handle.layers), **S.bind(S.CAM_LAYER),
+                            help="Shared with the CAM page. At a layer that feeds global pooling + a linear "
+                            "layer, Grad-CAM, HiResCAM and XGrad-CAM are identical by construction.")
+costs = P.safe(S.costs, handle, model, tuple(xai_core.list_methods()), layer, False)
+if costs is None:
+    st.stop()
+# Methods estimated above the go-ahead threshold are left to the CLI (`python -m xai_core eval`).
+offered = [m for m in xai_core.list_methods() if costs[m].seconds <= S.CONFIRM_ABOVE_S]
+ss[S.EVAL_METHODS] = [m for m in ss[S.EVAL_METHODS] if m in offered]
+methods = methods_col.multiselect(
+    "Methods", offered, **S.bind(S.EVAL_METHODS), format_func=lambda m: xai_core.get_method(m).title,
+    help="Methods estimated above 10 s at this layer (e.g. Score-CAM, FullGrad) are scored from the command "
+    "line: python -m xai_core eval --img IMG --method scorecam.",
+)
+steps = steps_col.select_slider("Curve step", [10, 20, 50], **S.bind(S.EVAL_STEPS),
+                                format_func=lambda n: f"{100 / n:g}% of the pixels",
+                                help="Pixels removed or inserted per step of the deletion and insertion curves.")
+sanity = sanity_col.toggle("Sanity check", **S.bind(S.EVAL_SANITY),
+                           help="Recompute each map on a copy of the model whose target layer and head are "
+                           "re-initialised with random weights (Adebayo et al. 2018).")
+if not methods:
+    st.warning("Choose at least one method.", icon=":material/info:")
+    st.stop()
+
+key = (handle, model, digest, data, tuple(methods), target, layer)
+with st.spinner("Computing the maps...", show_time=True):
+    explanation = P.safe(S.explain, *key, False, False)
+if explanation is None:
+    st.stop()
+estimate = xai_core.estimate_evaluation_seconds(handle, explanation, steps=int(steps))
+with P.progress(f"Scoring {len(methods)} maps and a random baseline", estimate) as report:
+    evaluation = P.safe(S.evaluate, *key, int(steps), bool(sanity), _explanation=explanation, _progress=report)
+if evaluation is None:
+    st.stop()
+
+scores = {m: s for m, s in evaluation.scores.items() if m != eval_figures.RANDOM}
+baseline = evaluation.scores[eval_figures.RANDOM]
+best_deletion = min(scores, key=lambda m: scores[m]["deletion_auc"])
+best_insertion = max(scores, key=lambda m: scores[m]["insertion_auc"])
+beaten = [m for m, s in scores.items()
+          if s["deletion_auc"] < baseline["deletion_auc"] and s["insertion_auc"] > baseline["insertion_auc"]]
+st.subheader(f"How faithful are the maps of “{evaluation.target_label}” ({S.percent(evaluation.target_probability)}) "
+             f"at {layer}?")
+st.markdown(
+    f"- Probability falls fastest when **{best_deletion}**'s pixels are removed (deletion AUC "
+    f"{scores[best_deletion]['deletion_auc']:.3f}, random map {baseline['deletion_auc']:.3f}).\n"
+    f"- It comes back fastest when **{best_insertion}**'s pixels are put back (insertion AUC "
+    f"{scores[best_insertion]['insertion_auc']:.3f}, random map {baseline['insertion_auc']:.3f}).\n"
+    f"- {len(beaten)} of {len(scores)} maps beat the random map on both"
+    + (f"; not {', '.join(m for m in scores if m not in beaten)}." if len(beaten) < len(scores) else ".")
+)
+for note in evaluation.notes:
+    st.info(note, icon=":material/lightbulb:")
+
+st.subheader("Scores")
+table = eval_figures.score_table(evaluation)
+config = {label: st.column_config.NumberColumn(label, help=help_text, format="%.3f")
+          for _, label, _, help_text in eval_figures.SCORE_COLUMNS}
+config["method"] = st.column_config.TextColumn("method", help="The random map is the baseline a map must beat.")
+st.dataframe(table, column_config=config, hide_index=True, width="stretch", key="score_table")
+st.caption("Click a column header to sort. ↓ lower is better, ↑ higher is better. Hover a header for its meaning.")
+
+deletion_col, insertion_col = st.columns(2, gap="medium")
+curves = {kind: eval_figures.build_curves(evaluation, kind) for kind in ("deletion", "insertion")}
+with deletion_col:
+    P.show_chart(curves["deletion"], f"deletion_{image_name.rsplit('.', 1)[0]}", key="deletion_curves")
+with insertion_col:
+    P.show_chart(curves["insertion"], f"insertion_{image_name.rsplit('.', 1)[0]}", key="insertion_curves")
+
+figs = [("Deletion", curves["deletion"]), ("Insertion", curves["insertion"])]
+if sanity:
+    st.subheader("Sanity check: does the map depend on what the model learned?")
+    threshold = evaluation.settings["sanity_threshold"]
+    failed = [m for m, s in scores.items() if s["sanity_passed"] is False]
+    sanity_fig = eval_figures.build_sanity(evaluation, threshold)
+    P.show_chart(sanity_fig, "sanity_check", key="sanity_chart")
+    figs.append(("Sanity check", sanity_fig))
+    if failed:
+        st.warning(
+            f"**{', '.join(failed)}** barely changed when {layer} and every layer after it were given random "
+            f"weights (Spearman above {threshold:g}). This is a finding about the method at this layer, not a "
+            "bug: such maps follow the strength of the activations (edges, textures, the object's outline) more "
+            "than the class the model learned, as Adebayo et al. found for several popular methods. Trust them "
+            "for *where the network looked*, not for *why it chose this class*.",
+            icon=":material/report:",
+        )
+    else:
+        st.success(f"Every checked map changed when {layer} and the layers after it were randomized "
+                   f"(Spearman at most {threshold:g}): they depend on the learned weights.", icon=":material/check:")
+
+st.subheader("Do the methods agree?")
+tabs = st.tabs(["Rank correlation (Spearman)", "Top-20% overlap (IoU)"])
+for tab, metric in zip(tabs, ("spearman", "iou")):
+    with tab:
+        agreement = eval_figures.build_agreement(evaluation, metric)
+        P.show_chart(agreement, f"agreement_{metric}", key=f"agreement_{metric}")
+        figs.append((f"Agreement ({metric})", agreement))
+st.caption("Two methods that agree closely add little to each other; a pair marked ≡ is identical by "
+           "construction at this layer.")
+
+with st.expander("What the scores mean", expanded=False):
+    for _, label, better, help_text in eval_figures.SCORE_COLUMNS:
+        st.markdown(f"**{label}** ({better} is better): {help_text}")
+    st.markdown(
+        "**Random baseline**: a smooth random map scored the same way. A map that does not beat it on deletion "
+        "and insertion tells you no more about this prediction than chance. Deletion fills removed pixels with "
+        "the mean colour, and insertion starts from a blurred copy; ROAD imputes instead, because a hole's shape "
+        "alone can change the prediction."
+    )
+
+seconds = evaluation.timings
+st.caption(f"Scored in {S.duration(seconds['total'])} (deletion/insertion {S.duration(seconds['deletion_insertion'])}, "
+           f"ROAD {S.duration(seconds['road'])}" + (f", sanity check {S.duration(seconds['sanity'])}" if "sanity" in
+                                                     seconds else "") + f"), {steps} steps per curve.")
+settings = {
+    "model": f"{handle.spec.title}; weights: {handle.weights_source}", "image": image_name,
+    "target class": f"{evaluation.target_label} (#{evaluation.target}, p = {S.percent(evaluation.target_probability)})",
+    "layer": layer, "methods": ", ".join(methods), **evaluation.settings,
+}
+report_col, json_col = st.columns(2)
+with report_col:
+    P.report_button(f"Faithfulness: {image_name}", figs, settings,
+                    tuple(([handle.notice] if handle.notice else []) + list(evaluation.notes)),
+                    file_name=f"faithfulness_report_{image_name.rsplit('.', 1)[0]}.html", key="eval_report")
+with json_col:
+    st.download_button("Download the scores (JSON)", data=json.dumps(evaluation.summary(), indent=2),
+                       file_name=f"faithfulness_{image_name.rsplit('.', 1)[0]}.json", mime="application/json",
+                       on_click="ignore", icon=":material/data_object:", key="eval_json")
