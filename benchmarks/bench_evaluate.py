@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import xai_core  # noqa: E402
+from xai_core import _faithfulness  # noqa: E402
 
 METHODS = ["gradcam", "hirescam", "gradcam++", "xgradcam", "layercam"]
 IMAGE = Path(__file__).resolve().parents[1] / "assets" / "images" / "cat.png"
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--layer", default=None, help="target layer (default: the model's)")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=None, help="images per forward (default: evaluate's)")
     args = parser.parse_args()
     handle = xai_core.load_model("efficientnet_lite0", device="cpu")
     explanation = xai_core.explain(handle, IMAGE, METHODS, layer=args.layer)
@@ -38,11 +40,13 @@ def main() -> None:
     totals, cpu, stages = [], [], []
     for _ in range(args.repeats):
         t0, c0 = time.perf_counter(), _cpu()
-        result = xai_core.evaluate(handle, IMAGE, explanation, steps=args.steps)
+        options = {} if args.batch_size is None else {"batch_size": args.batch_size}
+        result = xai_core.evaluate(handle, IMAGE, explanation, steps=args.steps, **options)
         totals.append(time.perf_counter() - t0)
         cpu.append(_cpu() - c0)
         stages.append(result.timings)
-    forward = _forward_seconds(handle)
+    forward = _faithfulness.forward_seconds(handle)
+    estimate = xai_core.estimate_evaluation_seconds(handle, explanation, steps=args.steps)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
           f"{handle.name} at {', '.join(explanation.layers)}; methods {', '.join(METHODS)}; steps {args.steps}")
     print(f"notes: {' '.join(result.notes) or '-'}")
@@ -52,22 +56,13 @@ def main() -> None:
     print(f"all scores: median {statistics.median(totals):.2f} s, min {min(totals):.2f} s over {len(totals)} runs "
           f"(goal <= 15 s)")
     print(f"process CPU time per run: {statistics.median(cpu):.1f} s (2 free cores give up to 2x the wall time; "
-          f"less means other load); one image forward in a batch of 32 took {forward * 1000:.0f} ms, so a run "
-          f"costs about {statistics.median(totals) / forward:.0f} image forwards")
+          f"less means other load); one scoring forward takes {forward * 1000:.0f} ms per image, so a run "
+          f"costs about {statistics.median(totals) / forward:.0f} image forwards; the page's estimate was {estimate:.1f} s")
 
 
 def _cpu() -> float:
     times = os.times()
     return times.user + times.system
-
-
-def _forward_seconds(handle) -> float:
-    """Seconds per image of one batch-32 forward (channels-last, as `evaluate` runs them)."""
-    x = torch.randn(32, 3, 224, 224).contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        t0 = time.perf_counter()
-        handle.module(x)
-    return (time.perf_counter() - t0) / 32
 
 
 if __name__ == "__main__":

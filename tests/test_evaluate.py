@@ -277,3 +277,11 @@ def test_the_estimate_counts_each_distinct_map_once(cat_eval, lite, cat_path):
 
 def hand_made_like(explanation: xai_core.Explanation, *methods: str) -> xai_core.Explanation:
     return dataclasses.replace(explanation, maps={m: explanation.maps[m] for m in methods})
+
+
+def test_nested_dissection_orders_every_unknown_pixel_once():
+    rng = np.random.default_rng(1)
+    unknown = np.flatnonzero(rng.random(90 * 70) > 0.3)
+    order = _faithfulness.nested_dissection(unknown // 70, unknown % 70, leaf=8)
+    assert sorted(order.tolist()) == list(range(unknown.size))
+    assert _faithfulness.nested_dissection(np.arange(0), np.arange(0)).size == 0

@@ -102,11 +102,6 @@ def estimate_cost(
     return costs
 
 
-def batched_forward_seconds(handle: ModelHandle) -> float:
-    """Seconds per image of a batched inference forward of `handle`'s model here (calibrated once)."""
-    return _calibration(handle, []).batched_s
-
-
 def _median_time(fn, repeats: int = 3) -> float:
     times = []
     for _ in range(repeats):

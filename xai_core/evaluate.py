@@ -14,7 +14,6 @@ import torch
 
 from . import _faithfulness as faith
 from ._common import as_pil
-from .cost import batched_forward_seconds
 from ._sanity import SANITY_THRESHOLD, TOP_FRACTION, agreement_matrices, randomized_handle, spearman
 from .errors import Cancelled, InvalidOptionError
 from .explain import GAP_IDENTICAL, Explanation, explain
@@ -30,6 +29,9 @@ ROAD_PERCENTILES = (20, 40, 60, 80)
 RANDOM_SEED = 0
 #: Maps that differ by at most this everywhere are scored once (e.g. gradcam = hirescam at a GAP layer).
 SAME_MAP_TOLERANCE = 1e-5
+#: `evaluate`'s wall time over that of its forwards alone on 2 cores, ROAD's imputation sharing the CPU
+#: (EfficientNet-Lite0 at 224 px, 4 and 6 distinct maps; benchmarks/bench_evaluate.py prints both).
+_ROAD_SHARE = 2.0
 
 
 @dataclass(frozen=True)
@@ -98,17 +100,19 @@ def evaluate(
     sanity: bool = True,
     progress: Optional[Callable[[str, int, int], Optional[bool]]] = None,
     road_percentiles: tuple[int, ...] = ROAD_PERCENTILES,
-    batch_size: int = 32,
+    batch_size: Optional[int] = None,
 ) -> Evaluation:
     """Score every map of `explanation` (computed by `explain` on `handle` and `image`) and a random
     map the same way; see `Evaluation`. Deletion/insertion use `steps` steps of 1/steps of the
     pixels. With `sanity`, each registered method's map is recomputed on a copy of the model whose
     target layer and head are re-initialised. `progress(stage, done, total)` is called after each
-    unit of work; returning False cancels. Raises `InvalidOptionError` (steps out of 2..100, or an
+    unit of work; returning False cancels. `batch_size` images go in one forward (default: 4 on CPU,
+    where small batches are faster per image, 32 on GPU). Raises `InvalidOptionError` (steps out of 2..100, or an
     explanation of another model or image) and `Cancelled`. Every forward runs in the calling thread,
     holding `handle.lock` for one batch at a time."""
     started = time.perf_counter()
     x = _check(handle, image, explanation, steps, road_percentiles)
+    batch_size = batch_size or faith.default_batch_size(handle)
     methods = list(explanation.maps)
     shape = tuple(x.shape[-2:])
     maps = {m: np.float32(explanation.maps[m]) for m in methods}
@@ -158,18 +162,16 @@ def evaluate(
 
 
 def estimate_evaluation_seconds(handle: ModelHandle, explanation: Explanation, *, steps: int = 20,
-                     road_percentiles: tuple[int, ...] = ROAD_PERCENTILES) -> float:
-    """About how many seconds `evaluate(handle, image, explanation, steps=steps)` takes here: its
-    forwards (one per image: the deletion/insertion steps, the confidence change and ROAD's
-    images, for each distinct map and the random one) at the cost model's batched forward time.
-    `evaluate` runs channels-last forwards, faster than the calibrated ones by about the time ROAD's
-    imputation adds on 2 cores: this was within 10% of the measured time with EfficientNet-Lite0
-    (benchmarks/bench_evaluate.py, 4 and 6 distinct maps)."""
+                                road_percentiles: tuple[int, ...] = ROAD_PERCENTILES) -> float:
+    """About how many seconds `evaluate(handle, image, explanation, steps=steps)` takes here: one
+    forward per image (the deletion/insertion steps, the confidence change and ROAD's images, for
+    each distinct map and the random one) at the scoring forward's timed speed, times
+    `_ROAD_SHARE` for ROAD's imputation running meanwhile."""
     shape = tuple(np.shape(next(iter(explanation.maps.values()))))
     maps = {m: np.float32(cam) for m, cam in explanation.maps.items()}
     maps[RANDOM] = random_map(shape)
     images = 2 + len(_same_map_groups(maps)) * (2 * (steps - 1) + 1 + 2 * len(road_percentiles))
-    return images * batched_forward_seconds(handle)
+    return images * faith.forward_seconds(handle) * _ROAD_SHARE
 
 
 def _faithfulness(scorer, maps: list, rank_list: list, fractions, percentiles, tick, timings: dict) -> dict:
