@@ -74,6 +74,8 @@ def _image_picker() -> None:
     digest, data, name = S.current_image()
     try:
         st.image(S.thumbnail(digest, data), caption=f"Current image: {name}", width="stretch")
+        for notice in S.image_notices(digest, data):
+            st.info(notice, icon=":material/photo_size_select_large:")
     except xai_core.XAIError as err:  # cannot happen for a validated image, but never show a traceback
         st.error(str(err))
 

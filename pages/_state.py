@@ -18,6 +18,7 @@ import streamlit as st
 from PIL import ImageOps
 
 import xai_core
+from xai_core.images import input_notices
 from xai_core.models import AUTO
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +167,13 @@ def sample_bytes(name: str) -> bytes:
 def thumbnail(digest: str, _data: bytes, size: int = 160) -> np.ndarray:
     """A square uint8 thumbnail (centre crop) of the image; raises `InvalidImageError` for a bad image."""
     return np.asarray(ImageOps.fit(xai_core.load_image(_data), (size, size)))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def image_notices(digest: str, _data: bytes) -> tuple[str, ...]:
+    """What was done to the image before the model sees it (downscaled, cropped); raises
+    `InvalidImageError` for a bad image."""
+    return input_notices(xai_core.load_image(_data))
 
 
 @st.cache_resource(show_spinner="Loading the model...")

@@ -230,6 +230,30 @@ def test_bad_upload_shows_an_error_and_the_app_keeps_working(app: AppTest) -> No
     assert "cat" not in app.subheader[0].value
 
 
+def _png(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 140, 60)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_large_or_extreme_uploads_are_explained_with_a_notice(app: AppTest) -> None:
+    app.segmented_control(key="w:image.source").set_value("Upload")
+    _run(app)
+    app.file_uploader(key="w:upload").set_value(("huge.png", _png(6000, 4000), "image/png"))  # 24 MP
+    _run(app)
+    notices = [i.value for i in app.sidebar.info]
+    assert not _errors(app) and app.sidebar.image[0].captions == ["Current image: huge.png"]
+    assert len(notices) == 1 and "6000x4000" in notices[0] and "downscaled" in notices[0]
+    app.file_uploader(key="w:upload").set_value(("strip.png", _png(3000, 24), "image/png"))
+    _run(app)
+    notices = [i.value for i in app.sidebar.info]
+    assert len(notices) == 1 and "125 times wider" in notices[0] and "central 4:1" in notices[0]
+    _page(app, "cam")  # and it is explained
+    assert not _errors(app) and _heatmap_names(_chart(app, "cam_grid"))
+
+
 def test_unavailable_model_falls_back_with_a_message(app: AppTest) -> None:
     app.selectbox(key="w:model").set_value("resnet50")
     _run(app)

@@ -129,3 +129,14 @@ def test_extreme_shapes_are_explained(lite, size):
     result = xai_core.explain(lite, img, ["gradcam", "eigencam"])
     assert result.image.shape == (224, 224, 3)
     assert all(np.isfinite(m).all() for m in result.maps.values())
+
+
+def test_input_notices_say_what_was_done_to_the_photo():
+    from xai_core.images import input_notices
+
+    big = xai_core.load_image(encode(Image.new("RGB", (6000, 4000)), "PNG"))
+    (notice,) = input_notices(big)
+    assert "6000x4000" in notice and f"{big.size[0]}x{big.size[1]}" in notice
+    (tall,) = input_notices(xai_core.load_image(encode(Image.new("RGB", (30, 600)), "PNG")))
+    assert "20 times taller than it is wide" in tall
+    assert input_notices(xai_core.load_image(encode(Image.new("RGB", (64, 48)), "PNG"))) == ()

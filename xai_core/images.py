@@ -68,6 +68,45 @@ def downscaled_from(image: Image.Image) -> Optional[tuple[int, int]]:
     return image.info.get(DOWNSCALED_FROM)
 
 
+#: Images longer than this many times their width (or wider than this many times their height) are
+#: centre-cropped to this ratio before preprocessing: a 3000x24 strip would otherwise be resized to
+#: a few pixels high, and the model's centre crop sees only a central square of it anyway.
+MAX_ASPECT = 4.0
+
+
+def bounded_aspect(image: Image.Image) -> Image.Image:
+    """`image`, centre-cropped to at most `MAX_ASPECT`:1."""
+    w, h = image.size
+    if max(w, h) <= MAX_ASPECT * min(w, h):
+        return image
+    keep = int(MAX_ASPECT * min(w, h))
+    if w > h:
+        left = (w - keep) // 2
+        return image.crop((left, 0, left + keep, h))
+    top = (h - keep) // 2
+    return image.crop((0, top, w, top + keep))
+
+
+def input_notices(image: Image.Image) -> tuple[str, ...]:
+    """Sentences for the user about what was done to `image` (from `load_image`) before the model
+    sees it: a downscale of a very large photo, a crop of an extreme aspect ratio."""
+    notices = []
+    original = downscaled_from(image)
+    if original:
+        notices.append(
+            f"The photo is {original[0]}x{original[1]} pixels ({original[0] * original[1] / 1e6:.0f} megapixels); "
+            f"it was downscaled to {image.size[0]}x{image.size[1]} while decoding, to bound memory "
+            f"(the limit is {WORK_PIXELS // 1_000_000} megapixels)."
+        )
+    w, h = image.size
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        notices.append(
+            f"The photo is {max(w, h) / min(w, h):.0f} times {'wider' if w > h else 'taller'} than it is "
+            f"{'high' if w > h else 'wide'}; the model looks at its central {MAX_ASPECT:g}:1 part."
+        )
+    return tuple(notices)
+
+
 def _open_stream(source: ImageSource) -> BinaryIO:
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:

@@ -17,6 +17,7 @@ from torch import nn
 
 from . import zoo  # noqa: F401  (registers the models)
 from .errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
+from .images import bounded_aspect
 from .specs import ModelSpec, get_model_spec, list_models
 from .weights import how_to_get, load_into, resolve
 
@@ -46,13 +47,13 @@ class ModelHandle:
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """The model's input for `image`: a float tensor [1, 3, H, W] on the model's device."""
-        return self.transforms(_bounded_aspect(image)).unsqueeze(0).to(self.device)
+        return self.transforms(bounded_aspect(image)).unsqueeze(0).to(self.device)
 
     def display_image(self, image: Image.Image) -> np.ndarray:
         """`image` resized and cropped exactly as `preprocess` does, as uint8 RGB [H, W, 3]: the
         picture the maps are aligned with."""
         t = self.transforms
-        x = TF.pil_to_tensor(_bounded_aspect(image))
+        x = TF.pil_to_tensor(bounded_aspect(image))
         x = TF.resize(x, t.resize_size, interpolation=t.interpolation, antialias=t.antialias)
         x = TF.center_crop(x, t.crop_size)
         return x.permute(1, 2, 0).numpy().copy()
@@ -84,21 +85,6 @@ class ModelHandle:
 #: Images longer than this ratio are centre-cropped along their long side before preprocessing: the
 #: resize-then-centre-crop keeps only the centre anyway, and a 3000x1 strip would otherwise be resized
 #: to 768000x256 pixels.
-MAX_ASPECT = 4.0
-
-
-def _bounded_aspect(image: Image.Image) -> Image.Image:
-    w, h = image.size
-    if max(w, h) <= MAX_ASPECT * min(w, h):
-        return image
-    keep = int(MAX_ASPECT * min(w, h))
-    if w > h:
-        left = (w - keep) // 2
-        return image.crop((left, 0, left + keep, h))
-    top = (h - keep) // 2
-    return image.crop((0, top, w, top + keep))
-
-
 def default_device() -> torch.device:
     """CUDA, else Apple MPS, else CPU."""
     if torch.cuda.is_available():
