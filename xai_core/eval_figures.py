@@ -63,6 +63,7 @@ def build_curves(evaluation: "Evaluation", kind: str = "deletion") -> go.Figure:
     if kind not in _CURVES:
         raise ValueError(f"kind must be one of {', '.join(_CURVES)}, not {kind!r}.")
     title, x_title = _CURVES[kind]
+    legend_px = 24 * len(evaluation.scores) + 10  # one entry per row in a narrow column
     x = np.asarray(evaluation.fractions, dtype=float)
     fig = go.Figure()
     methods = [m for m in evaluation.scores if m != RANDOM] + [m for m in evaluation.scores if m == RANDOM]
@@ -77,12 +78,13 @@ def build_curves(evaluation: "Evaluation", kind: str = "deletion") -> go.Figure:
             hovertemplate=f"{html.escape(method)}<br>{x_title}: %{{x:.0%}}<br>probability %{{y:.3f}}<extra></extra>",
         ))
     fig.update_layout(
-        title=title, font=_FONT, height=440 + 22 * ((len(methods) + 1) // 2), margin=dict(l=10, r=10, t=70, b=10),
+        title=title, font=_FONT, height=420 + legend_px, margin=dict(l=10, r=10, t=70, b=10 + legend_px),
         plot_bgcolor="white",
         xaxis=dict(title=x_title, range=[0, 1], tickformat=".0%", gridcolor="#eee", automargin=True),
         yaxis=dict(title=f"probability of {evaluation.target_label}", rangemode="tozero", gridcolor="#eee",
                    automargin=True),
-        legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0),  # below: narrow columns
+        # below the x-axis title, in the bottom margin: the charts sit in narrow columns
+        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, xanchor="left", x=0),
     )
     return fig
 
