@@ -65,22 +65,9 @@ with P.progress(f"Scoring {len(methods)} maps and a random baseline", estimate) 
 if evaluation is None:
     st.stop()
 
-scores = {m: s for m, s in evaluation.scores.items() if m != eval_figures.RANDOM}
-baseline = evaluation.scores[eval_figures.RANDOM]
-best_deletion = min(scores, key=lambda m: scores[m]["deletion_auc"])
-best_insertion = max(scores, key=lambda m: scores[m]["insertion_auc"])
-beaten = [m for m, s in scores.items()
-          if s["deletion_auc"] < baseline["deletion_auc"] and s["insertion_auc"] > baseline["insertion_auc"]]
 st.subheader(f"How faithful are the maps of “{evaluation.target_label}” ({S.percent(evaluation.target_probability)}) "
              f"at {layer}?")
-st.markdown(
-    f"- Probability falls fastest when **{best_deletion}**'s pixels are removed (deletion AUC "
-    f"{scores[best_deletion]['deletion_auc']:.3f}, random map {baseline['deletion_auc']:.3f}).\n"
-    f"- It comes back fastest when **{best_insertion}**'s pixels are put back (insertion AUC "
-    f"{scores[best_insertion]['insertion_auc']:.3f}, random map {baseline['insertion_auc']:.3f}).\n"
-    f"- {len(beaten)} of {len(scores)} maps beat the random map on both"
-    + (f"; not {', '.join(m for m in scores if m not in beaten)}." if len(beaten) < len(scores) else ".")
-)
+st.markdown(eval_figures.headline(evaluation))
 for note in evaluation.notes:
     st.info(note, icon=":material/lightbulb:")
 
@@ -103,7 +90,7 @@ figs = [("Deletion", curves["deletion"]), ("Insertion", curves["insertion"])]
 if sanity:
     st.subheader("Sanity check: does the map depend on what the model learned?")
     threshold = evaluation.settings["sanity_threshold"]
-    failed = [m for m, s in scores.items() if s["sanity_passed"] is False]
+    failed = [m for m, s in evaluation.scores.items() if s["sanity_passed"] is False]
     sanity_fig = eval_figures.build_sanity(evaluation, threshold)
     P.show_chart(sanity_fig, "sanity_check", key="sanity_chart")
     figs.append(("Sanity check", sanity_fig))

@@ -83,3 +83,13 @@ def test_sanity_bars_are_red_above_the_threshold(evaluation):
     assert bars.marker.color[0] != bars.marker.color[1] and bars.marker.color[1] == "#d62728"
     table = eval_figures.score_table(checked)
     assert table["sanity check"] == ["passed", "-", "failed", "-"]
+
+
+def test_headline_names_the_best_maps_and_those_that_do_not_beat_random(evaluation):
+    scores = {m: dict(s) for m, s in evaluation.scores.items()}
+    scores["layercam"].update(deletion_auc=0.5)  # worse than the random map's 0.45
+    text = eval_figures.headline(Evaluation(**{**evaluation.__dict__, "scores": scores}))
+    lines = text.splitlines()
+    assert "**gradcam**" in lines[0] and "0.200" in lines[0] and "0.450" in lines[0]
+    assert "**gradcam**" in lines[1] and "0.800" in lines[1] and "0.550" in lines[1]
+    assert lines[2] == "- 2 of 3 maps beat the random map on both; not layercam."

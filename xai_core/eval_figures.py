@@ -129,6 +129,25 @@ def build_agreement(evaluation: "Evaluation", metric: str = "spearman") -> go.Fi
     return fig
 
 
+def headline(evaluation: "Evaluation") -> str:
+    """Three Markdown bullets: the best map by deletion, by insertion (each next to the random map's
+    score), and how many maps beat the random map on both."""
+    scores = {m: s for m, s in evaluation.scores.items() if m != RANDOM}
+    baseline = evaluation.scores[RANDOM]
+    deletion = min(scores, key=lambda m: scores[m]["deletion_auc"])
+    insertion = max(scores, key=lambda m: scores[m]["insertion_auc"])
+    beaten = [m for m, s in scores.items()
+              if s["deletion_auc"] < baseline["deletion_auc"] and s["insertion_auc"] > baseline["insertion_auc"]]
+    others = [m for m in scores if m not in beaten]
+    return (
+        f"- Probability falls fastest when **{deletion}**'s pixels are removed (deletion AUC "
+        f"{scores[deletion]['deletion_auc']:.3f}, random map {baseline['deletion_auc']:.3f}).\n"
+        f"- It comes back fastest when **{insertion}**'s pixels are put back (insertion AUC "
+        f"{scores[insertion]['insertion_auc']:.3f}, random map {baseline['insertion_auc']:.3f}).\n"
+        f"- {len(beaten)} of {len(scores)} maps beat the random map on both" + (f"; not {', '.join(others)}." if others else ".")
+    )
+
+
 def score_table(evaluation: "Evaluation") -> dict[str, list]:
     """The scores as table columns: "method", each `SCORE_COLUMNS` label (floats; None where a score
     was not computed) and "sanity check" ("passed", "failed" or "-"), one row per method, the

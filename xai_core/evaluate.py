@@ -106,9 +106,9 @@ def evaluate(
     map the same way; see `Evaluation`. Deletion/insertion use `steps` steps of 1/steps of the
     pixels. With `sanity`, each registered method's map is recomputed on a copy of the model whose
     target layer and head are re-initialised. `progress(stage, done, total)` is called after each
-    unit of work; returning False cancels. `batch_size` images go in one forward (default: 4 on CPU,
-    where small batches are faster per image, 32 on GPU). Raises `InvalidOptionError` (steps out of 2..100, or an
-    explanation of another model or image) and `Cancelled`. Every forward runs in the calling thread,
+    unit of work; returning False cancels. `batch_size` images go in one forward (default: 4 on
+    CPU, where small batches are faster per image, 32 on GPU). Raises `InvalidOptionError` (steps
+    out of 2..100, or an explanation of another model or image) and `Cancelled`. Every forward runs in the calling thread,
     holding `handle.lock` for one batch at a time."""
     started = time.perf_counter()
     x = _check(handle, image, explanation, steps, road_percentiles)
