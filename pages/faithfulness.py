@@ -73,7 +73,7 @@ for note in evaluation.notes:
 
 st.subheader("Scores")
 table = eval_figures.score_table(evaluation)
-config = {label: st.column_config.NumberColumn(label, help=help_text, format="%.3f")
+config = {label: st.column_config.NumberColumn(label, help=help_text, format="%.3g")
           for _, label, _, help_text in eval_figures.SCORE_COLUMNS}
 config["method"] = st.column_config.TextColumn("method", help="The random map is the baseline a map must beat.")
 st.dataframe(table, column_config=config, hide_index=True, width="stretch", key="score_table")
@@ -96,7 +96,7 @@ if sanity:
     figs.append(("Sanity check", sanity_fig))
     if failed:
         st.warning(
-            f"**{', '.join(failed)}** barely changed when {layer} and every layer after it were given random "
+            f"A red bar is a map that barely changed when {layer} and every layer after it were given random "
             f"weights (Spearman above {threshold:g}). This is a finding about the method at this layer, not a "
             "bug: such maps follow the strength of the activations (edges, textures, the object's outline) more "
             "than the class the model learned, as Adebayo et al. found for several popular methods. Trust them "

@@ -90,6 +90,9 @@ def test_headline_names_the_best_maps_and_those_that_do_not_beat_random(evaluati
     scores["layercam"].update(deletion_auc=0.5)  # worse than the random map's 0.45
     text = eval_figures.headline(Evaluation(**{**evaluation.__dict__, "scores": scores}))
     lines = text.splitlines()
-    assert "**gradcam**" in lines[0] and "0.200" in lines[0] and "0.450" in lines[0]
-    assert "**gradcam**" in lines[1] and "0.800" in lines[1] and "0.550" in lines[1]
+    assert "**gradcam**" in lines[0] and "0.2," in lines[0] and "0.45)" in lines[0]
+    assert "**gradcam**" in lines[1] and "0.8," in lines[1] and "0.55)" in lines[1]
     assert lines[2] == "- 2 of 3 maps beat the random map on both; not layercam."
+    assert len(lines) == 3  # p = 0.5: no caution
+    unlikely = eval_figures.headline(Evaluation(**{**evaluation.__dict__, "target_probability": 0.0003}))
+    assert len(unlikely.splitlines()) == 4 and "only 0.0003" in unlikely and "near zero" in unlikely

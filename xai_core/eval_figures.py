@@ -21,6 +21,8 @@ RANDOM = "random"
 METHOD_COLORS = tuple(qualitative.D3)
 RANDOM_COLOR = "#7f7f7f"
 IDENTICAL_MARK = "≡"
+#: Below this target probability the headline warns that probability-based scores say little.
+LOW_PROBABILITY = 0.01
 _FONT = dict(size=15)
 _CURVES = {
     "deletion": ("Deletion: most important pixels removed first<br><sup>a lower area is better</sup>",
@@ -130,8 +132,9 @@ def build_agreement(evaluation: "Evaluation", metric: str = "spearman") -> go.Fi
 
 
 def headline(evaluation: "Evaluation") -> str:
-    """Three Markdown bullets: the best map by deletion, by insertion (each next to the random map's
-    score), and how many maps beat the random map on both."""
+    """Markdown bullets: the best map by deletion, by insertion (each next to the random map's
+    score), how many maps beat the random map on both, and a caution when the class is so unlikely
+    (under 1%) that every probability-based score is near zero."""
     scores = {m: s for m, s in evaluation.scores.items() if m != RANDOM}
     baseline = evaluation.scores[RANDOM]
     deletion = min(scores, key=lambda m: scores[m]["deletion_auc"])
@@ -139,13 +142,20 @@ def headline(evaluation: "Evaluation") -> str:
     beaten = [m for m, s in scores.items()
               if s["deletion_auc"] < baseline["deletion_auc"] and s["insertion_auc"] > baseline["insertion_auc"]]
     others = [m for m in scores if m not in beaten]
-    return (
+    lines = [
         f"- Probability falls fastest when **{deletion}**'s pixels are removed (deletion AUC "
-        f"{scores[deletion]['deletion_auc']:.3f}, random map {baseline['deletion_auc']:.3f}).\n"
+        f"{scores[deletion]['deletion_auc']:.3g}, random map {baseline['deletion_auc']:.3g}).",
         f"- It comes back fastest when **{insertion}**'s pixels are put back (insertion AUC "
-        f"{scores[insertion]['insertion_auc']:.3f}, random map {baseline['insertion_auc']:.3f}).\n"
-        f"- {len(beaten)} of {len(scores)} maps beat the random map on both" + (f"; not {', '.join(others)}." if others else ".")
-    )
+        f"{scores[insertion]['insertion_auc']:.3g}, random map {baseline['insertion_auc']:.3g}).",
+        f"- {len(beaten)} of {len(scores)} maps beat the random map on both" + (f"; not {', '.join(others)}." if others else "."),
+    ]
+    if evaluation.target_probability < LOW_PROBABILITY:
+        lines.append(
+            f"- The model gives {evaluation.target_label} only {evaluation.target_probability:.2g}: deletion, "
+            "insertion, ROAD and the confidence change all follow that probability, so they are near zero and "
+            "say little here; the sanity check and the agreement still apply."
+        )
+    return "\n".join(lines)
 
 
 def score_table(evaluation: "Evaluation") -> dict[str, list]:
@@ -184,4 +194,4 @@ def build_sanity(evaluation: "Evaluation", threshold: float) -> go.Figure:
 
 
 def _number(value):
-    return None if value is None or not np.isfinite(value) else round(float(value), 4)
+    return None if value is None or not np.isfinite(value) else float(value)
