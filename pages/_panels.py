@@ -109,10 +109,22 @@ def prediction_panel(handle: xai_core.ModelHandle, model: str) -> tuple[int, lis
     return target, predictions
 
 
+def superseded() -> bool:
+    """True when this script run has been asked to stop or rerun (the user changed a control or
+    pressed Stop). Streamlit acts on that request only at the script's next st call, which a long
+    xai_core computation would delay by its whole duration; its progress callback asks this instead.
+    Streamlit has no public API for it: this reads the run's `ScriptRequests` state, and answers
+    False (never cancel) if that internal ever changes (tests/test_app_pages.py checks it)."""
+    ctx = get_script_run_ctx(suppress_warning=True)
+    state = getattr(getattr(ctx, "script_requests", None), "_state", None)
+    return getattr(state, "name", "CONTINUE") != "CONTINUE"
+
+
 @contextmanager
 def progress(label: str, estimate_s: float) -> Iterator[Callable[[str, int, int], None]]:
     """A progress bar while the body runs; yields the `progress(method, done, total)` callback to
-    hand to xai_core. A helper thread draws the bar twice a second from the last report (or, until
+    hand to xai_core. The callback cancels the computation when the user has changed a control or
+    pressed Stop meanwhile (`superseded`), so the new run starts at once. A helper thread draws the bar twice a second from the last report (or, until
     one arrives, from the elapsed time against `estimate_s`), so the callback itself never calls st
     inside a cached function (whose st calls would be replayed on every cache hit)."""
     bar = st.progress(0.0, text=f"{label}: about {S.duration(estimate_s)}")
@@ -131,11 +143,15 @@ def progress(label: str, estimate_s: float) -> Iterator[Callable[[str, int, int]
                 text = f"{label}: {elapsed:.0f} s of about {S.duration(estimate_s)}"
             bar.progress(min(share, 1.0), text=text)
 
+    def report(method: str, done: int, total: int) -> bool:
+        reported.append((int(done), int(total)))
+        return not superseded()  # False cancels: xai_core raises Cancelled
+
     thread = threading.Thread(target=tick, daemon=True)
     add_script_run_ctx(thread, get_script_run_ctx())
     thread.start()
     try:
-        yield lambda method, done, total: reported.append((int(done), int(total)))
+        yield report
     finally:
         stop.set()
         thread.join()

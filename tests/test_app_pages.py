@@ -357,3 +357,25 @@ def test_faithfulness_page_without_the_sanity_check(app: AppTest) -> None:
     _run(app)
     assert not any(key.endswith("sanity_chart") for key in _charts(app))
     assert list(app.dataframe[0].value["sanity check"]) == ["-", "-"]
+
+
+def test_a_superseded_run_cancels_its_long_computation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The progress callback asks Streamlit's own request state: CONTINUE goes on, STOP or RERUN
+    cancels (xai_core then raises Cancelled and the new run starts at once)."""
+    from types import SimpleNamespace
+
+    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData, ScriptRequests
+
+    from pages import _panels
+
+    requests = ScriptRequests()
+    monkeypatch.setattr(_panels, "get_script_run_ctx", lambda **_: SimpleNamespace(script_requests=requests))
+    assert not _panels.superseded()
+    requests.request_rerun(RerunData(query_string=""))
+    assert _panels.superseded()
+    stopped = ScriptRequests()
+    stopped.request_stop()
+    monkeypatch.setattr(_panels, "get_script_run_ctx", lambda **_: SimpleNamespace(script_requests=stopped))
+    assert _panels.superseded()
+    monkeypatch.setattr(_panels, "get_script_run_ctx", lambda **_: None)  # outside a script run
+    assert not _panels.superseded()
