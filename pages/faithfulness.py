@@ -29,7 +29,7 @@ target, predictions = P.prediction_panel(handle, model)
 
 if ss[S.CAM_LAYER] not in handle.layers:
     ss[S.CAM_LAYER] = S.cam_default_layer(handle)
-methods_col, layer_col, steps_col, sanity_col = st.columns([3.6, 1.2, 1.2, 1.2], gap="medium")
+methods_col, layer_col, steps_col, sanity_col = st.columns([3.2, 1.2, 1.3, 1.5], gap="medium")
 layer = layer_col.selectbox("Target layer", list(handle.layers), **S.bind(S.CAM_LAYER),
                             help="Shared with the CAM page. At a layer that feeds global pooling + a linear "
                             "layer, Grad-CAM, HiResCAM and XGrad-CAM are identical by construction.")
