@@ -9,7 +9,6 @@ the module itself is never touched)."""
 from __future__ import annotations
 
 import math
-import time
 import weakref
 from functools import partial
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import splu
 
 from ._common import guard
+from .cost import _median_time
 from .models import ModelHandle
 
 #: The insertion metric starts from the image blurred with a Gaussian of this sigma (a fraction of
@@ -59,13 +59,9 @@ def forward_seconds(handle: ModelHandle) -> float:
         size = handle.transforms.crop_size[0]
         x = torch.zeros(default_batch_size(handle), 3, size, size, device=handle.device)
         x = x.contiguous(memory_format=torch.channels_last)
-        times = []
         with guard(handle), torch.inference_mode():
-            for _ in range(3):  # the first is a warm-up
-                t0 = time.perf_counter()
-                handle.module(x)
-                times.append(time.perf_counter() - t0)
-        _FORWARD_S[handle.module] = min(times[1:]) / x.shape[0]
+            handle.module(x)  # warm-up
+            _FORWARD_S[handle.module] = _median_time(lambda: handle.module(x)) / x.shape[0]
     return _FORWARD_S[handle.module]
 
 
