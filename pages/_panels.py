@@ -62,9 +62,20 @@ def model_banner(handle: xai_core.ModelHandle) -> None:
         st.success(text, icon=":material/memory:")
 
 
-def intro(text: str) -> None:
-    """The one sentence opening a page."""
-    st.markdown(text)
+def page_header(title: str, intro: str) -> None:
+    """The page's title and opening sentence, then the slot where `progress` draws its bar: right
+    under the title, so a long computation's bar is visible without scrolling."""
+    st.title(title)
+    st.markdown(intro)
+    st.session_state[S.PROGRESS_SLOT] = st.empty()
+
+
+def method_picker(label: str, options: list[str], key: str, help: str) -> list[str]:
+    """Methods as pills (every option and every selected one fully visible, wrapped onto lines:
+    a multiselect truncates long chips), by title; returns the selected ids in the options' order."""
+    chosen = st.pills(label, options, selection_mode="multi", format_func=lambda m: xai_core.get_method(m).title,
+                      help=help, **S.bind(key)) or []
+    return [m for m in options if m in chosen]
 
 
 def show_chart(fig: go.Figure, name: str, key: str) -> None:
@@ -127,7 +138,9 @@ def progress(label: str, estimate_s: float) -> Iterator[Callable[[str, int, int]
     pressed Stop meanwhile (`superseded`), so the new run starts at once. A helper thread draws the bar twice a second from the last report (or, until
     one arrives, from the elapsed time against `estimate_s`), so the callback itself never calls st
     inside a cached function (whose st calls would be replayed on every cache hit)."""
-    bar = st.progress(0.0, text=f"{label}: about {S.duration(estimate_s)}")
+    slot = st.session_state.get(S.PROGRESS_SLOT)
+    bar = (slot.container() if slot is not None else st.container()).progress(
+        0.0, text=f"{label}: about {S.duration(estimate_s)}")
     reported: list[tuple[int, int]] = []
     stop = threading.Event()
     started = time.monotonic()
@@ -159,10 +172,12 @@ def progress(label: str, estimate_s: float) -> Iterator[Callable[[str, int, int]
 
 
 def report_button(title: str, figs: list[tuple[str, go.Figure]], settings: dict, notes: tuple = (),
-                  file_name: str = "report.html", key: Optional[str] = None) -> None:
-    """A download button for a self-contained HTML report; it is built only when clicked."""
+                  file_name: str = "report.html", key: Optional[str] = None,
+                  sections: tuple[tuple[str, str], ...] = ()) -> None:
+    """A download button for a self-contained HTML report (`sections`: (heading, HTML fragment)
+    placed before the figures); it is built only when clicked."""
     st.download_button(
-        "Download HTML report", data=lambda: figures.report_html(title, figs, settings, notes),
+        "Download HTML report", data=lambda: figures.report_html(title, figs, settings, notes, sections),
         file_name=file_name, mime="text/html", on_click="ignore", key=key,
         icon=":material/download:", help="One self-contained HTML file (opens offline) with the image, "
         "prediction, maps, settings and model. Each chart's camera icon saves it as PNG.",

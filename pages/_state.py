@@ -46,6 +46,7 @@ CAM_APPROVED = "cam.approved"
 OPACITY, COLORMAP, COLUMNS = "view.opacity", "view.colormap", "view.columns"
 DFF_N, DFF_LAYER = "dff.n_components", "dff.layer"
 EVAL_METHODS, EVAL_STEPS, EVAL_SANITY = "eval.methods", "eval.steps", "eval.sanity"
+PROGRESS_SLOT = "run.progress_slot"  # the placeholder under the page title where progress bars go
 ACTIVE = "run.model"  # (handle, model key) loaded by the entry point for the current run
 OTHER = "other"
 

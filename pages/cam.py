@@ -10,8 +10,8 @@ from pages import _state as S
 from xai_core import figures
 
 S.ensure_entry_point()
-st.title("Compare CAM methods")
-P.intro(
+P.page_header(
+    "Compare CAM methods",
     "A class activation map shows which regions of the photo raised the score of the chosen class: "
     "[Grad-CAM (arXiv 1610.02391)](https://arxiv.org/abs/1610.02391) weights each feature channel by its "
     "average gradient, [HiResCAM (arXiv 2011.08891)](https://arxiv.org/abs/2011.08891) multiplies features "
@@ -25,14 +25,12 @@ target, predictions = P.prediction_panel(handle, model)
 
 
 def _controls() -> tuple[list[str], str, bool, bool]:
-    methods_col, layer_col, smooth_col = st.columns([3.6, 1.2, 1.9], gap="medium")
-    all_methods = xai_core.list_methods()
-    methods = methods_col.multiselect(
-        "Methods", all_methods, **S.bind(S.CAM_METHODS),
-        format_func=lambda m: xai_core.get_method(m).title,
+    methods = P.method_picker(
+        "Methods", xai_core.list_methods(), S.CAM_METHODS,
         help="Gradient and activation methods share one forward/backward pass. Score-CAM, Ablation-CAM and "
         "FullGrad cost many passes: they run after you confirm their estimated time.",
     )
+    layer_col, smooth_col, eigen_col = st.columns([1.2, 1.2, 1.2], gap="medium")
     if ss[S.CAM_LAYER] not in handle.layers:
         ss[S.CAM_LAYER] = S.cam_default_layer(handle)
     layers = list(handle.layers)
@@ -43,7 +41,7 @@ def _controls() -> tuple[list[str], str, bool, bool]:
     )
     aug = smooth_col.toggle("Augmentation smoothing", **S.bind(S.AUG_SMOOTH),
                             help="Average over 6 flipped / brightness-scaled copies: about 6x slower.")
-    eig = smooth_col.toggle("Eigen smoothing", **S.bind(S.EIGEN_SMOOTH),
+    eig = eigen_col.toggle("Eigen smoothing", **S.bind(S.EIGEN_SMOOTH),
                             help="Keep only the first principal component of the weighted activations.")
     return methods, layer, aug, eig
 

@@ -9,8 +9,8 @@ from pages import _state as S
 from xai_core import figures
 
 S.ensure_entry_point()
-st.title("Concepts in the image (DFF)")
-P.intro(
+P.page_header(
+    "Concepts in the image (DFF)",
     "[Deep Feature Factorization (arXiv 1806.10206)](https://arxiv.org/abs/1806.10206) splits the network's "
     "features into a few concepts with non-negative matrix factorization and shows where each concept is in "
     "the photo; each concept is labelled by the classes the model's head gives it."

@@ -13,8 +13,8 @@ from pages import _state as S
 from xai_core import eval_figures
 
 S.ensure_entry_point()
-st.title("Faithfulness: which map can I trust?")
-P.intro(
+P.page_header(
+    "Faithfulness: which map can I trust?",
     "Maps that look convincing are not necessarily faithful to the model. This page tests each map against "
     "the model itself: remove or keep the pixels a map calls important and watch the class probability, compare "
     "with a random map, and check whether the map changes at all when the model's learned weights are "
@@ -39,11 +39,12 @@ if costs is None:
 # Methods estimated above the go-ahead threshold are left to the CLI (`python -m xai_core eval`).
 offered = [m for m in xai_core.list_methods() if costs[m].seconds <= S.CONFIRM_ABOVE_S]
 ss[S.EVAL_METHODS] = [m for m in ss[S.EVAL_METHODS] if m in offered]
-methods = methods_col.multiselect(
-    "Methods", offered, **S.bind(S.EVAL_METHODS), format_func=lambda m: xai_core.get_method(m).title,
-    help="Methods estimated above 10 s at this layer (e.g. Score-CAM, FullGrad) are scored from the command "
-    "line: python -m xai_core eval --img IMG --method scorecam.",
-)
+with methods_col:
+    methods = P.method_picker(
+        "Methods", offered, S.EVAL_METHODS,
+        help="Methods estimated above 10 s at this layer (e.g. Score-CAM, FullGrad) are scored from the command "
+        "line: python -m xai_core eval --img IMG --method scorecam.",
+    )
 steps = steps_col.select_slider("Curve step", [10, 20, 50], **S.bind(S.EVAL_STEPS),
                                 format_func=lambda n: f"{100 / n:g}% of the pixels",
                                 help="Pixels removed or inserted per step of the deletion and insertion curves.")

@@ -3,79 +3,14 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit.testing.v1.app_test as app_test_module
-from streamlit.runtime.pages_manager import PagesManager
-from streamlit.testing.v1 import AppTest
 
 import xai_core
-
-APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
-TIMEOUT = 180  # the first run loads the model
-
-
-def _run(at: AppTest) -> AppTest:
-    at.run(timeout=TIMEOUT)
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-class _NavigationPagesManager(PagesManager):
-    """AppTest builds a new PagesManager per run and resets `uses_pages_directory`, so with a
-    pages/ folder every rerun after the first executed only the page file (Streamlit's v1
-    multipage mode), skipping the entry point. A real server stops looking at pages/ once the
-    entry point has called st.navigation; this does the same."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-
-@pytest.fixture
-def app(monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
-    return _run(AppTest.from_file(str(APP), default_timeout=TIMEOUT))
-
-
-def _page(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py")
-    return _run(at)
-
-
-def _charts(at: AppTest) -> dict[str, dict]:
-    """The page's Plotly figures (as their JSON specs), by chart key."""
-    charts = {}
-    for element in at.get("plotly_chart"):
-        spec = json.loads(element.proto.spec)
-        charts[element.proto.id.split("-", 2)[-1] if "-" in element.proto.id else element.proto.id] = spec
-    return charts
-
-
-def _chart(at: AppTest, name: str) -> dict:
-    matches = [spec for key, spec in _charts(at).items() if key.endswith(name)]
-    assert len(matches) == 1, list(_charts(at))
-    return matches[0]
-
-
-def _array(value) -> np.ndarray:
-    """A figure spec's array: a list, or Plotly's typed-array encoding {"dtype", "bdata"}."""
-    if isinstance(value, dict):
-        import base64
-
-        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
-    return np.asarray(value)
-
-
-def _heatmap_names(spec: dict) -> list[str]:
-    return [t["name"] for t in spec["data"] if t["type"] == "heatmap"]
-
-
-def _errors(at: AppTest) -> list[str]:
-    return [e.value for e in at.error]
+from _apptest import APP, AppTest, chart as _chart, charts as _charts, errors as _errors
+from _apptest import heatmap_names as _heatmap_names, new_app, page as _page, run as _run
 
 
 def test_start_page_renders(app: AppTest) -> None:
@@ -105,10 +40,10 @@ def test_cam_page_renders_default_methods(app: AppTest) -> None:
 
 def test_changing_methods_changes_the_grid(app: AppTest) -> None:
     _page(app, "cam")
-    app.multiselect(key="w:cam.methods").set_value(["gradcam", "xgradcam"])
+    app.pills(key="w:cam.methods").set_value(["gradcam", "xgradcam"])
     _run(app)
     assert _heatmap_names(_chart(app, "cam_grid")) == ["Grad-CAM", "XGrad-CAM"]
-    app.multiselect(key="w:cam.methods").set_value([])
+    app.pills(key="w:cam.methods").set_value([])
     _run(app)
     assert "cam_grid" not in " ".join(_charts(app)) and app.warning
 
@@ -166,7 +101,7 @@ def test_slow_method_waits_for_go_ahead_with_estimate(app: AppTest, monkeypatch:
     monkeypatch.setattr(_state, "CONFIRM_ABOVE_S", 0.0)  # ask even for a few seconds, to keep the test short
     _page(app, "cam")
     app.selectbox(key="w:cam.layer").set_value("stage3")  # 40 channels: 40 forward passes
-    app.multiselect(key="w:cam.methods").set_value(["gradcam", "scorecam"])
+    app.pills(key="w:cam.methods").set_value(["gradcam", "scorecam"])
     _run(app)
     warning = [w.value for w in app.warning if "Score-CAM" in w.value]
     assert len(warning) == 1 and "40 forward passes" in warning[0] and "about" in warning[0]
@@ -179,10 +114,10 @@ def test_slow_method_waits_for_go_ahead_with_estimate(app: AppTest, monkeypatch:
 
 def test_quick_slow_method_runs_at_once(app: AppTest) -> None:
     _page(app, "cam")
-    app.multiselect(key="w:cam.methods").set_value(["ablationcam", "gradcam"])
+    app.pills(key="w:cam.methods").set_value(["ablationcam", "gradcam"])
     _run(app)
     assert not app.warning
-    assert _heatmap_names(_chart(app, "cam_grid")) == ["Ablation-CAM", "Grad-CAM"]
+    assert _heatmap_names(_chart(app, "cam_grid")) == ["Grad-CAM", "Ablation-CAM"]  # in the registry's order
 
 
 def test_dff_page_and_n_components(app: AppTest) -> None:
@@ -205,11 +140,11 @@ def test_choices_persist_across_pages(app: AppTest) -> None:
     assert app.sidebar.image[0].captions == ["Current image: coffee.png"]
     _page(app, "cam")
     assert "espresso" in app.subheader[0].value
-    app.multiselect(key="w:cam.methods").set_value(["layercam"])
+    app.pills(key="w:cam.methods").set_value(["layercam"])
     _run(app)
     _page(app, "dff")
     _page(app, "cam")
-    assert app.multiselect(key="w:cam.methods").value == ["layercam"]
+    assert app.pills(key="w:cam.methods").value == ["layercam"]
     assert _heatmap_names(_chart(app, "cam_grid")) == ["LayerCAM"]
 
 
@@ -302,8 +237,7 @@ def test_explicit_bundled_model_needs_no_explanation(app: AppTest) -> None:
 
 
 def test_link_picks_the_sample_and_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at = new_app(monkeypatch)
     at.query_params["sample"] = "coffee.png"
     at.query_params["target"] = "281"
     _run(at)
@@ -311,52 +245,6 @@ def test_link_picks_the_sample_and_the_target(monkeypatch: pytest.MonkeyPatch) -
     _page(at, "cam")
     headings = [h.value for h in list(at.subheader) + list(at.header)]
     assert any("tabby" in h for h in headings), headings
-
-
-def _fast_faithfulness(app: AppTest, methods: list[str]) -> AppTest:
-    """The Faithfulness page for `methods`, with 10% curve steps to keep the test short."""
-    app.session_state["eval.methods"] = methods
-    app.session_state["eval.steps"] = 10
-    return _page(app, "faithfulness")
-
-
-def test_faithfulness_page_scores_the_maps_against_a_random_baseline(app: AppTest, monkeypatch) -> None:
-    methods = ["gradcam", "layercam", "eigencam"]
-    _fast_faithfulness(app, methods)
-    assert not _errors(app)
-    intro = app.markdown[0].value
-    assert "2202.00449" in intro and "1810.03292" in intro
-    assert "Egyptian cat" in app.subheader[0].value
-    table = app.dataframe[0].value
-    assert list(table["method"]) == methods + ["random (baseline)"]
-    assert {"Deletion AUC ↓", "Insertion AUC ↑", "ROAD combined ↑", "Confidence change ↑", "sanity check"} <= set(table)
-    assert set(table["sanity check"][:3]) <= {"passed", "failed"} and table["sanity check"][3] == "-"
-    for kind in ("deletion", "insertion"):
-        traces = _chart(app, f"{kind}_curves")["data"]
-        assert [t["name"].split(" ")[0] for t in traces] == methods + ["random"]
-        np.testing.assert_allclose(_array(traces[0]["x"]), np.linspace(0, 1, 11))  # 10% steps
-        aucs = [float(t["name"].split("AUC ")[1].rstrip(")")) for t in traces]  # the legend shows the table's AUCs
-        np.testing.assert_allclose(aucs, table[f"{kind.capitalize()} AUC {'↓' if kind == 'deletion' else '↑'}"],
-                                   atol=1e-3)
-    assert list(_chart(app, "sanity_chart")["data"][0]["y"]) == methods
-    for metric in ("spearman", "iou"):
-        assert list(_chart(app, f"agreement_{metric}")["data"][0]["x"]) == methods
-    # a rerun with the same settings comes from the cache
-    calls = []
-    for verb in ("explain", "evaluate"):
-        real = getattr(xai_core, verb)
-        monkeypatch.setattr(xai_core, verb, lambda *a, _real=real, _verb=verb, **k: calls.append(_verb) or _real(*a, **k))
-    _run(app)
-    assert calls == [] and list(app.dataframe[0].value["method"]) == methods + ["random (baseline)"]
-
-
-def test_faithfulness_page_without_the_sanity_check(app: AppTest) -> None:
-    _fast_faithfulness(app, ["gradcam"])
-    assert _chart(app, "sanity_chart")
-    app.toggle(key="w:eval.sanity").set_value(False)
-    _run(app)
-    assert not any(key.endswith("sanity_chart") for key in _charts(app))
-    assert list(app.dataframe[0].value["sanity check"]) == ["-", "-"]
 
 
 def test_a_superseded_run_cancels_its_long_computation(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -239,9 +239,11 @@ def report_html(
     figures: Sequence[tuple[str, go.Figure]],
     settings: Mapping[str, object],
     notes: Sequence[str] = (),
+    sections: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """A self-contained HTML report: `title`, a settings table, `notes`, then each (heading, figure)
-    interactive, with plotly.js embedded once (opens offline, no CDN)."""
+    """A self-contained HTML report: `title`, a settings table, `notes`, then each (heading, html)
+    of `sections` (trusted HTML fragments built by xai_core, e.g. a score table), then each
+    (heading, figure) interactive, with plotly.js embedded once (opens offline, no CDN)."""
     rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items()
     )
@@ -257,6 +259,9 @@ def report_html(
         f"<table>{rows}</table>",
         *[f"<div class='note'>{html.escape(n)}</div>" for n in notes],
     ]
+    for heading, fragment in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        parts.append(fragment)
     for i, (heading, fig) in enumerate(figures):
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         config = {"toImageButtonOptions": PNG_EXPORT, "displaylogo": False}

@@ -1,0 +1,81 @@
+"""Shared AppTest helpers: the app fixture (through the entry point's router) and chart readers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit.testing.v1.app_test as app_test_module
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
+TIMEOUT = 180  # the first run loads the model
+
+
+def run(at: AppTest) -> AppTest:
+    at.run(timeout=TIMEOUT)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+class _NavigationPagesManager(PagesManager):
+    """AppTest builds a new PagesManager per run and resets `uses_pages_directory`, so with a
+    pages/ folder every rerun after the first executed only the page file (Streamlit's v1
+    multipage mode), skipping the entry point. A real server stops looking at pages/ once the
+    entry point has called st.navigation; this does the same."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
+def new_app(monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """An AppTest of the entry point that routes every rerun through st.navigation (not yet run)."""
+    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPagesManager)
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """The app after its first run (Start page)."""
+    return run(new_app(monkeypatch))
+
+
+def page(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"pages/{page}.py")
+    return run(at)
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """The page's Plotly figures (as their JSON specs), by chart key."""
+    found = {}
+    for element in at.get("plotly_chart"):
+        spec = json.loads(element.proto.spec)
+        found[element.proto.id.split("-", 2)[-1] if "-" in element.proto.id else element.proto.id] = spec
+    return found
+
+
+def chart(at: AppTest, name: str) -> dict:
+    matches = [spec for key, spec in charts(at).items() if key.endswith(name)]
+    assert len(matches) == 1, list(charts(at))
+    return matches[0]
+
+
+def array(value) -> np.ndarray:
+    """A figure spec's array: a list, or Plotly's typed-array encoding {"dtype", "bdata"}."""
+    if isinstance(value, dict):
+        import base64
+
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
+def heatmap_names(spec: dict) -> list[str]:
+    return [t["name"] for t in spec["data"] if t["type"] == "heatmap"]
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
