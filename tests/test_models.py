@@ -74,7 +74,9 @@ def test_resnet50_from_hub_cache(hub, random_state_dict):
     torch.save(random_state_dict, cached)
     handle = xai_core.load_model("auto", device="cpu")
     assert handle.name == "resnet50" and handle.notice is None
-    assert str(cached) in handle.weights_source
+    assert handle.weights_file == str(cached)  # the path, for the CLI and the API
+    assert "torch hub cache" in handle.weights_source and "resnet50-11ad3fa6.pth" in handle.weights_source
+    assert str(hub) not in handle.weights_source  # ... but never in the words a dashboard shows
     torch.testing.assert_close(handle.module.fc.weight, random_state_dict["fc.weight"])
 
 
@@ -88,17 +90,33 @@ def test_resnet50_v1_tag_uses_its_own_cache_file(hub, random_state_dict):
 def test_explicit_file_and_env_variable(hub, tmp_path, monkeypatch, random_state_dict):
     path = tmp_path / "mine.pth"
     torch.save(random_state_dict, path)
-    assert str(path) in xai_core.load_model("resnet50", weights=str(path)).weights_source
+    handle = xai_core.load_model("resnet50", weights=str(path))
+    assert handle.weights_file == str(path) and handle.weights_source == "the file mine.pth"
     monkeypatch.setenv("XAI_WEIGHTS", str(path))
     handle = xai_core.load_model("auto")
-    assert handle.name == "resnet50" and str(path) in handle.weights_source
+    assert handle.name == "resnet50" and handle.weights_file == str(path)
+    assert "XAI_WEIGHTS" in handle.weights_source and str(tmp_path) not in handle.weights_source
+
+
+def test_a_missing_server_file_falls_back_without_revealing_its_path(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("XAI_WEIGHTS", str(tmp_path / "secret" / "resnet.pth"))
+    handle = xai_core.load_model("auto")
+    assert handle.name == "efficientnet_lite0" and "XAI_WEIGHTS" in handle.notice
+    assert str(tmp_path) not in handle.notice and handle.weights_file.endswith(".pth")
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "secret" / "resnet.pth").write_bytes(b"garbage")
+    with pytest.raises(xai_core.InvalidWeightsError) as err:  # a broken server file is an error, unnamed
+        xai_core.load_model("auto")
+    assert "XAI_WEIGHTS" in str(err.value) and str(tmp_path) not in str(err.value)
 
 
 def test_auto_falls_back_offline_with_instructions(hub):
     handle = xai_core.load_model("auto")
     assert handle.name == "efficientnet_lite0"
-    assert "resnet50-11ad3fa6.pth" in handle.notice and str(hub) in handle.notice and "--weights" in handle.notice
-    assert "\n" not in handle.notice
+    assert "resnet50-11ad3fa6.pth" in handle.notice and "torch hub cache" in handle.notice
+    assert "--weights" in handle.notice and "\n" not in handle.notice
+    assert str(hub) not in handle.notice and "/root/" not in handle.notice  # no server path: a public UI shows it
+    assert handle.weights_file and handle.weights_file.endswith(".pth")  # the bundled file's path, for the API
 
 
 def test_unreachable_host_is_detected_without_downloading(hub, monkeypatch):
@@ -121,7 +139,7 @@ def test_unreachable_host_is_detected_without_downloading(hub, monkeypatch):
 
 def test_bad_weight_files_get_clear_errors(hub, tmp_path):
     missing = tmp_path / "nope.pth"
-    with pytest.raises(xai_core.WeightsUnavailableError, match="No weights file"):
+    with pytest.raises(xai_core.WeightsUnavailableError, match="No weights file: '.*nope.pth' does not exist"):
         xai_core.load_model("resnet50", weights=str(missing))
     with pytest.raises(xai_core.WeightsUnavailableError):  # auto must not hide a missing explicit file
         xai_core.load_model("auto", weights=str(missing))

