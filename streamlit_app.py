@@ -5,14 +5,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 import xai_core
 from pages import _panels as P
 from pages import _state as S
+from pages._streamlit_internals import forget_unknown_page
 
-st.set_page_config(page_title="Why did the classifier decide that?", page_icon=":material/visibility:",
-                   layout="wide")
+#: The browser tab's icon: a local file the app serves itself (an emoji or :material: icon would be
+#: fetched from the internet, and a server offline would show none).
+FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
+
+st.set_page_config(page_title="Why did the classifier decide that?", page_icon=str(FAVICON), layout="wide")
 S.init_state()
 S.apply_query_params()
 
@@ -22,6 +28,7 @@ PAGES = [
     st.Page("pages/dff.py", title="Concepts (DFF)", icon=":material/category:"),
     st.Page("pages/faithfulness.py", title="Faithfulness", icon=":material/verified:"),
 ]
+forget_unknown_page(p.url_path for p in PAGES)  # /home, /nope...: the Start page, not "Page not found"
 page = st.navigation(PAGES)
 
 

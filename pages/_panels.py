@@ -11,11 +11,12 @@ from typing import Any, Callable, Iterator, Optional
 
 import plotly.graph_objects as go
 import streamlit as st
-from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 import xai_core
 from pages import _state as S
+from pages import _streamlit_internals as internals
 from xai_core import figures
+from xai_core.models import PREFERRED
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": figures.PNG_EXPORT}
 
@@ -54,12 +55,30 @@ def active_model() -> tuple[xai_core.ModelHandle, str]:
 
 
 def model_banner(handle: xai_core.ModelHandle) -> None:
-    """The always-visible line saying which model and weights are in use, and why."""
-    text = f"**Model:** {handle.spec.title} · **weights:** {handle.weights_source}"
-    if handle.notice:
-        st.info(text + f"  \n**Why this model:** {handle.notice}", icon=":material/memory:")
-    else:
-        st.success(text, icon=":material/memory:")
+    """One line naming the model and where its weights came from; why this model, and how to get
+    ResNet-50, behind it (an expander). Shows no server path: `weights_source` and `notice` have none."""
+    with st.expander(f"Model: {model_description(handle)}", icon=":material/memory:"):
+        if handle.notice:
+            st.markdown(_escape_markdown(f"**Why this model:** {handle.notice}"))
+        elif handle.name == PREFERRED:
+            st.markdown(f"**Why this model:** {handle.spec.title} is the default: torchvision's ImageNet-pretrained "
+                        "weights, found on the server.")
+        else:
+            st.markdown(f"**Why this model:** {handle.spec.title} was chosen in the sidebar; its pretrained weights "
+                        "ship inside a Python package, so it works offline.")
+        st.markdown("The sidebar's **Model** box picks another model. *auto* uses ResNet-50 when its weights are on "
+                    "the server (or can be downloaded), else the bundled EfficientNet-Lite0; the README's "
+                    "*Models and weights* section says where the server keeps them.")
+
+
+def model_description(handle: xai_core.ModelHandle) -> str:
+    """'<title> · weights: <source>' (no server path): the banner's line and the reports' model setting."""
+    return f"{handle.spec.title} · weights: {handle.weights_source}"
+
+
+def _escape_markdown(text: str) -> str:
+    """`text` with the characters Streamlit's Markdown would turn into LaTeX escaped."""
+    return text.replace("$", "\\$")
 
 
 def page_header(title: str, intro: str) -> None:
@@ -120,24 +139,15 @@ def prediction_panel(handle: xai_core.ModelHandle, model: str) -> tuple[int, lis
     return target, predictions
 
 
-def superseded() -> bool:
-    """True when this script run has been asked to stop or rerun (the user changed a control or
-    pressed Stop). Streamlit acts on that request only at the script's next st call, which a long
-    xai_core computation would delay by its whole duration; its progress callback asks this instead.
-    Streamlit has no public API for it: this reads the run's `ScriptRequests` state, and answers
-    False (never cancel) if that internal ever changes (tests/test_app_pages.py checks it)."""
-    ctx = get_script_run_ctx(suppress_warning=True)
-    state = getattr(getattr(ctx, "script_requests", None), "_state", None)
-    return getattr(state, "name", "CONTINUE") != "CONTINUE"
-
-
 @contextmanager
 def progress(label: str, estimate_s: float) -> Iterator[Callable[[str, int, int], None]]:
     """A progress bar while the body runs; yields the `progress(method, done, total)` callback to
     hand to xai_core. The callback cancels the computation when the user has changed a control or
-    pressed Stop meanwhile (`superseded`), so the new run starts at once. A helper thread draws the bar twice a second from the last report (or, until
-    one arrives, from the elapsed time against `estimate_s`), so the callback itself never calls st
-    inside a cached function (whose st calls would be replayed on every cache hit)."""
+    pressed Stop meanwhile (Streamlit acts on that only at the script's next st call, which a long
+    computation would delay by its whole duration), so the new run starts at once. A helper thread
+    draws the bar twice a second from the last report (or, until one arrives, from the elapsed time
+    against `estimate_s`), so the callback itself never calls st inside a cached function (whose st
+    calls would be replayed on every cache hit)."""
     slot = st.session_state.get(S.PROGRESS_SLOT)
     bar = (slot.container() if slot is not None else st.container()).progress(
         0.0, text=f"{label}: about {S.duration(estimate_s)}")
@@ -158,10 +168,9 @@ def progress(label: str, estimate_s: float) -> Iterator[Callable[[str, int, int]
 
     def report(method: str, done: int, total: int) -> bool:
         reported.append((int(done), int(total)))
-        return not superseded()  # False cancels: xai_core raises Cancelled
+        return not internals.rerun_requested()  # False cancels: xai_core raises Cancelled
 
-    thread = threading.Thread(target=tick, daemon=True)
-    add_script_run_ctx(thread, get_script_run_ctx())
+    thread = internals.attach_to_this_run(threading.Thread(target=tick, daemon=True))
     thread.start()
     try:
         yield report

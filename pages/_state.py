@@ -67,10 +67,10 @@ def ensure_entry_point() -> None:
     (no state, no sidebar). st.navigation ends that mode only once the entry point has run; this
     ends it and reruns, and the same URL then opens the same page through the router. The check is
     per session (the entry point marks each run), so concurrent first visitors are all caught."""
-    from streamlit.runtime.pages_manager import PagesManager
+    from pages._streamlit_internals import end_pages_folder_mode
 
     if not st.session_state.pop(ENTRY, False):
-        PagesManager.uses_pages_directory = False
+        end_pages_folder_mode()
         st.rerun()
 
 
@@ -185,7 +185,7 @@ def get_model(name: str) -> xai_core.ModelHandle:
 
 def model_key(handle: xai_core.ModelHandle) -> str:
     """Cache key standing for `handle`: the model name and where its weights came from."""
-    return f"{handle.name}|{handle.weights_source}"
+    return f"{handle.name}|{handle.weights_source}|{handle.weights_file}"
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -118,14 +118,13 @@ if costs is None:
     st.stop()
 fast = [m for m in methods if not costs[m].slow]
 slow = [m for m in methods if costs[m].slow]
-explanations = [e for e in [_fast_maps(fast, layer, aug, eig, costs) if fast else None] if e]
-explanations += _slow_maps(slow, layer, aug, eig, costs) if slow else []
+shared_pass = _fast_maps(fast, layer, aug, eig, costs) if fast else None
+explanations = ([shared_pass] if shared_pass else []) + (_slow_maps(slow, layer, aug, eig, costs) if slow else [])
 if not explanations:
     st.stop()
 
 maps, seconds, notes = _collect(explanations, methods)
 first = explanations[0]
-shared = first.timings.get("forward", 0) + first.timings.get("backward", 0) if fast else 0.0
 st.subheader(f"Why “{first.target_label}” ({S.percent(first.target_probability)})? {len(maps)} methods at {layer}")
 empty = [t for t, cam in maps.items() if float(cam.max()) == 0.0]
 if empty:
@@ -135,9 +134,10 @@ for note in notes:
     st.info(note, icon=":material/lightbulb:")
 fig = figures.build_cam_grid(first.image, maps, seconds, opacity=opacity, colorscale=cmap, columns=columns)
 P.show_chart(fig, f"cam_{image_name.rsplit('.', 1)[0]}_{layer}", key="cam_grid")
-if fast and len(fast) > 1:
-    st.caption(f"Times under the maps are each method's own work; the {len(fast)} gradient/activation methods "
-               f"share one forward + backward pass of {S.duration(shared)}.")
+if shared_pass is not None and len(shared_pass.maps) > 1:  # counts the maps shown, not those asked for
+    shared = shared_pass.timings.get("forward", 0) + shared_pass.timings.get("backward", 0)
+    st.caption(f"Times under the maps are each method's own work; the {len(shared_pass.maps)} gradient/activation "
+               f"maps share one forward + backward pass of {S.duration(shared)}.")
 
 with st.expander("About these methods"):
     for m in methods:
@@ -149,7 +149,7 @@ prediction_fig = figures.build_prediction_bars([(p[1], p[2]) for p in prediction
                                                highlight=top.index(first.target) if first.target in top else None)
 image_fig = figures.build_image(first.image, title=f"{image_name}, as the model sees it")
 settings = {
-    "model": f"{handle.spec.title}; weights: {handle.weights_source}", "image": image_name,
+    "model": P.model_description(handle), "image": image_name,
     "target class": f"{first.target_label} (#{first.target}, p = {S.percent(first.target_probability)})",
     "layer": layer, "methods": ", ".join(maps), "augmentation smoothing": aug, "eigen smoothing": eig,
     "colormap": cmap, "opacity": opacity,

@@ -44,7 +44,7 @@ with bars_col:
     st.subheader("What each concept means")
     bars = figures.build_concept_bars(result.labels)
     P.show_chart(bars, "dff_concepts", key="dff_bars")
-    st.caption(f"{n_components} concepts at {layer}, computed in {S.duration(result.timings['total'])} "
+    st.caption(f"{len(result.labels)} concepts at {layer}, computed in {S.duration(result.timings['total'])} "
                f"(NMF {S.duration(result.timings['nmf'])}).")
 
 st.subheader("Each concept's heatmap")
@@ -52,8 +52,8 @@ components = figures.build_dff_components(result.image, result.heatmaps, result.
                                           colorscale=cmap, columns=min(5, n_components))
 P.show_chart(components, f"dff_{image_name.rsplit('.', 1)[0]}_components", key="dff_components")
 
-settings = {"model": f"{handle.spec.title}; weights: {handle.weights_source}", "image": image_name,
-            "layer": layer, "concepts": n_components, "colormap": cmap, "opacity": opacity}
+settings = {"model": P.model_description(handle), "image": image_name,
+            "layer": layer, "concepts": len(result.labels), "colormap": cmap, "opacity": opacity}
 P.report_button(f"DFF concepts: {image_name}", [("Dominant concept per pixel", overview),
                 ("What each concept means", bars), ("Each concept's heatmap", components)], settings,
                 tuple([handle.notice] if handle.notice else []),

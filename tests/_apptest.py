@@ -11,6 +11,8 @@ import streamlit.testing.v1.app_test as app_test_module
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+from pages._streamlit_internals import end_pages_folder_mode
+
 APP = Path(__file__).resolve().parents[1] / "streamlit_app.py"
 TIMEOUT = 180  # the first run loads the model
 
@@ -25,11 +27,12 @@ class _NavigationPagesManager(PagesManager):
     """AppTest builds a new PagesManager per run and resets `uses_pages_directory`, so with a
     pages/ folder every rerun after the first executed only the page file (Streamlit's v1
     multipage mode), skipping the entry point. A real server stops looking at pages/ once the
-    entry point has called st.navigation; this does the same."""
+    entry point has called st.navigation; this does the same (tests/test_streamlit_internals.py
+    pins both internals)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
+        end_pages_folder_mode()
 
 
 def new_app(monkeypatch: pytest.MonkeyPatch) -> AppTest:

