@@ -30,7 +30,7 @@ def _controls() -> tuple[list[str], str, bool, bool]:
         help="Gradient and activation methods share one forward/backward pass. Score-CAM, Ablation-CAM and "
         "FullGrad cost many passes: they run after you confirm their estimated time.",
     )
-    layer_col, smooth_col, eigen_col = st.columns([1.2, 1.2, 1.2], gap="medium")
+    layer_col, smoothing_col = st.columns([1, 1.4], gap="medium")  # toggles stacked: labels never truncated
     if ss[S.CAM_LAYER] not in handle.layers:
         ss[S.CAM_LAYER] = S.cam_default_layer(handle)
     layers = list(handle.layers)
@@ -39,10 +39,10 @@ def _controls() -> tuple[list[str], str, bool, bool]:
         help=f"Default: {S.cam_default_layer(handle)}, the last layer before global pooling, where the "
         "methods differ (at the pooled layer Grad-CAM and HiResCAM are identical by construction).",
     )
-    aug = smooth_col.toggle("Augmentation smoothing", **S.bind(S.AUG_SMOOTH),
-                            help="Average over 6 flipped / brightness-scaled copies: about 6x slower.")
-    eig = eigen_col.toggle("Eigen smoothing", **S.bind(S.EIGEN_SMOOTH),
-                            help="Keep only the first principal component of the weighted activations.")
+    aug = smoothing_col.toggle("Augmentation smoothing", **S.bind(S.AUG_SMOOTH),
+                               help="Average over 6 flipped / brightness-scaled copies: about 6x slower.")
+    eig = smoothing_col.toggle("Eigen smoothing", **S.bind(S.EIGEN_SMOOTH),
+                               help="Keep only the first principal component of the weighted activations.")
     return methods, layer, aug, eig
 
 

@@ -12,18 +12,7 @@ import streamlit as st
 import torch
 
 from _apptest import AppTest, errors as _errors, new_app, page as _page, run as _run
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def forbidden_strings(*extra: Path) -> set[str]:
-    """Absolute paths (and their tell-tale parts) that must appear nowhere a visitor can read."""
-    paths = {ROOT, Path(sys.prefix), Path.home(), Path(torch.hub.get_dir()), *extra}
-    return {str(p) for p in paths} | {"site-packages", "/root/", "/home/", "/tmp/"}
-
-
-def leaks(text: str, forbidden: set[str]) -> list[str]:
-    return sorted(s for s in forbidden if s in text)
+from _no_paths import forbidden_strings, leaks
 
 
 def all_text(at: AppTest) -> str:
