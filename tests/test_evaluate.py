@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,7 +24,7 @@ from torch import nn
 from torchvision.transforms._presets import ImageClassification
 
 import xai_core
-from xai_core import _faithfulness, _sanity, cli
+from xai_core import _faithfulness, _sanity, _timing, cli
 from xai_core.evaluate import random_map
 from conftest import IMAGES, ROOT, no_hooks_left
 
@@ -39,6 +40,17 @@ def cat_eval(lite, cat_path):
     before = {k: v.clone() for k, v in lite.module.state_dict().items()}
     explanation = xai_core.explain(lite, cat_path, METHODS)
     return explanation, xai_core.evaluate(lite, cat_path, explanation), before
+
+
+@pytest.fixture(scope="module")
+def cat_partials(lite, cat_path, cat_eval):
+    """The same evaluation with `on_partial`: each event in order, ("tick", stage) from `progress`
+    or ("partial", Evaluation), and the result."""
+    explanation, _, _ = cat_eval
+    events = []
+    result = xai_core.evaluate(lite, cat_path, explanation, progress=lambda stage, *_: events.append(("tick", stage)),
+                               on_partial=lambda partial: events.append(("partial", partial)))
+    return events, result
 
 
 class TopLeftNet(nn.Module):
@@ -97,6 +109,84 @@ def test_result_contract(cat_eval):
     assert not any(isinstance(v, torch.Tensor) for s in result.scores.values() for v in s.values())
     json.dumps(result.summary())  # JSON-ready as it is
     assert {"deletion_insertion", "road", "sanity", "total"} <= set(result.timings)
+
+
+def test_partial_results_come_map_by_map_then_road_then_the_sanity_check(cat_eval, cat_partials):
+    events, result = cat_partials
+    partials = [e for kind, e in events if kind == "partial"]
+    # at `head` gradcam = hirescam: three distinct maps, the random one's with gradcam's first
+    assert [p.pending for p in partials] == [("deletion_insertion", "road", "sanity")] * 2 + [
+        ("road", "sanity"), ("sanity",), ()]
+    curves = {"deletion_auc", "insertion_auc", "deletion_curve", "insertion_curve", "confidence_change"}
+    road = {"road_morf", "road_lerf", "road_combined"}
+    scored = [{m for m, s in p.scores.items() if s} for p in partials]
+    assert scored[:3] == [{"random", "gradcam", "hirescam"}, {"random", "gradcam", "hirescam", "layercam"},
+                          set(METHODS + ["random"])]
+    for partial in partials[:3]:
+        assert all(set(s) in (set(), curves) for s in partial.scores.values())  # no ROAD, no sanity yet
+    assert all(set(s) == curves | road for s in partials[3].scores.values())
+    assert list(partials[-1].scores) == METHODS + ["random"]
+    # the first scores come after the first two maps' batches only: before any other map's or ROAD's
+    first = [kind for kind, _ in events].index("partial")
+    assert first == _faithfulness.batch_count(2, 20, 2, _faithfulness.CPU_BATCH)
+    assert {stage for kind, stage in events[:first]} == {"insert/delete"}
+    # every partial score is the final one, the final partial is the result, equal to a plain run's
+    for partial in partials:
+        for method, score in partial.scores.items():
+            for key, value in score.items():
+                np.testing.assert_array_equal(value, result.scores[method][key])
+        np.testing.assert_array_equal(partial.agreement.spearman, result.agreement.spearman)
+    assert partials[-1] is result and result.pending == ()
+    _, plain, _ = cat_eval
+    for method, score in plain.scores.items():
+        for key, value in score.items():
+            np.testing.assert_array_equal(result.scores[method][key], value)
+    assert result.same_as == {"hirescam": "gradcam"} and result.notes == plain.notes
+
+
+def test_notes_name_methods_as_asked(cat_eval):
+    _, result, _ = cat_eval
+    assert "hirescam scored as gradcam: their maps are equal." in result.notes
+    titles = {m: xai_core.get_method(m).title for m in METHODS}
+    named = result.named_notes(titles)
+    assert "HiResCAM scored as Grad-CAM: their maps are equal." in named
+    assert any("EigenCAM" in n and "sanity check" in n for n in named)
+    assert not any(m in n for n in named for m in METHODS)
+
+
+def test_the_sanity_check_recomputes_the_maps_with_the_explanation_options(lite, cat_path, monkeypatch):
+    explanation = xai_core.explain(lite, cat_path, ["fastscorecam"], options={"fastscorecam": {"top_k": 8}})
+    if "methods" not in explanation.options:  # until explain records the methods' options
+        explanation = dataclasses.replace(explanation, options={**explanation.options,
+                                                                "methods": {"fastscorecam": {"top_k": 8}}})
+    calls, real = [], _sanity.explain
+    monkeypatch.setattr(_sanity, "explain", lambda *a, **k: calls.append(k) or real(*a, **k))
+    result = xai_core.evaluate(lite, cat_path, explanation, steps=2, road_percentiles=(50,))
+    assert [k["options"] for k in calls] == [{"fastscorecam": {"top_k": 8}}]
+    assert result.scores["fastscorecam"]["sanity_spearman"] is not None
+
+
+def test_timings_synchronise_the_handle_device(toy, noise_image, monkeypatch):
+    synced = []
+    monkeypatch.setattr(_timing, "synchronize", synced.append)
+    device = torch.device("cpu")  # evaluate must pass the handle's own device, whatever it is
+    handle = dataclasses.replace(toy, device=device)
+    explanation = hand_made(handle, noise_image, used=quadrant(True, True))
+    result = xai_core.evaluate(handle, noise_image, explanation, sanity=False, steps=2, road_percentiles=(50,))
+    assert len(synced) >= 5 and all(d is device for d in synced)  # before and after 2 stages, and the total
+    assert {"deletion_insertion", "road", "total"} <= set(result.timings)
+    synced.clear()
+    monkeypatch.setattr(_faithfulness, "_FORWARD_S", weakref.WeakKeyDictionary())  # time the forward again
+    xai_core.estimate_evaluation_seconds(handle, explanation)
+    assert len(synced) == 6 and all(d is device for d in synced)  # 3 timed forwards, each synchronised
+
+
+def test_no_gradient_is_left_on_the_shared_model_or_its_randomized_copy(lite, cat_path):
+    explanation = xai_core.explain(lite, cat_path, ["gradcam", "fullgrad"])
+    xai_core.evaluate(lite, cat_path, explanation, steps=2, road_percentiles=(50,))
+    copy = _sanity.randomized_handle(lite, explanation.layers)
+    assert [n for n, p in lite.module.named_parameters() if p.grad is not None] == []
+    assert [n for n, p in copy.module.named_parameters() if p.grad is not None] == []
 
 
 def test_a_map_of_the_region_the_model_uses_ranks_first(toy, noise_image):
@@ -265,14 +355,17 @@ def test_cli_eval_json():
 
 def test_the_estimate_counts_each_distinct_map_once(cat_eval, lite, cat_path):
     explanation, _, _ = cat_eval  # at head, a GAP layer: gradcam = hirescam
-    one = xai_core.estimate_evaluation_seconds(lite, hand_made_like(explanation, "gradcam"))
-    same = xai_core.estimate_evaluation_seconds(lite, hand_made_like(explanation, "gradcam", "hirescam"))
-    two = xai_core.estimate_evaluation_seconds(lite, hand_made_like(explanation, "gradcam", "layercam"))
+
+    def estimate(*methods, **options):
+        return xai_core.estimate_evaluation_seconds(lite, hand_made_like(explanation, *methods), **options)
+
+    one, same, two = (estimate(*methods, sanity=False)
+                      for methods in (["gradcam"], ["gradcam", "hirescam"], ["gradcam", "layercam"]))
     assert one == same > 0
     per_map = 2 * 19 + 1 + 2 * 4  # deletion + insertion steps, the confidence change and ROAD's images
     assert two / one == pytest.approx((2 + 3 * per_map) / (2 + 2 * per_map))
-    coarse = xai_core.estimate_evaluation_seconds(lite, hand_made_like(explanation, "gradcam"), steps=10)
-    assert coarse < one
+    assert estimate("gradcam", sanity=False, steps=10) < one
+    assert estimate("gradcam") > one  # by default with the sanity check: plus recomputing the map
 
 
 def hand_made_like(explanation: xai_core.Explanation, *methods: str) -> xai_core.Explanation:

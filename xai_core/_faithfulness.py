@@ -12,7 +12,7 @@ import math
 import weakref
 from functools import partial
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,8 +27,8 @@ from pytorch_grad_cam.metrics.road import (
 from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import splu
 
+from . import _timing
 from ._common import guard
-from .cost import _median_time
 from .models import ModelHandle
 
 #: The insertion metric starts from the image blurred with a Gaussian of this sigma (a fraction of
@@ -61,7 +61,7 @@ def forward_seconds(handle: ModelHandle) -> float:
         x = x.contiguous(memory_format=torch.channels_last)
         with guard(handle), torch.inference_mode():
             handle.module(x)  # warm-up
-            _FORWARD_S[handle.module] = _median_time(lambda: handle.module(x)) / x.shape[0]
+            _FORWARD_S[handle.module] = _timing.median_time(lambda: handle.module(x), handle.device) / x.shape[0]
     return _FORWARD_S[handle.module]
 
 
@@ -109,21 +109,23 @@ def blurred(x: torch.Tensor) -> torch.Tensor:
 
 def deletion_insertion(
     scorer: Scorer, rank_list: Sequence[np.ndarray], steps: int, tick: Callable[[], None],
-    extra: Sequence[torch.Tensor] = (),
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Deletion and insertion curves, float64 [n_maps, steps + 1] each, at fractions k / steps, and
-    the target's probability on the `extra` images ([1, C, H, W] each), scored in the same batches.
+    extra: Sequence[torch.Tensor] = (), ends: Optional[tuple[float, float]] = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
+    """Deletion and insertion curves, float64 [n_maps, steps + 1] each, at fractions k / steps, the
+    target's probability on the `extra` images ([1, C, H, W] each), scored in the same batches,
+    and `ends`: the probability on the two end images every map shares (all pixels deleted, all
+    blurred), scored here unless an earlier call's `ends` is given.
 
     Deletion (Petsiuk et al. 2018, RISE): the most important pixels first are set to 0 in the model's
     normalised space (the normalisation's mean colour; mid-grey for [-1, 1] inputs). Insertion:
     from the blurred image, the original's most important pixels first are put back. Written by
-    hand (pytorch-grad-cam has no deletion/insertion); the end images shared by all maps are scored
-    once and the images are made batch by batch (`tick()` after each batch)."""
+    hand (pytorch-grad-cam has no deletion/insertion); the images are made batch by batch
+    (`tick()` after each batch)."""
     x = scorer.x
     h, w = x.shape[-2:]
     zero, blur = torch.zeros_like(x), blurred(x)
     counts = [round(k * h * w / steps) for k in range(steps + 1)]
-    makers = [lambda: zero, lambda: blur]
+    makers = [lambda: zero, lambda: blur] if ends is None else []
     makers += [partial(_perturbed, x, zero, blur, rank, kind, counts[k])
                for rank in rank_list for kind in ("del", "ins") for k in range(1, steps)]
     makers += [partial(lambda image: image, image) for image in extra]
@@ -131,16 +133,19 @@ def deletion_insertion(
     for start in range(0, len(makers), scorer.batch_size):
         probs.append(scorer.probability(torch.cat([make() for make in makers[start:start + scorer.batch_size]])))
         tick()
-    flat, n, inner_count = np.concatenate(probs), len(rank_list), len(rank_list) * 2 * (steps - 1)
-    inner = flat[2:2 + inner_count].reshape(n, 2, steps - 1)
-    deletion = np.column_stack([np.full(n, scorer.base), inner[:, 0], np.full(n, flat[0])])
-    insertion = np.column_stack([np.full(n, flat[1]), inner[:, 1], np.full(n, scorer.base)])
-    return deletion, insertion, flat[2 + inner_count:]
+    flat = np.concatenate(probs)
+    if ends is None:
+        ends, flat = (float(flat[0]), float(flat[1])), flat[2:]
+    n, inner_count = len(rank_list), len(rank_list) * 2 * (steps - 1)
+    inner = flat[:inner_count].reshape(n, 2, steps - 1)
+    deletion = np.column_stack([np.full(n, scorer.base), inner[:, 0], np.full(n, ends[0])])
+    insertion = np.column_stack([np.full(n, ends[1]), inner[:, 1], np.full(n, scorer.base)])
+    return deletion, insertion, flat[inner_count:], ends
 
 
-def batch_count(n_maps: int, steps: int, n_extra: int, batch_size: int) -> int:
-    """How many batches `deletion_insertion` runs (for progress totals)."""
-    return math.ceil((2 + n_maps * 2 * (steps - 1) + n_extra) / batch_size)
+def batch_count(n_maps: int, steps: int, n_extra: int, batch_size: int, ends: bool = True) -> int:
+    """How many batches `deletion_insertion` runs (for progress totals); `ends`: it scores the end images."""
+    return math.ceil((2 * ends + n_maps * 2 * (steps - 1) + n_extra) / batch_size)
 
 
 def _perturbed(x, zero, blur, rank: np.ndarray, kind: str, count: int) -> torch.Tensor:

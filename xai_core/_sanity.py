@@ -9,7 +9,7 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -17,6 +17,8 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from ._common import guard
+from .explain import Explanation, explain
+from .images import ImageSource
 from .models import ModelHandle
 
 #: A map fails the check when its Spearman rank correlation with the map of the randomized model
@@ -30,6 +32,19 @@ TOP_FRACTION = 0.2
 # module -> {first target layer: (randomized copy, its own lock)}; weak, so a dropped model frees it.
 _COPIES: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 _COPIES_LOCK = threading.Lock()
+
+
+def sanity_scores(handle: ModelHandle, image: ImageSource, explanation: Explanation, methods: Sequence[str],
+                  progress: Optional[Callable[[str, int, int], Optional[bool]]] = None) -> dict[str, float]:
+    """Spearman correlation of each of `methods`' map in `explanation` with the map recomputed on
+    `randomized_handle` with the explanation's options (smoothing and each method's). `progress`
+    is `explain`'s (a slow perturbation method reports to it, so the user can still cancel)."""
+    options = explanation.options or {}
+    randomized = randomized_handle(handle, explanation.layers)
+    again = explain(randomized, image, list(methods), target=explanation.target, layer=list(explanation.layers),
+                    aug_smooth=bool(options.get("aug_smooth")), eigen_smooth=bool(options.get("eigen_smooth")),
+                    options=options.get("methods"), progress=progress)
+    return {m: spearman(np.float32(explanation.maps[m]), again.maps[m]) for m in methods}
 
 
 def randomized_handle(handle: ModelHandle, layers: Sequence[str]) -> ModelHandle:

@@ -5,18 +5,19 @@ agreement between the methods' maps."""
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
 
 import numpy as np
 import torch
 
 from . import _faithfulness as faith
+from . import _timing
 from ._common import as_pil
-from ._sanity import SANITY_THRESHOLD, TOP_FRACTION, agreement_matrices, randomized_handle, spearman
+from ._sanity import SANITY_THRESHOLD, TOP_FRACTION, agreement_matrices, sanity_scores
+from .cost import estimate_cost
 from .errors import Cancelled, InvalidOptionError
-from .explain import GAP_IDENTICAL, Explanation, explain
+from .explain import GAP_IDENTICAL, Explanation
 from .images import ImageSource
 from .methods import list_methods
 from .models import ModelHandle
@@ -53,7 +54,8 @@ class Evaluation:
     `road_lerf` (higher), `road_combined` (higher), `confidence_change` (higher), float64 arrays
     `deletion_curve` / `insertion_curve` (target probability at `fractions`), and `sanity_spearman`
     (float) / `sanity_passed` (bool), both None when not checked (the random map, sanity=False, or a
-    map that is not a registered method's)."""
+    map that is not a registered method's). In a partial result (`pending` not empty) a score not
+    computed yet is absent from its dict (a map still waiting for its curves has an empty dict)."""
 
     scores: dict[str, dict]
     agreement: Agreement
@@ -68,6 +70,11 @@ class Evaluation:
     timings: dict[str, float]
     notes: tuple[str, ...]
     settings: dict
+    #: Maps equal to an earlier one within `SAME_MAP_TOLERANCE`, scored once: {method: scored as}.
+    same_as: dict[str, str] = field(default_factory=dict)
+    #: Stages still to come in a partial result handed to `evaluate`'s `on_partial`, in order:
+    #: "deletion_insertion" (some maps), "road", "sanity". Empty in the complete result.
+    pending: tuple[str, ...] = ()
 
     def summary(self) -> dict:
         """The scores as plain JSON-ready Python (lists, floats, None for NaN)."""
@@ -77,6 +84,7 @@ class Evaluation:
             "layers": list(self.layers),
             "fractions": _plain(self.fractions),
             "scores": {m: {k: _plain(v) for k, v in s.items()} for m, s in self.scores.items()},
+            "same_as": dict(self.same_as),
             "agreement": {
                 "methods": list(self.agreement.methods),
                 "spearman": _plain(self.agreement.spearman),
@@ -90,6 +98,11 @@ class Evaluation:
             "settings": self.settings,
         }
 
+    def named_notes(self, names: Mapping[str, str]) -> tuple[str, ...]:
+        """`notes` with each method called `names[method]` (e.g. its title) instead of its id."""
+        failed = [m for m, s in self.scores.items() if s.get("sanity_passed") is False]
+        return tuple(_notes(self.same_as, failed, lambda m: names.get(m, m)))
+
 
 def evaluate(
     handle: ModelHandle,
@@ -99,120 +112,165 @@ def evaluate(
     steps: int = 20,
     sanity: bool = True,
     progress: Optional[Callable[[str, int, int], Optional[bool]]] = None,
+    on_partial: Optional[Callable[[Evaluation], object]] = None,
     road_percentiles: tuple[int, ...] = ROAD_PERCENTILES,
     batch_size: Optional[int] = None,
 ) -> Evaluation:
     """Score every map of `explanation` (computed by `explain` on `handle` and `image`) and a random
     map the same way; see `Evaluation`. Deletion/insertion use `steps` steps of 1/steps of the
-    pixels. With `sanity`, each registered method's map is recomputed on a copy of the model whose
-    target layer and head are re-initialised. `progress(stage, done, total)` is called after each
-    unit of work; returning False cancels. `batch_size` images go in one forward (default: 4 on
-    CPU, where small batches are faster per image, 32 on GPU). Raises `InvalidOptionError` (steps
-    out of 2..100, or an explanation of another model or image) and `Cancelled`. Every forward runs in the calling thread,
-    holding `handle.lock` for one batch at a time."""
+    pixels. With `sanity`, each registered method's map is recomputed, with the explanation's
+    options, on a copy of the model whose target layer and head are re-initialised.
+
+    The work runs in this order: the random map's and the first map's deletion/insertion, each
+    other map's, ROAD (imputed meanwhile in background threads), the sanity check. `on_partial(e)`
+    gets the `Evaluation` so far after each of these (`e.pending` names the stages to come; the
+    last call gets the complete result, the one returned). `progress(stage, done, total)` is
+    called after each unit of work; returning False cancels. `batch_size` images go in one
+    forward (default: 4 on CPU, where small batches are faster per image, 32 on GPU). Raises
+    `InvalidOptionError` (steps out of 2..100, or an explanation of another model or image) and
+    `Cancelled`. Every forward runs in the calling thread, holding `handle.lock` for one batch at
+    a time."""
     started = time.perf_counter()
     x = _check(handle, image, explanation, steps, road_percentiles)
     batch_size = batch_size or faith.default_batch_size(handle)
     methods = list(explanation.maps)
-    shape = tuple(x.shape[-2:])
     maps = {m: np.float32(explanation.maps[m]) for m in methods}
-    maps[RANDOM] = random_map(shape)
-    groups = _same_map_groups(maps)  # representative -> members
-    reps = list(groups)
+    maps[RANDOM] = random_map(tuple(x.shape[-2:]))
     rank_of = {m: faith.ranks(maps[m]) for m in maps}
-    checked = [m for m in methods if m in list_methods()] if sanity else []
-    total = faith.batch_count(len(reps), steps, len(reps), batch_size) + 2 * len(road_percentiles)
-    total += bool(checked)
-    tick = _Ticker(progress, total)
     timings: dict[str, float] = {}
-    scorer = faith.Scorer(handle, x, explanation.target, batch_size)
-    fractions = np.linspace(0.0, 1.0, steps + 1)
-    per_rep = _faithfulness(scorer, [maps[m] for m in reps], [rank_of[m] for m in reps], fractions,
-                            road_percentiles, tick, timings)
-    scores = _score_dicts(per_rep, groups, methods + [RANDOM])
-    notes = [f"{', '.join(g[1:])} scored as {g[0]}: their maps are equal." for g in groups.values() if len(g) > 1]
-    if checked:
-        with _timed(timings, "sanity"):
-            tick.stage = "sanity check"
-            notes += _sanity(handle, image, explanation, checked, maps, scores, tick)
-            tick()
     rho, iou = agreement_matrices([maps[m] for m in methods], [rank_of[m] for m in methods])
-    timings["total"] = time.perf_counter() - started
-    return Evaluation(
-        scores=scores,
+    results = _Results(
+        _same_map_groups(maps), methods + [RANDOM], timings, on_partial,
         agreement=Agreement(tuple(methods), rho, iou, _identical_pairs(handle, explanation)),
-        fractions=fractions,
-        target=explanation.target,
-        target_label=explanation.target_label,
-        target_probability=explanation.target_probability,
-        model=explanation.model,
-        layers=explanation.layers,
-        timings=timings,
-        notes=tuple(notes),
-        settings={
-            "steps": steps,
-            "deletion_substrate": "zero in the model's normalised space (the normalisation's mean colour)",
-            "insertion_substrate": f"Gaussian blur, sigma {faith.BLUR_SIGMA:g} x the image side",
-            "road_percentiles": list(road_percentiles),
-            "random_map": f"uniform noise on a coarse grid, upsampled (seed {RANDOM_SEED})",
-            "sanity_threshold": SANITY_THRESHOLD,
-            "agreement_top_fraction": TOP_FRACTION,
-        },
+        fractions=np.linspace(0.0, 1.0, steps + 1), target=explanation.target, target_label=explanation.target_label,
+        target_probability=explanation.target_probability, model=explanation.model, layers=explanation.layers,
+        settings=_settings(steps, road_percentiles),
     )
+    reps = list(results.rows)  # the methods' order, then the random map's (ROAD's noise follows it)
+    chunks = _chunks(results.rep_of[RANDOM], results.rep_of[methods[0]], reps)
+    checked = [m for m in methods if m in list_methods()] if sanity else []
+    total = sum(faith.batch_count(len(c), steps, len(c), batch_size, ends=i == 0) for i, c in enumerate(chunks))
+    tick = _Ticker(progress, total + 2 * len(road_percentiles) + bool(checked))
+    later = ("road",) + (("sanity",) if checked else ())
+    scorer = faith.Scorer(handle, x, explanation.target, batch_size)
+    rank_maps = np.stack([faith.rank_map(rank_of[rep], maps[rep].shape) for rep in reps])
+    with faith.RoadJobs(scorer.x, rank_maps, road_percentiles) as road:  # imputes while deletion runs
+        with _timing.timer(handle.device, timings, "deletion_insertion"):
+            tick.stage, ends = "insert/delete", None
+            for i, chunk in enumerate(chunks):
+                ends = _curves(scorer, chunk, maps, rank_of, steps, tick, ends, results.rows)
+                results.report(("deletion_insertion",) * (i < len(chunks) - 1) + later)
+        with _timing.timer(handle.device, timings, "road"):
+            tick.stage = "ROAD"
+            for rep, *values in zip(reps, *road.scores(scorer, tick)):
+                results.rows[rep].update(zip(("road_morf", "road_lerf", "road_combined"), map(float, values)))
+    if checked:
+        results.report(("sanity",))
+        with _timing.timer(handle.device, timings, "sanity"):
+            tick.stage = "sanity check"
+            relay = None if progress is None else (lambda *_: tick.progress(tick.stage, tick.done, tick.total))
+            for method, rho_m in sanity_scores(handle, image, explanation, checked, relay).items():
+                results.sanity[method].update(sanity_spearman=rho_m, sanity_passed=bool(rho_m <= SANITY_THRESHOLD))
+            tick()
+    timings["total"] = _timing.elapsed(handle.device, started)
+    return results.report(())
 
 
 def estimate_evaluation_seconds(handle: ModelHandle, explanation: Explanation, *, steps: int = 20,
-                                road_percentiles: tuple[int, ...] = ROAD_PERCENTILES) -> float:
-    """About how many seconds `evaluate(handle, image, explanation, steps=steps)` takes here: one
-    forward per image (the deletion/insertion steps, the confidence change and ROAD's images, for
-    each distinct map and the random one) at the scoring forward's timed speed, times
-    `_ROAD_SHARE` for ROAD's imputation running meanwhile."""
+                                road_percentiles: tuple[int, ...] = ROAD_PERCENTILES,
+                                sanity: bool = True) -> float:
+    """About how many seconds `evaluate(handle, image, explanation, steps=steps, sanity=sanity)`
+    takes here: one forward per image (the deletion/insertion steps, the confidence change and
+    ROAD's images, for each distinct map and the random one) at the scoring forward's timed speed,
+    times `_ROAD_SHARE` for ROAD's imputation running meanwhile; with `sanity`, plus the cost
+    model's estimate of recomputing the registered methods' maps."""
     shape = tuple(np.shape(next(iter(explanation.maps.values()))))
     maps = {m: np.float32(cam) for m, cam in explanation.maps.items()}
     maps[RANDOM] = random_map(shape)
     images = 2 + len(_same_map_groups(maps)) * (2 * (steps - 1) + 1 + 2 * len(road_percentiles))
-    return images * faith.forward_seconds(handle) * _ROAD_SHARE
+    seconds = images * faith.forward_seconds(handle) * _ROAD_SHARE
+    checked = [m for m in explanation.maps if m in list_methods()] if sanity else []
+    if checked:
+        seconds += sum(c.seconds for c in estimate_cost(handle, checked, list(explanation.layers)).values())
+    return seconds
 
 
-def _faithfulness(scorer, maps: list, rank_list: list, fractions, percentiles, tick, timings: dict) -> dict:
-    """Every faithfulness score of `maps` (one row each), timed per stage into `timings`."""
-    rank_maps = np.stack([faith.rank_map(r, maps[0].shape) for r in rank_list])
-    with faith.RoadJobs(scorer.x, rank_maps, percentiles) as road:  # imputes while deletion runs
-        with _timed(timings, "deletion_insertion"):
-            tick.stage = "insert/delete"
-            extra = faith.confidence_images(scorer.x, np.stack(maps))  # scored in the same batches
-            steps = len(fractions) - 1
-            deletion, insertion, multiplied = faith.deletion_insertion(scorer, rank_list, steps, tick, extra)
-        with _timed(timings, "road"):
-            tick.stage = "ROAD"
-            morf, lerf, combined = road.scores(scorer, tick)
-    change = multiplied - scorer.base
+class _Results:
+    """The scores so far: `rows` per representative of each group of equal maps, `sanity` per
+    method; `report` makes them an `Evaluation` and hands it to `on_partial`."""
+
+    def __init__(self, groups: dict[str, list[str]], order: list[str], timings: dict, on_partial, **fields) -> None:
+        self.rep_of = {m: rep for rep, members in groups.items() for m in members}
+        self.rows: dict[str, dict] = {rep: {} for rep in groups}
+        self.sanity = {m: dict(sanity_spearman=None, sanity_passed=None) for m in order}
+        self.same_as = {m: rep for m, rep in self.rep_of.items() if m != rep}
+        self.order, self.timings, self.on_partial, self.fields = order, timings, on_partial, fields
+
+    def report(self, pending: tuple[str, ...]) -> Evaluation:
+        scores = {}
+        for method in self.order:
+            row = self.rows[self.rep_of[method]]
+            scores[method] = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in row.items()}
+            if "sanity" not in pending and "deletion_auc" in row:
+                scores[method].update(self.sanity[method])
+        failed = [m for m in self.order if scores[m].get("sanity_passed") is False]
+        result = Evaluation(scores=scores, timings=dict(self.timings), notes=tuple(_notes(self.same_as, failed, str)),
+                            same_as=dict(self.same_as), pending=pending, **self.fields)
+        if self.on_partial is not None:
+            self.on_partial(result)
+        return result
+
+
+def _chunks(random_rep: str, first_rep: str, reps: list[str]) -> list[list[str]]:
+    """The representative maps in scoring order: the random one's and the first method's together
+    (the first scores worth showing), then each other map alone."""
+    first = list(dict.fromkeys([random_rep, first_rep]))
+    return [first] + [[rep] for rep in reps if rep not in first]
+
+
+def _curves(scorer, chunk: list[str], maps: dict, rank_of: dict, steps: int, tick, ends, rows: dict):
+    """Deletion/insertion curves and AUCs and the confidence change of the maps in `chunk`, into
+    `rows`; returns the end images' probabilities (scored once, with the first chunk)."""
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    extra = faith.confidence_images(scorer.x, np.stack([maps[rep] for rep in chunk]))  # scored in the same batches
+    deletion, insertion, multiplied, ends = faith.deletion_insertion(
+        scorer, [rank_of[rep] for rep in chunk], steps, tick, extra, ends)
+    for i, rep in enumerate(chunk):
+        rows[rep].update(
+            deletion_auc=float(np.trapezoid(deletion[i], fractions)),
+            insertion_auc=float(np.trapezoid(insertion[i], fractions)),
+            deletion_curve=deletion[i].copy(), insertion_curve=insertion[i].copy(),
+            confidence_change=float(multiplied[i] - scorer.base),
+        )
+    return ends
+
+
+def _settings(steps: int, road_percentiles) -> dict:
     return {
-        "deletion_auc": np.trapezoid(deletion, fractions, axis=1),
-        "insertion_auc": np.trapezoid(insertion, fractions, axis=1),
-        "deletion_curve": deletion, "insertion_curve": insertion, "road_morf": morf, "road_lerf": lerf,
-        "road_combined": combined, "confidence_change": change,
+        "steps": steps,
+        "deletion_substrate": "zero in the model's normalised space (the normalisation's mean colour)",
+        "insertion_substrate": f"Gaussian blur, sigma {faith.BLUR_SIGMA:g} x the image side",
+        "road_percentiles": list(road_percentiles),
+        "random_map": f"uniform noise on a coarse grid, upsampled (seed {RANDOM_SEED})",
+        "sanity_threshold": SANITY_THRESHOLD,
+        "agreement_top_fraction": TOP_FRACTION,
     }
 
 
-@contextmanager
-def _timed(timings: dict, key: str) -> Iterator[None]:
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[key] = time.perf_counter() - t0
-
-
-def _score_dicts(per_rep: dict, groups: dict[str, list[str]], order: list[str]) -> dict[str, dict]:
-    """One score dict per method (members of a group share their representative's row), in `order`."""
-    scores = {}
-    for i, members in enumerate(groups.values()):
-        for method in members:
-            scores[method] = {key: (values[i].copy() if values.ndim > 1 else float(values[i]))
-                              for key, values in per_rep.items()}
-            scores[method].update(sanity_spearman=None, sanity_passed=None)
-    return {m: scores[m] for m in order}
+def _notes(same_as: dict[str, str], failed: list[str], name: Callable[[str], str]) -> list[str]:
+    """The notes of an evaluation: maps scored as another's, maps that fail the sanity check; each
+    method called `name(method)`."""
+    scored_as: dict[str, list[str]] = {}
+    for method, rep in same_as.items():
+        scored_as.setdefault(rep, []).append(method)
+    notes = [f"{', '.join(map(name, members))} scored as {name(rep)}: their maps are equal."
+             for rep, members in scored_as.items()]
+    if failed:
+        verb, pronoun = ("changes", "it fails") if len(failed) == 1 else ("change", "they fail")
+        notes.append(f"{', '.join(map(name, failed))} barely {verb} when the target layer and the layers after it "
+                     f"are randomized (Spearman > {SANITY_THRESHOLD:g}): {pronoun} the sanity check of Adebayo et "
+                     "al. 2018.")
+    return notes
 
 
 def random_map(shape: tuple[int, int]) -> np.ndarray:
@@ -262,29 +320,6 @@ def _same_map_groups(maps: dict[str, np.ndarray]) -> dict[str, list[str]]:
         else:
             groups[rep].append(method)
     return groups
-
-
-def _sanity(handle, image, explanation: Explanation, methods: list[str], maps: dict, scores: dict, tick) -> list[str]:
-    """Fill `sanity_spearman` / `sanity_passed` for `methods`; returns notes."""
-    options = explanation.options or {}
-    randomized = randomized_handle(handle, explanation.layers)
-    # a slow (perturbation) method reports progress, so the user can still cancel
-    relay = None if tick.progress is None else (lambda *_: tick.progress(tick.stage, tick.done, tick.total))
-    again = explain(randomized, image, methods, target=explanation.target, layer=list(explanation.layers),
-                    aug_smooth=bool(options.get("aug_smooth")), eigen_smooth=bool(options.get("eigen_smooth")),
-                    progress=relay)
-    failed = []
-    for method in methods:
-        rho = spearman(maps[method], again.maps[method])
-        scores[method]["sanity_spearman"] = rho
-        scores[method]["sanity_passed"] = bool(rho <= SANITY_THRESHOLD)
-        if rho > SANITY_THRESHOLD:
-            failed.append(method)
-    if not failed:
-        return []
-    verb, pronoun = ("changes", "it fails") if len(failed) == 1 else ("change", "they fail")
-    return [f"{', '.join(failed)} barely {verb} when the target layer and the layers after it are randomized "
-            f"(Spearman > {SANITY_THRESHOLD:g}): {pronoun} the sanity check of Adebayo et al. 2018."]
 
 
 def _identical_pairs(handle: ModelHandle, explanation: Explanation) -> tuple[tuple[str, str, str], ...]:
