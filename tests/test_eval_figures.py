@@ -96,3 +96,61 @@ def test_headline_names_the_best_maps_and_those_that_do_not_beat_random(evaluati
     assert len(lines) == 3  # p = 0.5: no caution
     unlikely = eval_figures.headline(Evaluation(**{**evaluation.__dict__, "target_probability": 0.0003}))
     assert len(unlikely.splitlines()) == 4 and "only 0.0003" in unlikely and "near zero" in unlikely
+
+
+NAMES = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "layercam": "Layer<CAM> & co"}
+
+
+def _partial(evaluation, scored: tuple[str, ...], pending: tuple[str, ...]) -> Evaluation:
+    """`evaluation` as `evaluate` hands it to `on_partial`: only `scored` maps have their curves, no
+    ROAD scores while "road" is pending, no sanity keys while "sanity" is."""
+    road = {"road_morf", "road_lerf", "road_combined"}
+    scores = {}
+    for method, score in evaluation.scores.items():
+        keep = {k: v for k, v in score.items() if not (k in road and "road" in pending)
+                and not (k.startswith("sanity") and "sanity" in pending)}
+        scores[method] = keep if method in scored + ("random",) else {}
+    return Evaluation(**{**evaluation.__dict__, "scores": scores, "pending": pending})
+
+
+def test_builders_name_methods_as_asked(evaluation):
+    for kind in ("deletion", "insertion"):
+        names = [t.name.split(" (AUC")[0] for t in eval_figures.build_curves(evaluation, kind, NAMES).data]
+        assert names == ["Grad-CAM", "HiResCAM", "Layer<CAM> & co", "random"]
+    heatmap = eval_figures.build_agreement(evaluation, "spearman", NAMES).data[0]
+    assert list(heatmap.x) == list(heatmap.y) == ["Grad-CAM", "HiResCAM", "Layer<CAM> & co"]
+    assert "Layer&lt;CAM&gt; &amp; co vs Grad-CAM" in heatmap.customdata[2][0]  # hover text is HTML
+    assert eval_figures.score_table(evaluation, NAMES)["method"] == [
+        "Grad-CAM", "HiResCAM", "Layer<CAM> & co", "random (baseline)"]
+    assert "**Grad-CAM**" in eval_figures.headline(evaluation, NAMES)
+
+
+def test_a_partial_evaluation_shows_only_what_is_computed(evaluation):
+    first = _partial(evaluation, ("gradcam",), ("deletion_insertion", "road", "sanity"))
+    curves = eval_figures.build_curves(first, "deletion")
+    assert [t.name.split(" ")[0] for t in curves.data] == ["gradcam", "random"]
+    full = eval_figures.build_curves(evaluation, "deletion")
+    assert curves.data[0].line.color == full.data[0].line.color  # a method keeps its colour
+    table = eval_figures.score_table(first)
+    assert table["method"] == ["gradcam", "random (baseline)"]
+    assert "ROAD MoRF ↓" not in table and "Sanity Spearman ↓" not in table and "Deletion AUC ↓" in table
+    assert table["sanity check"] == [eval_figures.PENDING_MARK, "-"]
+    assert "1 of 1 maps" in eval_figures.headline(first)
+    after_road = eval_figures.score_table(_partial(evaluation, ("gradcam", "hirescam", "layercam"), ("sanity",)))
+    assert "ROAD MoRF ↓" in after_road and len(after_road["method"]) == 4
+    assert after_road["sanity check"] == [eval_figures.PENDING_MARK] * 3 + ["-"]
+
+
+def test_html_table_and_headline_are_escaped_for_the_report(evaluation):
+    page = eval_figures.score_table_html(evaluation, NAMES)
+    assert page.startswith("<table class='scores'><thead><tr><th") and page.endswith("</tbody></table>")
+    assert "<td>Layer&lt;CAM&gt; &amp; co</td>" in page and "Layer<CAM>" not in page
+    assert page.count("<tr>") == 5  # the header and 4 rows
+    assert "<td>0.2</td>" in page and "<td>0.45</td>" in page and "<td>-0.2</td>" in page  # 3 significant digits
+    assert "title='lower is better. Area under the class probability" in page
+    headline = eval_figures.headline_html(evaluation, NAMES)
+    assert headline.startswith("<ul class='headline'><li>") and headline.count("<li>") == 3
+    assert "<strong>Grad-CAM</strong>" in headline and "3 of 3 maps beat the random map on both." in headline
+    unlikely = {**evaluation.__dict__, "target_label": "<script>", "target_probability": 0.0003}
+    unsafe = eval_figures.headline_html(Evaluation(**unlikely), NAMES)
+    assert unsafe.count("<li>") == 4 and "&lt;script&gt;" in unsafe and "<script>" not in unsafe

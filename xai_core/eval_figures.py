@@ -1,4 +1,6 @@
-"""Pure Plotly figure builders for `evaluate`'s results: an `Evaluation` in, `go.Figure` out.
+"""Pure builders for `evaluate`'s results: an `Evaluation` in, a Plotly `go.Figure`, a table, or
+Markdown / HTML text out. Each takes `names` ({method id: what to call it}, e.g. the titles; ids
+by default), and shows only the scores computed so far of a partial `Evaluation`.
 
 No Streamlit and no torch here (the `Evaluation` type is only named for the annotations), so the
 figures can be tested on their own and reused in exports."""
@@ -7,7 +9,7 @@ from __future__ import annotations
 
 import html
 import textwrap
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 import numpy as np
 import plotly.graph_objects as go
@@ -52,32 +54,40 @@ SCORE_COLUMNS = (
      "barely changes (above 0.5) does not depend on what the model learned (Adebayo et al. 2018, "
      "arXiv 1810.03292)."),
 )
+#: Shown in place of a score still being computed.
+PENDING_MARK = "…"
 _METRICS = {
     "spearman": ("Spearman rank correlation between maps", "RdBu", -1.0, 1.0),
     "iou": ("Overlap (IoU) of the top 20% pixels", "Blues", 0.0, 1.0),
 }
 
 
-def build_curves(evaluation: "Evaluation", kind: str = "deletion") -> go.Figure:
+def build_curves(evaluation: "Evaluation", kind: str = "deletion",
+                 names: Optional[Mapping[str, str]] = None) -> go.Figure:
     """Target-class probability against the fraction of pixels removed (`kind="deletion"`) or
-    inserted (`"insertion"`): one line per method, the random baseline dashed; the legend gives
-    each area under the curve. Raises `ValueError` for another `kind`."""
+    inserted (`"insertion"`): one line per method whose curve is computed, the random baseline
+    dashed; the legend gives each area under the curve. A method keeps its colour whichever
+    methods are shown. Raises `ValueError` for another `kind`."""
     if kind not in _CURVES:
         raise ValueError(f"kind must be one of {', '.join(_CURVES)}, not {kind!r}.")
     title, x_title = _CURVES[kind]
-    legend_px = 24 * len(evaluation.scores) + 10  # one entry per row in a narrow column
+    name = _namer(names)
     x = np.asarray(evaluation.fractions, dtype=float)
     fig = go.Figure()
     methods = [m for m in evaluation.scores if m != RANDOM] + [m for m in evaluation.scores if m == RANDOM]
-    for i, method in enumerate(methods):
+    shown = [m for m in methods if f"{kind}_curve" in evaluation.scores[m]]
+    legend_px = 24 * len(shown) + 10  # one entry per row in a narrow column
+    for method in shown:
         score = evaluation.scores[method]
         is_random = method == RANDOM
         auc = score[f"{kind}_auc"]
         fig.add_trace(go.Scatter(
-            x=x, y=np.asarray(score[f"{kind}_curve"], dtype=float), mode="lines", name=f"{method} (AUC {auc:.3f})",
-            line=dict(color=RANDOM_COLOR if is_random else METHOD_COLORS[i % len(METHOD_COLORS)],
+            x=x, y=np.asarray(score[f"{kind}_curve"], dtype=float), mode="lines",
+            name=f"{name(method)} (AUC {auc:.3f})",
+            line=dict(color=RANDOM_COLOR if is_random else METHOD_COLORS[methods.index(method) % len(METHOD_COLORS)],
                       dash="dash" if is_random else "solid", width=2),
-            hovertemplate=f"{html.escape(method)}<br>{x_title}: %{{x:.0%}}<br>probability %{{y:.3f}}<extra></extra>",
+            hovertemplate=f"{html.escape(name(method))}<br>{x_title}: %{{x:.0%}}<br>probability %{{y:.3f}}"
+                          "<extra></extra>",
         ))
     fig.update_layout(
         title=title, font=_FONT, height=420 + legend_px, margin=dict(l=10, r=10, t=70, b=10 + legend_px),
@@ -91,15 +101,17 @@ def build_curves(evaluation: "Evaluation", kind: str = "deletion") -> go.Figure:
     return fig
 
 
-def build_agreement(evaluation: "Evaluation", metric: str = "spearman") -> go.Figure:
+def build_agreement(evaluation: "Evaluation", metric: str = "spearman",
+                    names: Optional[Mapping[str, str]] = None) -> go.Figure:
     """The methods' pairwise agreement as a heatmap matrix (`metric="spearman"` or `"iou"`), each
     cell labelled with its value; pairs identical by construction are marked with ≡ and explained
     under the matrix. Raises `ValueError` for another `metric`."""
     if metric not in _METRICS:
         raise ValueError(f"metric must be one of {', '.join(_METRICS)}, not {metric!r}.")
     title, colorscale, zmin, zmax = _METRICS[metric]
-    agreement = evaluation.agreement
+    agreement, name = evaluation.agreement, _namer(names)
     methods = list(agreement.methods)
+    labels = [name(m) for m in methods]
     z = np.asarray(getattr(agreement, metric), dtype=float)
     identical = {frozenset((a, b)): reason for a, b, reason in agreement.identical_by_construction}
     text, hover = [], []
@@ -109,11 +121,12 @@ def build_agreement(evaluation: "Evaluation", metric: str = "spearman") -> go.Fi
             value = z[methods.index(a), methods.index(b)]
             reason = identical.get(frozenset((a, b))) if a != b else None
             row_text.append(f"{value:.2f}" + (f" {IDENTICAL_MARK}" if reason else ""))
-            row_hover.append(f"{a} vs {b}: {value:.3f}" + (f"<br>{html.escape(reason)}" if reason else ""))
+            row_hover.append(f"{html.escape(name(a))} vs {html.escape(name(b))}: {value:.3f}"
+                             + (f"<br>{html.escape(reason)}" if reason else ""))
         text.append(row_text)
         hover.append(row_hover)
     fig = go.Figure(go.Heatmap(
-        z=z, x=methods, y=methods, zmin=zmin, zmax=zmax, colorscale=colorscale, text=text,
+        z=z, x=labels, y=labels, zmin=zmin, zmax=zmax, colorscale=colorscale, text=text,
         texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
         colorbar=dict(title=metric),
     ))
@@ -131,53 +144,92 @@ def build_agreement(evaluation: "Evaluation", metric: str = "spearman") -> go.Fi
     return fig
 
 
-def headline(evaluation: "Evaluation") -> str:
+def headline(evaluation: "Evaluation", names: Optional[Mapping[str, str]] = None) -> str:
     """Markdown bullets: the best map by deletion, by insertion (each next to the random map's
     score), how many maps beat the random map on both, and a caution when the class is so unlikely
-    (under 1%) that every probability-based score is near zero."""
-    scores = {m: s for m, s in evaluation.scores.items() if m != RANDOM}
+    (under 1%) that every probability-based score is near zero. Counts the maps scored so far."""
+    return "\n".join("- " + "".join(f"**{text}**" if bold else text for text, bold in line)
+                     for line in _headline_lines(evaluation, _namer(names)))
+
+
+def headline_html(evaluation: "Evaluation", names: Optional[Mapping[str, str]] = None) -> str:
+    """`headline` as an HTML list (every text escaped), for the HTML report."""
+    items = ("<li>" + "".join(f"<strong>{html.escape(text)}</strong>" if bold else html.escape(text)
+                              for text, bold in line) + "</li>"
+             for line in _headline_lines(evaluation, _namer(names)))
+    return f"<ul class='headline'>{''.join(items)}</ul>"
+
+
+def _headline_lines(evaluation: "Evaluation", name: Callable[[str], str]) -> list[list[tuple[str, bool]]]:
+    """The headline's lines, each a list of (text, bold)."""
+    scores = {m: s for m, s in evaluation.scores.items() if m != RANDOM and "deletion_auc" in s}
     baseline = evaluation.scores[RANDOM]
-    deletion = min(scores, key=lambda m: scores[m]["deletion_auc"])
-    insertion = max(scores, key=lambda m: scores[m]["insertion_auc"])
-    beaten = [m for m, s in scores.items()
-              if s["deletion_auc"] < baseline["deletion_auc"] and s["insertion_auc"] > baseline["insertion_auc"]]
-    others = [m for m in scores if m not in beaten]
-    lines = [
-        f"- Probability falls fastest when **{deletion}**'s pixels are removed (deletion AUC "
-        f"{scores[deletion]['deletion_auc']:.3g}, random map {baseline['deletion_auc']:.3g}).",
-        f"- It comes back fastest when **{insertion}**'s pixels are put back (insertion AUC "
-        f"{scores[insertion]['insertion_auc']:.3g}, random map {baseline['insertion_auc']:.3g}).",
-        f"- {len(beaten)} of {len(scores)} maps beat the random map on both" + (f"; not {', '.join(others)}." if others else "."),
-    ]
+    lines: list[list[tuple[str, bool]]] = []
+    if scores and "deletion_auc" in baseline:
+        deletion = min(scores, key=lambda m: scores[m]["deletion_auc"])
+        insertion = max(scores, key=lambda m: scores[m]["insertion_auc"])
+        beaten = [m for m, s in scores.items()
+                  if s["deletion_auc"] < baseline["deletion_auc"] and s["insertion_auc"] > baseline["insertion_auc"]]
+        others = [name(m) for m in scores if m not in beaten]
+        lines += [
+            [("Probability falls fastest when ", False), (name(deletion), True),
+             (f"'s pixels are removed (deletion AUC {scores[deletion]['deletion_auc']:.3g}, random map "
+              f"{baseline['deletion_auc']:.3g}).", False)],
+            [("It comes back fastest when ", False), (name(insertion), True),
+             (f"'s pixels are put back (insertion AUC {scores[insertion]['insertion_auc']:.3g}, random map "
+              f"{baseline['insertion_auc']:.3g}).", False)],
+            [(f"{len(beaten)} of {len(scores)} maps beat the random map on both"
+              + (f"; not {', '.join(others)}." if others else "."), False)],
+        ]
     if evaluation.target_probability < LOW_PROBABILITY:
-        lines.append(
-            f"- The model gives {evaluation.target_label} only {evaluation.target_probability:.2g}: deletion, "
+        lines.append([(
+            f"The model gives {evaluation.target_label} only {evaluation.target_probability:.2g}: deletion, "
             "insertion, ROAD and the confidence change all follow that probability, so they are near zero and "
-            "say little here; the sanity check and the agreement still apply."
-        )
-    return "\n".join(lines)
+            "say little here; the sanity check and the agreement still apply.", False)])
+    return lines
 
 
-def score_table(evaluation: "Evaluation") -> dict[str, list]:
+def score_table(evaluation: "Evaluation", names: Optional[Mapping[str, str]] = None) -> dict[str, list]:
     """The scores as table columns: "method", each `SCORE_COLUMNS` label (floats; None where a score
-    was not computed) and "sanity check" ("passed", "failed" or "-"), one row per method, the
-    random baseline last."""
-    methods = [m for m in evaluation.scores if m != RANDOM] + [RANDOM]
-    table: dict[str, list] = {"method": [f"{m} (baseline)" if m == RANDOM else m for m in methods]}
+    was not computed) and "sanity check" ("passed", "failed", "-" when not checked, or
+    `PENDING_MARK` while the check runs), one row per method scored so far, the random baseline
+    last. A partial evaluation's columns still being computed are left out."""
+    name = _namer(names)
+    methods = [m for m in evaluation.scores if m != RANDOM and "deletion_auc" in evaluation.scores[m]]
+    methods += [RANDOM] if "deletion_auc" in evaluation.scores[RANDOM] else []
+    rows = [evaluation.scores[m] for m in methods]
+    table: dict[str, list] = {"method": [f"{name(m)} (baseline)" if m == RANDOM else name(m) for m in methods]}
     for key, label, _, _ in SCORE_COLUMNS:
-        table[label] = [_number(evaluation.scores[m].get(key)) for m in methods]
+        if not rows or any(key in row for row in rows):
+            table[label] = [_number(row.get(key)) for row in rows]
     verdicts = {True: "passed", False: "failed", None: "-"}
-    table["sanity check"] = [verdicts[evaluation.scores[m].get("sanity_passed")] for m in methods]
+    table["sanity check"] = [verdicts[row["sanity_passed"]] if "sanity_passed" in row
+                             else ("-" if m == RANDOM else PENDING_MARK) for m, row in zip(methods, rows)]
     return table
 
 
-def build_sanity(evaluation: "Evaluation", threshold: float) -> go.Figure:
+def score_table_html(evaluation: "Evaluation", names: Optional[Mapping[str, str]] = None) -> str:
+    """`score_table` as an HTML table (numbers to 3 significant digits, every cell escaped), with
+    each column's meaning as its header's tooltip, for the HTML report."""
+    table = score_table(evaluation, names)
+    helps = {label: f"{better} is better. {text}" for _, label, better, text in SCORE_COLUMNS}
+    head = "".join(f"<th title='{html.escape(helps.get(label, ''), quote=True)}'>{html.escape(label)}</th>"
+                   for label in table)
+    cells = ["".join(f"<td>{html.escape(_cell(column[i]))}</td>" for column in table.values())
+             for i in range(len(table["method"]))]
+    body = "".join(f"<tr>{row}</tr>" for row in cells)
+    return f"<table class='scores'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def build_sanity(evaluation: "Evaluation", threshold: float,
+                 names: Optional[Mapping[str, str]] = None) -> go.Figure:
     """The sanity check as horizontal bars: each checked method's Spearman similarity to its map on the
     randomized model, red above `threshold` (the map barely changed: it fails), green below."""
     checked = [m for m, s in evaluation.scores.items() if s.get("sanity_spearman") is not None]
     values = [float(evaluation.scores[m]["sanity_spearman"]) for m in checked]
     fig = go.Figure(go.Bar(
-        x=values, y=checked, orientation="h", text=[f"{v:.2f}" for v in values], textposition="outside",
+        x=values, y=[_namer(names)(m) for m in checked], orientation="h", text=[f"{v:.2f}" for v in values],
+        textposition="outside",
         marker_color=["#d62728" if v > threshold else "#2ca02c" for v in values],
         hovertemplate="%{y}: Spearman %{x:.3f}<extra></extra>",
     ))
@@ -195,3 +247,13 @@ def build_sanity(evaluation: "Evaluation", threshold: float) -> go.Figure:
 
 def _number(value):
     return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _namer(names: Optional[Mapping[str, str]]) -> Callable[[str], str]:
+    return (lambda m: m) if names is None else (lambda m: names.get(m, m))
