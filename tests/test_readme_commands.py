@@ -1,0 +1,48 @@
+"""The README's CLI commands work as written right after its set-up command: every `xai_core`
+command in its code blocks is spelled with the set-up's `.venv/bin/python` (nothing activates the
+venv) and runs to exit status 0, writing the files it names. Run from a temporary folder whose
+`assets` is the checkout's, with the checkout on PYTHONPATH (as a run from the checkout has it);
+`.venv/bin/python` becomes this interpreter when the checkout has no .venv."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_PYTHON = ".venv/bin/python"
+
+
+def readme_commands() -> list[str]:
+    """Every line of the README's fenced code blocks that runs `xai_core` (`-m xai_core`)."""
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", (ROOT / "README.md").read_text(), flags=re.S | re.M)
+    return [line.strip() for block in blocks for line in block.splitlines() if "-m xai_core" in line]
+
+
+def test_the_readme_has_cli_commands_and_spells_them_with_the_venv() -> None:
+    commands = readme_commands()
+    assert {shlex.split(c)[3] for c in commands} >= {"cam", "dff", "eval"}
+    assert all(c.startswith(f"{VENV_PYTHON} -m xai_core ") for c in commands), commands
+
+
+@pytest.mark.parametrize("command", readme_commands(), ids=lambda c: shlex.split(c)[3])
+def test_readme_command_runs_as_written(command: str, tmp_path: Path) -> None:
+    argv = shlex.split(command)
+    python = ROOT / VENV_PYTHON
+    argv[0] = str(python) if python.exists() else sys.executable
+    (tmp_path / "assets").symlink_to(ROOT / "assets")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), XAI_OFFLINE="1")
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    if "--output" in argv:
+        written = tmp_path / argv[argv.index("--output") + 1]
+        assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {written.name}" in done.stdout
+    else:
+        assert done.stdout.strip()  # eval prints its score table
