@@ -251,3 +251,20 @@ def duration(seconds: float) -> str:
     if seconds < 10:
         return f"{seconds:.1f} s"
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+# Faithfulness page
+@st.cache_data(max_entries=16, show_spinner=False)
+def evaluate_progressively(_handle, model: str, digest: str, _data: bytes, methods: tuple[str, ...], target: int,
+                           layer: str, steps: int, sanity: bool, _explanation: xai_core.Explanation, _progress=None,
+                           _on_partial=None) -> xai_core.Evaluation:
+    """`xai_core.evaluate` of `_explanation` (the cached `explain` of these same settings, without
+    smoothing), cached. `_progress(stage, done, total)` as for `explain`; `_on_partial(evaluation)`
+    gets each partial result (it must not call st: see `_live.live`). A cache hit calls neither."""
+    return xai_core.evaluate(_handle, _data, _explanation, steps=steps, sanity=sanity, progress=_progress,
+                             on_partial=_on_partial)
+
+
+def method_titles(methods) -> dict[str, str]:
+    """{method id: its title}, how the UI names methods (ids are for the API and the CLI)."""
+    return {m: xai_core.get_method(m).title for m in methods}

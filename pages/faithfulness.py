@@ -8,6 +8,7 @@ import json
 import streamlit as st
 
 import xai_core
+from pages import _live as L
 from pages import _panels as P
 from pages import _state as S
 from xai_core import eval_figures
@@ -60,41 +61,75 @@ with st.spinner("Computing the maps...", show_time=True):
     explanation = P.safe(S.explain, *key, False, False)
 if explanation is None:
     st.stop()
-estimate = xai_core.estimate_evaluation_seconds(handle, explanation, steps=int(steps))
-with P.progress(f"Scoring {len(methods)} maps and a random baseline", estimate) as report:
-    evaluation = P.safe(S.evaluate, *key, int(steps), bool(sanity), _explanation=explanation, _progress=report)
-if evaluation is None:
-    st.stop()
+titles = S.method_titles(methods)
+estimate = xai_core.estimate_evaluation_seconds(handle, explanation, steps=int(steps), sanity=bool(sanity))
+label = f"Scoring {len(methods)} map{'s' * (len(methods) > 1)} and a random baseline"
+plan = (f"{label}: about {S.duration(estimate)} on this server. Each map's scores appear as soon as they are "
+        "computed, then ROAD's" + (", then the sanity check." if sanity else "."))
 
-st.subheader(f"How faithful are the maps of “{evaluation.target_label}” ({S.percent(evaluation.target_probability)}) "
-             f"at {layer}?")
-st.markdown(eval_figures.headline(evaluation))
-for note in evaluation.notes:
-    st.info(note, icon=":material/lightbulb:")
 
-st.subheader("Scores")
-table = eval_figures.score_table(evaluation)
-config = {label: st.column_config.NumberColumn(label, help=help_text, format="%.3g")
-          for _, label, _, help_text in eval_figures.SCORE_COLUMNS}
-config["method"] = st.column_config.TextColumn("method", help="The random map is the baseline a map must beat.")
-st.dataframe(table, column_config=config, hide_index=True, width="stretch", key="score_table")
-st.caption("Click a column header to sort. ↓ lower is better, ↑ higher is better. Hover a header for its meaning.")
+def show_results(evaluation: xai_core.Evaluation, live: int = 0) -> list:
+    """The headline, notes, score table, curves, sanity check and agreement of `evaluation` (a partial
+    one while `live` counts the partial results: element keys must differ from the final ones);
+    returns the figures for the report."""
+    key_of = (lambda name: f"live{live}_{name}") if live else (lambda name: name)
+    pending = evaluation.pending
+    st.subheader(f"How faithful are the maps of “{evaluation.target_label}” "
+                 f"({S.percent(evaluation.target_probability)}) at {layer}?")
+    if live:
+        st.caption(plan)
+    if "deletion_insertion" not in pending:
+        st.markdown(eval_figures.headline(evaluation, titles))
+    for note in evaluation.named_notes(titles):
+        st.info(note, icon=":material/lightbulb:")
 
-deletion_col, insertion_col = st.columns(2, gap="medium")
-curves = {kind: eval_figures.build_curves(evaluation, kind) for kind in ("deletion", "insertion")}
-with deletion_col:
-    P.show_chart(curves["deletion"], f"deletion_{image_name.rsplit('.', 1)[0]}", key="deletion_curves")
-with insertion_col:
-    P.show_chart(curves["insertion"], f"insertion_{image_name.rsplit('.', 1)[0]}", key="insertion_curves")
+    st.subheader("Scores")
+    table = eval_figures.score_table(evaluation, titles)
+    config = {label: st.column_config.NumberColumn(label, help=help_text, format="%.3g")
+              for _, label, _, help_text in eval_figures.SCORE_COLUMNS if label in table}
+    config["method"] = st.column_config.TextColumn(
+        "method", help="The random map is the baseline a map must beat.", pinned=True)
+    st.dataframe(table, column_config=config, hide_index=True, width="stretch", key=key_of("score_table"))
+    shown = len(table["method"]) - 1
+    waiting = [titles[m] for m in methods if "deletion_auc" not in evaluation.scores[m]]
+    st.caption(f"{shown} map{'s' * (shown != 1)} and the random baseline" + (
+        f"; still scoring {', '.join(waiting)}" if waiting else "") + (
+        f"; ROAD scores {eval_figures.PENDING_MARK}" if "road" in pending else "") + ". "
+        "Click a column header to sort. ↓ lower is better, ↑ higher is better. Hover a header for its meaning.")
 
-figs = [("Deletion", curves["deletion"]), ("Insertion", curves["insertion"])]
-if sanity:
-    st.subheader("Sanity check: does the map depend on what the model learned?")
+    deletion_col, insertion_col = st.columns(2, gap="medium")
+    curves = {kind: eval_figures.build_curves(evaluation, kind, titles) for kind in ("deletion", "insertion")}
+    for column, kind in ((deletion_col, "deletion"), (insertion_col, "insertion")):
+        with column:
+            P.show_chart(curves[kind], f"{kind}_{image_name.rsplit('.', 1)[0]}", key=key_of(f"{kind}_curves"))
+
+    figs = [("Deletion", curves["deletion"]), ("Insertion", curves["insertion"])]
+    if sanity:
+        st.subheader("Sanity check: does the map depend on what the model learned?")
+        if "sanity" in pending:
+            st.caption(f"{eval_figures.PENDING_MARK} The maps are recomputed on a randomized model once ROAD's "
+                       "scores are in.")
+        else:
+            figs.append(("Sanity check", show_sanity(evaluation, key_of)))
+
+    st.subheader("Do the methods agree?")
+    tabs = st.tabs(["Rank correlation (Spearman)", "Top-20% overlap (IoU)"])
+    for tab, metric in zip(tabs, ("spearman", "iou")):
+        with tab:
+            agreement = eval_figures.build_agreement(evaluation, metric, titles)
+            P.show_chart(agreement, f"agreement_{metric}", key=key_of(f"agreement_{metric}"))
+            figs.append((f"Agreement ({metric})", agreement))
+    st.caption("Two methods that agree closely add little to each other; a pair marked ≡ is identical by "
+               "construction at this layer.")
+    return figs
+
+
+def show_sanity(evaluation: xai_core.Evaluation, key_of):
+    """The sanity check's bars and verdict; returns the figure."""
     threshold = evaluation.settings["sanity_threshold"]
     failed = [m for m, s in evaluation.scores.items() if s["sanity_passed"] is False]
-    sanity_fig = eval_figures.build_sanity(evaluation, threshold)
-    P.show_chart(sanity_fig, "sanity_check", key="sanity_chart")
-    figs.append(("Sanity check", sanity_fig))
+    sanity_fig = eval_figures.build_sanity(evaluation, threshold, titles)
+    P.show_chart(sanity_fig, "sanity_check", key=key_of("sanity_chart"))
     if failed:
         st.warning(
             f"A red bar is a map that barely changed when {layer} and every layer after it were given random "
@@ -107,16 +142,18 @@ if sanity:
     else:
         st.success(f"Every checked map changed when {layer} and the layers after it were randomized "
                    f"(Spearman at most {threshold:g}): they depend on the learned weights.", icon=":material/check:")
+    return sanity_fig
 
-st.subheader("Do the methods agree?")
-tabs = st.tabs(["Rank correlation (Spearman)", "Top-20% overlap (IoU)"])
-for tab, metric in zip(tabs, ("spearman", "iou")):
-    with tab:
-        agreement = eval_figures.build_agreement(evaluation, metric)
-        P.show_chart(agreement, f"agreement_{metric}", key=f"agreement_{metric}")
-        figs.append((f"Agreement ({metric})", agreement))
-st.caption("Two methods that agree closely add little to each other; a pair marked ≡ is identical by "
-           "construction at this layer.")
+
+results = st.empty()  # partial results while scoring, then the complete ones
+results.caption(plan)
+with P.progress(label, estimate) as report, L.live(results, show_results) as show:
+    evaluation = P.safe(S.evaluate_progressively, *key, int(steps), bool(sanity), _explanation=explanation,
+                        _progress=report, _on_partial=lambda partial: partial.pending and show(partial))
+if evaluation is None:
+    st.stop()
+with results.container():
+    figs = show_results(evaluation)
 
 with st.expander("What the scores mean", expanded=False):
     for _, label, better, help_text in eval_figures.SCORE_COLUMNS:
@@ -133,15 +170,18 @@ st.caption(f"Scored in {S.duration(seconds['total'])} (deletion/insertion {S.dur
            f"ROAD {S.duration(seconds['road'])}" + (f", sanity check {S.duration(seconds['sanity'])}" if "sanity" in
                                                      seconds else "") + f"), {steps} steps per curve.")
 settings = {
-    "model": f"{handle.spec.title}; weights: {handle.weights_source}", "image": image_name,
+    "model": handle.spec.title, "image": image_name,
     "target class": f"{evaluation.target_label} (#{evaluation.target}, p = {S.percent(evaluation.target_probability)})",
-    "layer": layer, "methods": ", ".join(methods), **evaluation.settings,
+    "layer": layer, "methods": ", ".join(titles[m] for m in methods), **evaluation.settings,
 }
+sections = (("Headline", eval_figures.headline_html(evaluation, titles)),
+            ("Scores", eval_figures.score_table_html(evaluation, titles)))
 report_col, json_col = st.columns(2)
 with report_col:
     P.report_button(f"Faithfulness: {image_name}", figs, settings,
-                    tuple(([handle.notice] if handle.notice else []) + list(evaluation.notes)),
-                    file_name=f"faithfulness_report_{image_name.rsplit('.', 1)[0]}.html", key="eval_report")
+                    tuple(([handle.notice] if handle.notice else []) + list(evaluation.named_notes(titles))),
+                    file_name=f"faithfulness_report_{image_name.rsplit('.', 1)[0]}.html", key="eval_report",
+                    sections=sections)
 with json_col:
     st.download_button("Download the scores (JSON)", data=json.dumps(evaluation.summary(), indent=2),
                        file_name=f"faithfulness_{image_name.rsplit('.', 1)[0]}.json", mime="application/json",
