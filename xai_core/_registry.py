@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from .errors import UnknownNameError
 
@@ -31,12 +31,3 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return list(self._entries)
-
-    def decorator(self, name: str) -> Callable[[Callable[[], T]], Callable[[], T]]:
-        """`@registry.decorator("id")` over a zero-argument factory registers what it returns."""
-
-        def wrap(factory: Callable[[], T]) -> Callable[[], T]:
-            self.register(name, factory())
-            return factory
-
-        return wrap
