@@ -79,7 +79,8 @@ class Head:
             return self
         rec = trace(model, x, capture=[self.replay_from])
         old: _Replay = self.module  # type: ignore[assignment]
-        return replace(self, module=_Replay(model, self.layer, self.replay_from, old.tail, rec.inputs[self.replay_from], x.shape[0]))
+        inputs = rec.inputs[self.replay_from]
+        return replace(self, module=_Replay(model, self.layer, self.replay_from, old.tail, inputs, x.shape[0]))
 
 
 class _Replay:
