@@ -18,34 +18,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pytorch_grad_cam import (EigenCAM, EigenGradCAM, GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM,
-                              LayerCAM, XGradCAM)
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import xai_core  # noqa: E402
+from xai_core.bench import GRADIENT8  # noqa: E402
 from xai_core.errors import WeightsUnavailableError  # noqa: E402
+from xai_core.reference import library_map  # noqa: E402
 
-LIBRARY = {"gradcam": GradCAM, "hirescam": HiResCAM, "gradcam++": GradCAMPlusPlus, "xgradcam": XGradCAM,
-           "layercam": LayerCAM, "eigencam": EigenCAM, "eigengradcam": EigenGradCAM,
-           "gradcamelementwise": GradCAMElementWise}
 IMAGE = Path(__file__).resolve().parents[1] / "assets" / "images" / "cat.png"
 
 
 def library_sequential(handle, x, layer, target):
-    maps = {}
-    for method, cls in LIBRARY.items():
-        cam = cls(handle.module, [handle.layers[layer]])
-        try:
-            maps[method] = cam(x, [ClassifierOutputTarget(target)])[0]
-        finally:
-            cam.activations_and_grads.release()
-    return maps
+    return {method: library_map(handle, method, layer, x, target) for method in GRADIENT8}
 
 
 def bench(handle, layer, repeats):
     x = handle.preprocess(xai_core.load_image(IMAGE))
-    ours = xai_core.explain(handle, IMAGE, methods=list(LIBRARY), layer=layer)  # warm-up
+    ours = xai_core.explain(handle, IMAGE, methods=list(GRADIENT8), layer=layer)  # warm-up
     library_sequential(handle, x, layer, ours.target)
     t_lib, t_ours, t_fwd = [], [], []
     for _ in range(repeats):
@@ -53,14 +42,14 @@ def bench(handle, layer, repeats):
         ref = library_sequential(handle, x, layer, ours.target)
         t_lib.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        ours = xai_core.explain(handle, IMAGE, methods=list(LIBRARY), layer=layer, target=ours.target)
+        ours = xai_core.explain(handle, IMAGE, methods=list(GRADIENT8), layer=layer, target=ours.target)
         t_ours.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         with torch.inference_mode():
             handle.module(x)
         t_fwd.append(time.perf_counter() - t0)
     lib, our, fwd = (statistics.median(t) for t in (t_lib, t_ours, t_fwd))
-    diffs = {m: float(np.abs(ref[m] - ours.maps[m]).max()) for m in LIBRARY}
+    diffs = {m: float(np.abs(ref[m] - ours.maps[m]).max()) for m in GRADIENT8}
     return lib, our, fwd, diffs
 
 

@@ -1,6 +1,6 @@
 """Faster Score-CAM vs exact Score-CAM on every sample photo: time and Spearman rank correlation.
 
-    XAI_OFFLINE=1 python benchmarks/bench_fastscorecam.py [--model efficientnet_lite0] [--layer head] [--top-k 64]
+    XAI_OFFLINE=1 python benchmarks/bench_fastscorecam.py [--model efficientnet_lite0] [--layer head] [--top-k K]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--layer", default=None)
-    parser.add_argument("--top-k", type=int, default=64)
+    parser.add_argument("--top-k", type=int, default=xai_core.get_method("fastscorecam").defaults["top_k"])
     args = parser.parse_args()
     handle = xai_core.load_model(args.model, device="cpu")
     print(f"model {handle.name} ({handle.weights_source.split(' (')[0]}), layer {args.layer or handle.default_layer}, "

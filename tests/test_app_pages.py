@@ -64,7 +64,7 @@ def test_identical_by_construction_note_at_the_pooled_layer(app: AppTest) -> Non
     _page(app, "cam")
     app.selectbox(key="w:cam.layer").set_value("head")
     _run(app)
-    assert any("identical by construction" in i.value for i in app.info)
+    assert any("Grad-CAM = HiResCAM are identical by construction at head" in i.value for i in app.info)
 
 
 def test_changing_the_target_changes_the_maps(app: AppTest) -> None:

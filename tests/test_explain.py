@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -42,18 +44,86 @@ def test_one_forward_one_backward_stopping_at_the_target_layer(random_resnet, ca
     assert set(result.maps) == set(methods)
 
 
-def test_hooks_removed_after_success_and_after_failure(random_resnet, cat_path, monkeypatch):
-    xai_core.explain(random_resnet, cat_path, methods=ONE_PASS + ["fullgrad"], layer="layer4")
-    assert no_hooks_left(random_resnet.module)
+def _fail_after(module: torch.nn.Module, monkeypatch, check) -> list:
+    """Make `module` (a layer after the target layer) raise when it runs, after recording what
+    `check()` says at that moment (while our hooks are registered). Returns the records."""
+    seen = []
 
     def boom(*args, **kwargs):
+        seen.append(check())
         raise RuntimeError("simulated failure inside the pass")
 
-    monkeypatch.setattr(engine, "_targets", boom)
+    monkeypatch.setattr(module, "forward", boom)
+    return seen
+
+
+def _hooked(module: torch.nn.Module) -> bool:
+    return bool(module._forward_hooks)
+
+
+def test_hooks_removed_after_success_and_after_failure(random_resnet, cat_path, monkeypatch):
+    module = random_resnet.module
+    xai_core.explain(random_resnet, cat_path, methods=ONE_PASS + ["fullgrad"], layer="layer4")
+    xai_core.factorize(random_resnet, cat_path, n_components=2, layer="layer4")
+    assert no_hooks_left(module)
+
+    # the shared pass: avgpool runs after layer4, whose recording hook must exist at that moment
+    seen = _fail_after(module.avgpool, monkeypatch, lambda: _hooked(module.layer4))
     with pytest.raises(RuntimeError, match="simulated"):
-        xai_core.explain(random_resnet, cat_path, methods=["gradcam"], layer="layer4")
-    assert no_hooks_left(random_resnet.module)
+        xai_core.explain(random_resnet, cat_path, methods=["gradcam", "eigencam"], layer="layer4")
+    assert seen == [True], "the failure must happen while the shared pass's hooks are registered"
+    assert no_hooks_left(module)
     assert torch.is_grad_enabled(), "grad mode must be restored after an error"
+
+    # factorize's recording
+    seen.clear()
+    with pytest.raises(RuntimeError, match="simulated"):
+        xai_core.factorize(random_resnet, cat_path, n_components=2, layer="layer4")
+    assert seen == [True]
+    assert no_hooks_left(module)
+
+    # FullGrad's own hooks (the library's, on every layer with a bias). The caught error is kept, as
+    # a caller showing it would: its traceback holds the library object, so that object's __del__
+    # cannot be what removes the hooks.
+    monkeypatch.undo()
+    seen = _fail_after(module.fc, monkeypatch, lambda: sum(map(_hooked, module.modules())))
+    with pytest.raises(RuntimeError, match="simulated") as kept:
+        xai_core.explain(random_resnet, cat_path, methods=["fullgrad"], layer="layer4", target=3)
+    assert len(seen) == 1 and seen[0] > 50, "FullGrad's hooks must be registered when the failure happens"
+    assert no_hooks_left(module) and kept.value
+    assert all(p.grad is None for p in module.parameters())
+
+
+@pytest.mark.parametrize("method", xai_core.list_methods())
+def test_no_gradient_left_on_the_shared_model(random_resnet, cat_path, method):
+    """The cached model serves every session: no explanation may leave a `.grad` on it (FullGrad's
+    full backward fills every parameter's, ShapleyCAM's keeps a second-order graph)."""
+    module = random_resnet.module
+    module.zero_grad(set_to_none=True)  # the library's own backward (other tests) may have filled them
+    layer = "layer1" if method == "scorecam" else "layer4"  # 256 channels to score, not 2048
+    # aug_smooth runs several backward passes: checked for each kind of gradient target and FullGrad
+    for aug_smooth in (False, True) if method in ("gradcam", "finercam", "shapleycam", "fullgrad") else (False,):
+        xai_core.explain(random_resnet, cat_path, methods=[method], layer=layer, aug_smooth=aug_smooth,
+                         eigen_smooth=aug_smooth, batch_size=256, options={"fastscorecam": {"top_k": 8}})
+        held = [name for name, p in module.named_parameters() if p.grad is not None]
+        assert held == [], f"{method} (aug_smooth={aug_smooth}) left .grad on {len(held)} parameters"
+
+
+def test_no_gradient_left_by_factorize(random_resnet, cat_path):
+    random_resnet.module.zero_grad(set_to_none=True)
+    xai_core.factorize(random_resnet, cat_path, n_components=2, layer="layer4")
+    assert all(p.grad is None for p in random_resnet.module.parameters())
+
+
+def test_notes_name_methods_by_their_titles(random_resnet, cat_path):
+    methods = ["gradcam", "hirescam", "xgradcam", "eigencam", "kpcacam", "shapleycam", "fullgrad"]
+    notes = xai_core.explain(random_resnet, cat_path, methods=methods, layer="layer4").notes
+    assert any(n.startswith("Grad-CAM = HiResCAM = XGrad-CAM are identical by construction at layer4") for n in notes)
+    assert any(n.startswith("FullGrad ignores the target layer") for n in notes)
+    assert any(n.startswith("ShapleyCAM uses the ReST target") for n in notes)
+    assert any(n.startswith("EigenCAM and KPCA-CAM ignore the target class") for n in notes)
+    ids = re.compile(r"\b(" + "|".join(map(re.escape, xai_core.list_methods())) + r")\b")
+    assert not [n for n in notes if ids.search(n)], "notes are for users: titles, not ids"
 
 
 def test_result_contract_on_pretrained_model(lite, cat_path):

@@ -8,9 +8,9 @@ from pytorch_grad_cam import (
     AblationCAM, EigenCAM, EigenGradCAM, FinerCAM, FullGrad, GradCAM, GradCAMElementWise,
     GradCAMPlusPlus, HiResCAM, KPCA_CAM, LayerCAM, ScoreCAM, ShapleyCAM, XGradCAM,
 )
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST, ClassifierOutputTarget
 
 import xai_core
+from xai_core.reference import library_map
 from conftest import no_hooks_left
 
 # Written out independently of xai_core's registry, so a wrong mapping there is caught.
@@ -23,24 +23,11 @@ ORACLE = {
 TOL = 1e-5
 
 
-def library_map(handle, method, layers, x, target, aug_smooth=False, eigen_smooth=False):
-    """pytorch-grad-cam's own map, with its hooks released afterwards."""
-    modules = [] if method == "fullgrad" else [handle.layers[n] for n in layers]
-    cam = ORACLE[method](handle.module, modules)
-    try:
-        if method in ("scorecam", "ablationcam"):
-            cam.batch_size = 64
-        if method == "finercam":
-            return cam(x, targets=None, eigen_smooth=eigen_smooth, target_idx=target)[0]
-        target_fn = ClassifierOutputReST(target) if method == "shapleycam" else ClassifierOutputTarget(target)
-        return cam(x, [target_fn], aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)[0]
-    finally:
-        (cam.base_cam if method == "finercam" else cam).activations_and_grads.release()
-
-
 def test_registry_is_the_library_list():
     assert xai_core.list_methods()[: len(ORACLE)] == list(ORACLE)
     assert xai_core.list_methods()[len(ORACLE):] == ["fastscorecam"]  # ours, not in the library
+    assert {m: xai_core.get_method(m).library_class for m in ORACLE} == ORACLE
+    assert xai_core.get_method("fastscorecam").library_class is None
 
 
 @pytest.fixture(scope="module", params=["layer4", "layer3"])
@@ -67,7 +54,7 @@ def test_smoothing_options_match_library(random_resnet, cat_path, method, aug_sm
     result = xai_core.explain(random_resnet, cat_path, methods=[method], layer="layer3",
                               target=281, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
     x = random_resnet.preprocess(xai_core.load_image(cat_path))
-    expected = library_map(random_resnet, method, ["layer3"], x, 281, aug_smooth, eigen_smooth)
+    expected = library_map(random_resnet, method, ["layer3"], x, 281, aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
     assert np.abs(result.maps[method] - expected).max() <= TOL
 
 
@@ -87,3 +74,24 @@ def test_gradcam_equals_hirescam_at_layer4_only(random_resnet, cat_path):
     assert any("identical by construction" in n for n in at4.notes)
     assert np.abs(at3.maps["gradcam"] - at3.maps["hirescam"]).max() > 1e-3
     assert not any("identical" in n for n in at3.notes)
+
+
+@pytest.mark.parametrize("options", [{"kernel": "rbf", "gamma": 0.01}, {"kernel": "cosine", "gamma": None}])
+def test_kpcacam_options_reach_the_library_class(random_resnet, cat_path, options):
+    result = xai_core.explain(random_resnet, cat_path, methods=["kpcacam"], layer="layer3", target=3,
+                              options={"kpcacam": options})
+    x = random_resnet.preprocess(xai_core.load_image(cat_path))
+    expected = library_map(random_resnet, "kpcacam", "layer3", x, 3, options=options)
+    assert result.options["methods"] == {"kpcacam": options}
+    assert np.abs(result.maps["kpcacam"] - expected).max() <= TOL
+    default = xai_core.explain(random_resnet, cat_path, methods=["kpcacam"], layer="layer3", target=3)
+    assert np.abs(default.maps["kpcacam"] - result.maps["kpcacam"]).max() > 1e-3, "the option must change the map"
+
+
+def test_fastscorecam_with_top_k_above_the_channels_is_exact_scorecam(random_resnet, cat_path):
+    """layer2 has 512 channels: top_k 600 scores them all, which is Score-CAM."""
+    result = xai_core.explain(random_resnet, cat_path, methods=["fastscorecam"], layer="layer2", target=5,
+                              batch_size=256, options={"fastscorecam": {"top_k": 600}})
+    x = random_resnet.preprocess(xai_core.load_image(cat_path))
+    expected = library_map(random_resnet, "scorecam", "layer2", x, 5, batch_size=256)
+    assert np.abs(result.maps["fastscorecam"] - expected).max() <= TOL

@@ -1,4 +1,4 @@
-"""Small helpers shared by the verbs: image coercion, guarded forwards, layer parsing."""
+"""Small helpers shared by the verbs: image coercion, guarded forwards, name-list parsing."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .errors import InvalidOptionError
 from .images import ImageSource, load_image
+from .methods import MethodSpec, get_method
 from .models import ModelHandle
 
 LayerArg = Union[str, Sequence[str], None]
+MethodsArg = Union[str, Sequence[str]]
 
 
 def as_pil(image: Union[ImageSource, Image.Image]) -> Image.Image:
@@ -40,14 +43,29 @@ class GuardedModule:
             return self._module(x)
 
 
+def split_names(value: Union[str, Sequence[str], None], lower: bool = False) -> list[str]:
+    """The names in a comma list or a sequence, stripped (and lower-cased with `lower`), without
+    empty items or repeats, in their order. The one parser of every comma list (methods, layers)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = (str(item).strip() for item in items)
+    return list(dict.fromkeys(n.lower() if lower else n for n in names if n))
+
+
+def method_specs(methods: MethodsArg) -> list[MethodSpec]:
+    """The `MethodSpec`s of a method id, a comma list or a sequence of ids, without repeats.
+    Raises `UnknownNameError`, and `InvalidOptionError` when no method is named."""
+    specs = [get_method(method_id) for method_id in split_names(methods, lower=True)]
+    if not specs:
+        raise InvalidOptionError("Choose at least one method.")
+    return specs
+
+
 def layer_names(handle: ModelHandle, layer: LayerArg) -> list[str]:
-    """Validated, de-duplicated layer names from a name, a comma list or a sequence."""
-    if layer is None or layer == "":
+    """Validated, de-duplicated layer names from a name, a comma list or a sequence (none: the
+    model's default layer). Raises `UnknownNameError`."""
+    names = split_names(layer)
+    if not names:
         return [handle.default_layer]
-    items = layer.split(",") if isinstance(layer, str) else list(layer)
-    names: list[str] = []
-    for item in items:
-        name = handle.layer_name(str(item).strip())
-        if name not in names:
-            names.append(name)
-    return names
+    return list(dict.fromkeys(handle.layer_name(name) for name in names))

@@ -116,8 +116,13 @@ class BatchedScoreCAM(ScoreCAM):
 
     model: Callable
     batch_size: int = 32
-    top_k: Optional[int] = None
     progress: Progress = None
+
+    def __init__(self, model, target_layers, reshape_transform=None, top_k: Optional[int] = None) -> None:
+        super().__init__(model, target_layers, reshape_transform)
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be at least 1, not {top_k}")
+        self.top_k = top_k
 
     def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads) -> np.ndarray:
         acts = torch.from_numpy(np.asarray(activations)).to(self.device)

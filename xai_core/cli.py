@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import render
+from ._common import split_names
 from .dff import MAX_COMPONENTS, factorize
 from .errors import XAIError
 from .evaluate import RANDOM, evaluate
@@ -38,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _methods(text: str) -> list[str]:
     """argparse type of --method: one id, a comma list, or `all`, checked against `list_methods()`."""
-    ids = [t.strip().lower() for t in text.split(",") if t.strip()]
+    ids = split_names(text, lower=True)
     if ids == ["all"]:
         return list_methods()
     unknown = [i for i in ids if i not in list_methods()]
@@ -46,7 +47,7 @@ def _methods(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(
             f"unknown method {(unknown or [text])[0]!r}; choose all, or one or more of: {', '.join(list_methods())}"
         )
-    return list(dict.fromkeys(ids))
+    return ids
 
 
 def build_parser() -> argparse.ArgumentParser:

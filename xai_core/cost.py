@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from pytorch_grad_cam.utils.image import scale_accross_batch_and_channels
 
-from ._common import LayerArg, guard, layer_names
+from ._common import LayerArg, MethodsArg, guard, layer_names, method_specs
+from ._timing import median_time
 from .engine import default_tta, recording
-from .methods import get_method
+from .methods import resolve_options
 from .models import ModelHandle
 
 #: A method costing more than this many times a Grad-CAM is "slow": the UI warns and shows progress.
@@ -49,27 +48,35 @@ class _Calibration:
 
 
 _CALIBRATIONS: "weakref.WeakKeyDictionary[torch.nn.Module, _Calibration]" = weakref.WeakKeyDictionary()
-#: Seconds a method really took on a model, per (method, layers, aug_smooth): later estimates use it.
+#: Seconds a method really took on a model, per (method, layers, aug_smooth, options): later estimates
+#: use it.
 _OBSERVED: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
-def observe(handle: ModelHandle, method: str, layers: Sequence[str], aug_smooth: bool, seconds: float) -> None:
-    """Remember how long `method` took (called by `explain`), so the next estimate is measured."""
-    _OBSERVED.setdefault(handle.module, {})[(method, tuple(layers), aug_smooth)] = seconds
+def observe(handle: ModelHandle, method: str, layers: Sequence[str], aug_smooth: bool, options: Optional[dict],
+            seconds: float) -> None:
+    """Remember how long `method` took with its resolved `options` (called by `explain`), so the
+    next estimate for the same call is measured."""
+    _OBSERVED.setdefault(handle.module, {})[_observed_key(method, layers, aug_smooth, options)] = seconds
+
+
+def _observed_key(method: str, layers: Sequence[str], aug_smooth: bool, options: Optional[dict]) -> tuple:
+    return method, tuple(layers), aug_smooth, tuple(sorted((options or {}).items()))
 
 
 def estimate_cost(
     handle: ModelHandle,
-    methods: Union[str, Sequence[str]],
+    methods: MethodsArg,
     layer: LayerArg = None,
     *,
     aug_smooth: bool = False,
     options: Optional[dict] = None,
 ) -> dict[str, Cost]:
-    """Cost of each method for `handle` at `layer` (and "shared pass", the one forward/backward all
-    shared methods use), from one timed calibration per model, cached. Raises `UnknownNameError`."""
-    ids = methods.split(",") if isinstance(methods, str) else list(methods)
-    specs = [get_method(m.strip()) for m in ids]
+    """Cost of each method for `handle` at `layer` with `options` (as `explain` takes them), and of
+    "shared pass" (the one forward/backward all shared methods use), from one timed calibration per
+    model, cached. Raises `UnknownNameError`, `InvalidOptionError`."""
+    specs = method_specs(methods)
+    resolved = resolve_options([s.id for s in specs], options)
     names = layer_names(handle, layer)
     cal = _calibration(handle, names)
     copies = len(default_tta()) if aug_smooth else 1
@@ -81,7 +88,7 @@ def estimate_cost(
         passes, seconds = spec.extra_passes, spec.extra_passes * cal.forward_s
         detail = "computed from the shared pass" if not passes else f"about {passes:g} extra passes"
         if spec.per_channel == "network":
-            n = min(int({**spec.attrs, **(options or {}).get(spec.id, {})}.get("top_k") or channels), channels)
+            n = min(resolved.get(spec.id, {}).get("top_k") or channels, channels)
             passes, seconds = passes + n, seconds + n * cal.batched_s
             detail = f"{n} forward passes of the full network, one per channel"
         elif spec.per_channel == "bias":
@@ -95,20 +102,12 @@ def estimate_cost(
             detail = (f"{channels} evaluations of the linear head, one per channel" if gap
                       else f"{channels} passes through the layers after {'+'.join(names)}, one per channel")
         passes, seconds = passes * copies, seconds * copies
-        seen = _OBSERVED.get(handle.module, {}).get((spec.id, tuple(names), aug_smooth))
-        if seen is not None and spec.id not in (options or {}):
+        key = _observed_key(spec.id, names, aug_smooth, resolved.get(spec.id))
+        seen = _OBSERVED.get(handle.module, {}).get(key)
+        if seen is not None:
             seconds, detail = seen, detail + " (time measured on the last run)"
         costs[spec.id] = Cost(spec.id, passes, seconds, seconds > SLOW_FACTOR * gradcam_s, detail)
     return costs
-
-
-def _median_time(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _calibration(handle: ModelHandle, names: list[str]) -> _Calibration:
@@ -118,10 +117,10 @@ def _calibration(handle: ModelHandle, names: list[str]) -> _Calibration:
         x = torch.zeros(_CAL_BATCH, 3, size, size, device=handle.device)
         with guard(handle), recording(list(handle.layers.values()), start_graph=False) as acts, torch.inference_mode():
             handle.module(x[:1])  # warm-up
-            forward_s = _median_time(lambda: handle.module(x[:1]))
-            batched_s = _median_time(lambda: handle.module(x), repeats=1) / _CAL_BATCH
+            forward_s = median_time(lambda: handle.module(x[:1]), handle.device)
+            batched_s = median_time(lambda: handle.module(x), handle.device, repeats=1) / _CAL_BATCH
         maps = np.random.default_rng(0).random((1, 32, size // 4, size // 4), dtype=np.float32)
-        rescale_s = _median_time(lambda: scale_accross_batch_and_channels(maps, (size, size))) / 32
+        rescale_s = median_time(lambda: scale_accross_batch_and_channels(maps, (size, size))) / 32  # numpy: CPU
         bias = sum(m.weight.shape[0] for m in handle.module.modules()
                    if type(m) in (torch.nn.Conv2d, torch.nn.BatchNorm2d) and m.bias is not None)
         cal = _Calibration(forward_s, batched_s, {n: int(a.shape[1]) for n, a in zip(handle.layers, acts)},
@@ -133,7 +132,5 @@ def _calibration(handle: ModelHandle, names: list[str]) -> _Calibration:
             with guard(handle), torch.inference_mode():
                 if name in handle.spec.gap_linear_layers:  # HeadAblationCAM pools first
                     head, acts = head[1:], head[0](acts)
-                t0 = time.perf_counter()
-                head(acts)
-                cal.head_s[name] = (time.perf_counter() - t0) / (4 * _CAL_BATCH)
+                cal.head_s[name] = median_time(lambda: head(acts), handle.device, repeats=1) / (4 * _CAL_BATCH)
     return cal

@@ -12,6 +12,7 @@ from pytorch_grad_cam.feature_factorization.deep_feature_factorization import df
 from pytorch_grad_cam.utils.image import scale_cam_image
 
 from ._common import as_pil, guard
+from ._timing import elapsed, synchronize
 from .engine import recording
 from .errors import InvalidOptionError
 from .images import ImageSource
@@ -51,6 +52,7 @@ def factorize(
         raise InvalidOptionError(f"n_components must be between 1 and {MAX_COMPONENTS}.")
     if not 1 <= int(top_k) <= 10:
         raise InvalidOptionError("top_k must be between 1 and 10.")
+    synchronize(handle.device)
     started = time.perf_counter()
     name = handle.layer_name(layer)
     pil = as_pil(image)
@@ -58,7 +60,7 @@ def factorize(
     with guard(handle), recording([handle.layers[name]], start_graph=False) as acts, torch.inference_mode():
         handle.module(x)
     activations = acts[0].float().cpu().numpy()
-    t_forward = time.perf_counter() - started
+    t_forward = elapsed(handle.device, started)
 
     t0 = time.perf_counter()
     concepts, explanations = dff(activations, n_components=int(n_components))  # concepts: [C, k]
@@ -66,11 +68,11 @@ def factorize(
     heatmaps = scale_cam_image(explanations[0], (width, height))
     t_nmf = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # NMF ran on the CPU: nothing queued on the device
     probs = _concept_probabilities(handle, name, concepts, activations.shape[-2:])
     order = np.argsort(-probs, axis=1)[:, : int(top_k)]
     labels = [[(handle.categories[j], float(probs[i, j])) for j in row] for i, row in enumerate(order)]
-    t_labels = time.perf_counter() - t0
+    t_labels = elapsed(handle.device, t0)
     return Factorization(
         heatmaps=np.clip(np.float32(heatmaps), 0.0, 1.0),
         labels=labels,
@@ -79,7 +81,7 @@ def factorize(
         layer=name,
         model=handle.name,
         image=handle.display_image(pil),
-        timings={"forward": t_forward, "nmf": t_nmf, "labels": t_labels, "total": time.perf_counter() - started},
+        timings={"forward": t_forward, "nmf": t_nmf, "labels": t_labels, "total": elapsed(handle.device, started)},
     )
 
 

@@ -5,7 +5,6 @@ requested CAM is computed with pytorch-grad-cam's own `compute_cam_per_layer` / 
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence
@@ -20,6 +19,7 @@ from pytorch_grad_cam.utils.model_targets import (
 )
 from torch import nn
 
+from ._timing import timer
 from .methods import MethodSpec
 
 #: Finer-CAM's defaults in pytorch-grad-cam: compare with the classes ranked 1-3 by logit distance.
@@ -102,28 +102,26 @@ def run_shared_pass(
     """One forward through `module` recording `layers`, then one backward (to the target layer
     only) for each target kind in `grad_kinds` ("logit", "finer", "rest"). A `target` of None
     means the top-1 class of the first sample."""
-    t0 = time.perf_counter()
-    with guard(), recording(layers, start_graph=bool(grad_kinds)) as acts:
+    timings: dict = {}
+    with timer(x.device, timings, "forward"), guard(), recording(layers, start_graph=bool(grad_kinds)) as acts:
         with torch.no_grad():
             logits = module(x)
-    result = SharedPass(x, logits, list(acts))
-    result.timings["forward"] = time.perf_counter() - t0
+    result = SharedPass(x, logits, list(acts), timings=timings)
     result.target = int(logits[0].argmax()) if target is None else target
     target = result.target
     if not grad_kinds:
         result.activations = [a.detach() for a in acts]
         return result
-    t0 = time.perf_counter()
     order = [k for k in ("logit", "finer", "rest") if k in grad_kinds]
-    for n, kind in enumerate(order):
-        targets = _targets(kind, logits, target)
-        score = sum(t(o) for t, o in zip(targets, logits))
-        last = n == len(order) - 1
-        result.grads[kind] = list(
-            torch.autograd.grad(score, result.activations, retain_graph=not last or kind == "rest", create_graph=kind == "rest")
-        )
-        result.targets[kind] = targets
-    result.timings["backward"] = time.perf_counter() - t0
+    with timer(x.device, timings, "backward"):
+        for n, kind in enumerate(order):
+            targets = _targets(kind, logits, target)
+            score = sum(t(o) for t, o in zip(targets, logits))
+            last = n == len(order) - 1
+            result.grads[kind] = list(torch.autograd.grad(
+                score, result.activations, retain_graph=not last or kind == "rest", create_graph=kind == "rest"
+            ))
+            result.targets[kind] = targets
     return result
 
 
@@ -146,27 +144,25 @@ def _targets(kind: str, logits: torch.Tensor, target: int) -> list:
 def library_cam(
     method: MethodSpec,
     shared: SharedPass,
+    module: nn.Module,
     layers: Sequence[nn.Module],
     target: int,
     eigen_smooth: bool,
-    extra_attrs: Optional[dict] = None,
+    options: Optional[dict] = None,
+    internal: Optional[dict] = None,
 ) -> np.ndarray:
-    """The map of `method` for every sample of the shared pass: an instance of the method's
-    pytorch-grad-cam class, built without its hooks, runs its own per-layer pipeline on what the
-    shared pass captured. Returns float32 [B, H, W] in [0, 1]."""
-    cls = method.cam_class
-    cam = cls.__new__(cls)  # no __init__: it would register hooks on the shared model
-    detach = method.grads != "rest"
-    cam.model = (extra_attrs or {}).get("model")
-    cam.device = shared.input_tensor.device
-    cam.target_layers = list(layers)
-    cam.reshape_transform = None
-    cam.compute_input_gradient = False
-    cam.uses_gradients = method.grads is not None
-    cam.detach = detach
+    """The map of `method` for every sample of the shared pass, from an instance of its CAM class
+    built by its constructor with no target layers (so it registers no hooks) and the user's
+    `options` (checked by `methods.resolve_options`) as keywords. It then runs its own per-layer
+    pipeline on what the shared pass captured; the `internal` attributes (model, guard, heads,
+    progress...) are set last, so no option can replace them. Returns float32 [B, H, W] in [0, 1]."""
+    cam = method.cam_class(module, [], **(options or {}))
+    cam.activations_and_grads.release()  # it holds no hooks; it is replaced by the shared capture
     grads = shared.grads.get(method.grads, []) if method.grads else []
     cam.activations_and_grads = _Captured(shared.activations, grads)
-    for name, value in {**method.attrs, **(extra_attrs or {})}.items():
+    cam.target_layers = list(layers)
+    cam.device = shared.input_tensor.device
+    for name, value in (internal or {}).items():
         setattr(cam, name, value)
     targets = shared.targets.get(method.grads) or [ClassifierOutputTarget(target)] * shared.input_tensor.shape[0]
     per_layer = cam.compute_cam_per_layer(shared.input_tensor, targets, eigen_smooth)

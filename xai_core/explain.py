@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
 from pytorch_grad_cam import FullGrad
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from ._common import GuardedModule, LayerArg, as_pil, guard, layer_names
+from ._common import GuardedModule, LayerArg, MethodsArg, as_pil, guard, layer_names, method_specs
+from ._timing import elapsed, synchronize, timer
 from .cost import observe
-from .engine import SharedPass, default_tta, deaugment_mean, library_cam, run_shared_pass
-from .errors import Cancelled, InvalidOptionError
+from .engine import default_tta, deaugment_mean, library_cam, run_shared_pass
+from .errors import Cancelled
 from .images import ImageSource
-from .methods import OWN_PASS, MethodSpec, get_method
+from .methods import OWN_PASS, MethodSpec, get_method, resolve_options
 from .models import ModelHandle
 
 #: Maps that are equal by construction when the target layer's head is global-average-pool + linear:
@@ -39,14 +40,18 @@ class Explanation:
     image: np.ndarray
     #: Seconds per stage: "forward", "backward", one entry per method, "total".
     timings: dict[str, float]
+    #: User-facing sentences (methods named by their titles).
     notes: tuple[str, ...]
+    #: What made the maps: {"aug_smooth": bool, "eigen_smooth": bool, "methods": {method id:
+    #: {option: value}}}, the last with every option (defaults filled in) of each method here that
+    #: declares options; `explain(..., options=result.options["methods"])` gives the same maps.
     options: dict
 
 
 def explain(
     handle: ModelHandle,
     image: ImageSource,
-    methods: Union[str, Sequence[str]] = ("gradcam",),
+    methods: MethodsArg = ("gradcam",),
     target: Union[int, str, None] = None,
     layer: LayerArg = None,
     *,
@@ -61,10 +66,13 @@ def explain(
     pytorch-grad-cam does). Every method except FullGrad shares one forward pass, and every gradient
     method one backward pass to the target layer. `progress(method, done, total)` is called by the
     perturbation methods after each batch; returning False cancels (raises `Cancelled`).
-    `options` overrides method attributes, e.g. {"fastscorecam": {"top_k": 32}}.
+    `options` sets the options each method declares (`MethodSpec.options`), e.g.
+    {"fastscorecam": {"top_k": 32}}; `result.options` records them all.
     Raises `InvalidImageError`, `UnknownNameError`, `InvalidOptionError`, `Cancelled`."""
+    synchronize(handle.device)
     started = time.perf_counter()
-    specs = _method_specs(methods)
+    specs = method_specs(methods)
+    resolved = resolve_options([s.id for s in specs], options)
     names = layer_names(handle, layer)
     pil = as_pil(image)
     x = handle.preprocess(pil)
@@ -84,7 +92,7 @@ def explain(
         )
         target_index = shared.target
         timings.update(shared.timings)
-        extra = {
+        internal = {
             "model": GuardedModule(handle, handle.module),
             "batch_size": batch_size,
             "heads": {id(handle.layers[n]): handle.head(n) for n in names},
@@ -92,29 +100,27 @@ def explain(
             "guard": lambda: guard(handle),
         }
         for spec in shared_specs:
-            t0 = time.perf_counter()
-            attrs = {**extra, **(options or {}).get(spec.id, {}), "progress": _bind(progress, spec.id)}
-            cams = library_cam(spec, shared, layers, target_index, eigen_smooth, attrs)
-            maps[spec.id] = _finish(cams, transforms)
-            timings[spec.id] = time.perf_counter() - t0
-            observe(handle, spec.id, names, aug_smooth, timings[spec.id])
+            with timer(handle.device, timings, spec.id):
+                cams = library_cam(spec, shared, handle.module, layers, target_index, eigen_smooth,
+                                   resolved.get(spec.id), {**internal, "progress": _bind(progress, spec.id)})
+                maps[spec.id] = _finish(cams, transforms)
+            observe(handle, spec.id, names, aug_smooth, resolved.get(spec.id), timings[spec.id])
     if target_index is None:
         target_index = _top1(handle, x)
     for spec in specs:
         if spec.kind == OWN_PASS:
-            t0 = time.perf_counter()
             report = _bind(progress, spec.id) or (lambda done, total: None)
             if report(0, 1) is False:
                 raise Cancelled("The computation was cancelled.")
-            maps[spec.id] = _fullgrad(handle, x, target_index, aug_smooth, eigen_smooth)
+            with timer(handle.device, timings, spec.id):
+                maps[spec.id] = _fullgrad(handle, x, target_index, aug_smooth, eigen_smooth)
             report(1, 1)
-            timings[spec.id] = time.perf_counter() - t0
-            observe(handle, spec.id, names, aug_smooth, timings[spec.id])
+            observe(handle, spec.id, names, aug_smooth, resolved.get(spec.id), timings[spec.id])
     if shared_specs and transforms is None:
         probability = float(shared.logits.detach()[0].softmax(-1)[target_index])
     else:
         probability = _probability(handle, x, target_index)
-    timings["total"] = time.perf_counter() - started
+    timings["total"] = elapsed(handle.device, started)
     return Explanation(
         maps={s.id: maps[s.id] for s in specs},
         target=target_index,
@@ -125,24 +131,12 @@ def explain(
         image=handle.display_image(pil),
         timings=timings,
         notes=tuple(_notes(handle, specs, names)),
-        options={"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth},
+        options={"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth, "methods": resolved},
     )
 
 
 def _bind(progress, method_id: str):
     return None if progress is None else (lambda done, total: progress(method_id, done, total))
-
-
-def _method_specs(methods: Union[str, Sequence[str]]) -> list[MethodSpec]:
-    ids = methods.split(",") if isinstance(methods, str) else list(methods)
-    specs: list[MethodSpec] = []
-    for method_id in ids:
-        spec = get_method(str(method_id).strip().lower())
-        if spec not in specs:
-            specs.append(spec)
-    if not specs:
-        raise InvalidOptionError("Choose at least one method.")
-    return specs
 
 
 def _finish(cams: np.ndarray, transforms) -> np.ndarray:
@@ -151,14 +145,16 @@ def _finish(cams: np.ndarray, transforms) -> np.ndarray:
 
 
 def _fullgrad(handle: ModelHandle, x: torch.Tensor, target: int, aug_smooth: bool, eigen_smooth: bool) -> np.ndarray:
-    """FullGrad runs its own pass (input and every bias gradient); its hooks are removed in
-    `finally` (the library's `__exit__` would swallow IndexErrors, so it is not used)."""
+    """FullGrad runs its own pass (input and every bias gradient) under the model's lock. Its hooks
+    are removed, and the parameter gradients its full backward leaves on the shared model are
+    dropped, in `finally` (the library's `__exit__` would swallow IndexErrors, so it is not used)."""
     with guard(handle):
         cam = FullGrad(handle.module, [])
         try:
             result = cam(x, [ClassifierOutputTarget(target)], aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
         finally:
             cam.activations_and_grads.release()
+            handle.module.zero_grad(set_to_none=True)
     return np.clip(np.float32(result[0]), 0.0, 1.0)
 
 
@@ -173,21 +169,28 @@ def _probability(handle: ModelHandle, x: torch.Tensor, target: int) -> float:
 
 
 def _notes(handle: ModelHandle, specs: list[MethodSpec], names: list[str]) -> list[str]:
+    """User-facing sentences about the maps, naming methods by their titles."""
     notes: list[str] = []
     ids = [s.id for s in specs]
-    same = [m for m in GAP_IDENTICAL if m in ids]
+    same = [_title(m) for m in GAP_IDENTICAL if m in ids]
     if len(same) > 1 and all(n in handle.spec.gap_linear_layers for n in names):
         notes.append(
             f"{' = '.join(same)} are identical by construction at {names[0]}: its head is global average "
             "pooling + a linear layer, so the gradient is the same at every location."
         )
     if "fullgrad" in ids:
-        notes.append("fullgrad ignores the target layer: it sums the input gradient and every bias gradient.")
+        notes.append(f"{_title('fullgrad')} ignores the target layer: it sums the input gradient and every bias "
+                     "gradient.")
     if "shapleycam" in ids:
-        notes.append("shapleycam uses the ReST target (logit minus cross-entropy), as its paper proposes.")
-    agnostic = [m for m in ("eigencam", "kpcacam") if m in ids]
+        notes.append(f"{_title('shapleycam')} uses the ReST target (logit minus cross-entropy), as its paper "
+                     "proposes.")
+    agnostic = [_title(m) for m in ("eigencam", "kpcacam") if m in ids]
     if agnostic:
         verb = "ignores" if len(agnostic) == 1 else "ignore"
         notes.append(f"{' and '.join(agnostic)} {verb} the target class (class-agnostic: the main component of "
                      "the activations).")
     return notes
+
+
+def _title(method_id: str) -> str:
+    return get_method(method_id).title

@@ -1,11 +1,18 @@
-"""The method registry: thin adapters mapping pytorch-grad-cam's method ids to its classes."""
+"""The method registry: thin adapters mapping pytorch-grad-cam's method ids to its classes, with
+the options each method declares and the one validator that checks them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Optional
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
 
 from pytorch_grad_cam import (
+    AblationCAM,
+    EigenCAM,
+    EigenGradCAM,
+    FinerCAM,
     FullGrad,
     GradCAM,
     GradCAMElementWise,
@@ -13,24 +20,84 @@ from pytorch_grad_cam import (
     HiResCAM,
     KPCA_CAM,
     LayerCAM,
+    ScoreCAM,
     ShapleyCAM,
     XGradCAM,
 )
 
 from ._registry import Registry
 from .cam_classes import BatchedScoreCAM, FastEigenCAM, FastEigenGradCAM, HeadAblationCAM
+from .errors import InvalidOptionError
 
 #: What a method needs from the shared pass.
 GRADIENT, ACTIVATION, PERTURBATION, OWN_PASS = "gradient", "activation", "perturbation", "own pass"
 
+#: scikit-learn KernelPCA kernels that pytorch-grad-cam's KPCA_CAM can use ("precomputed" needs a
+#: kernel matrix instead of activations, so it is left out).
+KPCA_KERNELS = ("linear", "poly", "rbf", "sigmoid", "cosine")
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One user option of a method: a keyword argument of its CAM class's constructor."""
+
+    name: str
+    type: type  # int, float, str or bool
+    default: Any
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    choices: tuple = ()
+    help: str = ""
+    #: None is a valid value (e.g. KPCA's gamma: scikit-learn then picks 1 / n_features).
+    nullable: bool = False
+    #: The minimum itself is out of range (gamma > 0).
+    exclusive_minimum: bool = False
+
+    def describe(self) -> str:
+        """E.g. "top_k (int >= 1, default 64)"."""
+        if self.choices:
+            allowed = ", ".join(map(str, self.choices[:-1])) + f" or {self.choices[-1]}"
+        elif self.minimum is not None and self.maximum is not None:
+            allowed = f"{self.type.__name__} from {self.minimum:g} to {self.maximum:g}"
+        elif self.minimum is not None:
+            allowed = f"{self.type.__name__} {'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
+        else:
+            allowed = self.type.__name__ + (f" <= {self.maximum:g}" if self.maximum is not None else "")
+        return f"{self.name} ({allowed}{' or None' if self.nullable else ''}, default {self.default})"
+
+    def check(self, value: Any) -> tuple[Any, Optional[str]]:
+        """(the value as `type`, None), or (None, why it is not valid)."""
+        if value is None:
+            return (None, None) if self.nullable else (None, "must not be None")
+        if self.type is bool:
+            ok = isinstance(value, bool)
+        elif self.type is int:
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        elif self.type is float:
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        else:
+            ok = isinstance(value, self.type)
+        if not ok:
+            kind = {int: "an int", float: "a finite float"}.get(self.type, f"a {self.type.__name__}")
+            return None, f"must be {kind}, not {value!r}"
+        typed = self.type(value)
+        low = self.minimum is not None and (typed <= self.minimum if self.exclusive_minimum else typed < self.minimum)
+        high = self.maximum is not None and typed > self.maximum
+        if low or high or (self.choices and typed not in self.choices):
+            return None, f"cannot be {value!r}"
+        return typed, None
+
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One CAM method. `cam_class` is pytorch-grad-cam's class whose formulas compute the map."""
+    """One CAM method. `cam_class` is the class whose formulas compute the map (pytorch-grad-cam's,
+    or one of ours in `cam_classes` that changes how, never what, it computes); `library_class` is
+    pytorch-grad-cam's original class, the reference our maps must equal (None: not in the library)."""
 
     id: str
     title: str
     cam_class: type
+    library_class: Optional[type]
     kind: str
     paper: str
     summary: str
@@ -38,8 +105,8 @@ class MethodSpec:
     #: (ClassifierOutputTarget), "finer" (FinerWeightedTarget) or "rest" (ClassifierOutputReST,
     #: with a second-order graph for the Hessian-vector product).
     grads: Optional[str] = None
-    #: Attributes pytorch-grad-cam's constructor would set (its defaults).
-    attrs: dict[str, Any] = field(default_factory=dict)
+    #: The options a user may set, passed to `cam_class`'s constructor (nothing else can be set).
+    options: tuple[OptionSpec, ...] = ()
     #: Cost beyond the shared pass, in forward-pass equivalents of the full network (measured on
     #: ResNet-50, 2-core CPU: `python -m xai_core bench`).
     extra_passes: float = 0.0
@@ -47,6 +114,11 @@ class MethodSpec:
     #: the layers after the target layer per channel), "bias" (a map rescaled per bias channel of the
     #: whole network: FullGrad), or None.
     per_channel: Optional[str] = None
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """{option name: default} of the declared options."""
+        return {o.name: o.default for o in self.options}
 
     @property
     def shares_pass(self) -> bool:
@@ -72,44 +144,96 @@ def get_method(method_id: str) -> MethodSpec:
     return _METHODS.get(method_id)
 
 
+def resolve_options(method_ids: Sequence[str], options: Optional[Mapping] = None) -> dict[str, dict[str, Any]]:
+    """The options of every method in `method_ids` that declares any, with the values of `options`
+    ({method id: {option: value}}) checked against the declarations and the defaults filled in.
+    Entries for registered methods outside `method_ids` are checked too, then left out (so one
+    options dict serves calls with fewer methods). Raises `InvalidOptionError` (one sentence that
+    lists the valid options)."""
+    if options is None:
+        options = {}
+    if not isinstance(options, Mapping):
+        raise InvalidOptionError(f"options must map method ids to option dicts, e.g. "
+                                 f"{{'fastscorecam': {{'top_k': 32}}}}, not {options!r}.")
+    given: dict[str, dict[str, Any]] = {}
+    for key, values in options.items():
+        method_id = str(key).strip().lower()
+        if method_id not in _METHODS.names():
+            raise InvalidOptionError(f"options name {key!r}, which is not a method; methods with options are: "
+                                     f"{_methods_with_options()}.")
+        given[method_id] = _check(get_method(method_id), values)
+    resolved = {}
+    for method_id in method_ids:
+        spec = get_method(method_id)
+        if spec.options:
+            resolved[spec.id] = spec.defaults | given.get(spec.id, {})
+    return resolved
+
+
+def _check(spec: MethodSpec, values: Any) -> dict[str, Any]:
+    valid = ("its options are: " + ", ".join(o.describe() for o in spec.options)) if spec.options \
+        else "it takes no options"
+    if not isinstance(values, Mapping):
+        raise InvalidOptionError(f"options for {spec.id} must be a dict of option values, not {values!r}; {valid}.")
+    declared = {o.name: o for o in spec.options}
+    checked = {}
+    for name, value in values.items():
+        if name not in declared:
+            raise InvalidOptionError(f"{spec.id} has no option {name!r}; {valid}.")
+        checked[name], why = declared[name].check(value)
+        if why:
+            raise InvalidOptionError(f"{spec.id} option {name} {why}; {valid}.")
+    return checked
+
+
+def _methods_with_options() -> str:
+    return ", ".join(f"{s.id} ({', '.join(o.name for o in s.options)})"
+                     for s in map(get_method, list_methods()) if s.options)
+
+
 _ARXIV = "https://arxiv.org/abs/"
+_TOP_K = OptionSpec("top_k", int, 64, minimum=1,
+                    help="channels scored: the ones with the highest activation variance (more than the layer has: all)")
+_KERNEL = OptionSpec("kernel", str, "sigmoid", choices=KPCA_KERNELS, help="scikit-learn KernelPCA kernel")
+_GAMMA = OptionSpec("gamma", float, None, minimum=0.0, exclusive_minimum=True, nullable=True,
+                    help="kernel coefficient of rbf, poly and sigmoid (None: 1 / channels)")
 for _spec in (
-    MethodSpec("gradcam", "Grad-CAM", GradCAM, GRADIENT, _ARXIV + "1610.02391",
+    MethodSpec("gradcam", "Grad-CAM", GradCAM, GradCAM, GRADIENT, _ARXIV + "1610.02391",
                "Weights each channel by its average gradient.", grads="logit"),
-    MethodSpec("hirescam", "HiResCAM", HiResCAM, GRADIENT, _ARXIV + "2011.08891",
+    MethodSpec("hirescam", "HiResCAM", HiResCAM, HiResCAM, GRADIENT, _ARXIV + "2011.08891",
                "Multiplies activations by gradients element-wise, so the map shows what the score used.", grads="logit"),
-    MethodSpec("gradcam++", "Grad-CAM++", GradCAMPlusPlus, GRADIENT, _ARXIV + "1710.11063",
+    MethodSpec("gradcam++", "Grad-CAM++", GradCAMPlusPlus, GradCAMPlusPlus, GRADIENT, _ARXIV + "1710.11063",
                "Grad-CAM with higher-order gradient weights, better for several instances.", grads="logit"),
-    MethodSpec("xgradcam", "XGrad-CAM", XGradCAM, GRADIENT, _ARXIV + "2008.02312",
+    MethodSpec("xgradcam", "XGrad-CAM", XGradCAM, XGradCAM, GRADIENT, _ARXIV + "2008.02312",
                "Grad-CAM with gradients weighted by the normalised activations.", grads="logit"),
-    MethodSpec("layercam", "LayerCAM", LayerCAM, GRADIENT, "https://ieeexplore.ieee.org/document/9462463",
+    MethodSpec("layercam", "LayerCAM", LayerCAM, LayerCAM, GRADIENT, "https://ieeexplore.ieee.org/document/9462463",
                "Weights every location by its positive gradient; sharper at early layers.", grads="logit"),
-    MethodSpec("eigencam", "EigenCAM", FastEigenCAM, ACTIVATION, _ARXIV + "2008.00299",
+    MethodSpec("eigencam", "EigenCAM", FastEigenCAM, EigenCAM, ACTIVATION, _ARXIV + "2008.00299",
                "First principal component of the activations; class-agnostic.", grads=None),
-    MethodSpec("eigengradcam", "EigenGrad-CAM", FastEigenGradCAM, GRADIENT, _ARXIV + "2008.00299",
+    MethodSpec("eigengradcam", "EigenGrad-CAM", FastEigenGradCAM, EigenGradCAM, GRADIENT, _ARXIV + "2008.00299",
                "First principal component of activations x gradients.", grads="logit"),
-    MethodSpec("gradcamelementwise", "Grad-CAM element-wise", GradCAMElementWise, GRADIENT, _ARXIV + "2011.08891",
-               "Like HiResCAM, with a ReLU on each activation x gradient term.", grads="logit"),
-    MethodSpec("kpcacam", "KPCA-CAM", KPCA_CAM, ACTIVATION, _ARXIV + "2410.00267",
+    MethodSpec("gradcamelementwise", "Grad-CAM element-wise", GradCAMElementWise, GradCAMElementWise, GRADIENT,
+               _ARXIV + "2011.08891", "Like HiResCAM, with a ReLU on each activation x gradient term.", grads="logit"),
+    MethodSpec("kpcacam", "KPCA-CAM", KPCA_CAM, KPCA_CAM, ACTIVATION, _ARXIV + "2410.00267",
                "Kernel-PCA projection of the activations; class-agnostic.", grads=None,
-               attrs={"kernel": "sigmoid", "gamma": None}, extra_passes=0.1),
-    MethodSpec("scorecam", "Score-CAM", BatchedScoreCAM, PERTURBATION, _ARXIV + "1910.01279",
+               options=(_KERNEL, _GAMMA), extra_passes=0.1),
+    MethodSpec("scorecam", "Score-CAM", BatchedScoreCAM, ScoreCAM, PERTURBATION, _ARXIV + "1910.01279",
                "Weights each channel by the score of the image masked with it (one forward pass per channel).",
                grads=None, per_channel="network"),
-    MethodSpec("ablationcam", "Ablation-CAM", HeadAblationCAM, PERTURBATION,
+    MethodSpec("ablationcam", "Ablation-CAM", HeadAblationCAM, AblationCAM, PERTURBATION,
                "https://openaccess.thecvf.com/content_WACV_2020/papers/Desai_Ablation-CAM_Visual_Explanations_for_Deep_Convolutional_Network_via_Gradient-free_Localization_WACV_2020_paper.pdf",
                "Weights each channel by the score drop when it is removed.", grads=None, per_channel="head"),
-    MethodSpec("fullgrad", "FullGrad", FullGrad, OWN_PASS, _ARXIV + "1905.00780",
+    MethodSpec("fullgrad", "FullGrad", FullGrad, FullGrad, OWN_PASS, _ARXIV + "1905.00780",
                "Input gradients plus every bias gradient in the network (ignores the target layer).", grads=None,
                extra_passes=3.0, per_channel="bias"),
-    MethodSpec("shapleycam", "ShapleyCAM", ShapleyCAM, GRADIENT, _ARXIV + "2501.06261",
+    MethodSpec("shapleycam", "ShapleyCAM", ShapleyCAM, ShapleyCAM, GRADIENT, _ARXIV + "2501.06261",
                "Gradient minus half the Hessian-vector product, on the ReST target (logit minus cross-entropy).",
                grads="rest", extra_passes=0.5),
-    MethodSpec("finercam", "Finer-CAM", GradCAM, GRADIENT, _ARXIV + "2501.11309",
+    MethodSpec("finercam", "Finer-CAM", GradCAM, FinerCAM, GRADIENT, _ARXIV + "2501.11309",
                "Grad-CAM of the target's score minus the 3 most similar classes': what tells them apart.",
                grads="finer", extra_passes=0.1),
-    MethodSpec("fastscorecam", "Faster Score-CAM", BatchedScoreCAM, PERTURBATION, _ARXIV + "2010.00672",
-               "Score-CAM on only the 64 channels with the highest activation variance.", grads=None,
-               attrs={"top_k": 64}, per_channel="network"),
+    MethodSpec("fastscorecam", "Faster Score-CAM", BatchedScoreCAM, None, PERTURBATION, _ARXIV + "2010.00672",
+               "Score-CAM on only the channels with the highest activation variance (64 by default).", grads=None,
+               options=(_TOP_K,), per_channel="network"),
 ):
     register_method(_spec)

@@ -1,0 +1,52 @@
+"""pytorch-grad-cam's own map for a registered method: the reference (oracle) that the parity tests
+and the benchmarks compare `explain` with. Uses `MethodSpec.library_class`, the library's class."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST, ClassifierOutputTarget
+
+from ._common import split_names
+from .methods import PERTURBATION, get_method
+from .models import ModelHandle
+
+
+def library_map(
+    handle: ModelHandle,
+    method: str,
+    layers: Union[str, Sequence[str]],
+    x: torch.Tensor,
+    target: int,
+    *,
+    aug_smooth: bool = False,
+    eigen_smooth: bool = False,
+    batch_size: int = 64,
+    options: Optional[dict] = None,
+) -> np.ndarray:
+    """The library's map (float32 [H, W]) of `method` for input `x` ([1, 3, H, W]) and class
+    `target` at `layers` (a name, a comma list or a sequence), built and called as its README does,
+    with its hooks released and the parameter gradients its backward leaves dropped afterwards.
+    `options` are the method's declared options (constructor keywords). Raises ValueError for a
+    method that has no library class."""
+    spec = get_method(method)
+    if spec.library_class is None:
+        raise ValueError(f"{method} is not in pytorch-grad-cam")
+    modules = [] if method == "fullgrad" else [handle.layers[n] for n in split_names(layers)]
+    cam = spec.library_class(handle.module, modules, **(options or {}))
+    base = cam.base_cam if method == "finercam" else cam
+    try:
+        if spec.kind == PERTURBATION:  # ScoreCAM, AblationCAM: channels per forward
+            base.batch_size = batch_size
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):  # the library's tqdm bars
+            if method == "finercam":
+                return cam(x, targets=None, eigen_smooth=eigen_smooth, target_idx=target)[0]
+            target_fn = ClassifierOutputReST(target) if method == "shapleycam" else ClassifierOutputTarget(target)
+            return cam(x, [target_fn], aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)[0]
+    finally:
+        base.activations_and_grads.release()
+        handle.module.zero_grad(set_to_none=True)
