@@ -15,7 +15,7 @@ from .errors import (
 )
 from .explain import Explanation, explain
 from .images import load_image
-from .methods import MethodSpec, get_method, list_methods
+from .methods import MethodSpec, OptionSpec, get_method, list_methods
 from .models import ModelHandle, default_device, load_model
 from .predict import Prediction, predict
 from .specs import ModelSpec, get_model_spec, list_models
@@ -36,6 +36,7 @@ __all__ = [
     "MethodSpec",
     "ModelHandle",
     "ModelSpec",
+    "OptionSpec",
     "Prediction",
     "UnknownNameError",
     "WeightsUnavailableError",

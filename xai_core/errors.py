@@ -27,7 +27,8 @@ class UnknownNameError(XAIError, KeyError):
 
 
 class InvalidOptionError(XAIError, ValueError):
-    """An option value out of range (n_components, top_k, target index...)."""
+    """An option that is not declared, of the wrong type or out of range (a method's options,
+    n_components, a target index...)."""
 
 
 class Cancelled(XAIError):
