@@ -4,6 +4,7 @@ agreement between the methods' maps."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
@@ -122,11 +123,11 @@ def evaluate(
     options, on a copy of the model whose target layer and head are re-initialised.
 
     The work runs in this order: the random map's and the first map's deletion/insertion, each
-    other map's, ROAD (imputed meanwhile in background threads), the sanity check. `on_partial(e)`
-    gets the `Evaluation` so far after each of these (`e.pending` names the stages to come; the
-    last call gets the complete result, the one returned). `progress(stage, done, total)` is
-    called after each unit of work; returning False cancels. `batch_size` images go in one
-    forward (default: 4 on CPU, where small batches are faster per image, 32 on GPU). Raises
+    other map's (ROAD's imputation runs meanwhile in background threads), ROAD, the sanity check.
+    `on_partial(e)` gets the `Evaluation` so far after each of these (`e.pending` names the stages
+    to come; the last call gets the complete result, the one returned). `progress(stage, done,
+    total)` is called after each unit of work; returning False cancels. `batch_size` images go in
+    one forward (default: 4 on CPU, where small batches are faster per image, 32 on GPU). Raises
     `InvalidOptionError` (steps out of 2..100, or an explanation of another model or image) and
     `Cancelled`. Every forward runs in the calling thread, holding `handle.lock` for one batch at
     a time."""
@@ -154,10 +155,14 @@ def evaluate(
     later = ("road",) + (("sanity",) if checked else ())
     scorer = faith.Scorer(handle, x, explanation.target, batch_size)
     rank_maps = np.stack([faith.rank_map(rank_of[rep], maps[rep].shape) for rep in reps])
-    with faith.RoadJobs(scorer.x, rank_maps, road_percentiles) as road:  # imputes while deletion runs
+    with contextlib.ExitStack() as stack:
         with _timing.timer(handle.device, timings, "deletion_insertion"):
             tick.stage, ends = "insert/delete", None
             for i, chunk in enumerate(chunks):
+                # ROAD imputes in background threads while the maps are scored: from the second map on,
+                # so that the first scores get both cores (from the start when there is one chunk only)
+                if i == min(1, len(chunks) - 1):
+                    road = stack.enter_context(faith.RoadJobs(scorer.x, rank_maps, road_percentiles))
                 ends = _curves(scorer, chunk, maps, rank_of, steps, tick, ends, results.rows)
                 results.report(("deletion_insertion",) * (i < len(chunks) - 1) + later)
         with _timing.timer(handle.device, timings, "road"):
