@@ -177,7 +177,7 @@ def test_timings_synchronise_the_handle_device(toy, noise_image, monkeypatch):
     assert {"deletion_insertion", "road", "total"} <= set(result.timings)
     synced.clear()
     monkeypatch.setattr(_faithfulness, "_FORWARD_S", weakref.WeakKeyDictionary())  # time the forward again
-    xai_core.estimate_evaluation_seconds(handle, explanation)
+    _faithfulness.forward_seconds(handle)  # the estimate's speed before any evaluation
     assert len(synced) == 6 and all(d is device for d in synced)  # 3 timed forwards, each synchronised
 
 
@@ -366,6 +366,15 @@ def test_the_estimate_counts_each_distinct_map_once(cat_eval, lite, cat_path):
     assert two / one == pytest.approx((2 + 3 * per_map) / (2 + 2 * per_map))
     assert estimate("gradcam", sanity=False, steps=10) < one
     assert estimate("gradcam") > one  # by default with the sanity check: plus recomputing the map
+
+
+def test_the_estimate_follows_the_last_evaluation_with_the_model(toy, noise_image):
+    explanation = hand_made(toy, noise_image, used=quadrant(True, True), other=quadrant(False, True))
+    result = xai_core.evaluate(toy, noise_image, explanation, steps=6, road_percentiles=(50,))
+    again = xai_core.estimate_evaluation_seconds(toy, explanation, steps=6, road_percentiles=(50,))
+    assert again == pytest.approx(result.timings["deletion_insertion"] + result.timings["road"])
+    finer = xai_core.estimate_evaluation_seconds(toy, explanation, steps=12, road_percentiles=(50,))
+    assert finer / again == pytest.approx((2 + 3 * (2 * 11 + 1 + 2)) / (2 + 3 * (2 * 5 + 1 + 2)))
 
 
 def hand_made_like(explanation: xai_core.Explanation, *methods: str) -> xai_core.Explanation:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
@@ -34,6 +35,8 @@ SAME_MAP_TOLERANCE = 1e-5
 #: `evaluate`'s wall time over that of its forwards alone on 2 cores, ROAD's imputation sharing the CPU
 #: (EfficientNet-Lite0 at 224 px, 4 and 6 distinct maps; benchmarks/bench_evaluate.py prints both).
 _ROAD_SHARE = 2.0
+# module -> seconds per scored image (deletion/insertion and ROAD) of its last evaluation here
+_OBSERVED_S: "weakref.WeakKeyDictionary[torch.nn.Module, float]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,8 @@ def evaluate(
             tick.stage = "ROAD"
             for rep, *values in zip(reps, *road.scores(scorer, tick)):
                 results.rows[rep].update(zip(("road_morf", "road_lerf", "road_combined"), map(float, values)))
+    _OBSERVED_S[handle.module] = (timings["deletion_insertion"] + timings["road"]) / _image_count(
+        len(reps), steps, road_percentiles)
     if checked:
         results.report(("sanity",))
         with _timing.timer(handle.device, timings, "sanity"):
@@ -186,18 +191,25 @@ def estimate_evaluation_seconds(handle: ModelHandle, explanation: Explanation, *
                                 sanity: bool = True) -> float:
     """About how many seconds `evaluate(handle, image, explanation, steps=steps, sanity=sanity)`
     takes here: one forward per image (the deletion/insertion steps, the confidence change and
-    ROAD's images, for each distinct map and the random one) at the scoring forward's timed speed,
-    times `_ROAD_SHARE` for ROAD's imputation running meanwhile; with `sanity`, plus the cost
-    model's estimate of recomputing the registered methods' maps."""
+    ROAD's images, for each distinct map and the random one) at the seconds per image of the last
+    evaluation with this model, or before any, at the scoring forward's timed speed times
+    `_ROAD_SHARE` (ROAD's imputation shares the CPU); with `sanity`, plus the cost model's
+    estimate of recomputing the registered methods' maps."""
     shape = tuple(np.shape(next(iter(explanation.maps.values()))))
     maps = {m: np.float32(cam) for m, cam in explanation.maps.items()}
     maps[RANDOM] = random_map(shape)
-    images = 2 + len(_same_map_groups(maps)) * (2 * (steps - 1) + 1 + 2 * len(road_percentiles))
-    seconds = images * faith.forward_seconds(handle) * _ROAD_SHARE
+    per_image = _OBSERVED_S.get(handle.module) or faith.forward_seconds(handle) * _ROAD_SHARE
+    seconds = _image_count(len(_same_map_groups(maps)), steps, road_percentiles) * per_image
     checked = [m for m in explanation.maps if m in list_methods()] if sanity else []
     if checked:
         seconds += sum(c.seconds for c in estimate_cost(handle, checked, list(explanation.layers)).values())
     return seconds
+
+
+def _image_count(distinct_maps: int, steps: int, road_percentiles) -> int:
+    """Images `evaluate` scores: the 2 shared end images, then per distinct map (the random one
+    included) its deletion and insertion steps, its confidence change image and ROAD's images."""
+    return 2 + distinct_maps * (2 * (steps - 1) + 1 + 2 * len(road_percentiles))
 
 
 class _Results:
