@@ -3,7 +3,7 @@
 The computation runs in the script thread inside an `st.cache_data` function, where every st call
 is recorded and replayed on later cache hits. So the partial results are not drawn there: the
 computation hands each one to `show` (no st call), and a helper thread carrying the script run's
-context draws the latest one into a slot made before the call. Nothing is recorded, and a cache
+context draws the latest one into slots made before the call. Nothing is recorded, and a cache
 hit shows only what the page draws afterwards."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import threading
 from contextlib import contextmanager
 from typing import Callable, Generic, Iterator, Optional, TypeVar
 
-from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 T = TypeVar("T")
@@ -33,12 +32,13 @@ class _Latest(Generic[T]):
 
 
 @contextmanager
-def live(slot: DeltaGenerator, draw: Callable[[T, int], None]) -> Iterator[Callable[[T], None]]:
+def live(draw: Callable[[T, int], None]) -> Iterator[Callable[[T], None]]:
     """Yields `show(value)`, to hand to the computation. A helper thread draws the latest value
-    shown with `draw(value, n)` (n counts the values: use it in element keys, which must be unique
-    in a script run) inside a fresh container of `slot`, replacing the previous drawing; values
-    that come while one is being drawn are skipped but the last. On exit it stops, skipping what
-    was not drawn yet: the page then draws the complete result in `slot`."""
+    shown with `draw(value, n)`, n counting the values (use it in element keys, which must be
+    unique in a script run); `draw` writes into slots made beforehand (`with slot.container():`
+    replaces the previous drawing). Values that come while one is being drawn are skipped but the
+    last. On exit it stops, skipping what was not drawn yet (the page then draws the complete
+    result), and raises what `draw` raised."""
     latest: _Latest[T] = _Latest()
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -52,8 +52,7 @@ def live(slot: DeltaGenerator, draw: Callable[[T, int], None]) -> Iterator[Calla
                     return
                 value, drawn = latest.value, latest.count
             try:
-                with slot.container():
-                    draw(value, drawn)
+                draw(value, drawn)
             except Exception as err:  # raised in the script thread after the computation
                 errors.append(err)
                 return

@@ -69,9 +69,9 @@ plan = (f"{label}: about {S.duration(estimate)} on this server. Each map's score
 
 
 def show_results(evaluation: xai_core.Evaluation, live: int = 0) -> list:
-    """The headline, notes, score table, curves, sanity check and agreement of `evaluation` (a partial
-    one while `live` counts the partial results: element keys must differ from the final ones);
-    returns the figures for the report."""
+    """The headline, notes, score table, curves and sanity check of `evaluation` (a partial one while
+    `live` counts the partial results: element keys must differ from the final ones); returns the
+    figures for the report."""
     key_of = (lambda name: f"live{live}_{name}") if live else (lambda name: name)
     pending = evaluation.pending
     st.subheader(f"How faithful are the maps of “{evaluation.target_label}” "
@@ -111,13 +111,18 @@ def show_results(evaluation: xai_core.Evaluation, live: int = 0) -> list:
                        "scores are in.")
         else:
             figs.append(("Sanity check", show_sanity(evaluation, key_of)))
+    return figs
 
+
+def show_agreement(evaluation: xai_core.Evaluation) -> list:
+    """The agreement matrices (known from the maps alone: drawn once); returns the figures."""
+    figs = []
     st.subheader("Do the methods agree?")
     tabs = st.tabs(["Rank correlation (Spearman)", "Top-20% overlap (IoU)"])
     for tab, metric in zip(tabs, ("spearman", "iou")):
         with tab:
             agreement = eval_figures.build_agreement(evaluation, metric, titles)
-            P.show_chart(agreement, f"agreement_{metric}", key=key_of(f"agreement_{metric}"))
+            P.show_chart(agreement, f"agreement_{metric}", key=f"agreement_{metric}")
             figs.append((f"Agreement ({metric})", agreement))
     st.caption("Two methods that agree closely add little to each other; a pair marked ≡ is identical by "
                "construction at this layer.")
@@ -145,15 +150,32 @@ def show_sanity(evaluation: xai_core.Evaluation, key_of):
     return sanity_fig
 
 
-results = st.empty()  # partial results while scoring, then the complete ones
+results, agreement_slot = st.empty(), st.empty()  # partial results while scoring, then the complete ones
 results.caption(plan)
-with P.progress(label, estimate) as report, L.live(results, show_results) as show:
+agreement_figs: list = []
+
+
+def show_partial(evaluation: xai_core.Evaluation, n: int) -> None:
+    """Drawn by `L.live`'s helper thread for each partial result: the scores so far, and the
+    agreement once (it does not change)."""
+    with results.container():
+        show_results(evaluation, live=n)
+    if not agreement_figs:
+        with agreement_slot.container():
+            agreement_figs.extend(show_agreement(evaluation))
+
+
+with P.progress(label, estimate) as report, L.live(show_partial) as show:
     evaluation = P.safe(S.evaluate_progressively, *key, int(steps), bool(sanity), _explanation=explanation,
                         _progress=report, _on_partial=lambda partial: partial.pending and show(partial))
 if evaluation is None:
     st.stop()
 with results.container():
     figs = show_results(evaluation)
+if not agreement_figs:  # a cache hit, or the scores came faster than the drawing
+    with agreement_slot.container():
+        agreement_figs.extend(show_agreement(evaluation))
+figs += agreement_figs
 
 with st.expander("What the scores mean", expanded=False):
     for _, label, better, help_text in eval_figures.SCORE_COLUMNS:

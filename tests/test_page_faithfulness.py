@@ -44,8 +44,8 @@ def _live_draws(monkeypatch) -> list[tuple[tuple[str, ...], int]]:
     """Records (pending stages, number) of each partial result the page draws while scoring."""
     drawn, real = [], _live.live
 
-    def spy(slot, draw):
-        return real(slot, lambda value, n: drawn.append((value.pending, n)) or draw(value, n))
+    def spy(draw):
+        return real(lambda value, n: drawn.append((value.pending, n)) or draw(value, n))
 
     monkeypatch.setattr(_live, "live", spy)
     return drawn
