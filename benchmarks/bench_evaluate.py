@@ -1,6 +1,9 @@
 """Benchmark: all the scores of `evaluate` (deletion, insertion, ROAD, confidence change, random
 baseline, sanity check, agreement) for 5 gradient methods on one image with the bundled
-EfficientNet-Lite0. Goal: <= 15 s on a 2-core CPU. Prints the time of each stage.
+EfficientNet-Lite0. Goal: <= 15 s on a 2-core CPU, the first scores (`on_partial`'s first call:
+the random map's and the first map's curves) within 5 s. Prints the time of each stage, of each
+partial result, and the page's estimate; the first run in the process is reported as "cold" (the
+forward's timing, the randomized copy of the sanity check and the first forwards are made then).
 
     XAI_OFFLINE=1 python benchmarks/bench_evaluate.py [--repeats 2] [--layer head] [--steps 20]
 
@@ -36,17 +39,21 @@ def main() -> None:
     args = parser.parse_args()
     handle = xai_core.load_model("efficientnet_lite0", device="cpu")
     explanation = xai_core.explain(handle, IMAGE, METHODS, layer=args.layer)
-    xai_core.evaluate(handle, IMAGE, explanation, steps=4, road_percentiles=(50,))  # warm-up (and the copy)
+    options = {} if args.batch_size is None else {"batch_size": args.batch_size}
     totals, cpu, stages = [], [], []
-    for _ in range(args.repeats):
-        t0, c0 = time.perf_counter(), _cpu()
-        options = {} if args.batch_size is None else {"batch_size": args.batch_size}
-        result = xai_core.evaluate(handle, IMAGE, explanation, steps=args.steps, **options)
-        totals.append(time.perf_counter() - t0)
-        cpu.append(_cpu() - c0)
-        stages.append(result.timings)
+    for run in range(args.repeats + 1):
+        t0, c0, partials = time.perf_counter(), _cpu(), []
+        result = xai_core.evaluate(handle, IMAGE, explanation, steps=args.steps,
+                                   on_partial=lambda p: partials.append((time.perf_counter() - t0, p.pending)),
+                                   **options)
+        print(f"{'cold' if run == 0 else 'warm'} run: " + ", ".join(
+            f"{s:.1f} s ({'+'.join(pending) or 'complete'})" for s, pending in partials))
+        if run:
+            totals.append(time.perf_counter() - t0)
+            cpu.append(_cpu() - c0)
+            stages.append(result.timings)
     forward = _faithfulness.forward_seconds(handle)
-    estimate = xai_core.estimate_evaluation_seconds(handle, explanation, steps=args.steps)
+    estimate = xai_core.estimate_evaluation_seconds(handle, explanation, steps=args.steps, sanity=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
           f"{handle.name} at {', '.join(explanation.layers)}; methods {', '.join(METHODS)}; steps {args.steps}")
     print(f"notes: {' '.join(result.notes) or '-'}")
