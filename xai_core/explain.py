@@ -95,7 +95,7 @@ def explain(
         internal = {
             "model": GuardedModule(handle, handle.module),
             "batch_size": batch_size,
-            "heads": {id(handle.layers[n]): handle.head(n) for n in names},
+            "heads": {id(handle.layers[n]): handle.head(n).module for n in names},
             "gap_heads": {id(handle.layers[n]) for n in names if n in handle.spec.gap_linear_layers},
             "guard": lambda: guard(handle),
         }

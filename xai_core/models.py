@@ -7,7 +7,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Callable, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -16,8 +16,11 @@ from PIL import Image
 from torch import nn
 
 from . import zoo  # noqa: F401  (registers the models)
+from .architecture import Head, describe, head_for, probe_input
+from .checkpoints import Labels
 from .errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
 from .images import bounded_aspect
+from .sources import SourceModel, is_source, load_source
 from .specs import ModelSpec, get_model_spec, list_models
 from .weights import how_to_get, load_into, resolve
 
@@ -49,6 +52,18 @@ class ModelHandle:
     #: never shows it), or None (random weights).
     weights_file: Optional[str] = None
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    #: What was asked for: a built-in's name, or `torchvision:NAME` / `timm:NAME`.
+    source: str = ""
+    #: layer -> the `reshape_transform` mapping its output to [B, C, H, W] (None: already is).
+    reshape_transforms: Mapping[str, Optional[Callable]] = field(default_factory=dict, repr=False)
+    #: True for vision transformers (token or channels-last target layers).
+    transformer: bool = False
+    _heads: dict = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def title(self) -> str:
+        """The model's name for people (e.g. "ResNet-50 (torchvision, ImageNet)", "vit_b_16 (torchvision)")."""
+        return self.spec.title
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """The model's input for `image`: a float tensor [1, 3, H, W] on the model's device."""
@@ -63,9 +78,31 @@ class ModelHandle:
         x = TF.center_crop(x, t.crop_size)
         return x.permute(1, 2, 0).numpy().copy()
 
-    def head(self, layer: str) -> nn.Module:
-        """Module mapping the activations of `layer` to logits."""
-        return self.spec.head(self.module, self.layer_name(layer))
+    def head(self, layer: Optional[str]) -> Head:
+        """The `Head` mapping the (raw) activations of `layer` to logits: a built-in's curated
+        head, else `architecture.head_for`'s checked one (a replay head must be `bind`-ed to the
+        input whose activations it gets). Built once per layer, under the lock."""
+        name = self.layer_name(layer)
+        with self.lock:
+            if name not in self._heads:
+                self._heads[name] = self._build_head(name)
+            return self._heads[name]
+
+    def is_gap_linear(self, layer: str) -> bool:
+        """Whether `layer`'s head is global average pooling + a linear layer."""
+        return layer in self.spec.gap_linear_layers or (self.spec.head is None and self.head(layer).gap_linear)
+
+    def reshape(self, layer: str) -> Optional[Callable]:
+        """The `reshape_transform` of `layer` (None for a [B, C, H, W] layer)."""
+        return self.reshape_transforms.get(layer)
+
+    def _build_head(self, name: str) -> Head:
+        if self.spec.head is not None:
+            module = self.spec.head(self.module, name)
+            after = tuple(m for m in module.modules() if any(True for _ in m.parameters(recurse=False)))
+            return Head(module, name, True, name in self.spec.gap_linear_layers, None, after)
+        size = tuple(self.transforms.crop_size) * (2 // len(self.transforms.crop_size))
+        return head_for(self.module, name, probe_input(self.module, size))
 
     def layer_name(self, layer: Optional[str]) -> str:
         layer = layer or self.default_layer
@@ -84,7 +121,10 @@ class ModelHandle:
         for i, label in enumerate(self.categories):
             if label.lower() == wanted:
                 return i
-        raise UnknownNameError(f"Unknown class {target!r}; give an ImageNet class name (e.g. 'tabby') or an index 0-999.")
+        example = f" (e.g. {self.categories[0]!r})" if self.categories else ""
+        raise UnknownNameError(
+            f"Unknown class {target!r}; give one of {self.name}'s class names{example} or an index 0-{len(self.categories) - 1}."
+        )
 
 
 def default_device() -> torch.device:
@@ -100,16 +140,30 @@ def default_device() -> torch.device:
 def load_model(
     name: str = AUTO,
     weights: Union[str, os.PathLike, None] = DEFAULT_WEIGHTS,
+    labels: Optional[Labels] = None,
     device: Union[str, torch.device, None] = None,
+    *,
+    input_size: Optional[int] = None,
 ) -> ModelHandle:
-    """Load a registered model (or `auto`) in eval mode.
+    """Load a model in eval mode: a registered one (`list_models()`), `auto`, or a source
+    `torchvision:NAME` (any torchvision classifier) / `timm:NAME`.
 
-    `weights`: "DEFAULT", a weights tag of the model (e.g. "IMAGENET1K_V1"), a path to a state-dict
-    file, or None for random weights. `auto` takes ResNet-50 when its weights can be had, else the
-    bundled EfficientNet-Lite0, with a `notice` saying why and how to get ResNet-50.
-    Raises `UnknownNameError`, `WeightsUnavailableError` or `InvalidWeightsError`.
+    `weights`: "DEFAULT", a weights tag (e.g. "IMAGENET1K_V1"; torchvision only), a path to a
+    state-dict file (for a source: a user's checkpoint, class count inferred), or None for random
+    weights. `labels` (sources only): a text file (one a line), a JSON list or a list of strings.
+    `input_size` (sources only): the crop size, e.g. 64 for fast tests (a torchvision ViT / timm
+    model is built for it). `auto` takes ResNet-50 when its weights can be had, else the bundled
+    EfficientNet-Lite0, with a `notice` saying why and how to get ResNet-50.
+    Raises `UnknownNameError`, `WeightsUnavailableError`, `InvalidWeightsError`, `InvalidOptionError`.
     """
     dev = _device(device)
+    if is_source(name):
+        return _from_source(load_source(name, weights, labels, input_size), dev)
+    if labels is not None or input_size is not None:
+        raise InvalidOptionError(
+            f"labels and input_size apply to torchvision:NAME and timm:NAME models, not to {name!r}; "
+            "e.g. use torchvision:resnet50 for a fine-tuned ResNet-50."
+        )
     if name != AUTO:
         return _load(get_model_spec(name), weights, dev)
     try:
@@ -170,7 +224,49 @@ def _load(spec: ModelSpec, weights: Union[str, os.PathLike, None], device: torch
         weights_file=file,
         device=device,
         transforms=record.transforms(),
+        source=spec.name,
     )
+
+
+def _from_source(loaded: SourceModel, device: torch.device) -> ModelHandle:
+    """A handle for a source model: layers, default layer and reshapes from `architecture.describe`,
+    the default layer's head checked at once (and whether it is global-average-pool + linear)."""
+    module = loaded.module.eval().to(device)
+    crop = loaded.transforms.crop_size
+    size = (crop[0], crop[-1])
+    try:
+        arch = describe(module, size)
+    except ValueError as err:
+        raise InvalidOptionError(f"{loaded.source} cannot be explained: {err}") from None
+    head = head_for(module, arch.default_layer, probe_input(module, size))
+    spec = ModelSpec(
+        name=loaded.source,
+        title=loaded.title,
+        build=loaded.build,
+        weights={},
+        default_weights="",
+        layer_names=tuple(arch.layers),
+        default_layer=arch.default_layer,
+        head=None,
+        gap_linear_layers=frozenset({arch.default_layer} if head.gap_linear else ()),
+    )
+    handle = ModelHandle(
+        name=loaded.source,
+        spec=spec,
+        module=module,
+        categories=loaded.categories,
+        layers=OrderedDict(arch.layers),
+        default_layer=arch.default_layer,
+        weights_source=loaded.weights_source,
+        weights_file=loaded.weights_file,
+        device=device,
+        transforms=loaded.transforms,
+        source=loaded.source,
+        reshape_transforms=dict(arch.reshape_transforms),
+        transformer=arch.transformer,
+    )
+    handle._heads[arch.default_layer] = head
+    return handle
 
 
 def _replace_notice(handle: ModelHandle, notice: str) -> ModelHandle:

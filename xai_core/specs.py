@@ -21,7 +21,7 @@ class WeightsRecord:
     bundled_file: Optional[Callable[[], str]]
     #: Factory of the preprocessing the weights were trained with (a torchvision transform).
     transforms: Callable[[], nn.Module]
-    #: Callable returning the 1000 class labels, from torchvision's weights metadata.
+    #: Callable returning the class labels, from torchvision's weights metadata.
     categories: Callable[[], list[str]]
     #: The torchvision weights enum member, when there is one (used for its hash-checked download).
     torchvision_weights: object = None
@@ -40,8 +40,9 @@ class ModelSpec:
     #: Selectable target layers, in forward order (names of top-level children of the module).
     layer_names: tuple[str, ...]
     default_layer: str
-    #: head(module, layer) -> module mapping that layer's activations to logits.
-    head: Callable[[nn.Module, str], nn.Module]
+    #: head(module, layer) -> module mapping that layer's activations to logits; None: found by
+    #: `architecture.head_for` (the sources `torchvision:` and `timm:`).
+    head: Optional[Callable[[nn.Module, str], nn.Module]]
     #: Layers whose head is global average pooling followed by a linear layer (Grad-CAM ==
     #: HiResCAM there by construction).
     gap_linear_layers: frozenset[str] = field(default_factory=frozenset)
