@@ -20,6 +20,7 @@ FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.png"
 
 st.set_page_config(page_title="Why did the classifier decide that?", page_icon=str(FAVICON), layout="wide")
 S.init_state()
+S.read_models_file()
 S.apply_query_params()
 
 PAGES = [
@@ -33,12 +34,21 @@ page = st.navigation(PAGES)
 
 
 def _model_picker() -> None:
-    names = [S.AUTO] + xai_core.list_models()
+    """Auto, the built-ins and the models file's models, by title (ids only: never a file)."""
+    ss = st.session_state
+    titles = {name: S.model_title(name) for name in S.model_names()}
+    if ss[S.MODEL] not in titles:  # a models-file model no longer offered (file edited or broken)
+        ss[S.MODEL] = S.AUTO
     st.selectbox(
-        "Model", names, **S.bind(S.MODEL),
-        format_func=lambda n: "auto (best available)" if n == S.AUTO else xai_core.get_model_spec(n).title,
-        help="auto uses ResNet-50 when its weights are available, else the bundled EfficientNet-Lite0.",
+        "Model", list(titles), **S.bind(S.MODEL), format_func=titles.__getitem__,
+        help="auto uses ResNet-50 when its weights are available, else the bundled EfficientNet-Lite0. "
+        "The server's models file (the README's *Explain your own model*) can offer more.",
     )
+    if S.models_file_error():
+        st.error(f"{S.models_file_error()} Only the built-in models are offered.", icon=":material/error:")
+    notice = ss.pop(S.QUERY_NOTICE, None)
+    if notice:
+        st.warning(notice, icon=":material/link_off:")
 
 
 def _take_new_file(file, source: str) -> None:

@@ -36,7 +36,7 @@ def load_active_model() -> tuple[xai_core.ModelHandle, str]:
     by `auto`; stops the app if even that fails."""
     name = st.session_state[S.MODEL]
     try:
-        handle = S.get_model(name)
+        handle = S.get_model(name, S.catalog_entry(name))
     except xai_core.XAIError as err:
         if name == S.AUTO:
             st.error(str(err), icon=":material/error:")
@@ -58,8 +58,13 @@ def model_banner(handle: xai_core.ModelHandle) -> None:
     """One line naming the model and where its weights came from; why this model, and how to get
     ResNet-50, behind it (an expander). Shows no server path: `weights_source` and `notice` have none."""
     with st.expander(f"Model: {model_description(handle)}", icon=":material/memory:"):
+        entry = S.catalog_entry(handle.name)
         if handle.notice:
             st.markdown(_escape_markdown(f"**Why this model:** {handle.notice}"))
+        elif entry is not None:
+            st.markdown(_escape_markdown(f"**Why this model:** {entry.title} was chosen in the sidebar; this "
+                                         f"server's models file offers it (id `{entry.name}`, source `{entry.source}`, "
+                                         f"{len(handle.categories)} classes)."))
         elif handle.name == PREFERRED:
             st.markdown(f"**Why this model:** {handle.spec.title} is the default: torchvision's ImageNet-pretrained "
                         "weights, found on the server.")
@@ -104,18 +109,26 @@ def show_chart(fig: go.Figure, name: str, key: str) -> None:
 
 
 def prediction_panel(handle: xai_core.ModelHandle, model: str) -> tuple[int, list]:
-    """Top-5 bars and the target choice (one of the top 5, or any class: "why not X?").
-    Returns (target class index, top-5 predictions); stops the page on a bad image."""
+    """Top-5 bars (fewer for a model with fewer classes) and the target choice (one of them, or
+    any class of the model: "why not X?"). Returns (target class index, the top predictions);
+    stops the page on a bad image."""
     digest, data, _ = S.current_image()
     result = safe(S.predict, handle, model, digest, data)
     if result is None:
         st.stop()
     predictions, _ = result
     ss = st.session_state
+    n_classes = len(handle.categories)
     if ss[S.TARGET_FOR] != (digest, model):  # a new image or model: explain its top-1 again
         ss[S.TARGET_FOR], ss[S.TARGET_RANK] = (digest, model), 0
-    if ss.get(S.QUERY_TARGET) is not None:  # ?target=N in the link
-        ss[S.TARGET_RANK], ss[S.TARGET_OTHER], ss[S.QUERY_TARGET] = S.OTHER, ss[S.QUERY_TARGET], None
+    if not 0 <= ss[S.TARGET_OTHER] < n_classes:  # chosen for a model with more classes
+        ss[S.TARGET_OTHER] = 0
+    query_target = ss.pop(S.QUERY_TARGET, None)
+    if query_target is not None and query_target < n_classes:  # ?target=N in the link
+        ss[S.TARGET_RANK], ss[S.TARGET_OTHER] = S.OTHER, query_target
+    elif query_target is not None:
+        st.warning(f"The link's class {query_target} is out of range for this model (0 to {n_classes - 1}); "
+                   "explaining its top class.", icon=":material/link_off:")
     left, right = st.columns([3, 2], gap="large")
     with right:
         options = list(range(len(predictions))) + [S.OTHER]
@@ -126,7 +139,7 @@ def prediction_panel(handle: xai_core.ModelHandle, model: str) -> tuple[int, lis
         )
         if rank == S.OTHER:
             other = st.selectbox(
-                "Search all 1000 classes", range(len(handle.categories)), **S.bind(S.TARGET_OTHER),
+                f"Search all {n_classes} classes", range(n_classes), **S.bind(S.TARGET_OTHER),
                 format_func=lambda i: f"{handle.categories[i]} (#{i})",
             )
             target = int(other)

@@ -9,15 +9,17 @@ and the settings. The model handle is passed as `_handle` (not hashed); `model_k
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import streamlit as st
 from PIL import ImageOps
 
 import xai_core
+from xai_core import catalog
 from xai_core.images import input_notices
 from xai_core.models import AUTO
 
@@ -48,6 +50,7 @@ DFF_N, DFF_LAYER = "dff.n_components", "dff.layer"
 EVAL_METHODS, EVAL_STEPS, EVAL_SANITY = "eval.methods", "eval.steps", "eval.sanity"
 PROGRESS_SLOT = "run.progress_slot"  # the placeholder under the page title where progress bars go
 ACTIVE = "run.model"  # (handle, model key) loaded by the entry point for the current run
+OFFER = "run.offer"  # ({name: catalog entry} of the models file, its error or None), read once per run
 OTHER = "other"
 
 
@@ -109,23 +112,67 @@ def init_state() -> None:
     ss.setdefault(EVAL_SANITY, True)
 
 
-QUERY_SEEN, QUERY_TARGET = "query.seen", "query.target"
+def read_models_file() -> None:
+    """Read the deployment's models file (`xai_core.catalog`) for this run: its models join the
+    picker; a bad file's one-sentence error is kept for the sidebar (`models_file_error`), and only
+    the built-in models are offered."""
+    try:
+        offer = ({e.name: e for e in catalog.entries()}, None)
+    except xai_core.XAIError as err:
+        offer = ({}, str(err))
+    st.session_state[OFFER] = offer
+
+
+def catalog_entry(name: str) -> Optional[catalog.CatalogEntry]:
+    """The models file's entry `name` (read this run), or None for auto, a built-in or an unknown name."""
+    return st.session_state[OFFER][0].get(name)
+
+
+def models_file_error() -> Optional[str]:
+    """The models file's one-sentence error of this run, or None."""
+    return st.session_state[OFFER][1]
+
+
+def model_names() -> list[str]:
+    """The picker's model ids: auto, the built-ins, then the models file's (names only: a page
+    user can choose a model, never a file)."""
+    return [AUTO] + xai_core.list_models() + [n for n in st.session_state[OFFER][0] if n not in xai_core.list_models()]
+
+
+def model_title(name: str) -> str:
+    """How the picker names model id `name`."""
+    if name == AUTO:
+        return "auto (best available)"
+    entry = catalog_entry(name)
+    return entry.title if entry is not None else xai_core.get_model_spec(name).title
+
+
+QUERY_SEEN, QUERY_TARGET, QUERY_NOTICE = "query.seen", "query.target", "query.notice"
 
 
 def apply_query_params() -> None:
-    """Shareable links: `?sample=coffee.png&target=967` picks a sample photo and a target class.
-    Each new query is applied once, so the user's later choices are not overridden."""
+    """Shareable links: `?model=resnet50&sample=coffee.png&target=967` picks a model (by its id:
+    auto, a built-in or a models-file name), a sample photo and a target class (its range is checked
+    against the model's classes in `_panels.prediction_panel`). A model not offered is ignored with
+    a notice (`QUERY_NOTICE`). Each new query is applied once, so the user's later choices are not
+    overridden. Call after `read_models_file`."""
     ss = st.session_state
     query = tuple(sorted(st.query_params.items()))
     if not query or ss.get(QUERY_SEEN) == query:
         return
     ss[QUERY_SEEN] = query
+    model = st.query_params.get("model")
+    if model in model_names():
+        ss[MODEL] = model
+    elif model is not None:
+        named = f"“{model}”" if re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", model) else "it names"
+        ss[QUERY_NOTICE] = f"The link's model {named} is not offered here; showing {model_title(ss[MODEL])}."
     sample = st.query_params.get("sample")
     if sample in sample_names():
         ss[SOURCE], ss[SAMPLE] = SOURCES[0], sample
         set_image(sample_bytes(sample), sample)
     target = st.query_params.get("target", "")
-    ss[QUERY_TARGET] = int(target) if target.isdigit() and int(target) < 1000 else None
+    ss[QUERY_TARGET] = int(target) if target.isdigit() else None
 
 
 def bind(key: str) -> dict[str, Any]:
@@ -178,9 +225,10 @@ def image_notices(digest: str, _data: bytes) -> tuple[str, ...]:
 
 
 @st.cache_resource(show_spinner="Loading the model...")
-def get_model(name: str) -> xai_core.ModelHandle:
-    """The shared model handle for `name` ("auto" or a registered model); raises XAIError."""
-    return xai_core.load_model(name)
+def get_model(name: str, entry: Optional[catalog.CatalogEntry] = None) -> xai_core.ModelHandle:
+    """The shared model handle for `name`: "auto" or a registered model, or the models file's
+    `entry` of that name (hashed too, so an edited entry loads afresh); raises XAIError."""
+    return catalog.load_entry(entry) if entry is not None else xai_core.load_model(name)
 
 
 def model_key(handle: xai_core.ModelHandle) -> str:
@@ -190,9 +238,9 @@ def model_key(handle: xai_core.ModelHandle) -> str:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def predict(_handle, model: str, digest: str, _data: bytes, top_k: int = 5) -> tuple[list, float]:
-    """(top-k predictions, seconds); raises `InvalidImageError`."""
+    """(top-k predictions, at most one per class of the model; seconds); raises `InvalidImageError`."""
     t0 = time.perf_counter()
-    predictions = xai_core.predict(_handle, _data, top_k=top_k)
+    predictions = xai_core.predict(_handle, _data, top_k=min(top_k, len(_handle.categories)))
     return [tuple(p) for p in predictions], time.perf_counter() - t0
 
 

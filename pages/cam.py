@@ -155,6 +155,6 @@ settings = {
     "colormap": cmap, "opacity": opacity,
 }
 P.report_button(f"CAM comparison: {image_name}",
-                [("Image", image_fig), ("Prediction (top 5)", prediction_fig), ("Maps", fig)],
+                [("Image", image_fig), (f"Prediction (top {len(predictions)})", prediction_fig), ("Maps", fig)],
                 settings, tuple(([handle.notice] if handle.notice else []) + notes),
                 file_name=f"cam_report_{image_name.rsplit('.', 1)[0]}.html", key="cam_report")

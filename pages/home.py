@@ -10,7 +10,7 @@ from pages import _state as S
 S.ensure_entry_point()
 P.page_header(
     "Why did the classifier decide that?",
-    "This dashboard shows which parts of a photo an ImageNet classifier relied on: class activation maps "
+    "This dashboard shows which parts of a photo an image classifier relied on: class activation maps "
     "such as [Grad-CAM (arXiv 1610.02391)](https://arxiv.org/abs/1610.02391) highlight the regions that raised "
     "the score of a class, and [Deep Feature Factorization (arXiv 1806.10206)](https://arxiv.org/abs/1806.10206) "
     "splits the network's features into concepts."

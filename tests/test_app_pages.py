@@ -258,3 +258,106 @@ def test_link_picks_the_sample_and_the_target(monkeypatch: pytest.MonkeyPatch) -
     _page(at, "cam")
     headings = [h.value for h in list(at.subheader) + list(at.header)]
     assert any("tabby" in h for h in headings), headings
+
+
+# The deployment's models file (XAI_MODELS): the picker, links, a broken file, a missing checkpoint.
+LITE_ENTRY = '[[model]]\nname = "my-lite"\nsource = "efficientnet_lite0"\ntitle = "My Lite model"\n'
+
+
+def _models_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> Path:
+    path = tmp_path / "deploy" / "shop.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("XAI_MODELS", str(path))
+    return path
+
+
+def test_picker_offers_and_loads_a_models_file_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _models_file(tmp_path, monkeypatch, LITE_ENTRY)
+    at = _run(new_app(monkeypatch))
+    picker = at.selectbox(key="w:model")
+    assert picker.options[0] == "auto (best available)" and picker.options[-1] == "My Lite model"
+    assert "EfficientNet-Lite0 (bundled, ImageNet)" in picker.options  # the built-ins stay
+    picker.set_value("my-lite")  # the id, never a path
+    _run(at)
+    assert not _errors(at)
+    handle = at.session_state["run.model"][0]
+    assert handle.name == "my-lite" and at.session_state["model"] == "my-lite"
+    assert at.expander[0].label.startswith("Model: My Lite model")
+    assert "models file offers it" in at.expander[0].markdown[0].value
+    _page(at, "cam")
+    assert "cat" in at.subheader[0].value and _heatmap_names(_chart(at, "cam_grid"))
+
+
+def test_link_picks_a_models_file_model_and_ignores_an_unknown_one(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _models_file(tmp_path, monkeypatch, LITE_ENTRY)
+    at = new_app(monkeypatch)
+    at.query_params["model"] = "my-lite"
+    _run(at)
+    assert at.selectbox(key="w:model").value == "my-lite" and at.expander[0].label.startswith("Model: My Lite")
+    other = new_app(monkeypatch)
+    other.query_params["model"] = "/etc/passwd"
+    _run(other)
+    notices = [w.value for w in other.sidebar.warning]
+    assert len(notices) == 1 and "is not offered here" in notices[0] and "/etc" not in notices[0]
+    assert other.selectbox(key="w:model").value == "auto" and not _errors(other)
+
+
+def test_broken_models_file_shows_one_sentence_and_keeps_the_built_ins(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    _models_file(tmp_path, monkeypatch, LITE_ENTRY + 'weight = "typo.pt"\n')
+    at = _run(new_app(monkeypatch))
+    (error,) = _errors(at)
+    assert error.startswith("The models file shop.toml ($XAI_MODELS), model 1 ('my-lite') has unknown keys (weight)")
+    assert str(tmp_path) not in error and "Traceback" not in error and "\n" not in error
+    assert "My Lite model" not in at.selectbox(key="w:model").options
+    assert at.expander[0].label.startswith("Model: EfficientNet-Lite0")
+    assert len(_chart(at, "prediction_chart")["data"][0]["y"]) == 5  # the app keeps working
+
+
+def test_models_file_model_without_its_checkpoint_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _models_file(tmp_path, monkeypatch, LITE_ENTRY + 'weights = "ckpt/missing.pt"\n')
+    at = _run(new_app(monkeypatch))
+    at.selectbox(key="w:model").set_value("my-lite")
+    _run(at)
+    (error,) = _errors(at)
+    assert "ckpt/missing.pt" in error and "automatic choice" in error and str(tmp_path) not in error
+    assert at.expander[0].label.startswith("Model: EfficientNet-Lite0")
+
+
+def test_a_three_class_checkpoint_in_the_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's worked example: nothing assumes ImageNet's 1000 classes."""
+    from test_catalog import _sources_supported
+
+    if not _sources_supported():
+        pytest.skip("xai_core.load_model does not take 'torchvision:NAME' sources and labels= yet (issue 11, item 1)")
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(APP.parent / "examples"))
+    try:
+        from make_checkpoint import CLASSES, make_checkpoint
+    finally:
+        sys.path.remove(str(APP.parent / "examples"))
+    make_checkpoint(tmp_path / "out")
+    (tmp_path / "examples").mkdir()
+    shutil.copy(APP.parent / "examples" / "models.toml", tmp_path / "examples" / "models.toml")
+    monkeypatch.setenv("XAI_MODELS", str(tmp_path / "examples" / "models.toml"))
+    at = new_app(monkeypatch)
+    at.query_params["model"] = "resnet18_3class"
+    at.query_params["target"] = "281"  # an ImageNet class: out of range for this model
+    _run(at)
+    assert not _errors(at) and at.expander[0].label.startswith("Model: ResNet-18, 3 classes")
+    assert any("out of range for this model (0 to 2)" in w.value for w in at.warning)
+    assert sorted(_chart(at, "prediction_chart")["data"][0]["y"]) == sorted(CLASSES)
+    _page(at, "cam")
+    at.radio(key="w:target.rank").set_value("other")
+    _run(at)
+    search = at.selectbox(key="w:target.other")
+    assert search.label == "Search all 3 classes" and search.options == [f"{c} (#{i})" for i, c in enumerate(CLASSES)]
+    search.set_value(CLASSES.index("flower"))
+    _run(at)
+    assert "flower" in at.subheader[0].value and _heatmap_names(_chart(at, "cam_grid"))
+    _page(at, "dff")
+    assert not _errors(at) and _heatmap_names(_chart(at, "dff_components"))
