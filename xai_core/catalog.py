@@ -177,9 +177,11 @@ def _titled(handle: ModelHandle, entry: CatalogEntry) -> ModelHandle:
     }
     if handle.notice:
         changes["notice"] = entry.public(handle.notice)
-    if "title" in {f.name for f in dataclasses.fields(handle)}:
-        changes["title"] = entry.title
-    return dataclasses.replace(handle, **changes)
+    titled = dataclasses.replace(handle, **changes)  # the same module, lock and layers: only names change
+    heads = getattr(handle, "_heads", None)
+    if isinstance(heads, dict):  # heads already found for this module (not an __init__ field)
+        titled._heads.update(heads)
+    return titled
 
 
 __all__ = ["CatalogEntry", "entries", "get_entry", "load_entry", "models_file", "ENV"]
