@@ -1,6 +1,7 @@
 """xai_core: explain the decisions of ImageNet image classifiers (CAM family, DFF) with
 pytorch-grad-cam's formulas. Plain Python: no Streamlit; numpy out, torch kept inside."""
 
+from . import catalog  # the deployment's models file: catalog.entries(), catalog.load_entry(name)
 from .cost import Cost, estimate_cost
 from .dff import Factorization, factorize
 from .evaluate import Agreement, Evaluation, estimate_evaluation_seconds, evaluate
