@@ -349,6 +349,11 @@ def test_a_three_class_checkpoint_in_the_dashboard(tmp_path: Path, monkeypatch: 
     at.query_params["target"] = "281"  # an ImageNet class: out of range for this model
     _run(at)
     assert not _errors(at) and at.expander[0].label.startswith("Model: ResNet-18, 3 classes")
+    assert "resnet18_3class.pt" in at.expander[0].label  # the file, by name only
+    from _no_paths import forbidden_strings, leaks
+    from test_app_no_paths import all_text
+
+    assert not leaks(all_text(at), forbidden_strings(tmp_path))
     assert any("out of range for this model (0 to 2)" in w.value for w in at.warning)
     assert sorted(_chart(at, "prediction_chart")["data"][0]["y"]) == sorted(CLASSES)
     _page(at, "cam")
@@ -359,5 +364,6 @@ def test_a_three_class_checkpoint_in_the_dashboard(tmp_path: Path, monkeypatch: 
     search.set_value(CLASSES.index("flower"))
     _run(at)
     assert "flower" in at.subheader[0].value and _heatmap_names(_chart(at, "cam_grid"))
+    assert not leaks(all_text(at), forbidden_strings(tmp_path))
     _page(at, "dff")
     assert not _errors(at) and _heatmap_names(_chart(at, "dff_components"))
