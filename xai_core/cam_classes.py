@@ -9,10 +9,13 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-from pytorch_grad_cam import AblationCAM, EigenCAM, EigenGradCAM, ScoreCAM
-from pytorch_grad_cam.ablation_layer import AblationLayer
+from pytorch_grad_cam import AblationCAM, EigenCAM, EigenGradCAM, ScoreCAM, ShapleyCAM
+from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
+from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
+from .architecture import Head
 from .errors import Cancelled
+
 
 #: progress(done, total) -> False to cancel; called after every batch of a perturbation method.
 Progress = Optional[Callable[[int, int], Optional[bool]]]
@@ -44,6 +47,22 @@ class FastEigenGradCAM(EigenGradCAM):
         return first_component_projection(grads * activations)
 
 
+class ReshapingShapleyCAM(ShapleyCAM):
+    """ShapleyCAM whose map also works on a reshaped (vision-transformer) layer. The library's
+    weights reshape the raw gradients and Hessian-vector product themselves, but its
+    `get_cam_image` then weighs the raw [B, N, C] activations and raises; here the activations are
+    reshaped first, as every other method's are. Without a reshape this is the library's code path."""
+
+    def get_cam_image(self, input_tensor, target_layer, targets, activations, grads, eigen_smooth=False):
+        reshape = self.activations_and_grads.reshape_transform
+        if reshape is None:
+            return super().get_cam_image(input_tensor, target_layer, targets, activations, grads, eigen_smooth)
+        weights = self.get_cam_weights(input_tensor, target_layer, targets, activations, grads)
+        maps = reshape(activations).cpu().detach().numpy()
+        weighted = weights[:, :, None, None] * maps
+        return get_2d_projection(weighted) if eigen_smooth else weighted.sum(axis=1)
+
+
 def _report(progress: Progress, done: int, total: int) -> None:
     if progress is not None and progress(done, total) is False:
         raise Cancelled("The computation was cancelled.")
@@ -54,54 +73,91 @@ class HeadAblationCAM(AblationCAM):
     ablated activations, instead of the whole network with the layer swapped out (the library's
     way re-runs ResNet-50 2048 times and mutates the model while it runs).
 
-    The ablation is pytorch-grad-cam's `AblationLayer`, the weights AblationCAM's formula. Where the
-    head starts with global average pooling, activations are pooled first: the pooled value of a
-    channel set to the ablation constant v is v, so ablating channel k of the pooled vector is the
-    same computation on a 1x1 map."""
+    The ablation is pytorch-grad-cam's `AblationLayer` (`AblationLayerVit` on the raw tokens of a
+    reshaped layer, as the library's ViT tutorial), the weights AblationCAM's formula. A replay head
+    (`Head.exact` False) is bound to each sample's input first. Where the head starts with global
+    average pooling, activations are pooled first: the pooled value of a channel set to a constant
+    is that constant, and the constants are the library's (0 when the sample's minimum is 0, else
+    the running minimum lowered by 1e7 row by row: m - 1e7, m - 2e7, ... in each batch)."""
 
-    heads: dict  # id(target layer) -> head module
+    heads: dict  # id(target layer) -> Head, or a module mapping its activations to logits
     gap_heads: set  # ids of target layers whose head starts with global average pooling
     guard: Callable
     progress: Progress = None
+    #: id(target layer) -> its raw output (before the reshape_transform), for reshaped layers.
+    raw: Optional[dict] = None
+    #: The model, to bind replay heads to each sample's input.
+    module: Optional[torch.nn.Module] = None
 
     def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads) -> np.ndarray:
-        head = self.heads[id(target_layer)]
         acts = torch.as_tensor(activations, device=self.device)
-        if id(target_layer) in self.gap_heads:
-            # AblationLayer picks its constant from the minimum of the sample's unpooled activations.
-            values = [0.0 if float(a.min()) == 0 else float(a.min()) - 1e7 for a in acts]
-            with torch.inference_mode():
-                pooled = head[0](acts)
-            return self._weights(head[1:], pooled, targets, values)
-        return self._weights(head, acts, targets, None)
-
-    def _weights(self, head, acts: torch.Tensor, targets, pooled_values: Optional[list]) -> np.ndarray:
-        channels = acts.shape[1]
+        raw = (self.raw or {}).get(id(target_layer))
+        gap = id(target_layer) in self.gap_heads and raw is None
         rows = []
-        with torch.inference_mode():
-            with self.guard():
-                original = head(acts)
-            for b, target in enumerate(targets):
-                layer = AblationLayer()
-                layer.activations_to_be_ablated(acts[b], 1.0)  # all channels, in order
-                new: list[float] = []
-                for start in range(0, channels, self.batch_size):
-                    count = min(self.batch_size, channels - start)
-                    layer.set_next_batch(input_batch_index=b, activations=acts, num_channels_to_ablate=count)
-                    if pooled_values is None:
-                        batch = layer(None)
-                    else:
-                        batch = layer.activations
-                        rows_ = torch.arange(count)
-                        batch[rows_, torch.as_tensor(layer.indices[:count], dtype=torch.long)] = pooled_values[b]
-                    with self.guard():
-                        new.extend(float(target(o)) for o in head(batch))
-                    layer.indices = layer.indices[count:]
-                    _report(self.progress, start + count + b * channels, channels * len(targets))
-                rows.append((float(target(original[b])), new))
+        for b, target in enumerate(targets):
+            head = self._sample_head(self.heads[id(target_layer)], input_tensor, b)
+            if raw is not None:
+                sample, layer = raw.detach().to(self.device)[b:b + 1], AblationLayerVit()
+            else:
+                sample, layer = acts[b:b + 1], AblationLayer()
+            layer.activations_to_be_ablated(acts[b], 1.0)  # all channels, in order
+            with torch.inference_mode():
+                if gap:
+                    pooled = head[0](sample)
+                    rows.append(self._scores(head[1:], pooled, layer, target, b, len(targets), acts[b].min()))
+                else:
+                    rows.append(self._scores(head, sample, layer, target, b, len(targets), None))
         original_scores = np.float32([r[0] for r in rows])[:, None]
         ablated = np.float32([r[1] for r in rows])
         return (original_scores - ablated) / original_scores
+
+    def _sample_head(self, head, input_tensor: torch.Tensor, b: int):
+        if not isinstance(head, Head):
+            return head
+        if head.exact:
+            return head.module
+        with self.guard():
+            return head.bind(self.module, input_tensor[b:b + 1])
+
+    def _scores(self, head, sample: torch.Tensor, layer, target, b: int, samples: int,
+                minimum: Optional[torch.Tensor]) -> tuple[float, list[float]]:
+        """(target score of the sample, target score with each channel ablated)."""
+        channels = len(layer.indices)
+        with self.guard():
+            original = float(target(head(sample)[0]))
+        new: list[float] = []
+        for start in range(0, channels, self.batch_size):
+            count = min(self.batch_size, channels - start)
+            layer.set_next_batch(input_batch_index=0, activations=sample, num_channels_to_ablate=count)
+            if minimum is None:
+                batch = layer(None)
+            else:
+                batch = layer.activations
+                index = torch.as_tensor(layer.indices[:count], dtype=torch.long)
+                batch[torch.arange(count), index] = library_ablation_values(minimum, count).to(batch.dtype)[:, None, None]
+            with self.guard():
+                new.extend(float(target(o)) for o in head(batch))
+            layer.indices = layer.indices[count:]
+            _report(self.progress, start + count + b * channels, channels * samples)
+        return original, new
+
+
+def library_ablation_values(minimum: torch.Tensor, count: int) -> torch.Tensor:
+    """The constants `AblationLayer` writes into rows 0..count-1 of one batch: 0 when the sample's
+    minimum is 0, else min(batch) - 1e7 taken anew after each row (m - 1e7, then that - 1e7, ...),
+    computed in the activations' dtype exactly as the library does."""
+    minimum = minimum.detach().reshape(())
+    if float(minimum) == 0:
+        return torch.zeros(count, dtype=minimum.dtype, device=minimum.device)
+    values, current = [], minimum
+    for _ in range(count):
+        current = current - ABLATION_VALUE
+        values.append(current)
+    return torch.stack(values)
+
+
+#: The library's `AblationLayer.__call__` constant.
+ABLATION_VALUE = 1e7
 
 
 class BatchedScoreCAM(ScoreCAM):

@@ -4,6 +4,7 @@ requested CAM is computed with pytorch-grad-cam's own `compute_cam_per_layer` / 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +33,9 @@ def recording(layers: Sequence[nn.Module], start_graph: bool) -> Iterator[list]:
     """Forward hooks that record the outputs of `layers` (for the calling thread only) and are
     removed on exit, also on error. With `start_graph`, the first of `layers` that runs switches
     autograd on and hands on its output as a fresh leaf: run the forward under `torch.no_grad()` and
-    nothing before the target layer is recorded, so every backward stops at the target layer."""
+    nothing before the target layer is recorded, so every backward stops at the target layer. The
+    model goes on with a copy of each recorded output, so in-place ops after a layer change nothing
+    recorded (without `start_graph`, detached copies are recorded)."""
     owner = threading.get_ident()
     outputs: list = [None] * len(layers)
     started = [False]
@@ -41,14 +44,17 @@ def recording(layers: Sequence[nn.Module], start_graph: bool) -> Iterator[list]:
         def hook(module, inputs, output):
             if threading.get_ident() != owner:
                 return None
-            if start_graph and not started[0]:
+            if not start_graph:
+                outputs[i] = output.detach().clone()  # a later in-place op must not change it
+                return None
+            if not started[0]:
                 started[0] = True
                 torch.set_grad_enabled(True)  # restored by the caller's `no_grad` on exit
                 output = output.detach().requires_grad_(True)
-                outputs[i] = output
-                return output
             outputs[i] = output
-            return None
+            # The model gets a copy: an in-place op after the layer (DenseNet's ReLU after
+            # `features.norm5`) would fail on the leaf, or change what was recorded.
+            return output.clone()
 
         return hook
 
@@ -62,15 +68,43 @@ def recording(layers: Sequence[nn.Module], start_graph: bool) -> Iterator[list]:
 
 class _Captured:
     """Stands in for pytorch-grad-cam's `ActivationsAndGradients` (which would register its own
-    hooks): it only hands over what the shared pass captured."""
+    hooks): it only hands over what the shared pass captured. As the library's does, it applies
+    each layer's `reshape_transform` to the activations and the gradients when the CAM class
+    detaches them (`detach=True`), and otherwise hands them over raw with `reshape_transform` set
+    for the class to apply itself (ShapleyCAM)."""
 
-    reshape_transform = None
-
-    def __init__(self, activations: list, gradients: list) -> None:
+    def __init__(self, activations: list, gradients: list, reshapes: Sequence[Optional[Callable]], detach: bool) -> None:
+        reshapes = list(reshapes) or [None] * len(activations)
+        if detach:
+            activations = [_apply(r, a).detach() for r, a in zip(reshapes, activations)]
+            gradients = [_apply(r, g).detach() for r, g in zip(reshapes, gradients)]
+            self.reshape_transform = None
+        else:
+            self.reshape_transform = _ByShape(activations, reshapes)
         self.activations, self.gradients = activations, gradients
 
     def release(self) -> None:  # BaseCAM.__del__ calls this
         pass
+
+
+def _apply(reshape: Optional[Callable], tensor: torch.Tensor) -> torch.Tensor:
+    return tensor if reshape is None else reshape(tensor)
+
+
+class _ByShape:
+    """One `reshape_transform` for several layers (the library's classes call it without saying
+    which layer): the layer's own, chosen by the raw tensor's shape; None if no layer needs one."""
+
+    def __new__(cls, activations: list, reshapes: Sequence[Optional[Callable]]):
+        if not any(r is not None for r in reshapes):
+            return None
+        return super().__new__(cls)
+
+    def __init__(self, activations: list, reshapes: Sequence[Optional[Callable]]) -> None:
+        self._by_shape = {tuple(a.shape[1:]): r for a, r in zip(activations, reshapes)}
+
+    def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
+        return _apply(self._by_shape.get(tuple(tensor.shape[1:])), tensor)
 
 
 @dataclass
@@ -104,7 +138,7 @@ def run_shared_pass(
     means the top-1 class of the first sample."""
     timings: dict = {}
     with timer(x.device, timings, "forward"), guard(), recording(layers, start_graph=bool(grad_kinds)) as acts:
-        with torch.no_grad():
+        with torch.set_grad_enabled(_needs_grad_forward(module)), second_order_attention("rest" in grad_kinds):
             logits = module(x)
     result = SharedPass(x, logits, list(acts), timings=timings)
     result.target = int(logits[0].argmax()) if target is None else target
@@ -123,6 +157,24 @@ def run_shared_pass(
             ))
             result.targets[kind] = targets
     return result
+
+
+def _needs_grad_forward(module: nn.Module) -> bool:
+    """`nn.MultiheadAttention` takes a different kernel (its inference fast path) when autograd is
+    off, so its activations would differ from the library's (which runs with autograd on) by float
+    noise that XGrad-CAM's normalisation amplifies; such models run the whole forward with autograd on."""
+    return any(isinstance(m, nn.MultiheadAttention) for m in module.modules())
+
+
+def second_order_attention(needed: bool = True):
+    """Context in which attention can be differentiated twice (ShapleyCAM's Hessian-vector
+    product): PyTorch's fused scaled-dot-product kernels have no double backward, its math kernel
+    has. A no-op when not `needed`."""
+    if not needed:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH])
 
 
 def _targets(kind: str, logits: torch.Tensor, target: int) -> list:
@@ -150,16 +202,19 @@ def library_cam(
     eigen_smooth: bool,
     options: Optional[dict] = None,
     internal: Optional[dict] = None,
+    reshapes: Sequence[Optional[Callable]] = (),
 ) -> np.ndarray:
     """The map of `method` for every sample of the shared pass, from an instance of its CAM class
     built by its constructor with no target layers (so it registers no hooks) and the user's
     `options` (checked by `methods.resolve_options`) as keywords. It then runs its own per-layer
     pipeline on what the shared pass captured; the `internal` attributes (model, guard, heads,
-    progress...) are set last, so no option can replace them. Returns float32 [B, H, W] in [0, 1]."""
+    progress...) are set last, so no option can replace them. `reshapes` holds each layer's
+    `reshape_transform` (or None), applied as the library's `ActivationsAndGradients` does.
+    Returns float32 [B, H, W] in [0, 1]."""
     cam = method.cam_class(module, [], **(options or {}))
     cam.activations_and_grads.release()  # it holds no hooks; it is replaced by the shared capture
     grads = shared.grads.get(method.grads, []) if method.grads else []
-    cam.activations_and_grads = _Captured(shared.activations, grads)
+    cam.activations_and_grads = _Captured(shared.activations, grads, reshapes, cam.detach)
     cam.target_layers = list(layers)
     cam.device = shared.input_tensor.device
     for name, value in (internal or {}).items():

@@ -13,10 +13,12 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from ._common import GuardedModule, LayerArg, MethodsArg, as_pil, guard, layer_names, method_specs
 from ._timing import elapsed, synchronize, timer
+from .cam_classes import HeadAblationCAM
 from .cost import observe
 from .engine import default_tta, deaugment_mean, library_cam, run_shared_pass
 from .errors import Cancelled
 from .images import ImageSource
+from .methods import GRADIENT as GRADIENT_KIND
 from .methods import OWN_PASS, MethodSpec, get_method, resolve_options
 from .models import ModelHandle
 
@@ -95,14 +97,16 @@ def explain(
         internal = {
             "model": GuardedModule(handle, handle.module),
             "batch_size": batch_size,
-            "heads": {id(handle.layers[n]): handle.head(n).module for n in names},
-            "gap_heads": {id(handle.layers[n]) for n in names if n in handle.spec.gap_linear_layers},
             "guard": lambda: guard(handle),
         }
+        if any(issubclass(s.cam_class, HeadAblationCAM) for s in shared_specs):
+            internal.update(_ablation_internals(handle, names, layers, shared.activations))
+        reshapes = [handle.reshape(n) for n in names]
         for spec in shared_specs:
             with timer(handle.device, timings, spec.id):
                 cams = library_cam(spec, shared, handle.module, layers, target_index, eigen_smooth,
-                                   resolved.get(spec.id), {**internal, "progress": _bind(progress, spec.id)})
+                                   resolved.get(spec.id), {**internal, "progress": _bind(progress, spec.id)},
+                                   reshapes)
                 maps[spec.id] = _finish(cams, transforms)
             observe(handle, spec.id, names, aug_smooth, resolved.get(spec.id), timings[spec.id])
     if target_index is None:
@@ -133,6 +137,17 @@ def explain(
         notes=tuple(_notes(handle, specs, names)),
         options={"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth, "methods": resolved},
     )
+
+
+def _ablation_internals(handle: ModelHandle, names: list[str], layers: list, activations: list) -> dict:
+    """What `HeadAblationCAM` needs: each layer's head, which heads pool first, the raw output of
+    each reshaped (token / channels-last) layer, and the model (to bind replay heads)."""
+    return {
+        "heads": {id(handle.layers[n]): handle.head(n) for n in names},
+        "gap_heads": {id(handle.layers[n]) for n in names if handle.is_gap_linear(n)},
+        "raw": {id(m): a for n, m, a in zip(names, layers, activations) if handle.reshape(n) is not None},
+        "module": handle.module,
+    }
 
 
 def _bind(progress, method_id: str):
@@ -173,11 +188,17 @@ def _notes(handle: ModelHandle, specs: list[MethodSpec], names: list[str]) -> li
     notes: list[str] = []
     ids = [s.id for s in specs]
     same = [_title(m) for m in GAP_IDENTICAL if m in ids]
-    if len(same) > 1 and all(n in handle.spec.gap_linear_layers for n in names):
+    if len(same) > 1 and all(handle.is_gap_linear(n) for n in names):
         notes.append(
             f"{' = '.join(same)} are identical by construction at {names[0]}: its head is global average "
             "pooling + a linear layer, so the gradient is the same at every location."
         )
+    gradient = [s.title for s in specs if s.kind == GRADIENT_KIND]
+    if handle.transformer and gradient:
+        free = " and ".join(_title(m) for m in ("ablationcam", "scorecam"))
+        notes.append(f"{', '.join(gradient)} {'is' if len(gradient) == 1 else 'are'} less reliable on vision "
+                     f"transformers (gradients through attention are noisy); {free}, which need no gradients, are "
+                     "what the methods' authors suggest for them.")
     if "fullgrad" in ids:
         notes.append(f"{_title('fullgrad')} ignores the target layer: it sums the input gradient and every bias "
                      "gradient.")

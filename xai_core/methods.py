@@ -26,7 +26,7 @@ from pytorch_grad_cam import (
 )
 
 from ._registry import Registry
-from .cam_classes import BatchedScoreCAM, FastEigenCAM, FastEigenGradCAM, HeadAblationCAM
+from .cam_classes import BatchedScoreCAM, FastEigenCAM, FastEigenGradCAM, HeadAblationCAM, ReshapingShapleyCAM
 from .errors import InvalidOptionError
 
 #: What a method needs from the shared pass.
@@ -226,7 +226,7 @@ for _spec in (
     MethodSpec("fullgrad", "FullGrad", FullGrad, FullGrad, OWN_PASS, _ARXIV + "1905.00780",
                "Input gradients plus every bias gradient in the network (ignores the target layer).", grads=None,
                extra_passes=3.0, per_channel="bias"),
-    MethodSpec("shapleycam", "ShapleyCAM", ShapleyCAM, ShapleyCAM, GRADIENT, _ARXIV + "2501.06261",
+    MethodSpec("shapleycam", "ShapleyCAM", ReshapingShapleyCAM, ShapleyCAM, GRADIENT, _ARXIV + "2501.06261",
                "Gradient minus half the Hessian-vector product, on the ReST target (logit minus cross-entropy).",
                grads="rest", extra_passes=0.5),
     MethodSpec("finercam", "Finer-CAM", GradCAM, FinerCAM, GRADIENT, _ARXIV + "2501.11309",
