@@ -49,8 +49,8 @@ def sanity_scores(handle: ModelHandle, image: ImageSource, explanation: Explanat
 
 def randomized_handle(handle: ModelHandle, layers: Sequence[str]) -> ModelHandle:
     """`handle` on a deep copy of its module whose first target layer of `layers` and everything
-    after it (`handle.head(layer)`: the top block and the classifier) are re-initialised with seed
-    `SANITY_SEED` (cascading randomization down to the target layer). The copy is cached per
+    after it (`handle.head(layer).after`: every parameterised module that runs after the layer) are
+    re-initialised with seed `SANITY_SEED` (cascading randomization down to the target layer). The copy is cached per
     module and layer, and has its own lock."""
     first = min(layers, key=list(handle.layers).index)
     with _COPIES_LOCK:
@@ -58,11 +58,17 @@ def randomized_handle(handle: ModelHandle, layers: Sequence[str]) -> ModelHandle
         if first not in per_module:
             with guard(handle):  # no explain's hooks may be on the module while it is copied
                 module = copy.deepcopy(handle.module)
-            _reinitialise([module.get_submodule(first), handle.spec.head(module, first)])
+            _reinitialise([module.get_submodule(first)] + _same_modules(handle, module, handle.head(first).after))
             per_module[first] = (module, threading.RLock())
         module, lock = per_module[first]
     layer_map = OrderedDict((name, module.get_submodule(name)) for name in handle.layers)
     return dataclasses.replace(handle, module=module, layers=layer_map, lock=lock)
+
+
+def _same_modules(handle: ModelHandle, copy_: nn.Module, modules: Sequence[nn.Module]) -> list[nn.Module]:
+    """The modules of the deep copy `copy_` at the paths `modules` have in the handle's module."""
+    paths = {id(m): path for path, m in handle.module.named_modules()}
+    return [copy_.get_submodule(paths[id(m)]) for m in modules if id(m) in paths]
 
 
 def _reinitialise(parts: Sequence[nn.Module]) -> None:

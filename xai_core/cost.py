@@ -98,7 +98,7 @@ def estimate_cost(
         elif spec.per_channel == "head":
             head_s = sum(cal.head_s[n] for n in names)
             passes, seconds = passes + channels * head_s / cal.batched_s, seconds + channels * head_s
-            gap = all(n in handle.spec.gap_linear_layers for n in names)
+            gap = all(handle.is_gap_linear(n) for n in names)
             detail = (f"{channels} evaluations of the linear head, one per channel" if gap
                       else f"{channels} passes through the layers after {'+'.join(names)}, one per channel")
         passes, seconds = passes * copies, seconds * copies
@@ -123,14 +123,19 @@ def _calibration(handle: ModelHandle, names: list[str]) -> _Calibration:
         rescale_s = median_time(lambda: scale_accross_batch_and_channels(maps, (size, size))) / 32  # numpy: CPU
         bias = sum(m.weight.shape[0] for m in handle.module.modules()
                    if type(m) in (torch.nn.Conv2d, torch.nn.BatchNorm2d) and m.bias is not None)
-        cal = _Calibration(forward_s, batched_s, {n: int(a.shape[1]) for n, a in zip(handle.layers, acts)},
+        channels = {n: int(a.shape[1] if handle.reshape(n) is None else a.shape[-1]) for n, a in zip(handle.layers, acts)}
+        cal = _Calibration(forward_s, batched_s, channels,
                            {n: a.detach() for n, a in zip(handle.layers, acts)}, bias, rescale_s)
         _CALIBRATIONS[handle.module] = cal
     for name in names:
         if name not in cal.head_s:
-            head, acts = handle.head(name), cal.activations[name].repeat(4, 1, 1, 1)  # a batch of 32
+            found, acts = handle.head(name), cal.activations[name]
+            acts = acts.repeat(4, *[1] * (acts.dim() - 1))  # a batch of 32
             with guard(handle), torch.inference_mode():
-                if name in handle.spec.gap_linear_layers:  # HeadAblationCAM pools first
+                size = handle.transforms.crop_size[0]
+                head = found.module if found.exact else found.bind(handle.module, torch.zeros(1, 3, size, size,
+                                                                                              device=handle.device))
+                if handle.is_gap_linear(name):  # HeadAblationCAM pools first
                     head, acts = head[1:], head[0](acts)
                 cal.head_s[name] = median_time(lambda: head(acts), handle.device, repeats=1) / (4 * _CAL_BATCH)
     return cal

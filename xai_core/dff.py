@@ -59,7 +59,8 @@ def factorize(
     x = handle.preprocess(pil)
     with guard(handle), recording([handle.layers[name]], start_graph=False) as acts, torch.inference_mode():
         handle.module(x)
-    activations = acts[0].float().cpu().numpy()
+    raw, reshape = acts[0], handle.reshape(name)
+    activations = (raw if reshape is None else reshape(raw)).float().cpu().numpy()
     t_forward = elapsed(handle.device, started)
 
     t0 = time.perf_counter()
@@ -69,7 +70,7 @@ def factorize(
     t_nmf = time.perf_counter() - t0
 
     t0 = time.perf_counter()  # NMF ran on the CPU: nothing queued on the device
-    probs = _concept_probabilities(handle, name, concepts, activations.shape[-2:])
+    probs = _concept_probabilities(handle, name, concepts, raw, x)
     order = np.argsort(-probs, axis=1)[:, : int(top_k)]
     labels = [[(handle.categories[j], float(probs[i, j])) for j in row] for i, row in enumerate(order)]
     t_labels = elapsed(handle.device, t0)
@@ -85,11 +86,20 @@ def factorize(
     )
 
 
-def _concept_probabilities(handle: ModelHandle, layer: str, concepts: np.ndarray, spatial: tuple) -> np.ndarray:
+def _concept_probabilities(handle: ModelHandle, layer: str, concepts: np.ndarray, raw: torch.Tensor,
+                           x: torch.Tensor) -> np.ndarray:
     """Softmax of the head's logits for each concept embedding tiled over the layer's grid (for a
-    global-average-pool head this is exactly the DFF tutorial's classifier(concept))."""
-    embeddings = torch.from_numpy(np.float32(concepts.T)).to(handle.device)  # [k, C]
-    tiled = embeddings[:, :, None, None].expand(-1, -1, *spatial).contiguous()
+    global-average-pool head this is exactly the DFF tutorial's classifier(concept)). A token or
+    channels-last layer gets the embedding at every token, in its own layout; a replay head is
+    bound to the image `x` (the rest of the network sees the image, the layer the concept)."""
+    embeddings = torch.from_numpy(np.float32(concepts.T)).to(handle.device, raw.dtype)  # [k, C]
+    k = embeddings.shape[0]
+    if handle.reshape(layer) is None:
+        tiled = embeddings[:, :, None, None].expand(k, -1, *raw.shape[2:]).contiguous()
+    else:
+        tiled = embeddings.reshape(k, *[1] * (raw.dim() - 2), -1).expand(k, *raw.shape[1:]).contiguous()
     with guard(handle), torch.inference_mode():
-        logits = handle.head(layer)(tiled)
+        head = handle.head(layer)
+        head = head if head.exact else head.bind(handle.module, x)
+        logits = head(tiled)
     return logits.softmax(-1).float().cpu().numpy()
