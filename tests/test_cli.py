@@ -150,3 +150,59 @@ def test_help_lists_the_subcommands(capsys):
     assert exit_.value.code == 0
     help_text = capsys.readouterr().out
     assert "cam" in help_text and "dff" in help_text
+
+
+@pytest.fixture(scope="module")
+def three_class(tmp_path_factory):
+    """A 3-class torchvision ResNet-18 checkpoint (DataParallel prefixes) and its labels file."""
+    import torch
+    import torchvision.models as tvm
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    model = tvm.resnet18(weights=None, num_classes=3)
+    torch.save({"module." + k: v for k, v in model.state_dict().items()}, folder / "three.pt")
+    (folder / "labels.txt").write_text("cat\ndog\nbird\n")
+    return folder / "three.pt", folder / "labels.txt"
+
+
+def test_cam_and_dff_on_a_users_checkpoint_with_its_labels(three_class, tmp_path, capsys):
+    weights, labels = three_class
+    source = ["--model", "torchvision:resnet18", "--weights", str(weights), "--labels", str(labels)]
+    assert cli.main(["cam", "--img", str(IMAGES / "cat.png"), "--target", "dog", "--json",
+                     "--output", str(tmp_path / "c.png"), *source]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["model"] == "torchvision:resnet18" and summary["title"] == "resnet18 (torchvision)"
+    assert summary["target"]["index"] == 1 and summary["target"]["label"] == "dog"
+    assert summary["prediction"]["label"] in ("cat", "dog", "bird")
+    assert cli.main(["dff", "--img", str(IMAGES / "cat.png"), "--json", "--n-components", "2",
+                     "--output", str(tmp_path / "d.png"), *source]) == 0
+    components = json.loads(capsys.readouterr().out)["components"]
+    assert {c["label"] for row in components for c in row} <= {"cat", "dog", "bird"}
+
+
+@pytest.mark.parametrize("args", [
+    ["--model", "torchvision:nonet", "--weights", "none"],
+    ["--model", "timm:resnet18"],  # DEFAULT weights: the hub cannot be reached offline
+    ["--model", "torchvision:resnet18", "--weights", "none", "--labels", "/nonexistent/labels.txt"],
+    ["--model", "efficientnet_lite0", "--labels", "/nonexistent/labels.txt"],
+    ["--model", "nosuch:thing"],
+])
+def test_model_source_errors_are_one_line(args, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XAI_OFFLINE", "1")
+    argv = ["cam", "--img", str(IMAGES / "cat.png"), "--output", str(tmp_path / "x.png"), *args]
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_:  # argparse
+        code = exit_.code
+    assert_usage_error(code, capsys.readouterr().err)
+
+
+def test_labels_mismatch_is_one_line(three_class, tmp_path, capsys):
+    weights, _ = three_class
+    labels = tmp_path / "two.json"
+    labels.write_text('["a", "b"]')
+    for command in (["cam"], ["eval", "--no-sanity", "--steps", "2"]):
+        code = cli.main([*command, "--img", str(IMAGES / "cat.png"), "--model", "torchvision:resnet18",
+                         "--weights", str(weights), "--labels", str(labels)])
+        assert_usage_error(code, capsys.readouterr().err)

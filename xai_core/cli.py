@@ -23,6 +23,7 @@ from .explain import explain
 from .images import load_image
 from .methods import list_methods
 from .models import AUTO, load_model
+from .sources import is_source
 from .predict import predict
 from .specs import list_models
 
@@ -50,6 +51,35 @@ def _methods(text: str) -> list[str]:
     return ids
 
 
+def _model(text: str) -> str:
+    """argparse type of --model: auto, a registered model, or a source torchvision:NAME / timm:NAME
+    (whose NAME is checked when it is loaded)."""
+    name = text.strip()
+    if name == AUTO or name in list_models() or is_source(name):
+        return name
+    raise argparse.ArgumentTypeError(
+        f"unknown model {text!r}; choose {', '.join([AUTO] + list_models())}, torchvision:NAME or timm:NAME"
+    )
+
+
+def _weights(text: str) -> Optional[str]:
+    """argparse type of --weights: a tag, a file, or `none` for random weights."""
+    return None if text.strip().lower() == "none" else text
+
+
+_MODEL_HELP = f"{AUTO}, {', '.join(list_models())}, torchvision:NAME (any torchvision classifier) or timm:NAME " \
+              "(default: %(default)s)"
+_WEIGHTS_HELP = "weights tag (e.g. DEFAULT, IMAGENET1K_V1; torchvision only), a state-dict file, or none for random"
+_LABELS_HELP = "class labels of a torchvision:/timm: model's checkpoint: a text file (one a line) or a JSON list"
+_TARGET_HELP = "class index or one of the model's class names (default: the top-1 class)"
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=AUTO, type=_model, help=_MODEL_HELP)
+    parser.add_argument("--weights", default="DEFAULT", type=_weights, help=_WEIGHTS_HELP)
+    parser.add_argument("--labels", help=_LABELS_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `python -m xai_core` with its `cam` and `dff` subcommands (model and method
     choices come from the registries)."""
@@ -57,18 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--img", required=True, help="input image (PNG, JPEG, WebP, ...)")
     common.add_argument("--output", help="output PNG (default: <image stem>_<method>.png)")
     common.add_argument("--output-dir", help="folder for the output PNGs")
-    common.add_argument("--model", default=AUTO, choices=[AUTO] + list_models(), help="model (default: %(default)s)")
-    common.add_argument("--weights", default="DEFAULT", help="weights tag (e.g. IMAGENET1K_V1) or a state-dict file")
+    _model_arguments(common)
     common.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
     common.add_argument("--json", action="store_true", help="print a JSON summary on stdout (and nothing else)")
 
-    parser = _Parser(prog="python -m xai_core", description="Explain ImageNet classifiers' decisions.")
+    parser = _Parser(prog="python -m xai_core", description="Explain image classifiers' decisions.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,bench,eval}", parser_class=_Parser)
     cam = sub.add_parser("cam", parents=[common], help="class activation maps (Grad-CAM, HiResCAM, ...)")
     cam.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
                      help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
     cam.add_argument("--layer", help="target layer, or a comma list of layers to fuse (default: the model's)")
-    cam.add_argument("--target", help="class index or ImageNet class name (default: the top-1 class)")
+    cam.add_argument("--target", help=_TARGET_HELP)
     cam.add_argument("--aug-smooth", action="store_true", help="average over flipped/scaled copies")
     cam.add_argument("--eigen-smooth", action="store_true", help="keep the first principal component")
     dff = sub.add_parser("dff", parents=[common], help="deep feature factorization into labelled concepts")
@@ -86,11 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
                     help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
     ev.add_argument("--layer", help="target layer, or a comma list of layers to fuse (default: the model's)")
-    ev.add_argument("--target", help="class index or ImageNet class name (default: the top-1 class)")
+    ev.add_argument("--target", help=_TARGET_HELP)
     ev.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default: %(default)s)")
     ev.add_argument("--no-sanity", action="store_true", help="skip the model-randomization sanity check")
-    ev.add_argument("--model", default=AUTO, choices=[AUTO] + list_models(), help="model (default: %(default)s)")
-    ev.add_argument("--weights", default="DEFAULT", help="weights tag (e.g. IMAGENET1K_V1) or a state-dict file")
+    _model_arguments(ev)
     ev.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
     ev.add_argument("--json", action="store_true", help="print the scores as JSON on stdout (and nothing else)")
     return parser
@@ -129,12 +157,13 @@ def _fail(message: str) -> int:
 
 def _load(args: argparse.Namespace):
     image = load_image(args.img)  # a bad image fails before the (slower) model load
-    handle = load_model(args.model, weights=args.weights, device=args.device)
+    handle = load_model(args.model, weights=args.weights, labels=args.labels, device=args.device)
     if handle.notice:
         print("note: " + " ".join(handle.notice.split()), file=sys.stderr)
     top = predict(handle, image, top_k=1)[0]
     return image, handle, {
         "model": handle.name,
+        "title": handle.title,
         "weights_source": handle.weights_source,
         "notice": handle.notice,
         "prediction": {"index": top.index, "label": top.label, "score": top.probability},
