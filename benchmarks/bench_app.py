@@ -31,6 +31,8 @@ from PIL import Image  # noqa: E402
 from streamlit.runtime.pages_manager import PagesManager  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from pages._streamlit_internals import end_pages_folder_mode  # noqa: E402
+
 GOAL_NEW, GOAL_DISPLAY = 3.0, 0.5
 
 
@@ -40,7 +42,7 @@ class _NavigationPagesManager(PagesManager):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
+        end_pages_folder_mode()
 
 
 def _timed_run(at: AppTest) -> float:

@@ -10,7 +10,7 @@ scored) and to the complete result, for three visits of the default page (5 maps
 on a fresh server (nothing imported or loaded yet), on the warm server with an image not seen yet
 (cold caches), and again (cache hit). Then opens the page with 5% steps, waits 3 s into the
 scoring, moves the curve step to 10%, and prints the seconds until the new scores are shown. The
-old run is cancelled after its current batch (`pages/_panels.superseded`); without that,
+old run is cancelled after its current batch (`pages/_streamlit_internals.rerun_requested`); without that,
 Streamlit's fast rerun let it finish beside the new one (20.7 s against 14.5 s when measured on
 the 2-core machine).
 """

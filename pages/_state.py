@@ -266,14 +266,6 @@ def factorize(_handle, model: str, digest: str, _data: bytes, n_components: int,
     return xai_core.factorize(_handle, _data, n_components=n_components, layer=layer, top_k=top_k)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def evaluate(_handle, model: str, digest: str, _data: bytes, methods: tuple[str, ...], target: int, layer: str,
-             steps: int, sanity: bool, _explanation: xai_core.Explanation, _progress=None) -> xai_core.Evaluation:
-    """`xai_core.evaluate` of `_explanation` (the cached `explain` of these same settings, without
-    smoothing), cached. `_progress(stage, done, total)` as for `explain`."""
-    return xai_core.evaluate(_handle, _data, _explanation, steps=steps, sanity=sanity, progress=_progress)
-
-
 def cam_default_layer(handle: xai_core.ModelHandle) -> str:
     """The last layer whose head is not pooling + linear: there Grad-CAM and HiResCAM differ."""
     candidates = [n for n in handle.layers if n not in handle.spec.gap_linear_layers]
