@@ -1,5 +1,6 @@
-"""xai_core: explain the decisions of ImageNet image classifiers (CAM family, DFF) with
-pytorch-grad-cam's formulas. Plain Python: no Streamlit; numpy out, torch kept inside."""
+"""xai_core: explain the decisions of image classifiers (built-ins, any torchvision or timm classifier, a
+user's checkpoint with its labels; CAM family, DFF) with pytorch-grad-cam's formulas. Plain Python: no
+Streamlit; numpy out, torch kept inside."""
 
 from . import catalog  # the deployment's models file: catalog.entries(), catalog.load_entry(name)
 from .cost import Cost, estimate_cost
