@@ -341,7 +341,7 @@ def _same_map_groups(maps: dict[str, np.ndarray]) -> dict[str, list[str]]:
 
 def _identical_pairs(handle: ModelHandle, explanation: Explanation) -> tuple[tuple[str, str, str], ...]:
     same = [m for m in GAP_IDENTICAL if m in explanation.maps]
-    if len(same) < 2 or not all(n in handle.spec.gap_linear_layers for n in explanation.layers):
+    if len(same) < 2 or not all(handle.is_gap_linear(n) for n in explanation.layers):
         return ()
     reason = (f"{explanation.layers[0]} feeds global average pooling + a linear layer, so the gradient is the "
               "same at every location")
