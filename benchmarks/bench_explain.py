@@ -28,18 +28,21 @@ from xai_core.reference import library_map  # noqa: E402
 IMAGE = Path(__file__).resolve().parents[1] / "assets" / "images" / "cat.png"
 
 
-def library_sequential(handle, x, layer, target):
-    return {method: library_map(handle, method, layer, x, target) for method in GRADIENT8}
+def library_sequential(handle, x, layer, target, reshape_transform=None):
+    return {method: library_map(handle, method, layer, x, target, reshape_transform=reshape_transform)
+            for method in GRADIENT8}
 
 
-def bench(handle, layer, repeats):
+def bench(handle, layer, repeats, reshape_transform=None):
+    """Median seconds of pytorch-grad-cam's 8 CAMs one after another (with `reshape_transform` for a
+    transformer layer), of one `explain` with the 8 and of one inference forward; max |diff| per method."""
     x = handle.preprocess(xai_core.load_image(IMAGE))
     ours = xai_core.explain(handle, IMAGE, methods=list(GRADIENT8), layer=layer)  # warm-up
-    library_sequential(handle, x, layer, ours.target)
+    library_sequential(handle, x, layer, ours.target, reshape_transform)
     t_lib, t_ours, t_fwd = [], [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        ref = library_sequential(handle, x, layer, ours.target)
+        ref = library_sequential(handle, x, layer, ours.target, reshape_transform)
         t_lib.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         ours = xai_core.explain(handle, IMAGE, methods=list(GRADIENT8), layer=layer, target=ours.target)

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import xai_core  # noqa: E402
-from xai_core.bench import GRADIENT8  # noqa: E402
-from xai_core.reference import library_map  # noqa: E402
+from bench_explain import bench  # noqa: E402  (one harness: same timing loop and reference call)
 
 IMAGE = Path(__file__).resolve().parents[1] / "assets" / "images" / "cat.png"
 
@@ -43,39 +40,20 @@ def main() -> None:
     handle = xai_core.load_model("torchvision:vit_b_16", weights=None, device="cpu")
     layer = handle.default_layer
     x = handle.preprocess(xai_core.load_image(IMAGE))
-    methods = list(GRADIENT8)
-
-    def library_sequential(target):
-        return {m: library_map(handle, m, layer, x, target, reshape_transform=vit_reshape) for m in methods}
-
-    ours = xai_core.explain(handle, IMAGE, methods=methods, layer=layer)  # warm-up
-    target = ours.target
-    library_sequential(target)
-    t_lib, t_ours, t_fwd = [], [], []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        ref = library_sequential(target)
-        t_lib.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        ours = xai_core.explain(handle, IMAGE, methods=methods, layer=layer, target=target)
-        t_ours.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            handle.module(x)
-        t_fwd.append(time.perf_counter() - t0)
-    lib, our, fwd = (statistics.median(t) for t in (t_lib, t_ours, t_fwd))
+    lib, our, fwd, diffs = bench(handle, layer, args.repeats, reshape_transform=vit_reshape)
+    target = xai_core.explain(handle, IMAGE, methods=["gradcam"], layer=layer).target
     from importlib.metadata import version
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
           f"pytorch-grad-cam {version('grad-cam')}; image {IMAGE.name}")
     print(f"model torchvision:vit_b_16 (random weights, seed {args.seed}), input {tuple(x.shape)}, layer {layer}, "
           f"target {target}, reshape {handle.reshape(layer)}; median of {args.repeats}")
-    print(f"pytorch-grad-cam, 8 methods one after another: {lib:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in t_lib)})")
-    print(f"xai_core, one explain with the 8:              {our:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in t_ours)})")
+    print(f"pytorch-grad-cam, 8 methods one after another: {lib:.3f} s")
+    print(f"xai_core, one explain with the 8:              {our:.3f} s")
     print(f"speed-up: {lib / our:.1f}x (goal >= 5x: {'met' if lib / our >= 5 else 'NOT met'})")
     print(f"one inference forward: {fwd:.3f} s; one explain = {our / fwd:.2f}x a forward")
     print("max |diff| per method (ours vs library):")
-    for m in methods:
-        print(f"  {m:<20} {float(np.abs(ref[m] - ours.maps[m]).max()):.2e}")
+    for m, diff in diffs.items():
+        print(f"  {m:<20} {diff:.2e}")
 
 
 if __name__ == "__main__":
