@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 
 PRODUCT = [ROOT / "xai_core", ROOT / "pages", ROOT / "streamlit_app.py"]
-DEV = [ROOT / "benchmarks", ROOT / "tests"]
+DEV = [ROOT / "benchmarks", ROOT / "tests", ROOT / "examples"]
 
 
 def _files(paths: list[Path]) -> list[Path]:
