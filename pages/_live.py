@@ -12,7 +12,7 @@ import threading
 from contextlib import contextmanager
 from typing import Callable, Generic, Iterator, Optional, TypeVar
 
-from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+from pages._streamlit_internals import attach_to_this_run
 
 T = TypeVar("T")
 
@@ -58,7 +58,7 @@ def live(draw: Callable[[T, int], None]) -> Iterator[Callable[[T], None]]:
                 return
 
     thread = threading.Thread(target=run, name="live-results", daemon=True)
-    add_script_run_ctx(thread, get_script_run_ctx())
+    attach_to_this_run(thread)
     thread.start()
     try:
         yield latest.put
