@@ -39,6 +39,12 @@ def _describe_reshape(fn) -> str:
     return type(fn).__name__
 
 
+def _fitted(name: str, size: int) -> int:
+    """`size` rounded down to a multiple of a torchvision ViT's patch (vit_h_14: 14 px), else as is."""
+    patch = int(name.rsplit("_", 1)[1]) if name.startswith("vit_") else 1
+    return size - size % patch
+
+
 def _run(name: str, methods: list, input_size, seed: int) -> dict:
     import gc
 
@@ -175,7 +181,7 @@ def main() -> None:
     started = time.perf_counter()
     try:
         for name in names:
-            sizes = [args.input_size, None] if args.input_size else [None]
+            sizes = [_fitted(name, args.input_size), None] if args.input_size else [None]
             first_error = None
             for size in sizes:
                 row = worker.run((name, methods, size, args.seed), args.timeout)

@@ -136,7 +136,7 @@ def models_file_error() -> Optional[str]:
 def model_names() -> list[str]:
     """The picker's model ids: auto, the built-ins, then the models file's (names only: a page
     user can choose a model, never a file)."""
-    return [AUTO] + xai_core.list_models() + [n for n in st.session_state[OFFER][0] if n not in xai_core.list_models()]
+    return [AUTO] + xai_core.list_models(models_file=False) + list(st.session_state[OFFER][0])
 
 
 def model_title(name: str) -> str:

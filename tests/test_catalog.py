@@ -106,6 +106,32 @@ def test_load_entry_names_and_titles_the_handle(tmp_path: Path, monkeypatch: pyt
     assert xai_core.explain(handle, ROOT / "assets" / "images" / "cat.png", ["gradcam"]).model == "my-lite"
 
 
+def test_models_file_names_are_model_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A models file's names join `list_models()` and load by name with `load_model`, as in links."""
+    _models_file(tmp_path, monkeypatch, LITE)
+    assert xai_core.list_models() == ["resnet50", "efficientnet_lite0", "my-lite", "mine.v2"]
+    assert xai_core.list_models(models_file=False) == ["resnet50", "efficientnet_lite0"]
+    handle = xai_core.load_model("my-lite", device="cpu")
+    assert handle.name == "my-lite" and handle.spec.title == "My Lite model"
+    with pytest.raises(InvalidOptionError, match="comes from the models file"):
+        xai_core.load_model("my-lite", weights=None)
+    with pytest.raises(UnknownNameError, match="Unknown model 'nope'; choose auto, resnet50, efficientnet_lite0, "
+                                               "my-lite, mine.v2, torchvision:NAME"):
+        xai_core.load_model("nope")
+
+
+def test_the_cli_takes_a_models_file_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture) -> None:
+    from xai_core import cli
+
+    _models_file(tmp_path, monkeypatch, LITE)
+    assert cli.main(["cam", "--img", str(ROOT / "assets" / "images" / "cat.png"), "--output", str(tmp_path / "o.png"),
+                     "--method", "gradcam", "--model", "my-lite"]) == 0
+    with pytest.raises(SystemExit) as info:
+        cli.main(["cam", "--img", "x.png", "--output", str(tmp_path / "p.png"), "--model", "nope"])
+    assert info.value.code == 2 and "my-lite, mine.v2" in capsys.readouterr().err
+
+
 def test_a_missing_weights_file_names_it_as_the_file_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _models_file(tmp_path, monkeypatch, '[[model]]\nname = "gone"\nsource = "efficientnet_lite0"\n'
                                         'weights = "ckpt/missing.pt"')

@@ -100,3 +100,20 @@ def test_sanity_copy_reinitialises_the_layer_and_everything_after_it():
     assert "classifier.3.weight" in changed and "classifier.0.weight" in changed  # the head after `features`
     assert any(n.startswith(layer + ".") for n in changed)
     assert not any(n.startswith("features.0.") for n in changed)
+
+
+def test_ablationcam_is_blank_with_a_note_when_the_target_score_is_zero():
+    """A zero-initialised head (torchvision's ViTs, untrained) gives every logit 0: pytorch-grad-cam's
+    AblationCAM divides by that 0 and returns NaN; ours returns a blank map and says why."""
+    from xai_core.cam_classes import ABLATION_UNDEFINED
+
+    handle = xai_core.load_model("torchvision:resnet18", weights=None, device="cpu", input_size=64)
+    torch.nn.init.zeros_(handle.module.fc.weight)
+    torch.nn.init.zeros_(handle.module.fc.bias)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    result = xai_core.explain(handle, image, ["ablationcam"])
+    assert np.isfinite(result.maps["ablationcam"]).all() and not result.maps["ablationcam"].any()
+    assert ABLATION_UNDEFINED in result.notes
+    assert ABLATION_UNDEFINED not in xai_core.explain(
+        xai_core.load_model("torchvision:resnet18", weights=None, device="cpu", input_size=64), image, ["ablationcam"]
+    ).notes

@@ -95,3 +95,23 @@ def test_torchvision_tag_offline_says_where_to_put_the_file(monkeypatch, tmp_pat
 def test_builtins_refuse_labels():
     with pytest.raises(errors.InvalidOptionError, match="torchvision:resnet50"):
         load_model("resnet50", weights=None, labels=["a"], device="cpu")
+
+
+def test_a_torchvision_vit_is_built_for_its_transforms_crop(monkeypatch):
+    """vit_h_14's DEFAULT weights crop 518 px: with random weights it is built for 518 too (its builder
+    alone says 224), and an input size that is not a multiple of its patch gets one sentence."""
+    import torchvision
+
+    sizes: list = []
+    original = torchvision.models.get_model_builder
+
+    def tiny(weights=None, num_classes=1000, image_size=224):  # vit_h_14's layout, a fraction of its size
+        sizes.append(image_size)
+        return torchvision.models.VisionTransformer(image_size, 14, num_layers=1, num_heads=2, hidden_dim=8,
+                                                    mlp_dim=16, num_classes=num_classes)
+
+    monkeypatch.setattr(torchvision.models, "get_model_builder", lambda arch: tiny if arch == "vit_h_14" else original(arch))
+    handle = load_model("torchvision:vit_h_14", weights=None, device="cpu")
+    assert sizes[0] == 518 and list(handle.transforms.crop_size) == [518]
+    with pytest.raises(errors.InvalidOptionError, match="multiple of 14, not 128; e.g. 126"):
+        load_model("torchvision:vit_h_14", weights=None, input_size=128)

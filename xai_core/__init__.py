@@ -18,9 +18,9 @@ from .errors import (
 from .explain import Explanation, explain
 from .images import load_image
 from .methods import MethodSpec, OptionSpec, get_method, list_methods
-from .models import ModelHandle, default_device, load_model
+from .models import ModelHandle, default_device, list_models, load_model
 from .predict import Prediction, predict
-from .specs import ModelSpec, get_model_spec, list_models
+from .specs import ModelSpec, get_model_spec
 
 __all__ = [
     "Agreement",

@@ -88,6 +88,8 @@ class HeadAblationCAM(AblationCAM):
     raw: Optional[dict] = None
     #: The model, to bind replay heads to each sample's input.
     module: Optional[torch.nn.Module] = None
+    #: Sentences for the result's notes (e.g. an undefined map), or None.
+    notes: Optional[list] = None
 
     def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads) -> np.ndarray:
         acts = torch.as_tensor(activations, device=self.device)
@@ -109,7 +111,17 @@ class HeadAblationCAM(AblationCAM):
                     rows.append(self._scores(head, sample, layer, target, b, len(targets), None))
         original_scores = np.float32([r[0] for r in rows])[:, None]
         ablated = np.float32([r[1] for r in rows])
-        return (original_scores - ablated) / original_scores
+        # Written here (the library divides by a zero score too and returns a NaN map): where the
+        # target's score is exactly 0 (e.g. a zero-initialised head) the weights are undefined, so the
+        # map is left blank and a note says why.
+        undefined = original_scores[:, 0] == 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weights = (original_scores - ablated) / original_scores
+        if undefined.any():
+            weights[undefined] = 0.0
+            if self.notes is not None and ABLATION_UNDEFINED not in self.notes:
+                self.notes.append(ABLATION_UNDEFINED)
+        return weights
 
     def _sample_head(self, head, input_tensor: torch.Tensor, b: int):
         if not isinstance(head, Head):
@@ -155,6 +167,9 @@ def library_ablation_values(minimum: torch.Tensor, count: int) -> torch.Tensor:
         values.append(current)
     return torch.stack(values)
 
+
+ABLATION_UNDEFINED = ("Ablation-CAM's map is blank: the target class's score is exactly 0, so its weights "
+                      "(score - ablated score) / score are undefined (a zero-initialised or untrained head).")
 
 #: The library's `AblationLayer.__call__` constant.
 ABLATION_VALUE = 1e7

@@ -22,10 +22,9 @@ from .evaluate import RANDOM, evaluate
 from .explain import explain
 from .images import load_image
 from .methods import list_methods
-from .models import AUTO, load_model
+from .models import AUTO, list_models, load_model
 from .sources import is_source
 from .predict import predict
-from .specs import list_models
 
 USAGE_ERROR = 2
 DEFAULT_COMPONENTS = inspect.signature(factorize).parameters["n_components"].default
@@ -55,10 +54,16 @@ def _model(text: str) -> str:
     """argparse type of --model: auto, a registered model, or a source torchvision:NAME / timm:NAME
     (whose NAME is checked when it is loaded)."""
     name = text.strip()
-    if name == AUTO or name in list_models() or is_source(name):
+    if name == AUTO or name in list_models(models_file=False) or is_source(name):
+        return name
+    try:
+        known = list_models()  # the models file's names too
+    except XAIError as err:
+        raise argparse.ArgumentTypeError(str(err).rstrip(".")) from None
+    if name in known:
         return name
     raise argparse.ArgumentTypeError(
-        f"unknown model {text!r}; choose {', '.join([AUTO] + list_models())}, torchvision:NAME or timm:NAME"
+        f"unknown model {text!r}; choose {', '.join([AUTO] + known)}, torchvision:NAME or timm:NAME"
     )
 
 
@@ -67,8 +72,8 @@ def _weights(text: str) -> Optional[str]:
     return None if text.strip().lower() == "none" else text
 
 
-_MODEL_HELP = f"{AUTO}, {', '.join(list_models())}, torchvision:NAME (any torchvision classifier) or timm:NAME " \
-              "(default: %(default)s)"
+_MODEL_HELP = f"{AUTO}, {', '.join(list_models(models_file=False))}, a name from the models file ($XAI_MODELS " \
+              "or models.toml), torchvision:NAME (any torchvision classifier) or timm:NAME (default: %(default)s)"
 _WEIGHTS_HELP = "weights tag (e.g. DEFAULT, IMAGENET1K_V1; torchvision only), a state-dict file, or none for random"
 _LABELS_HELP = "class labels of a torchvision:/timm: model's checkpoint: a text file (one a line) or a JSON list"
 _TARGET_HELP = "class index or one of the model's class names (default: the top-1 class)"
@@ -106,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     dff.add_argument("--layer", help="layer to factorize (default: the model's)")
     dff.add_argument("--top-k", type=int, default=2, help="labels shown per concept (default: %(default)s)")
     bench = sub.add_parser("bench", help="time xai_core against pytorch-grad-cam and print a table")
-    bench.add_argument("--model", default="resnet50", choices=list_models())
+    bench.add_argument("--model", default="resnet50", choices=list_models(models_file=False))
     bench.add_argument("--layer", help="target layer (default: the model's)")
     bench.add_argument("--img", default=None, help="image (default: the cat sample)")
     bench.add_argument("--quick", action="store_true", help="perturbation methods on a 48 px input (under a minute)")

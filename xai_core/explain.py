@@ -99,8 +99,9 @@ def explain(
             "batch_size": batch_size,
             "guard": lambda: guard(handle),
         }
+        method_notes: list[str] = []
         if any(issubclass(s.cam_class, HeadAblationCAM) for s in shared_specs):
-            internal.update(_ablation_internals(handle, names, layers, shared.activations))
+            internal.update(_ablation_internals(handle, names, layers, shared.activations), notes=method_notes)
         reshapes = [handle.reshape(n) for n in names]
         for spec in shared_specs:
             with timer(handle.device, timings, spec.id):
@@ -134,7 +135,7 @@ def explain(
         model=handle.name,
         image=handle.display_image(pil),
         timings=timings,
-        notes=tuple(_notes(handle, specs, names)),
+        notes=tuple(_notes(handle, specs, names) + (method_notes if shared_specs else [])),
         options={"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth, "methods": resolved},
     )
 

@@ -21,7 +21,8 @@ from .checkpoints import Labels
 from .errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
 from .images import bounded_aspect
 from .sources import SourceModel, is_source, load_source
-from .specs import ModelSpec, get_model_spec, list_models
+from .specs import ModelSpec, get_model_spec
+from .specs import list_models as builtin_models
 from .weights import how_to_get, load_into, resolve
 
 AUTO = "auto"
@@ -159,6 +160,8 @@ def load_model(
     dev = _device(device)
     if is_source(name):
         return _from_source(load_source(name, weights, labels, input_size), dev)
+    if name != AUTO and name not in builtin_models():
+        return _from_models_file(name, weights, labels, input_size, dev)
     if labels is not None or input_size is not None:
         raise InvalidOptionError(
             f"labels and input_size apply to torchvision:NAME and timm:NAME models, not to {name!r}; "
@@ -179,6 +182,35 @@ def load_model(
             + how_to_get(spec, spec.weights_record()) + "."
         )
         return _replace_notice(handle, notice)
+
+
+def list_models(*, models_file: bool = True) -> list[str]:
+    """The model ids `load_model` takes by name (besides "auto" and torchvision:/timm: sources):
+    the built-in models, then the deployment's models file's (`xai_core.catalog`), which are the ids
+    the dashboard's picker and its links use. `models_file=False`: the built-ins only. Raises
+    `InvalidOptionError` (one sentence) for a malformed models file."""
+    names = builtin_models()
+    if models_file:
+        from . import catalog  # catalog loads through load_model: imported here to avoid a cycle
+
+        names += [e.name for e in catalog.entries() if e.name not in names]
+    return names
+
+
+def _from_models_file(name: str, weights, labels, input_size, device: torch.device) -> ModelHandle:
+    """The models file's model `name` (its entry sets the weights and labels)."""
+    from . import catalog
+
+    offered = [e.name for e in catalog.entries()]
+    if name not in offered:
+        raise UnknownNameError(
+            f"Unknown model {name!r}; choose {', '.join([AUTO] + builtin_models() + offered)}, torchvision:NAME or "
+            "timm:NAME."
+        )
+    if weights != DEFAULT_WEIGHTS or labels is not None or input_size is not None:
+        raise InvalidOptionError(f"The model {name!r} comes from the models file, which sets its weights and labels; "
+                                 "load it without weights, labels or input_size.")
+    return catalog.load_entry(name, device=device)
 
 
 def _is_tag(spec: ModelSpec, weights: object) -> bool:

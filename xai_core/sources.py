@@ -105,7 +105,7 @@ def _torchvision(arch: str, weights, names, input_size) -> SourceModel:
     builder = torchvision.models.get_model_builder(arch)
     enum = torchvision.models.get_model_weights(arch)
     default = enum.DEFAULT
-    extra = {"image_size": input_size} if input_size and arch.startswith("vit_") else {}
+    extra = {"image_size": _vit_size(arch, input_size, default)} if arch.startswith("vit_") else {}
 
     def build(k: int) -> nn.Module:
         return builder(weights=None, num_classes=k, **extra)
@@ -123,6 +123,17 @@ def _torchvision(arch: str, weights, names, input_size) -> SourceModel:
     if not _is_file_request(weights) and not os.path.exists(str(weights)):
         raise UnknownNameError(f"{source} has no weights {weights!r}; use DEFAULT, {', '.join(tags)} or a file path.")
     return _loaded_from_file(source, title, weights, build, names, reference, transforms)
+
+
+def _vit_size(arch: str, input_size: Optional[int], default) -> int:
+    """The image size a torchvision ViT is built for: `input_size`, else the crop of its DEFAULT
+    weights' transforms (518 px for vit_h_14, whose builder alone would say 224)."""
+    size = int(input_size or default.transforms().crop_size[0])
+    patch = int(arch.rsplit("_", 1)[1])
+    if size % patch:
+        raise InvalidOptionError(f"torchvision:{arch} cuts images into {patch}-pixel patches, so its input size must "
+                                 f"be a multiple of {patch}, not {size}; e.g. {size - size % patch}.")
+    return size
 
 
 def _torchvision_tag(source, title, builder, member, names, input_size) -> SourceModel:
