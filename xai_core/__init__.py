@@ -15,7 +15,7 @@ from .errors import (
     WeightsUnavailableError,
     XAIError,
 )
-from .explain import Explanation, explain
+from .explain import Explanation, explain, explain_batch
 from .images import load_image
 from .methods import MethodSpec, OptionSpec, get_method, list_methods
 from .models import ModelHandle, default_device, list_models, load_model
@@ -45,6 +45,7 @@ __all__ = [
     "XAIError",
     "default_device",
     "explain",
+    "explain_batch",
     "factorize",
     "get_method",
     "get_model_spec",

@@ -126,8 +126,9 @@ def deletion_insertion(
     zero, blur = torch.zeros_like(x), blurred(x)
     counts = [round(k * h * w / steps) for k in range(steps + 1)]
     makers = [lambda: zero, lambda: blur] if ends is None else []
+    on_device = [torch.from_numpy(rank).reshape(h, w).to(x.device) for rank in rank_list]  # one copy per map
     makers += [partial(_perturbed, x, zero, blur, rank, kind, counts[k])
-               for rank in rank_list for kind in ("del", "ins") for k in range(1, steps)]
+               for rank in on_device for kind in ("del", "ins") for k in range(1, steps)]
     makers += [partial(lambda image: image, image) for image in extra]
     probs = []
     for start in range(0, len(makers), scorer.batch_size):
@@ -148,8 +149,10 @@ def batch_count(n_maps: int, steps: int, n_extra: int, batch_size: int, ends: bo
     return math.ceil((2 * ends + n_maps * 2 * (steps - 1) + n_extra) / batch_size)
 
 
-def _perturbed(x, zero, blur, rank: np.ndarray, kind: str, count: int) -> torch.Tensor:
-    top = torch.from_numpy(rank < count).reshape(x.shape[-2:]).to(x.device)
+def _perturbed(x, zero, blur, rank: torch.Tensor, kind: str, count: int) -> torch.Tensor:
+    """The deletion or insertion image with the `count` most important pixels changed, made on
+    `x`'s device from the map's ranks there ([H, W])."""
+    top = rank < count
     return torch.where(top, zero, x) if kind == "del" else torch.where(top, x, blur)
 
 

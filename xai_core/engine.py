@@ -114,7 +114,8 @@ class SharedPass:
     input_tensor: torch.Tensor
     logits: torch.Tensor
     activations: list
-    target: int = -1
+    #: The target class of each sample.
+    target_indices: list = field(default_factory=list)
     grads: dict = field(default_factory=dict)  # target kind -> list of tensors per layer
     targets: dict = field(default_factory=dict)  # target kind -> list of callables per sample
     timings: dict = field(default_factory=dict)
@@ -129,33 +130,42 @@ def run_shared_pass(
     module: nn.Module,
     layers: Sequence[nn.Module],
     x: torch.Tensor,
-    target: Optional[int],
+    targets: Sequence[Optional[int]],
     grad_kinds: set[str],
     guard: Callable,
+    precision: Optional[str] = None,
 ) -> SharedPass:
     """One forward through `module` recording `layers`, then one backward (to the target layer
-    only) for each target kind in `grad_kinds` ("logit", "finer", "rest"). A `target` of None
-    means the top-1 class of the first sample."""
+    only) for each target kind in `grad_kinds` ("logit", "finer", "rest"). `targets` holds one
+    class index per sample of `x`, None for the sample's own top-1. The lock (`guard`) is held for
+    the forward only. `precision="bf16"`: the forward runs under bfloat16 autocast, and what it
+    recorded is handed on as float32."""
     timings: dict = {}
+    autocast = (torch.autocast(x.device.type, dtype=torch.bfloat16) if precision == "bf16"
+                else contextlib.nullcontext())
     with timer(x.device, timings, "forward"), guard(), recording(layers, start_graph=bool(grad_kinds)) as acts:
-        with torch.set_grad_enabled(_needs_grad_forward(module)), second_order_attention("rest" in grad_kinds):
+        with torch.set_grad_enabled(_needs_grad_forward(module)), second_order_attention("rest" in grad_kinds), \
+                autocast:
             logits = module(x)
+    logits = logits.float()
     result = SharedPass(x, logits, list(acts), timings=timings)
-    result.target = int(logits[0].argmax()) if target is None else target
-    target = result.target
+    top1 = logits.detach().argmax(dim=-1).tolist()
+    result.target_indices = [top1[i] if t is None else int(t) for i, t in enumerate(targets)]
     if not grad_kinds:
-        result.activations = [a.detach() for a in acts]
+        result.activations = [a.detach().float() for a in acts]
         return result
     order = [k for k in ("logit", "finer", "rest") if k in grad_kinds]
     with timer(x.device, timings, "backward"):
         for n, kind in enumerate(order):
-            targets = _targets(kind, logits, target)
+            targets = _targets(kind, logits, result.target_indices)
             score = sum(t(o) for t, o in zip(targets, logits))
             last = n == len(order) - 1
-            result.grads[kind] = list(torch.autograd.grad(
+            result.grads[kind] = [g.float() for g in torch.autograd.grad(
                 score, result.activations, retain_graph=not last or kind == "rest", create_graph=kind == "rest"
-            ))
+            )]
             result.targets[kind] = targets
+    if precision == "bf16":
+        result.activations = [a.detach().float() for a in result.activations]
     return result
 
 
@@ -177,19 +187,19 @@ def second_order_attention(needed: bool = True):
     return sdpa_kernel([SDPBackend.MATH])
 
 
-def _targets(kind: str, logits: torch.Tensor, target: int) -> list:
-    batch = logits.shape[0]
+def _targets(kind: str, logits: torch.Tensor, targets: Sequence[int]) -> list:
     if kind == "logit":
-        return [ClassifierOutputTarget(target) for _ in range(batch)]
+        return [ClassifierOutputTarget(t) for t in targets]
     if kind == "rest":
-        return [ClassifierOutputReST(target) for _ in range(batch)]
+        return [ClassifierOutputReST(t) for t in targets]
     # Finer-CAM: pytorch-grad-cam's FinerCAM.forward ranks classes by |logit - target logit| and
-    # compares with ranks 1-3; the same choice, made on our logits.
-    data = logits.detach().cpu().numpy()
-    order = np.argsort(np.abs(data - data[:, target][:, None]), axis=-1)
+    # compares with ranks 1-3; the same choice, made on our logits, for each sample's target.
+    data = logits.detach().float().cpu().numpy()
+    chosen = np.asarray(targets)
+    order = np.argsort(np.abs(data - data[np.arange(len(data)), chosen][:, None]), axis=-1)
     return [
         FinerWeightedTarget(int(order[i, 0]), [int(order[i, r]) for r in FINER_COMPARISON_RANKS], FINER_ALPHA)
-        for i in range(batch)
+        for i in range(len(data))
     ]
 
 
@@ -198,7 +208,6 @@ def library_cam(
     shared: SharedPass,
     module: nn.Module,
     layers: Sequence[nn.Module],
-    target: int,
     eigen_smooth: bool,
     options: Optional[dict] = None,
     internal: Optional[dict] = None,
@@ -219,15 +228,14 @@ def library_cam(
     cam.device = shared.input_tensor.device
     for name, value in (internal or {}).items():
         setattr(cam, name, value)
-    targets = shared.targets.get(method.grads) or [ClassifierOutputTarget(target)] * shared.input_tensor.shape[0]
+    targets = shared.targets.get(method.grads) or [ClassifierOutputTarget(t) for t in shared.target_indices]
     per_layer = cam.compute_cam_per_layer(shared.input_tensor, targets, eigen_smooth)
     return cam.aggregate_multi_layers(per_layer)
 
 
-def deaugment_mean(cams: np.ndarray, transforms: tta.Compose) -> np.ndarray:
-    """Undo each augmentation on its map and average, as BaseCAM.forward_augmentation_smoothing."""
-    out = []
-    for i, transform in enumerate(transforms):
-        cam = transform.deaugment_mask(torch.from_numpy(cams[i:i + 1, None]))
-        out.append(cam.numpy()[:, 0])
-    return np.mean(np.float32(out), axis=0)
+def deaugment_mean(cams: torch.Tensor, transforms: tta.Compose) -> torch.Tensor:
+    """Undo each augmentation on its maps and average, as BaseCAM.forward_augmentation_smoothing.
+    `cams` [A * N, H, W] holds augmentation a of image i at row a * N + i; returns [N, H, W]."""
+    per = cams.shape[0] // len(transforms)
+    out = [transform.deaugment_mask(cams[i * per:(i + 1) * per, None])[:, 0] for i, transform in enumerate(transforms)]
+    return torch.stack(out).mean(dim=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -15,8 +15,10 @@ from ._common import GuardedModule, LayerArg, MethodsArg, as_pil, guard, layer_n
 from ._timing import elapsed, synchronize, timer
 from .cam_classes import HeadAblationCAM
 from .cost import observe
-from .engine import default_tta, deaugment_mean, library_cam, run_shared_pass
-from .errors import Cancelled
+from . import device_cams
+from .device_cams import has_formula
+from .engine import _apply, default_tta, deaugment_mean, library_cam, run_shared_pass
+from .errors import Cancelled, InvalidImageError, InvalidOptionError
 from .images import ImageSource
 from .methods import GRADIENT as GRADIENT_KIND
 from .methods import OWN_PASS, MethodSpec, get_method, resolve_options
@@ -56,88 +58,203 @@ def explain(
     methods: MethodsArg = ("gradcam",),
     target: Union[int, str, None] = None,
     layer: LayerArg = None,
-    *,
     aug_smooth: bool = False,
     eigen_smooth: bool = False,
     batch_size: int = 32,
     progress: Optional[Callable[[str, int, int], Optional[bool]]] = None,
     options: Optional[dict] = None,
+    precision: Optional[str] = None,
 ) -> Explanation:
     """Compute the maps of `methods` (ids from `list_methods()`) for class `target` (index or label;
     default top-1) at `layer` (a name, a comma list or a sequence: several layers are fused as
     pytorch-grad-cam does). Every method except FullGrad shares one forward pass, and every gradient
-    method one backward pass to the target layer. `progress(method, done, total)` is called by the
-    perturbation methods after each batch; returning False cancels (raises `Cancelled`).
+    method one backward pass to the target layer; the classic CAM formulas then run on the model's
+    device (`device_cams`). `progress(method, done, total)` is called by the perturbation methods
+    after each batch of `batch_size` masked inputs; returning False cancels (raises `Cancelled`).
     `options` sets the options each method declares (`MethodSpec.options`), e.g.
-    {"fastscorecam": {"top_k": 32}}; `result.options` records them all.
+    {"fastscorecam": {"top_k": 32}}; `result.options` records them all. `precision="bf16"` runs
+    the shared forward under bfloat16 autocast (CUDA; the maps then differ slightly from fp32's).
     Raises `InvalidImageError`, `UnknownNameError`, `InvalidOptionError`, `Cancelled`."""
     synchronize(handle.device)
     started = time.perf_counter()
-    specs = method_specs(methods)
-    resolved = resolve_options([s.id for s in specs], options)
-    names = layer_names(handle, layer)
+    plan = _plan(handle, methods, layer, options, precision)
     pil = as_pil(image)
-    x = handle.preprocess(pil)
     target_index = None if target is None else handle.class_index(target)
-    if target_index is None and aug_smooth:
-        target_index = _top1(handle, x)  # the un-augmented image's top-1, for every augmentation
+    (result,) = _explain_images(handle, plan, [pil], [target_index], aug_smooth, eigen_smooth, batch_size, progress)
+    result.timings["total"] = elapsed(handle.device, started)
+    return result
+
+
+def explain_batch(
+    handle: ModelHandle,
+    images: Sequence[ImageSource],
+    methods: MethodsArg = ("gradcam",),
+    targets: Union[int, str, Sequence[Union[int, str, None]], None] = None,
+    layer: LayerArg = None,
+    *,
+    batch_size: Optional[int] = None,
+    progress: Optional[Callable[[str, int, int], Optional[bool]]] = None,
+    options: Optional[dict] = None,
+    aug_smooth: bool = False,
+    eigen_smooth: bool = False,
+    precision: Optional[str] = None,
+) -> list[Explanation]:
+    """`explain` for many images: one `Explanation` per image, in order, each map equal to what
+    `explain` gives that image (within float noise). `targets`: None (each image's own top-1), one
+    index or label for every image, or a sequence with one per image (None: that image's top-1).
+    Images go through the model `batch_size` at a time (default 64 on a GPU, 16 on a CPU): one
+    shared forward and backward per batch, the CAM arithmetic on the device, the perturbation
+    methods over the batch, and the model's lock held one batch at a time, so other users' requests
+    run between batches. `progress("images", done, total)` is called after each batch; returning
+    False cancels (raises `Cancelled`). Raises `InvalidImageError` (naming the image),
+    `UnknownNameError`, `InvalidOptionError`, `Cancelled`."""
+    plan = _plan(handle, methods, layer, options, precision)
+    images = list(images)
+    chosen = _per_image_targets(handle, targets, len(images))
+    size = _batch_size(handle, batch_size)
+    results: list[Explanation] = []
+    for first in range(0, len(images), size):
+        synchronize(handle.device)
+        started = time.perf_counter()
+        pils = []
+        for i in range(first, min(first + size, len(images))):
+            try:
+                pils.append(as_pil(images[i]))
+            except InvalidImageError as err:
+                raise InvalidImageError(f"Image {i + 1} of {len(images)}: {err}") from None
+        chunk = _explain_images(handle, plan, pils, chosen[first:first + size], aug_smooth, eigen_smooth, 32, None)
+        share = elapsed(handle.device, started) / len(chunk)
+        for result in chunk:
+            result.timings["total"] = share
+        results.extend(chunk)
+        if progress is not None and progress("images", len(results), len(images)) is False:
+            raise Cancelled("The computation was cancelled.")
+    return results
+
+
+@dataclass(frozen=True)
+class _Plan:
+    specs: list
+    resolved: dict
+    names: list
+    precision: Optional[str]
+
+
+def _plan(handle: ModelHandle, methods: MethodsArg, layer: LayerArg, options: Optional[dict],
+          precision: Optional[str]) -> _Plan:
+    specs = method_specs(methods)
+    if precision not in PRECISIONS:
+        raise InvalidOptionError(f"Unknown precision {precision!r}; use {' or '.join(map(repr, PRECISIONS))}.")
+    if precision == "bf16" and handle.device.type != "cuda":
+        raise InvalidOptionError(f"precision='bf16' runs on a CUDA device; this model is on {handle.device.type}.")
+    return _Plan(specs, resolve_options([s.id for s in specs], options), layer_names(handle, layer),
+                 None if precision == "fp32" else precision)
+
+
+#: The precisions of the shared forward: None / "fp32" (float32), "bf16" (bfloat16 autocast, CUDA).
+PRECISIONS = (None, "fp32", "bf16")
+
+
+def _per_image_targets(handle: ModelHandle, targets, count: int) -> list[Optional[int]]:
+    if targets is None or isinstance(targets, (int, np.integer, str)):
+        index = None if targets is None else handle.class_index(targets)
+        return [index] * count
+    targets = list(targets)
+    if len(targets) != count:
+        raise InvalidOptionError(f"Give one target per image ({count}), not {len(targets)}; or one target for all.")
+    return [None if t is None else handle.class_index(t) for t in targets]
+
+
+def _batch_size(handle: ModelHandle, batch_size: Optional[int]) -> int:
+    if batch_size is None:
+        return 64 if handle.device.type == "cuda" else 16
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InvalidOptionError(f"batch_size must be a whole number of images, 1 or more, not {batch_size!r}.")
+    return int(batch_size)
+
+
+def _explain_images(handle: ModelHandle, plan: _Plan, pils: list, targets: list, aug_smooth: bool,
+                    eigen_smooth: bool, cam_batch_size: int, progress) -> list[Explanation]:
+    """The explanations of `pils` (one batch: one shared pass). `targets`: an index or None per image."""
+    specs, resolved, names = plan.specs, plan.resolved, plan.names
+    count = len(pils)
+    x = torch.cat([handle.preprocess(pil) for pil in pils])
+    targets = list(targets)
+    if aug_smooth and any(t is None for t in targets):
+        top1 = _top1(handle, x)  # each un-augmented image's top-1, for every augmentation of it
+        targets = [top1[i] if t is None else t for i, t in enumerate(targets)]
     transforms = default_tta() if aug_smooth else None
     batch = torch.cat([t.augment_image(x) for t in transforms]) if transforms else x
+    copies = len(transforms) if transforms else 1
 
-    maps: dict[str, np.ndarray] = {}
+    maps: dict[str, torch.Tensor] = {}
     timings: dict[str, float] = {}
+    method_notes: list[str] = []
     layers = [handle.layers[n] for n in names]
     shared_specs = [s for s in specs if s.shares_pass]
+    size = tuple(batch.shape[-2:])
     if shared_specs:
-        shared = run_shared_pass(
-            handle.module, layers, batch, target_index, {s.grads for s in shared_specs if s.grads}, lambda: guard(handle)
-        )
-        target_index = shared.target
-        timings.update(shared.timings)
+        shared = run_shared_pass(handle.module, layers, batch, targets * copies,
+                                 {s.grads for s in shared_specs if s.grads}, lambda: guard(handle), plan.precision)
+        targets = shared.target_indices[:count]
+        timings.update({k: v / count for k, v in shared.timings.items()})
         internal = {
             "model": GuardedModule(handle, handle.module),
-            "batch_size": batch_size,
+            "batch_size": cam_batch_size,
             "guard": lambda: guard(handle),
         }
-        method_notes: list[str] = []
         if any(issubclass(s.cam_class, HeadAblationCAM) for s in shared_specs):
             internal.update(_ablation_internals(handle, names, layers, shared.activations), notes=method_notes)
         reshapes = [handle.reshape(n) for n in names]
         for spec in shared_specs:
             with timer(handle.device, timings, spec.id):
-                cams = library_cam(spec, shared, handle.module, layers, target_index, eigen_smooth,
-                                   resolved.get(spec.id), {**internal, "progress": _bind(progress, spec.id)},
-                                   reshapes)
+                if has_formula(spec.cam_class) and not resolved.get(spec.id):
+                    cams = device_cams.cams(spec.cam_class, [_apply(r, a) for r, a in zip(reshapes, shared.activations)],
+                                            [_apply(r, g) for r, g in zip(reshapes, shared.grads.get(spec.grads, []))],
+                                            size, eigen_smooth)
+                else:
+                    cams = torch.from_numpy(library_cam(
+                        spec, shared, handle.module, layers, eigen_smooth, resolved.get(spec.id),
+                        {**internal, "progress": _bind(progress, spec.id)}, reshapes)).to(handle.device)
                 maps[spec.id] = _finish(cams, transforms)
+            timings[spec.id] /= count
             observe(handle, spec.id, names, aug_smooth, resolved.get(spec.id), timings[spec.id])
-    if target_index is None:
-        target_index = _top1(handle, x)
+    if any(t is None for t in targets):
+        top1 = _top1(handle, x)
+        targets = [top1[i] if t is None else t for i, t in enumerate(targets)]
     for spec in specs:
         if spec.kind == OWN_PASS:
             report = _bind(progress, spec.id) or (lambda done, total: None)
             if report(0, 1) is False:
                 raise Cancelled("The computation was cancelled.")
             with timer(handle.device, timings, spec.id):
-                maps[spec.id] = _fullgrad(handle, x, target_index, aug_smooth, eigen_smooth)
+                maps[spec.id] = torch.stack([
+                    _fullgrad(handle, x[i:i + 1], targets[i], aug_smooth, eigen_smooth) for i in range(count)])
+            timings[spec.id] /= count
             report(1, 1)
             observe(handle, spec.id, names, aug_smooth, resolved.get(spec.id), timings[spec.id])
     if shared_specs and transforms is None:
-        probability = float(shared.logits.detach()[0].softmax(-1)[target_index])
+        probabilities = shared.logits.detach()[:count].softmax(-1)
     else:
-        probability = _probability(handle, x, target_index)
-    timings["total"] = elapsed(handle.device, started)
-    return Explanation(
-        maps={s.id: maps[s.id] for s in specs},
-        target=target_index,
-        target_label=handle.categories[target_index],
-        target_probability=probability,
-        layers=tuple(names),
-        model=handle.name,
-        image=handle.display_image(pil),
-        timings=timings,
-        notes=tuple(_notes(handle, specs, names) + (method_notes if shared_specs else [])),
-        options={"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth, "methods": resolved},
-    )
+        probabilities = _probabilities(handle, x)
+    chosen = probabilities[torch.arange(count), torch.tensor(targets, device=probabilities.device)].tolist()
+    stacked = torch.stack([maps[s.id] for s in specs], dim=1).cpu().numpy()  # the one transfer: [N, M, H, W]
+    notes = tuple(_notes(handle, specs, names) + method_notes)
+    return [
+        Explanation(
+            maps={s.id: stacked[i, j] for j, s in enumerate(specs)},
+            target=targets[i],
+            target_label=handle.categories[targets[i]],
+            target_probability=float(chosen[i]),
+            layers=tuple(names),
+            model=handle.name,
+            image=handle.display_image(pil),
+            timings=dict(timings),
+            notes=notes,
+            options={"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth, "methods": resolved},
+        )
+        for i, pil in enumerate(pils)
+    ]
 
 
 def _ablation_internals(handle: ModelHandle, names: list[str], layers: list, activations: list) -> dict:
@@ -155,12 +272,13 @@ def _bind(progress, method_id: str):
     return None if progress is None else (lambda done, total: progress(method_id, done, total))
 
 
-def _finish(cams: np.ndarray, transforms) -> np.ndarray:
+def _finish(cams: torch.Tensor, transforms) -> torch.Tensor:
+    """[A * N, H, W] maps -> [N, H, W] float32 in [0, 1] (augmentations undone and averaged)."""
     cam = deaugment_mean(cams, transforms) if transforms is not None else cams
-    return np.clip(np.float32(cam[0]), 0.0, 1.0)
+    return torch.clamp(cam.float(), 0.0, 1.0)
 
 
-def _fullgrad(handle: ModelHandle, x: torch.Tensor, target: int, aug_smooth: bool, eigen_smooth: bool) -> np.ndarray:
+def _fullgrad(handle: ModelHandle, x: torch.Tensor, target: int, aug_smooth: bool, eigen_smooth: bool) -> torch.Tensor:
     """FullGrad runs its own pass (input and every bias gradient) under the model's lock. Its hooks
     are removed, and the parameter gradients its full backward leaves on the shared model are
     dropped, in `finally` (the library's `__exit__` would swallow IndexErrors, so it is not used)."""
@@ -171,17 +289,17 @@ def _fullgrad(handle: ModelHandle, x: torch.Tensor, target: int, aug_smooth: boo
         finally:
             cam.activations_and_grads.release()
             handle.module.zero_grad(set_to_none=True)
-    return np.clip(np.float32(result[0]), 0.0, 1.0)
+    return torch.clamp(torch.from_numpy(np.float32(result[0])), 0.0, 1.0).to(handle.device)
 
 
-def _top1(handle: ModelHandle, x: torch.Tensor) -> int:
+def _top1(handle: ModelHandle, x: torch.Tensor) -> list[int]:
     with guard(handle), torch.inference_mode():
-        return int(handle.module(x)[0].argmax())
+        return handle.module(x).argmax(dim=-1).tolist()
 
 
-def _probability(handle: ModelHandle, x: torch.Tensor, target: int) -> float:
+def _probabilities(handle: ModelHandle, x: torch.Tensor) -> torch.Tensor:
     with guard(handle), torch.inference_mode():
-        return float(handle.module(x).softmax(-1)[0, target])
+        return handle.module(x).float().softmax(-1)
 
 
 def _notes(handle: ModelHandle, specs: list[MethodSpec], names: list[str]) -> list[str]:
