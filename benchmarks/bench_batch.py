@@ -121,8 +121,8 @@ def single_image(handle, layer: str, repeats: int) -> dict:
 
 
 def peak_memory(device: str, sizes: list[int], layer: str) -> list[dict]:
-    """Peak memory of one `explain_batch` with the 8 gradient CAMs per batch size: on CUDA the
-    allocator's peak; on a CPU the peak RSS of a fresh process (its growth over the loaded model)."""
+    """Peak memory of one `explain_batch` with the 8 gradient CAMs per batch size, each in a fresh
+    process after a warm-up: the peak RSS growth (Linux), and on CUDA the allocator's peak."""
     rows = []
     for size in sizes:
         out = subprocess.run([sys.executable, __file__, "--child-memory", str(size), "--device", device,
@@ -132,21 +132,26 @@ def peak_memory(device: str, sizes: list[int], layer: str) -> list[dict]:
 
 
 def _child_memory(size: int, device: str, layer: str) -> None:
-    import resource
-
     handle = resnet50(device)
     images = photos(size)
     xai_core.explain(handle, images[0], ["gradcam"], layer=layer)  # warm-up: allocator and kernels
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = _rss_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # Linux: reset the peak (VmHWM) to the current RSS
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
         base_gpu = torch.cuda.memory_allocated() / 2**20
     xai_core.explain_batch(handle, images, list(GRADIENT8), layer=layer, batch_size=size)
-    row = {"batch": size, "peak RSS MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "RSS growth MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base}
+    row = {"batch": size, "RSS before MB": base, "peak RSS growth MB": _rss_mb("VmHWM") - base}
     if device.startswith("cuda"):
-        row["GPU peak MB (above the model)"] = torch.cuda.max_memory_allocated() / 2**20 - base_gpu
+        row["GPU peak above the model MB"] = torch.cuda.max_memory_allocated() / 2**20 - base_gpu
     print(json.dumps(row))
+
+
+def _rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def table(rows: list[dict]) -> str:
