@@ -5,7 +5,7 @@ Streamlit; numpy out, torch kept inside."""
 from . import catalog  # the deployment's models file: catalog.entries(), catalog.load_entry(name)
 from .cost import Cost, estimate_cost
 from .dff import Factorization, factorize
-from .evaluate import Agreement, Evaluation, estimate_evaluation_seconds, evaluate
+from .evaluate import Agreement, Evaluation, estimate_evaluation_seconds, evaluate, evaluate_batch
 from .errors import (
     Cancelled,
     InvalidImageError,
@@ -29,6 +29,7 @@ __all__ = [
     "estimate_cost",
     "estimate_evaluation_seconds",
     "evaluate",
+    "evaluate_batch",
     "Evaluation",
     "Explanation",
     "Factorization",

@@ -77,11 +77,33 @@ class Scorer:
         """The target's probability for every image of `batch`, float64 [B]."""
         out = []
         for start in range(0, batch.shape[0], self.batch_size):
-            chunk = batch[start:start + self.batch_size].contiguous(memory_format=torch.channels_last)
-            with guard(self.handle), torch.inference_mode():
-                logits = self.handle.module(chunk)
-            out.append(logits.softmax(-1)[:, self.target].double().cpu().numpy())
+            out.append(probabilities(self.handle, batch[start:start + self.batch_size], self.target))
         return np.concatenate(out)
+
+
+def probabilities(handle: ModelHandle, batch: torch.Tensor, targets) -> np.ndarray:
+    """Softmax probability of `targets` (one class for all, or one per image) for the images of
+    `batch` in one forward (channels-last, inference mode, under the handle's guard), float64 [B]."""
+    chunk = batch.contiguous(memory_format=torch.channels_last)
+    with guard(handle), torch.inference_mode():
+        logits = handle.module(chunk)
+    if isinstance(targets, int):
+        return logits.softmax(-1)[:, targets].double().cpu().numpy()
+    rows = torch.arange(len(targets), device=logits.device)
+    return logits.softmax(-1)[rows, torch.as_tensor(targets, device=logits.device)].double().cpu().numpy()
+
+
+def score_queue(handle: ModelHandle, items: Sequence[tuple[Callable[[], torch.Tensor], int]], batch_size: int,
+                tick: Callable[[], None]) -> np.ndarray:
+    """The target probability of every image made by `items` ((maker of a [1, C, H, W] image, its
+    target class) pairs, several images' work mixed), `batch_size` images per forward, `tick()`
+    after each forward; float64 [len(items)]. The images are made batch by batch, on the device."""
+    out = []
+    for start in range(0, len(items), batch_size):
+        part = items[start:start + batch_size]
+        out.append(probabilities(handle, torch.cat([make() for make, _ in part]), [t for _, t in part]))
+        tick()
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def ranks(cam: np.ndarray) -> np.ndarray:
@@ -121,26 +143,38 @@ def deletion_insertion(
     from the blurred image, the original's most important pixels first are put back. Written by
     hand (pytorch-grad-cam has no deletion/insertion); the images are made batch by batch
     (`tick()` after each batch)."""
-    x = scorer.x
-    h, w = x.shape[-2:]
-    zero, blur = torch.zeros_like(x), blurred(x)
-    counts = [round(k * h * w / steps) for k in range(steps + 1)]
-    makers = [lambda: zero, lambda: blur] if ends is None else []
-    on_device = [torch.from_numpy(rank).reshape(h, w).to(x.device) for rank in rank_list]  # one copy per map
-    makers += [partial(_perturbed, x, zero, blur, rank, kind, counts[k])
-               for rank in on_device for kind in ("del", "ins") for k in range(1, steps)]
-    makers += [partial(lambda image: image, image) for image in extra]
+    makers = curve_makers(scorer.x, rank_list, steps, extra, ends is None)
     probs = []
     for start in range(0, len(makers), scorer.batch_size):
         probs.append(scorer.probability(torch.cat([make() for make in makers[start:start + scorer.batch_size]])))
         tick()
-    flat = np.concatenate(probs)
+    return assemble_curves(np.concatenate(probs), len(rank_list), steps, scorer.base, ends)
+
+
+def curve_makers(x: torch.Tensor, rank_list: Sequence[np.ndarray], steps: int, extra: Sequence[torch.Tensor] = (),
+                 with_ends: bool = True) -> list[Callable[[], torch.Tensor]]:
+    """The makers of `deletion_insertion`'s images, in its order: the two end images (`with_ends`),
+    each map's deletion then insertion steps 1..steps-1, then `extra`. Each makes [1, C, H, W] on
+    `x`'s device when called."""
+    h, w = x.shape[-2:]
+    zero, blur = torch.zeros_like(x), blurred(x)
+    counts = [round(k * h * w / steps) for k in range(steps + 1)]
+    makers = [lambda: zero, lambda: blur] if with_ends else []
+    on_device = [torch.from_numpy(rank).reshape(h, w).to(x.device) for rank in rank_list]  # one copy per map
+    makers += [partial(_perturbed, x, zero, blur, rank, kind, counts[k])
+               for rank in on_device for kind in ("del", "ins") for k in range(1, steps)]
+    makers += [partial(lambda image: image, image) for image in extra]
+    return makers
+
+
+def assemble_curves(flat: np.ndarray, n: int, steps: int, base: float, ends: Optional[tuple[float, float]]):
+    """`deletion_insertion`'s result from the probabilities of `curve_makers`' images, in order."""
     if ends is None:
         ends, flat = (float(flat[0]), float(flat[1])), flat[2:]
-    n, inner_count = len(rank_list), len(rank_list) * 2 * (steps - 1)
+    inner_count = n * 2 * (steps - 1)
     inner = flat[:inner_count].reshape(n, 2, steps - 1)
-    deletion = np.column_stack([np.full(n, scorer.base), inner[:, 0], np.full(n, ends[0])])
-    insertion = np.column_stack([np.full(n, ends[1]), inner[:, 1], np.full(n, scorer.base)])
+    deletion = np.column_stack([np.full(n, base), inner[:, 0], np.full(n, ends[0])])
+    insertion = np.column_stack([np.full(n, ends[1]), inner[:, 1], np.full(n, base)])
     return deletion, insertion, flat[inner_count:], ends
 
 
@@ -186,7 +220,19 @@ class RoadJobs:
                 changes.append(scorer.probability(torch.cat(pending)) - scorer.base)
                 pending = []
             tick()
-        per_job = np.concatenate(changes).reshape(len(self._futures), len(self._cams))
+        return self.combine(np.concatenate(changes))
+
+    def makers(self, device) -> list[Callable[[], torch.Tensor]]:
+        """One maker per imputed image ([1, C, H, W] on `device`), job by job then map by map: the
+        order `combine` expects. A maker waits for its job's background imputation."""
+        return [partial(self._imputed, j, k, device) for j in range(len(self._futures)) for k in range(len(self._cams))]
+
+    def _imputed(self, job: int, k: int, device) -> torch.Tensor:
+        return self._futures[job].result()[k:k + 1].to(device)
+
+    def combine(self, changes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(morf, lerf, combined) from the probability changes of `makers`' images, in that order."""
+        per_job = changes.reshape(len(self._futures), len(self._cams))
         morf = per_job[:len(self.percentiles)].mean(axis=0)
         lerf = per_job[len(self.percentiles):].mean(axis=0)
         return morf, lerf, (lerf - morf) / 2

@@ -8,7 +8,7 @@ import contextlib
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from . import _timing
 from ._common import as_pil
 from ._sanity import SANITY_THRESHOLD, TOP_FRACTION, agreement_matrices, sanity_scores
 from .cost import estimate_cost
-from .errors import Cancelled, InvalidOptionError
+from .errors import Cancelled, InvalidImageError, InvalidOptionError
 from .explain import GAP_IDENTICAL, Explanation
 from .images import ImageSource
 from .methods import list_methods
@@ -135,29 +135,16 @@ def evaluate(
     `Cancelled`. Every forward runs in the calling thread, holding `handle.lock` for one batch at
     a time."""
     started = time.perf_counter()
-    x = _check(handle, image, explanation, steps, road_percentiles)
     batch_size = batch_size or faith.default_batch_size(handle)
-    methods = list(explanation.maps)
-    maps = {m: np.float32(explanation.maps[m]) for m in methods}
-    maps[RANDOM] = random_map(tuple(x.shape[-2:]))
-    rank_of = {m: faith.ranks(maps[m]) for m in maps}
-    timings: dict[str, float] = {}
-    rho, iou = agreement_matrices([maps[m] for m in methods], [rank_of[m] for m in methods])
-    results = _Results(
-        _same_map_groups(maps), methods + [RANDOM], timings, on_partial,
-        agreement=Agreement(tuple(methods), rho, iou, _identical_pairs(handle, explanation)),
-        fractions=np.linspace(0.0, 1.0, steps + 1), target=explanation.target, target_label=explanation.target_label,
-        target_probability=explanation.target_probability, model=explanation.model, layers=explanation.layers,
-        settings=_settings(steps, road_percentiles),
-    )
-    reps = list(results.rows)  # the methods' order, then the random map's (ROAD's noise follows it)
+    prepared = _prepare(handle, image, explanation, steps, road_percentiles, on_partial)
+    x, methods, maps, rank_of = prepared.x, prepared.methods, prepared.maps, prepared.rank_of
+    timings, results, reps, rank_maps = prepared.timings, prepared.results, prepared.reps, prepared.rank_maps
     chunks = _chunks(results.rep_of[RANDOM], results.rep_of[methods[0]], reps)
     checked = [m for m in methods if m in list_methods()] if sanity else []
     total = sum(faith.batch_count(len(c), steps, len(c), batch_size, ends=i == 0) for i, c in enumerate(chunks))
     tick = _Ticker(progress, total + 2 * len(road_percentiles) + bool(checked))
     later = ("road",) + (("sanity",) if checked else ())
     scorer = faith.Scorer(handle, x, explanation.target, batch_size)
-    rank_maps = np.stack([faith.rank_map(rank_of[rep], maps[rep].shape) for rep in reps])
     with contextlib.ExitStack() as stack:
         with _timing.timer(handle.device, timings, "deletion_insertion"):
             tick.stage, ends = "insert/delete", None
@@ -184,6 +171,116 @@ def evaluate(
             tick()
     timings["total"] = _timing.elapsed(handle.device, started)
     return results.report(())
+
+
+def evaluate_batch(
+    handle: ModelHandle,
+    images: Sequence[ImageSource],
+    explanations: Sequence[Explanation],
+    *,
+    steps: int = 20,
+    road_percentiles: tuple[int, ...] = ROAD_PERCENTILES,
+    batch_size: Optional[int] = None,
+    progress: Optional[Callable[[str, int, int], Optional[bool]]] = None,
+    group: int = 8,
+) -> list[Evaluation]:
+    """`evaluate` for many images (e.g. `explain_batch`'s results), without the sanity check: one
+    `Evaluation` per image with the same scores `evaluate(..., sanity=False)` gives (deletion,
+    insertion, confidence change, ROAD; each image's random map too). The forwards are batched
+    across maps and images, `batch_size` images each, the deletion and insertion images made on
+    the device; ROAD's imputations run in background threads while the curves are scored. Images
+    go `group` at a time (bounding the imputed images held). `progress("images", done, total)`
+    after each group; returning False cancels. Raises `InvalidOptionError` (naming the image),
+    `InvalidImageError`, `Cancelled`."""
+    images, explanations = list(images), list(explanations)
+    if len(images) != len(explanations):
+        raise InvalidOptionError(f"Give one explanation per image: {len(images)} images, {len(explanations)} explanations.")
+    if not isinstance(group, int) or group < 1:
+        raise InvalidOptionError(f"group must be a whole number of images, 1 or more, not {group!r}.")
+    batch_size = batch_size or faith.default_batch_size(handle)
+    out: list[Evaluation] = []
+    for first in range(0, len(images), group):
+        out += _evaluate_group(handle, images, explanations, range(first, min(first + group, len(images))),
+                               steps, road_percentiles, batch_size)
+        if progress is not None and progress("images", len(out), len(images)) is False:
+            raise Cancelled("Evaluation cancelled.")
+    return out
+
+
+def _evaluate_group(handle, images, explanations, indices, steps, road_percentiles, batch_size) -> list[Evaluation]:
+    started = time.perf_counter()
+    prepared = []
+    for i in indices:
+        try:
+            prepared.append(_prepare(handle, images[i], explanations[i], steps, road_percentiles, None))
+        except (InvalidOptionError, InvalidImageError) as err:
+            raise type(err)(f"Image {i + 1} of {len(images)}: {err}") from None
+    targets = [p.results.fields["target"] for p in prepared]
+    bases = faith.probabilities(handle, torch.cat([p.x for p in prepared]), targets)
+    tick = lambda: None  # noqa: E731  (progress is per group)
+    timings: dict[str, float] = {}
+    with contextlib.ExitStack() as stack:
+        with _timing.timer(handle.device, timings, "deletion_insertion"):
+            roads = [stack.enter_context(faith.RoadJobs(p.x, p.rank_maps, road_percentiles)) for p in prepared]
+            items, spans = [], []
+            for p, target in zip(prepared, targets):
+                extra = faith.confidence_images(p.x, np.stack([p.maps[rep] for rep in p.reps]))
+                makers = faith.curve_makers(p.x, [p.rank_of[rep] for rep in p.reps], steps, extra, True)
+                spans.append(slice(len(items), len(items) + len(makers)))
+                items += [(make, target) for make in makers]
+            flat = faith.score_queue(handle, items, batch_size, tick)
+            for p, base, span in zip(prepared, bases, spans):
+                deletion, insertion, multiplied, _ = faith.assemble_curves(flat[span], len(p.reps), steps, float(base), None)
+                _curve_rows(p.results.rows, p.reps, deletion, insertion, multiplied, float(base), steps)
+        with _timing.timer(handle.device, timings, "road"):
+            items, spans = [], []
+            for road, target in zip(roads, targets):
+                makers = road.makers(handle.device)
+                spans.append(slice(len(items), len(items) + len(makers)))
+                items += [(make, target) for make in makers]
+            flat = faith.score_queue(handle, items, batch_size, tick)
+            for p, road, base, span in zip(prepared, roads, bases, spans):
+                for rep, *values in zip(p.reps, *road.combine(flat[span] - float(base))):
+                    p.results.rows[rep].update(zip(("road_morf", "road_lerf", "road_combined"), map(float, values)))
+    share = {k: v / len(prepared) for k, v in timings.items()}
+    share["total"] = _timing.elapsed(handle.device, started) / len(prepared)
+    for p in prepared:
+        p.timings.update(share)
+    return [p.results.report(()) for p in prepared]
+
+
+@dataclass
+class _Prepared:
+    x: torch.Tensor
+    methods: list
+    maps: dict
+    rank_of: dict
+    timings: dict
+    results: "_Results"
+    reps: list
+    rank_maps: np.ndarray
+
+
+def _prepare(handle, image, explanation, steps, road_percentiles, on_partial) -> _Prepared:
+    """What scoring `explanation`'s maps needs: the model's input, the maps with the random one,
+    their ranks, the groups of equal maps (`_Results`) and their representatives' rank maps."""
+    x = _check(handle, image, explanation, steps, road_percentiles)
+    methods = list(explanation.maps)
+    maps = {m: np.float32(explanation.maps[m]) for m in methods}
+    maps[RANDOM] = random_map(tuple(x.shape[-2:]))
+    rank_of = {m: faith.ranks(maps[m]) for m in maps}
+    timings: dict[str, float] = {}
+    rho, iou = agreement_matrices([maps[m] for m in methods], [rank_of[m] for m in methods])
+    results = _Results(
+        _same_map_groups(maps), methods + [RANDOM], timings, on_partial,
+        agreement=Agreement(tuple(methods), rho, iou, _identical_pairs(handle, explanation)),
+        fractions=np.linspace(0.0, 1.0, steps + 1), target=explanation.target, target_label=explanation.target_label,
+        target_probability=explanation.target_probability, model=explanation.model, layers=explanation.layers,
+        settings=_settings(steps, road_percentiles),
+    )
+    reps = list(results.rows)  # the methods' order, then the random map's (ROAD's noise follows it)
+    rank_maps = np.stack([faith.rank_map(rank_of[rep], maps[rep].shape) for rep in reps])
+    return _Prepared(x, methods, maps, rank_of, timings, results, reps, rank_maps)
 
 
 def estimate_evaluation_seconds(handle: ModelHandle, explanation: Explanation, *, steps: int = 20,
@@ -248,18 +345,23 @@ def _chunks(random_rep: str, first_rep: str, reps: list[str]) -> list[list[str]]
 def _curves(scorer, chunk: list[str], maps: dict, rank_of: dict, steps: int, tick, ends, rows: dict):
     """Deletion/insertion curves and AUCs and the confidence change of the maps in `chunk`, into
     `rows`; returns the end images' probabilities (scored once, with the first chunk)."""
-    fractions = np.linspace(0.0, 1.0, steps + 1)
     extra = faith.confidence_images(scorer.x, np.stack([maps[rep] for rep in chunk]))  # scored in the same batches
     deletion, insertion, multiplied, ends = faith.deletion_insertion(
         scorer, [rank_of[rep] for rep in chunk], steps, tick, extra, ends)
+    _curve_rows(rows, chunk, deletion, insertion, multiplied, scorer.base, steps)
+    return ends
+
+
+def _curve_rows(rows: dict, chunk: list[str], deletion, insertion, multiplied, base: float, steps: int) -> None:
+    """Each map's deletion/insertion curves and AUCs and its confidence change, into `rows`."""
+    fractions = np.linspace(0.0, 1.0, steps + 1)
     for i, rep in enumerate(chunk):
         rows[rep].update(
             deletion_auc=float(np.trapezoid(deletion[i], fractions)),
             insertion_auc=float(np.trapezoid(insertion[i], fractions)),
             deletion_curve=deletion[i].copy(), insertion_curve=insertion[i].copy(),
-            confidence_change=float(multiplied[i] - scorer.base),
+            confidence_change=float(multiplied[i] - base),
         )
-    return ends
 
 
 def _settings(steps: int, road_percentiles) -> dict:
