@@ -47,6 +47,10 @@ def test_every_method_with_per_image_targets_equals_explain(tiny):
         single = xai_core.explain(tiny, image, methods, target=target, layer="layer4",
                                   options={"fastscorecam": {"top_k": 8}})
         _assert_same(result, single, methods)
+    for image, result in zip(images, results):  # the top 5 of each image, as predict gives them
+        want = xai_core.predict(tiny, image, top_k=5)
+        assert [p.index for p in result.top] == [p.index for p in want]
+        assert [p.probability for p in result.top] == pytest.approx([p.probability for p in want], abs=1e-5)
     assert len({r.target for r in results}) > 1  # the images differ, and so do their maps
     assert not np.allclose(results[0].maps["gradcam"], results[3].maps["gradcam"])
     assert no_hooks_left(tiny.module)
@@ -129,3 +133,23 @@ def test_another_users_gradcam_finishes_while_a_256_image_batch_runs(tiny):
     assert 16 <= finished_with < 256, "the other user's Grad-CAM waited for the whole 256-image job"
     assert len(done["results"]) == 256
     np.testing.assert_allclose(done["results"][0].maps["gradcam"], other.maps["gradcam"], atol=1e-5)
+
+
+def test_the_bf16_shared_pass_hands_on_float32_close_to_fp32(tiny):
+    """precision="bf16" is offered on CUDA only; its shared pass (bfloat16 autocast) is exercised
+    here on the CPU, where autocast runs too: float32 activations and gradients, maps near fp32's."""
+    from pytorch_grad_cam import GradCAM
+
+    from xai_core import device_cams
+    from xai_core._common import guard
+    from xai_core.engine import run_shared_pass
+
+    x = torch.cat([tiny.preprocess(p) for p in _photos(2)])
+    layer = [tiny.layers["layer4"]]
+    passes = {p: run_shared_pass(tiny.module, layer, x, [None, None], {"logit"}, lambda: guard(tiny), p)
+              for p in (None, "bf16")}
+    low = passes["bf16"]
+    assert all(t.dtype == torch.float32 for t in low.activations + low.grads["logit"] + [low.logits])
+    maps = {p: device_cams.cams(GradCAM, s.activations, s.grads["logit"], (64, 64), False) for p, s in passes.items()}
+    assert float((maps["bf16"] - maps[None]).abs().max()) < 0.1
+    assert no_hooks_left(tiny.module)

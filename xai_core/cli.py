@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print a JSON summary on stdout (and nothing else)")
 
     parser = _Parser(prog="python -m xai_core", description="Explain image classifiers' decisions.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,bench,eval}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,eval,batch,bench}", parser_class=_Parser)
     cam = sub.add_parser("cam", parents=[common], help="class activation maps (Grad-CAM, HiResCAM, ...)")
     cam.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
                      help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
@@ -126,6 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arguments(ev)
     ev.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
     ev.add_argument("--json", action="store_true", help="print the scores as JSON on stdout (and nothing else)")
+    batch = sub.add_parser("batch", help="explain a folder, glob or list of images into a results folder (resumable)")
+    batch.add_argument("--input", required=True, help="a folder (an ImageFolder tree gives true labels), a glob, "
+                       "or a .txt list of paths")
+    batch.add_argument("--output", required=True, help="results folder: results.parquet, maps/, summary.json, "
+                       "index.html")
+    batch.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
+                       help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
+    batch.add_argument("--target", help=_TARGET_HELP)
+    batch.add_argument("--layer", help="target layer, or a comma list of layers to fuse (default: the model's)")
+    _model_arguments(batch)
+    batch.add_argument("--eval", action="store_true", help="also deletion, insertion and ROAD scores (and the "
+                       "random map's), with confidence intervals in summary.json")
+    batch.add_argument("--steps", type=int, default=20, help="deletion/insertion steps with --eval (default: %(default)s)")
+    batch.add_argument("--batch-size", type=int, help="images per batch (default: 16 on a CPU, 64 on a GPU)")
+    batch.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
+    batch.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="local: this process; ray: Ray Data actors (pip install -r requirements-ray.txt)")
+    batch.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     return parser
 
 
@@ -138,6 +156,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         bench.run(model=args.model, layer=args.layer, quick=args.quick, image=args.img or str(bench.SAMPLE))
         return 0
+    if args.command == "batch":
+        return _run_batch(args)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # pytorch-grad-cam warns with print()
             summary = {"cam": _run_cam, "dff": _run_dff, "eval": _run_eval}[args.command](args)
@@ -216,6 +236,56 @@ def _run_eval(args: argparse.Namespace) -> dict:
     result = explain(handle, image, args.method, target=args.target, layer=args.layer, progress=_ProgressBar())
     scores = evaluate(handle, image, result, steps=args.steps, sanity=not args.no_sanity, progress=_ProgressBar())
     return {**summary, **scores.summary(), "methods": list(args.method)}
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    """`batch`: the dataset job; its last line says how many files were explained and refused.
+    Exit status 0 when every readable file was explained, 1 when some were not, 2 for bad options."""
+    from . import dataset
+
+    if args.batch_size is not None and args.batch_size < 1:
+        return _fail(f"--batch-size must be 1 or more, not {args.batch_size}.")
+    if not 2 <= args.steps <= 100:
+        return _fail(f"--steps must be 2 to 100, not {args.steps}.")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            handle = load_model(args.model, weights=args.weights, labels=args.labels, device=args.device)
+            if handle.notice:
+                print("note: " + " ".join(handle.notice.split()))
+            result = dataset.run(handle, args.input, args.output, args.method, target=args.target, layer=args.layer,
+                                 evaluate=args.eval, steps=args.steps, batch_size=args.batch_size,
+                                 progress=_RateBar(), engine=args.engine, address=args.address)
+    except XAIError as err:
+        return _fail(str(err))
+    except KeyboardInterrupt:
+        print("\ninterrupted: the finished batches are kept; rerun the same command to go on.", file=sys.stderr)
+        return 130
+    print(result.line())
+    return 1 if result.failed else 0
+
+
+class _RateBar:
+    """progress(done, total) callback: a text bar with the rate and the time left, on stderr."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self._started = None
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        now = time.perf_counter()
+        if self._started is None:
+            self._started = now
+        elapsed = now - self._started
+        rate = done / elapsed if elapsed > 0 and done else 0.0
+        left = f"{(total - done) / rate:.0f} s left" if rate else "starting"
+        step = int(self.WIDTH * done / max(total, 1))
+        bar = "#" * step + "-" * (self.WIDTH - step)
+        sys.stderr.write(f"\r  images [{bar}] {done}/{total}  {rate:.1f} images/s, {left}   "
+                         + ("\n" if done >= total else ""))
+        sys.stderr.flush()
 
 
 _COLUMNS = (("deletion_auc", "deletion"), ("insertion_auc", "insertion"), ("road_morf", "ROAD MoRF"),

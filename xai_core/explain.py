@@ -23,6 +23,7 @@ from .images import ImageSource
 from .methods import GRADIENT as GRADIENT_KIND
 from .methods import OWN_PASS, MethodSpec, get_method, resolve_options
 from .models import ModelHandle
+from .predict import Prediction
 
 #: Maps that are equal by construction when the target layer's head is global-average-pool + linear:
 #: the gradient is then the same at every location, so HiResCAM's element-wise product equals
@@ -50,6 +51,9 @@ class Explanation:
     #: {option: value}}}, the last with every option (defaults filled in) of each method here that
     #: declares options; `explain(..., options=result.options["methods"])` gives the same maps.
     options: dict
+    #: The model's 5 most probable classes for the image, best first, as `predict` gives them:
+    #: (index, label, probability) tuples.
+    top: tuple = ()
 
 
 def explain(
@@ -151,6 +155,8 @@ def _plan(handle: ModelHandle, methods: MethodsArg, layer: LayerArg, options: Op
                  None if precision == "fp32" else precision)
 
 
+#: How many of the most probable classes an `Explanation` lists (`top`).
+TOP_K = 5
 #: The precisions of the shared forward: None / "fp32" (float32), "bf16" (bfloat16 autocast, CUDA).
 PRECISIONS = (None, "fp32", "bf16")
 
@@ -238,6 +244,8 @@ def _explain_images(handle: ModelHandle, plan: _Plan, pils: list, targets: list,
     else:
         probabilities = _probabilities(handle, x)
     chosen = probabilities[torch.arange(count), torch.tensor(targets, device=probabilities.device)].tolist()
+    best = probabilities.topk(min(TOP_K, probabilities.shape[-1]), dim=-1)
+    best_p, best_i = best.values.tolist(), best.indices.tolist()
     stacked = torch.stack([maps[s.id] for s in specs], dim=1).cpu().numpy()  # the one transfer: [N, M, H, W]
     notes = tuple(_notes(handle, specs, names) + method_notes)
     return [
@@ -252,6 +260,7 @@ def _explain_images(handle: ModelHandle, plan: _Plan, pils: list, targets: list,
             timings=dict(timings),
             notes=notes,
             options={"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth, "methods": resolved},
+            top=tuple(Prediction(k, handle.categories[k], float(p)) for k, p in zip(best_i[i], best_p[i])),
         )
         for i, pil in enumerate(pils)
     ]

@@ -1,0 +1,125 @@
+"""index.html of a dataset run: the summary (score means with 95% intervals, win rates against the
+random map, accuracy) and a gallery of every image with its maps, filterable by class, correct or
+wrong and low confidence, sortable by any score. One self-contained file (the rows embedded as JSON,
+plain JavaScript, pictures from `maps/` by relative path): it opens offline from the results folder.
+Written here: no library we use builds such a report."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Sequence
+
+from .evaluate import RANDOM
+
+#: A top-1 probability below this counts as low confidence (the gallery's filter's default).
+LOW_CONFIDENCE = 0.5
+
+
+def write_report(out: Path, rows: Sequence[dict], summary: dict) -> Path:
+    """Write `out/index.html` for `rows` (results.parquet's) and `summary` (summary.json's)."""
+    path = Path(out) / "index.html"
+    path.write_text(report_html(rows, summary), encoding="utf-8")
+    return path
+
+
+def _ci(entry) -> str:
+    if not entry or entry.get("mean") is None:
+        return "–"
+    return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
+
+
+def _summary_table(summary: dict) -> str:
+    methods = summary.get("methods", {})
+    scores = [k for k in ("deletion_auc", "insertion_auc", "road_combined") if any(k in m for m in methods.values())]
+    head = ["Method", "seconds / image"] + [f"{s} (mean, 95% CI)" for s in scores] + \
+        [f"beats random on {s}" for s in scores]
+    lines = ["<table class='summary'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for method, entry in methods.items():
+        cells = [entry.get("title", method), _ci(entry.get("seconds"))]
+        cells += [_ci(entry.get(s)) for s in scores]
+        cells += [_ci(entry.get(f"{s}_win_rate")) if method != RANDOM else "–" for s in scores]
+        lines.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return "\n".join(lines) + "</table>"
+
+
+def report_html(rows: Sequence[dict], summary: dict) -> str:
+    settings = summary.get("settings", {})
+    facts = [f"{summary.get('explained', 0)} of {summary.get('files', 0)} files explained",
+             f"{summary.get('refused', 0)} refused",
+             f"model {settings.get('model', '?')}", f"layer {', '.join(settings.get('layers', []))}"]
+    if "accuracy" in summary:
+        facts.append(f"accuracy {_ci(summary['accuracy'])}")
+    data = json.dumps({"rows": list(rows), "methods": list(settings.get("methods", [])),
+                       "titles": {m: e.get("title", m) for m, e in summary.get("methods", {}).items()},
+                       "low": LOW_CONFIDENCE}, default=float).replace("</", "<\\/")
+    title = f"Explanations: {summary.get('input', 'dataset')}"
+    return TEMPLATE.replace("{{title}}", html.escape(title)).replace("{{facts}}", html.escape(" · ".join(facts))) \
+        .replace("{{summary}}", _summary_table(summary)).replace("{{data}}", data)
+
+
+TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{title}}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
+table.summary{border-collapse:collapse;margin:.5rem 0 1.5rem}
+table.summary td,table.summary th{border:1px solid #ccc;padding:.3rem .6rem;font-size:.9rem;text-align:left}
+#controls{display:flex;gap:1rem;flex-wrap:wrap;align-items:center;margin:.5rem 0 1rem}
+.card{border:1px solid #ddd;border-radius:6px;padding:.5rem;margin:.5rem 0;display:flex;gap:.75rem;align-items:flex-start}
+.card img{width:160px;height:160px;object-fit:cover;border-radius:3px}
+.card figure{margin:0;text-align:center;font-size:.8rem}
+.meta{font-size:.85rem;min-width:14rem}.wrong{color:#b00020}.right{color:#1b7f3b}.error{color:#b00020}
+</style></head><body>
+<h1>{{title}}</h1><p>{{facts}}</p>
+<h2>Methods over the dataset</h2>
+<p>Means with 95% bootstrap intervals; "beats random" is the share of images where the method's map
+scores better than the random map on the same image (deletion: lower is better; insertion and ROAD: higher).</p>
+{{summary}}
+<h2>Gallery</h2>
+<div id="controls">
+<label>Class <select id="cls"><option value="">all</option></select></label>
+<label>Prediction <select id="correct"><option value="">all</option><option value="right">correct</option>
+<option value="wrong">wrong</option><option value="error">refused files</option></select></label>
+<label><input type="checkbox" id="low"> low confidence only (top-1 below <span id="lowv"></span>)</label>
+<label>Sort by <select id="sort"><option value="path">file</option></select></label>
+<label><input type="checkbox" id="desc"> descending</label>
+<span id="count"></span>
+</div>
+<div id="gallery"></div>
+<script id="data" type="application/json">{{data}}</script>
+<script>
+const D = JSON.parse(document.getElementById('data').textContent);
+const rows = D.rows, methods = D.methods;
+const $ = id => document.getElementById(id);
+$('lowv').textContent = D.low;
+const norm = s => String(s || '').replace(/_/g, ' ').trim().toLowerCase();
+const classes = [...new Set(rows.map(r => r.true_label || r.label).filter(Boolean))].sort();
+classes.forEach(c => $('cls').add(new Option(c, c)));
+const numeric = Object.keys(rows[0] || {}).filter(k => rows.some(r => typeof r[k] === 'number'));
+numeric.forEach(k => $('sort').add(new Option(k, k)));
+const esc = s => String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
+function state(r) { if (r.error) return 'error'; if (!r.true_label) return ''; return norm(r.label) === norm(r.true_label) ? 'right' : 'wrong'; }
+function render() {
+  const cls = $('cls').value, want = $('correct').value, low = $('low').checked, key = $('sort').value, desc = $('desc').checked;
+  let shown = rows.filter(r => (!cls || (r.true_label || r.label) === cls) && (!want || state(r) === want)
+    && (!low || (r.probability !== null && r.probability < D.low)));
+  shown.sort((a, b) => { const x = a[key], y = b[key];
+    if (x === y) return 0; if (x === null || x === undefined) return 1; if (y === null || y === undefined) return -1;
+    return (x < y ? -1 : 1) * (desc ? -1 : 1); });
+  $('count').textContent = shown.length + ' of ' + rows.length + ' images';
+  $('gallery').innerHTML = shown.map(r => {
+    if (r.error) return `<div class="card"><div class="meta"><b>${esc(r.path)}</b><br><span class="error">${esc(r.error)}</span></div></div>`;
+    const s = state(r);
+    const truth = r.true_label ? `<br>true: <span class="${s}">${esc(r.true_label)}</span>` : '';
+    const scores = methods.map(m => ['deletion_auc', 'insertion_auc', 'road_combined'].filter(k => r[m + '_' + k] !== undefined && r[m + '_' + k] !== null)
+      .map(k => `${esc(D.titles[m] || m)} ${k}: ${r[m + '_' + k].toFixed(3)}`).join('<br>')).filter(Boolean).join('<br>');
+    const maps = methods.map(m => `<figure><img loading="lazy" src="maps/${esc(r.key)}_${esc(m)}.png" alt="${esc(m)}"><figcaption>${esc(D.titles[m] || m)}</figcaption></figure>`).join('');
+    return `<div class="card"><figure><img loading="lazy" src="maps/${esc(r.key)}.jpg" alt="image"><figcaption>${esc(r.path)}</figcaption></figure>${maps}
+      <div class="meta"><b>${esc(r.label)}</b> ${(100 * r.probability).toFixed(1)}%${truth}<br>target: ${esc(r.target_label)}<br>${scores}</div></div>`;
+  }).join('');
+}
+['cls', 'correct', 'low', 'sort', 'desc'].forEach(id => $(id).addEventListener('change', render));
+render();
+</script></body></html>
+"""
