@@ -36,8 +36,9 @@ from .evaluate import RANDOM, ROAD_PERCENTILES, evaluate_batch
 from .explain import explain_batch
 from .images import load_image
 from .methods import get_method
-from .models import ModelHandle
+from .models import ModelHandle, list_models
 from .render import overlay_cam
+from .sources import is_source
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: The scores of `--eval`, each with whether higher is better (for win rates against the random map).
@@ -216,6 +217,22 @@ def _explained_row(record: dict, settings: Settings, explanation, evaluation, ma
 
 
 # --- the job ------------------------------------------------------------------------------------
+
+
+def model_args(handle: ModelHandle) -> dict:
+    """`load_model` keywords that load `handle`'s model again in another process (a Ray actor):
+    its name, its weights file (or its tag's cached file), its labels for a source model. Raises
+    `InvalidOptionError` for a randomly initialised model, which another process cannot reproduce."""
+    if handle.weights_file is None and "random" in handle.weights_source:
+        raise InvalidOptionError(f"{handle.name} has random weights, which another process cannot load; "
+                                 "give it a weights file or a tag.")
+    args: dict = {"name": handle.name}
+    if is_source(handle.name):
+        args.update(weights=handle.weights_file, labels=list(handle.categories))
+    elif handle.weights_file is not None and handle.name in list_models(models_file=False):
+        args["weights"] = handle.weights_file
+    return args
+
 
 
 def run(
