@@ -384,6 +384,7 @@ def summarize(rows: Sequence[dict], settings: Settings) -> dict:
         "files": len(rows), "explained": len(ok), "refused": len(rows) - len(ok),
         "settings": dataclasses.asdict(settings), "methods": {},
     }
+    summary["seconds_per_image"] = bootstrap_ci(r["seconds"] for r in ok)
     labelled = [r for r in ok if r.get("true_label")]
     if labelled:
         summary["accuracy"] = bootstrap_ci([float(is_correct(r)) for r in labelled])

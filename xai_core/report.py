@@ -13,6 +13,9 @@ from typing import Sequence
 
 from .evaluate import RANDOM
 
+NAMES = {"deletion_auc": "deletion AUC (lower is better)", "insertion_auc": "insertion AUC (higher is better)",
+         "road_combined": "ROAD combined (higher is better)"}
+SHORT = {"deletion_auc": "deletion", "insertion_auc": "insertion", "road_combined": "ROAD"}
 #: A top-1 probability below this counts as low confidence (the gallery's filter's default).
 LOW_CONFIDENCE = 0.5
 
@@ -33,11 +36,10 @@ def _ci(entry) -> str:
 def _summary_table(summary: dict) -> str:
     methods = summary.get("methods", {})
     scores = [k for k in ("deletion_auc", "insertion_auc", "road_combined") if any(k in m for m in methods.values())]
-    head = ["Method", "seconds / image"] + [f"{s} (mean, 95% CI)" for s in scores] + \
-        [f"beats random on {s}" for s in scores]
+    head = ["Method"] + [f"{NAMES[s]} (mean, 95% CI)" for s in scores] + [f"beats random on {SHORT[s]} (share of images)" for s in scores]
     lines = ["<table class='summary'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     for method, entry in methods.items():
-        cells = [entry.get("title", method), _ci(entry.get("seconds"))]
+        cells = [entry.get("title", method)]
         cells += [_ci(entry.get(s)) for s in scores]
         cells += [_ci(entry.get(f"{s}_win_rate")) if method != RANDOM else "–" for s in scores]
         lines.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
@@ -49,6 +51,8 @@ def report_html(rows: Sequence[dict], summary: dict) -> str:
     facts = [f"{summary.get('explained', 0)} of {summary.get('files', 0)} files explained",
              f"{summary.get('refused', 0)} refused",
              f"model {settings.get('model', '?')}", f"layer {', '.join(settings.get('layers', []))}"]
+    if (summary.get("seconds_per_image") or {}).get("mean") is not None:
+        facts.append(f"{summary['seconds_per_image']['mean']:.3f} s per image (every method, its share of the batch)")
     if "accuracy" in summary:
         facts.append(f"accuracy {_ci(summary['accuracy'])}")
     data = json.dumps({"rows": list(rows), "methods": list(settings.get("methods", [])),
