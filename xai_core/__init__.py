@@ -3,6 +3,7 @@ user's checkpoint with its labels; CAM family, DFF) with pytorch-grad-cam's form
 Streamlit; numpy out, torch kept inside."""
 
 from . import catalog  # the deployment's models file: catalog.entries(), catalog.load_entry(name)
+from . import dataset  # dataset mode: dataset.run(handle, input, output, methods, ...), as `batch` runs it
 from .cost import Cost, estimate_cost
 from .dff import Factorization, factorize
 from .evaluate import Agreement, Evaluation, estimate_evaluation_seconds, evaluate, evaluate_batch
