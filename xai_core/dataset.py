@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
@@ -147,46 +148,77 @@ def columns(methods: Sequence[str], evaluate: bool) -> list[str]:
     return cols
 
 
-def read_record(source: Source, digest: str) -> dict:
-    """The file's bytes and key (its content hash and the settings'), or an error for a missing file."""
+_UNREADABLE = "The file cannot be read ({}); check that it exists and is readable."
+
+
+def read_record(source: Source, digest: str, keep_bytes: bool = False) -> dict:
+    """The file's key (its content hash and the settings'), or an error for a file that cannot be
+    read. The bytes are kept with `keep_bytes` (else the file is read again when it is explained,
+    so that a large input is never held in memory at once)."""
     try:
         data = Path(source.file).read_bytes()
     except OSError as err:
         return {"source": source, "data": None, "key": f"unreadable-{digest}-{source.path}",
-                "error": f"The file cannot be read ({type(err).__name__}); check that it exists and is readable."}
-    return {"source": source, "data": data, "key": f"{hashlib.sha256(data).hexdigest()[:32]}-{digest}", "error": None}
+                "error": _UNREADABLE.format(type(err).__name__)}
+    key = f"{hashlib.sha256(data).hexdigest()[:32]}-{digest}"
+    return {"source": source, "data": data if keep_bytes else None, "key": key, "error": None}
+
+
+def _bytes(record: dict) -> bytes:
+    return record["data"] if record.get("data") is not None else Path(record["source"].file).read_bytes()
 
 
 def explain_records(handle: ModelHandle, records: Sequence[dict], settings: Settings, out_dir: str) -> list[dict]:
     """The per-batch function of both engines: decode each record's bytes, explain the readable
     ones in one `explain_batch` (and `evaluate_batch` with `settings.evaluate`), write their maps
     under `out_dir/maps`, and return one row per record (an error row for a refused file), in order."""
+    rows, pictures = compute_records(handle, records, settings)
+    save_pictures(out_dir, pictures)
+    return rows
+
+
+def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Settings) -> tuple[list[dict], list]:
+    """`explain_records` without the writing: (the rows, the pictures `save_pictures` writes)."""
     rows: list[Optional[dict]] = [None] * len(records)
     good = []
     for i, record in enumerate(records):
         if record["error"] is None:
             try:
-                good.append((i, load_image(record["data"])))
+                good.append((i, load_image(_bytes(record))))
                 continue
-            except InvalidImageError as err:
-                record = {**record, "error": str(err)}
+            except (InvalidImageError, OSError) as err:
+                message = str(err) if isinstance(err, InvalidImageError) else _UNREADABLE.format(type(err).__name__)
+                record = {**record, "error": message}
         rows[i] = _row(record, settings, error=record["error"])
-    if good:
-        pils = [pil for _, pil in good]
-        try:
-            explanations = explain_batch(handle, pils, settings.methods, targets=settings.target,
-                                         layer=list(settings.layers), batch_size=len(pils))
-            scores = (evaluate_batch(handle, pils, explanations, steps=settings.steps,
-                                     road_percentiles=settings.road_percentiles) if settings.evaluate else None)
-        except XAIError as err:  # a readable file that could not be explained: its row says why
-            for i, _ in good:
-                rows[i] = _row(records[i], settings, error=f"{NOT_EXPLAINED} {err}")
-            return rows
-        maps = Path(out_dir) / "maps"
-        maps.mkdir(parents=True, exist_ok=True)
-        for n, (i, _) in enumerate(good):
-            rows[i] = _explained_row(records[i], settings, explanations[n], scores[n] if scores else None, maps)
-    return rows
+    if not good:
+        return rows, []
+    pils = [pil for _, pil in good]
+    try:
+        explanations = explain_batch(handle, pils, settings.methods, targets=settings.target,
+                                     layer=list(settings.layers), batch_size=len(pils))
+        scores = (evaluate_batch(handle, pils, explanations, steps=settings.steps,
+                                 road_percentiles=settings.road_percentiles) if settings.evaluate else None)
+    except XAIError as err:  # a readable file that could not be explained: its row says why
+        for i, _ in good:
+            rows[i] = _row(records[i], settings, error=f"{NOT_EXPLAINED} {err}")
+        return rows, []
+    pictures = []
+    for n, (i, _) in enumerate(good):
+        rows[i] = _explained_row(records[i], settings, explanations[n], scores[n] if scores else None)
+        pictures.append((records[i]["key"], explanations[n].image, explanations[n].maps))
+    return rows, pictures
+
+
+def save_pictures(out_dir: str, pictures: Sequence[tuple]) -> None:
+    """Write each explained image's picture (KEY.jpg), its maps over it (KEY_METHOD.png) and its raw
+    maps (KEY.npz, float16) into `out_dir/maps`."""
+    maps = Path(out_dir) / "maps"
+    maps.mkdir(parents=True, exist_ok=True)
+    for key, image, cams in pictures:
+        Image.fromarray(image).save(maps / f"{key}.jpg", quality=90)
+        for method, cam in cams.items():
+            Image.fromarray(overlay_cam(image, cam)).save(maps / f"{key}_{method}.png", compress_level=3)
+        np.savez_compressed(maps / f"{key}.npz", **{m: np.float16(c) for m, c in cams.items()})
 
 
 def _row(record: dict, settings: Settings, error: Optional[str] = None) -> dict:
@@ -196,15 +228,11 @@ def _row(record: dict, settings: Settings, error: Optional[str] = None) -> dict:
     return row
 
 
-def _explained_row(record: dict, settings: Settings, explanation, evaluation, maps: Path) -> dict:
+def _explained_row(record: dict, settings: Settings, explanation, evaluation) -> dict:
     row = _row(record, settings)
-    key = record["key"]
-    Image.fromarray(explanation.image).save(maps / f"{key}.jpg", quality=90)
-    for method, cam in explanation.maps.items():
-        Image.fromarray(overlay_cam(explanation.image, cam)).save(maps / f"{key}_{method}.png")
+    for method in explanation.maps:
         row[f"{method}_seconds"] = float(explanation.timings.get(method, 0.0))  # the method's own work
     row["seconds"] = float(explanation.timings["total"])  # the image's share of its batch, shared pass included
-    np.savez_compressed(maps / f"{key}.npz", **{m: np.float16(c) for m, c in explanation.maps.items()})
     top = explanation.top[:TOP_K]
     row.update(label=top[0].label, probability=float(top[0].probability),
                top5_labels=[p.label for p in top], top5_probabilities=[float(p.probability) for p in top],
@@ -277,8 +305,6 @@ def run(
         keys[source.path] = record["key"]
         if record["key"] not in done_keys:
             todo.append(record)
-        else:
-            record.pop("data", None)
     total, finished = len(todo), 0
     if progress is not None:
         progress(0, total)
@@ -287,7 +313,7 @@ def run(
 
         batches = run_ray(handle, todo, settings, str(out), size, address)
     else:
-        batches = (explain_records(handle, todo[i:i + size], settings, str(out)) for i in range(0, total, size))
+        batches = _pipelined(handle, todo, settings, out, size)
     for rows in batches:
         write_part(out, rows, settings)
         finished += len(rows)
@@ -298,6 +324,24 @@ def run(
     failed = sum(r["error"].startswith(NOT_EXPLAINED) for r in refused)
     return JobResult(len(rows) - len(refused), len(refused) - failed, len(sources) - total, failed, str(out),
                      time.perf_counter() - started)
+
+
+def _pipelined(handle: ModelHandle, todo: list, settings: Settings, out: Path, size: int):
+    """The local engine: each batch's rows, once its pictures are on disk (so a part never names a
+    missing map); a batch's pictures are written in a background thread while the next batch is
+    computed (PIL and zlib release the GIL)."""
+    pending = None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for i in range(0, len(todo), size):
+            batch = todo[i:i + size]
+            rows, pictures = compute_records(handle, batch, settings)
+            if pending is not None:
+                pending[1].result()
+                yield pending[0]
+            pending = (rows, pool.submit(save_pictures, str(out), pictures))
+        if pending is not None:
+            pending[1].result()
+            yield pending[0]
 
 
 def write_part(out: Path, rows: list[dict], settings: Settings) -> Path:
