@@ -41,7 +41,11 @@ def test_readme_command_runs_as_written(command: str, tmp_path: Path) -> None:
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
-    if "--output" in argv:
+    if argv[3] == "batch":  # a results folder, and the last line counts the files
+        written = tmp_path / argv[argv.index("--output") + 1]
+        assert (written / "results.parquet").is_file() and (written / "index.html").is_file()
+        assert done.stdout.strip().splitlines()[-1].startswith("Explained ")
+    elif "--output" in argv:
         written = tmp_path / argv[argv.index("--output") + 1]
         assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {written.name}" in done.stdout
     else:
