@@ -69,29 +69,29 @@ def library_loop(handle, paths: list[Path], layer: str, batch: int = 16) -> floa
     return time.perf_counter() - started
 
 
-def speed(count: int, work: Path) -> None:
+def speed(count: int, work: Path, device: str = "cpu", batch: int = 16) -> None:
     try:
-        handle = xai_core.load_model("resnet50", device="cpu")
+        handle = xai_core.load_model("resnet50", device=device)
     except WeightsUnavailableError:
         torch.manual_seed(0)
-        handle = xai_core.load_model("resnet50", weights=None, device="cpu")
+        handle = xai_core.load_model("resnet50", weights=None, device=device)
     paths = make_photos(work / "photos", count)
     layer = handle.default_layer
     xai_core.explain_batch(handle, [paths[0]] * 2, ["gradcam"])  # warm-up
-    lib = library_loop(handle, paths, layer)
+    lib = library_loop(handle, paths, layer, batch)
     out = work / "out"
     started = time.perf_counter()
-    result = dataset.run(handle, str(work / "photos"), str(out), ["gradcam"], batch_size=16)
+    result = dataset.run(handle, str(work / "photos"), str(out), ["gradcam"], batch_size=batch)
     ours = time.perf_counter() - started
     again = time.perf_counter()
-    dataset.run(handle, str(work / "photos"), str(out), ["gradcam"], batch_size=16)
+    dataset.run(handle, str(work / "photos"), str(out), ["gradcam"], batch_size=batch)
     rerun = time.perf_counter() - again
     print(f"## speed: Grad-CAM over {count} JPEG photos, ResNet-50 ({handle.weights_source}), {layer}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| what | seconds | images/s |\n|---|---|---|")
-    print(f"| plain loop, pytorch-grad-cam batched GradCAM (batch 16), decoding included, nothing written | "
+    print(f"| plain loop, pytorch-grad-cam batched GradCAM (batch {batch}), decoding included, nothing written | "
           f"{lib:.1f} | {count / lib:.1f} |")
-    print(f"| `dataset.run` (batch 16), decoding, maps, overlays, Parquet, summary and report included | "
+    print(f"| `dataset.run` (batch {batch}), decoding, maps, overlays, Parquet, summary and report included | "
           f"{ours:.1f} | {count / ours:.1f} |")
     print(f"| the same command again (every file skipped) | {rerun:.1f} | |")
     print(f"speed-up: **{lib / ours:.2f}x** (goal 1.5x); {result.line()}")
@@ -131,12 +131,14 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=200)
     parser.add_argument("--memory-images", type=int, default=2000)
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--device", default="cpu", help="the speed run's device, e.g. cuda")
+    parser.add_argument("--batch", type=int, default=16, help="the speed run's batch size (64 on a GPU)")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="xai-bench-dataset-"))
     try:
         if not args.skip_speed:
-            speed(args.photos, work)
+            speed(args.photos, work, args.device, args.batch)
         if not args.skip_memory:
             memory(args.memory_images, work)
     finally:
