@@ -141,3 +141,16 @@ def test_the_batch_command(lite, tmp_path, capsys):
                      "--model", "efficientnet_lite0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Unknown class") and len(err.strip().splitlines()) == 1
+
+
+def test_the_results_folder_inside_the_input_is_not_read_as_input(lite, tmp_path):
+    root = _tree(tmp_path / "in")
+    first = dataset.run(lite, str(root), str(root / "results"), ["gradcam"])
+    again = dataset.run(lite, str(root), str(root / "results"), ["gradcam"])
+    assert (first.explained, again.explained, again.skipped) == (4, 4, 5)
+    assert {r["true_label"] for r in _rows(root / "results")} == {"cat", "other"}  # still an ImageFolder tree
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(xai_core.InvalidOptionError, match="results folder cannot be made"):
+        dataset.run(lite, str(root), str(tmp_path / "file" / "out"), ["gradcam"])
+    with pytest.raises(xai_core.InvalidOptionError, match="batch_size"):
+        dataset.run(lite, str(root), str(tmp_path / "o"), ["gradcam"], batch_size=0)

@@ -97,17 +97,18 @@ class JobResult:
         return f"{done}, {refused}{skipped}{failed}; results in {self.output}."
 
 
-def list_inputs(spec: str) -> tuple[Path, list[Source]]:
+def list_inputs(spec: str, exclude: Optional[Path] = None) -> tuple[Path, list[Source]]:
     """The input files of `spec`: a folder (every image under it; an ImageFolder tree, i.e. every
     image exactly one subfolder deep, gives each file its subfolder's name as true label), a text
     file listing one path a line (relative to its folder; `#` starts a comment), or a glob.
-    Returns (the folder paths are relative to, the files sorted by path). Raises
-    `InvalidOptionError` when nothing is found."""
+    Files under `exclude` (a results folder inside the input) are left out. Returns (the folder
+    paths are relative to, the files sorted by path). Raises `InvalidOptionError` when nothing is found."""
     text = str(spec).strip()
     path = Path(text).expanduser()
     if path.is_dir():
         root = path.resolve()
-        files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                       and not (exclude is not None and f.resolve().is_relative_to(exclude)))
         rel = [f.relative_to(root) for f in files]
         folder_tree = bool(rel) and all(len(r.parts) == 2 for r in rel)
         sources = [Source(r.as_posix(), str(f), r.parts[0] if folder_tree else None) for r, f in zip(rel, files)]
@@ -262,7 +263,6 @@ def model_args(handle: ModelHandle) -> dict:
     return args
 
 
-
 def run(
     handle: ModelHandle,
     input_spec: str,
@@ -293,9 +293,18 @@ def run(
     if engine not in ("local", "ray"):
         raise InvalidOptionError(f"Unknown engine {engine!r}; use local or ray.")
     settings = Settings(handle.name, handle.weights_source, tuple(methods), target, layers, bool(evaluate), int(steps))
-    root, sources = list_inputs(input_spec)
-    out = Path(output)
-    (out / "parts").mkdir(parents=True, exist_ok=True)
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
+        raise InvalidOptionError(f"batch_size must be 1 or more, not {batch_size!r}.")
+    out = Path(output).expanduser().resolve()
+    root, sources = list_inputs(input_spec, exclude=out)
+    sources = [s for s in sources if not Path(s.file).resolve().is_relative_to(out)]  # never our own maps
+    if not sources:
+        raise InvalidOptionError("Every input image is inside the results folder; choose another --output.")
+    try:
+        (out / "parts").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InvalidOptionError(f"The results folder cannot be made ({type(err).__name__}); give --output a "
+                                 "writable folder path.") from None
     digest = settings.digest()
     done_keys = {row["key"] for row in read_rows(out) if not (row["error"] or "").startswith(NOT_EXPLAINED)}
     size = batch_size or (64 if handle.device.type == "cuda" else 16)
