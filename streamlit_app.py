@@ -28,6 +28,7 @@ PAGES = [
     st.Page("pages/cam.py", title="Compare CAM methods", icon=":material/compare:"),
     st.Page("pages/dff.py", title="Concepts (DFF)", icon=":material/category:"),
     st.Page("pages/faithfulness.py", title="Faithfulness", icon=":material/verified:"),
+    st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
 ]
 forget_unknown_page(p.url_path for p in PAGES)  # /home, /nope...: the Start page, not "Page not found"
 page = st.navigation(PAGES)

@@ -308,3 +308,178 @@ def evaluate_progressively(_handle, model: str, digest: str, _data: bytes, metho
 def method_titles(methods) -> dict[str, str]:
     """{method id: its title}, how the UI names methods (ids are for the API and the CLI)."""
     return {m: xai_core.get_method(m).title for m in methods}
+
+
+# Dataset page
+DATA_SOURCE, DATA_FOLDER, DATA_METHODS = "dataset.source", "dataset.folder", "dataset.methods"
+DATA_TARGET, DATA_EVAL, DATA_RESULT, DATA_PENDING = "dataset.target", "dataset.evaluate", "dataset.result", "dataset.pending"
+DATA_UPLOADS = "dataset.uploads"  # the uploader's widget key (its files are not kept in our own state)
+DATA_SOURCES = ("Upload photos", "Results folder")
+#: At most this many uploaded photos are explained in the app; folders go through the batch command.
+MAX_UPLOADS = 50
+RESULTS_ROOT_ENV = "XAI_RESULTS_ROOT"
+BATCH_COMMAND = ("python -m xai_core batch --input PHOTOS_DIR --output \"$XAI_RESULTS_ROOT/NAME\" "
+                 "--method gradcam,hirescam,layercam --eval")
+_MAP_KEY, _METHOD_ID = re.compile(r"[0-9a-f]{32}-[0-9a-f]{16}"), re.compile(r"[a-z0-9+_-]{1,40}")
+
+
+def init_dataset_state() -> None:
+    """The Dataset page's permanent keys (`setdefault`)."""
+    ss = st.session_state
+    ss.setdefault(DATA_SOURCE, DATA_SOURCES[0])
+    ss.setdefault(DATA_FOLDER, None)
+    ss.setdefault(DATA_TARGET, None)
+    ss.setdefault(DATA_EVAL, False)
+
+
+def offer_dataset_methods(offered: list[str]) -> None:
+    """The Dataset page's methods start as the CAM page's that are `offered`, and stay among them."""
+    ss = st.session_state
+    ss.setdefault(DATA_METHODS, [m for m in ss[CAM_METHODS] if m in offered] or offered[:1])
+    ss[DATA_METHODS] = [m for m in ss[DATA_METHODS] if m in offered]
+
+
+def results_root() -> Optional[Path]:
+    """The server's results root (`XAI_RESULTS_ROOT`), or None when it is not set."""
+    import os
+
+    value = os.environ.get(RESULTS_ROOT_ENV, "").strip()
+    return Path(value).expanduser() if value else None
+
+
+def results_folders() -> list[str]:
+    """The names of the results root's direct subfolders that hold a summary.json, sorted ([] without a root)."""
+    root = results_root()
+    if root is None or not root.is_dir():
+        return []
+    try:
+        return sorted(d.name for d in root.iterdir() if d.is_dir() and (d / "summary.json").is_file())
+    except OSError:
+        return []
+
+
+def _results_folder(name: str) -> Path:
+    """The folder `name`, only if it is one that `results_folders` lists; raises `InvalidOptionError`."""
+    if name not in results_folders():
+        raise xai_core.InvalidOptionError("Choose one of the results folders listed.")
+    return results_root() / name
+
+
+def results_stamp(name: str) -> int:
+    """When folder `name`'s summary was written (a rerun of the batch command reads it again); 0 if unknown."""
+    try:
+        return (_results_folder(name) / "summary.json").stat().st_mtime_ns
+    except (OSError, xai_core.XAIError):
+        return 0
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def read_results(name: str, stamp: int) -> dict:
+    """{"summary": summary.json's content, "rows": results.parquet's rows} of results folder `name`
+    (`stamp`: `results_stamp`); raises `InvalidOptionError` with one sentence for a damaged folder."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    folder = _results_folder(name)
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        rows = pq.read_table(folder / "results.parquet").to_pylist()
+    except Exception:  # noqa: BLE001 - any damage reads as one sentence, never a traceback
+        raise xai_core.InvalidOptionError(f"The results folder “{name}” cannot be read (its summary.json or "
+                                          "results.parquet is missing or damaged); run the batch command again.") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("settings"), dict):
+        raise xai_core.InvalidOptionError(f"The results folder “{name}” has no settings in its summary.json; "
+                                          "run the batch command again.")
+    return {"summary": summary, "rows": rows}
+
+
+def results_picture(name: str, key: str, method: Optional[str] = None) -> Optional[bytes]:
+    """The bytes of maps/KEY.jpg (the picture the model saw) or maps/KEY_METHOD.png (its map over
+    it) in results folder `name`, or None when the row has none."""
+    if not _MAP_KEY.fullmatch(str(key)) or (method is not None and not _METHOD_ID.fullmatch(method)):
+        return None
+    file = f"{key}.jpg" if method is None else f"{key}_{method}.png"
+    try:
+        return (_results_folder(name) / "maps" / file).read_bytes()
+    except (OSError, xai_core.XAIError):
+        return None
+
+
+def _jpeg(image: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, "JPEG", quality=88)
+    return out.getvalue()
+
+
+def explain_uploads(handle: xai_core.ModelHandle, files: list[tuple[str, bytes]], methods: list[str], layer: str,
+                    target: Optional[int], evaluate: bool, steps: int, progress=None) -> dict:
+    """Explain uploaded photos (name, bytes) as the batch command does, in memory: {"rows": one
+    row per file with results.parquet's columns (an unreadable file: its one-sentence error),
+    "summary": summary.json's content, "pictures": {row key: {None: the picture the model saw,
+    method: its map over it} as JPEG bytes}}. `progress(stage, done, total)` counts the images
+    explained, then scored; returning False cancels (`Cancelled`)."""
+    from xai_core import dataset
+    from xai_core.evaluate import RANDOM
+    from xai_core.render import overlay_cam
+
+    target_label = handle.categories[target] if target is not None else None
+    settings = dataset.Settings(handle.name, handle.weights_source, tuple(methods), target_label, (layer,),
+                                bool(evaluate), int(steps))
+    rows, good = [], []
+    for i, (name, data) in enumerate(files):
+        row = dict.fromkeys(dataset.columns(methods, evaluate))
+        row.update(path=name, key=f"u{i}-{digest_of(data)}")
+        try:
+            good.append((row, xai_core.load_image(data)))
+        except xai_core.InvalidImageError as err:
+            row["error"] = str(err)
+        rows.append(row)
+    pictures: dict = {}
+    if good:
+        pils, n = [pil for _, pil in good], len(good)
+        total = n * (2 if evaluate else 1)
+        tell = (lambda offset: None if progress is None else
+                (lambda stage, done, _total: progress(stage, offset + done, total)))
+        explanations = xai_core.explain_batch(handle, pils, list(methods), targets=target, layer=layer,
+                                              batch_size=8, progress=tell(0))
+        scores = (xai_core.evaluate_batch(handle, pils, explanations, steps=int(steps), progress=tell(n))
+                  if evaluate else [None] * n)
+        for (row, _), exp, evaluation in zip(good, explanations, scores):
+            top = exp.top[:5]
+            row.update(label=top[0].label, probability=float(top[0].probability), target=int(exp.target),
+                       top5_labels=[p.label for p in top], top5_probabilities=[float(p.probability) for p in top],
+                       target_label=exp.target_label, seconds=float(exp.timings["total"]))
+            pictures[row["key"]] = {None: _jpeg(exp.image)}
+            for method, cam in exp.maps.items():
+                row[f"{method}_seconds"] = float(exp.timings.get(method, 0.0))
+                pictures[row["key"]][method] = _jpeg(overlay_cam(exp.image, cam))
+            for method in (list(methods) + [RANDOM]) if evaluation is not None else []:
+                for score in dataset.EVAL_SCORES:
+                    row[f"{method}_{score}"] = float(evaluation.scores[method][score])
+    return {"rows": rows, "summary": dataset.summarize(rows, settings), "pictures": pictures}
+
+
+def open_on_cam(data: bytes, name: str, methods: list[str], layer: str, target: Optional[int],
+                model: Optional[str] = None) -> None:
+    """Hand an image to the CAM page with these settings (then `st.switch_page("pages/cam.py")`):
+    it becomes the current image (as an upload, so the sidebar keeps it), the CAM page's methods
+    and layer are set, smoothing is off, and `target` (None: the image's top class) is chosen as a
+    link's `?target=` is. `model`: the model id to use, if it is not the active one (one not offered
+    leaves the active one, with a notice)."""
+    ss = st.session_state
+    if model is not None and model != ss[ACTIVE][0].name:
+        if model in model_names():
+            ss[MODEL] = model
+        else:
+            ss[QUERY_NOTICE] = (f"The results' model “{model}” is not offered here; showing "
+                                f"{model_title(ss[MODEL])}.")
+    set_image(data, name)
+    ss[SOURCE], ss[UPLOAD_ERROR] = SOURCES[1], None
+    ss[CAM_METHODS], ss[CAM_LAYER] = list(methods), layer
+    ss[AUG_SMOOTH] = ss[EIGEN_SMOOTH] = False
+    ss[TARGET_FOR], ss[QUERY_TARGET] = None, target

@@ -23,6 +23,9 @@ P.page_header(
     "[ROAD, arXiv 2202.00449](https://arxiv.org/abs/2202.00449))."
 )
 
+st.page_link("pages/dataset.py", label="One image is mostly noise: rank the methods over many images",
+             icon=":material/photo_library:")
+
 ss = st.session_state
 handle, model = P.active_model()
 digest, data, image_name = S.current_image()

@@ -67,7 +67,7 @@ def test_no_page_and_no_report_shows_a_server_path(server_file_missing: Path, do
     app.session_state["eval.methods"] = ["gradcam"]  # keep the Faithfulness page short
     app.session_state["eval.steps"] = 10
     app.session_state["eval.sanity"] = False
-    for name in ("home", "cam", "dff", "faithfulness"):
+    for name in ("home", "cam", "dff", "faithfulness", "dataset"):
         if name != "home":
             _page(app, name)
         assert not _errors(app), name

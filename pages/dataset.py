@@ -1,0 +1,282 @@
+"""Dataset page: rank the methods over many images (uploaded photos, or a results folder of the batch
+command): score means with their 95% intervals, win rates against the random map, and a gallery."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import streamlit as st
+
+import xai_core
+from pages import _panels as P
+from pages import _state as S
+from xai_core import dataset_figures as DF
+
+PER_PAGE = 12
+
+S.ensure_entry_point()
+P.page_header(
+    "Dataset: rank the methods over many images",
+    "Faithfulness measured on one image is mostly noise: a method that beats the random map on one photo may lose "
+    "on the next. Here the maps of many images are scored together, each mean with a 95% bootstrap interval, "
+    "with how often each method beats a random map on the same image "
+    "([deletion and insertion, RISE arXiv 1806.07421](https://arxiv.org/abs/1806.07421); "
+    "[ROAD, arXiv 2202.00449](https://arxiv.org/abs/2202.00449))."
+)
+
+ss = st.session_state
+handle, model = P.active_model()
+
+
+CANCELLED = "cancelled"  # DATA_PENDING after Cancel: the next run says so once
+
+
+def _cancel() -> None:
+    ss[S.DATA_PENDING] = CANCELLED
+
+
+def _upload_controls() -> tuple[list[str], str, Optional[int], bool]:
+    """Methods (the fast ones), layer (shared with the CAM page), target and faithfulness toggle."""
+    if ss[S.CAM_LAYER] not in handle.layers:
+        ss[S.CAM_LAYER] = S.cam_default_layer(handle)
+    methods_col, layer_col, target_col, eval_col = st.columns([3.2, 1.2, 1.6, 1.2], gap="medium")
+    layer = layer_col.selectbox("Target layer", list(handle.layers), **S.bind(S.CAM_LAYER),
+                                help="Shared with the CAM and Faithfulness pages.")
+    costs = P.safe(S.costs, handle, model, tuple(xai_core.list_methods()), layer, False)
+    if costs is None:
+        st.stop()
+    offered = [m for m in xai_core.list_methods() if not costs[m].slow]
+    S.offer_dataset_methods(offered)
+    with methods_col:
+        methods = P.method_picker("Methods", offered, S.DATA_METHODS,
+                                  help="The methods that share one pass; Score-CAM and the other slow methods run "
+                                  "over many images with the batch command.")
+    if ss[S.DATA_TARGET] is not None and not 0 <= ss[S.DATA_TARGET] < len(handle.categories):
+        ss[S.DATA_TARGET] = None
+    target = target_col.selectbox(
+        "Explain which class?", [None, *range(len(handle.categories))], **S.bind(S.DATA_TARGET),
+        format_func=lambda i: "each photo's top class" if i is None else f"{handle.categories[i]} (#{i})")
+    evaluate = eval_col.toggle("Faithfulness scores", **S.bind(S.DATA_EVAL),
+                               help="Deletion, insertion and ROAD for each map and a random map, at the Faithfulness "
+                               "page's curve step: slower, but it ranks the methods.")
+    return methods, layer, target, evaluate
+
+
+def _uploads() -> Optional[dict]:
+    files = st.file_uploader(f"Photos (up to {S.MAX_UPLOADS})", type=S.UPLOAD_TYPES, accept_multiple_files=True,
+                             key=S.DATA_UPLOADS, help="JPEG, PNG, WebP, BMP, GIF or TIFF. They stay in this session.")
+    files = list(files or [])
+    if len(files) > S.MAX_UPLOADS:
+        st.warning(f"You chose {len(files)} photos; only the first {S.MAX_UPLOADS} are explained.",
+                   icon=":material/filter_list:")
+        files = files[:S.MAX_UPLOADS]
+    methods, layer, target, evaluate = _upload_controls()
+    result = ss.get(S.DATA_RESULT)
+    if not files:
+        if result is None:
+            st.info(f"Upload up to {S.MAX_UPLOADS} photos to explain them here, or choose a results folder of the "
+                    "batch command above.", icon=":material/upload:")
+            return None
+        st.caption("The photos explained earlier in this session; upload photos to explain others.")
+        return _upload_view(result)
+    if not methods:
+        st.warning("Choose at least one method.", icon=":material/info:")
+        return None
+    steps = int(ss[S.EVAL_STEPS])
+    request = (model, tuple(f.file_id for f in files), tuple(methods), layer, target, evaluate, steps if evaluate else 0)
+    if result is None or result["request"] != request:
+        label = f"Explain {len(files)} photo{'s' * (len(files) != 1)}" + (" and score the maps" if evaluate else "")
+        if ss.get(S.DATA_PENDING) == CANCELLED:
+            ss[S.DATA_PENDING] = None
+            st.info("Cancelled: nothing was kept. Press the button to start again.", icon=":material/cancel:")
+        if st.button(label, type="primary", icon=":material/play_arrow:", key="dataset.run"):
+            ss[S.DATA_PENDING] = request
+        if ss.get(S.DATA_PENDING) != request:
+            return None
+        result = _explain(files, request, methods, layer, target, evaluate, steps)
+        if result is None:
+            return None
+    return _upload_view(result)
+
+
+def _upload_view(result: dict) -> dict:
+    """The gallery's view of explained uploads: its settings are those the photos were explained with."""
+    _, file_ids, methods, layer, target, _, _ = result["request"]
+    pictures = result["pictures"]
+    ids = dict(zip((row["key"] for row in result["rows"]), file_ids))
+    return dict(result, id="upload", methods=list(methods), layer=layer, model=None,
+                picture=lambda row, method=None: pictures.get(row["key"], {}).get(method),
+                original=lambda row: _uploaded_bytes(ids.get(row["key"])),
+                target_of=lambda row: target)
+
+
+def _uploaded_bytes(file_id: Optional[str]) -> Optional[bytes]:
+    for file in ss.get(S.DATA_UPLOADS) or []:
+        if file.file_id == file_id:
+            return file.getvalue()
+    return None
+
+
+def _explain(files, request, methods, layer, target, evaluate, steps) -> Optional[dict]:
+    """Explain the uploads with a progress bar and a Cancel button; keeps and returns the result."""
+    costs = S.costs(handle, model, tuple(methods), layer, False)
+    estimate = len(files) * sum(costs[m].seconds for m in ["shared pass", *methods]) * (4 if evaluate else 1)
+    cancel = st.empty()
+    cancel.button("Cancel", icon=":material/cancel:", key="dataset.cancel", on_click=_cancel)
+    label = f"Explaining {len(files)} photos" + (" and scoring their maps" if evaluate else "")
+    try:
+        with P.progress(label, estimate) as report:
+            result = S.explain_uploads(handle, [(f.name, f.getvalue()) for f in files], methods, layer, target,
+                                       evaluate, steps, progress=report)
+    except xai_core.Cancelled:
+        st.stop()  # a control changed or Cancel was pressed: the next run starts at once
+    except xai_core.XAIError as err:
+        ss[S.DATA_PENDING] = None
+        st.error(str(err), icon=":material/error:")
+        return None
+    finally:
+        cancel.empty()
+    ss[S.DATA_PENDING], ss[S.DATA_RESULT] = None, dict(result, request=request)
+    return ss[S.DATA_RESULT]
+
+
+def _folder() -> Optional[dict]:
+    root = S.results_root()
+    if root is None or not root.is_dir():
+        why = "is not set" if root is None else "names no folder"
+        st.info(f"This server offers no results folders: its {S.RESULTS_ROOT_ENV} setting {why}; a results folder "
+                "is made with the batch command, for example:", icon=":material/folder_off:")
+        st.code(S.BATCH_COMMAND, language="bash")
+        return None
+    names = S.results_folders()
+    if not names:
+        st.info("The server's results root holds no results folder yet; make one with the batch command, for "
+                "example:", icon=":material/folder_open:")
+        st.code(S.BATCH_COMMAND, language="bash")
+        return None
+    if ss[S.DATA_FOLDER] not in names:
+        ss[S.DATA_FOLDER] = names[0]
+    name = st.selectbox("Results folder", names, **S.bind(S.DATA_FOLDER),
+                        help=f"The folders under the server's {S.RESULTS_ROOT_ENV} that hold a batch run's results.")
+    data = P.safe(S.read_results, name, S.results_stamp(name))
+    if data is None:
+        return None
+    settings = data["summary"]["settings"]
+    methods = [m for m in settings.get("methods", []) if m in xai_core.list_methods()]
+    layers = settings.get("layers") or [handle.default_layer]
+    fixed = settings.get("target") is not None
+    return dict(data, id=f"folder.{name}", methods=methods, layer=layers[0], model=settings.get("model"),
+                picture=lambda row, method=None: S.results_picture(name, row["key"], method),
+                original=lambda row: S.results_picture(name, row["key"]),
+                target_of=lambda row: row["target"] if fixed else None)
+
+
+def _summary(view: dict) -> None:
+    summary = view["summary"]
+    settings = summary.get("settings", {})
+    st.subheader("Summary")
+    facts = [f"{summary.get('explained', 0)} of {summary.get('files', 0)} files explained",
+             f"{summary.get('refused', 0)} refused", f"model {settings.get('model', '?')}",
+             f"layer {', '.join(settings.get('layers', []))}",
+             f"target: {settings.get('target') or 'each image’s top class'}"]
+    st.markdown(" · ".join(facts))
+    if "accuracy" in summary:
+        st.metric("Top-1 accuracy (against the folder names)", DF.interval_text(summary["accuracy"], percent=True),
+                  help="The mean with its 95% bootstrap interval.")
+    if not summary.get("explained"):
+        return
+    scored = bool(DF.scores_in(summary))
+    left, right = st.columns([3, 2] if scored else [1, 0.001], gap="medium")
+    with left:
+        P.show_chart(DF.build_score_intervals(summary), "dataset_scores", key="dataset_scores")
+    if scored:
+        with right:
+            P.show_chart(DF.build_win_rates(summary), "dataset_win_rates", key="dataset_win_rates")
+        st.dataframe(DF.win_rate_table(summary), hide_index=True, width="stretch", key="dataset_win_table")
+        st.caption("A win: the method's map scores better than the random map on the same image (deletion: lower; "
+                   "insertion and ROAD: higher). Near 50% is no better than chance.")
+    else:
+        st.caption("Without faithfulness scores only the time per image is compared; turn them on (or run the batch "
+                   "command with --eval) to rank the methods.")
+
+
+def _gallery(view: dict) -> None:
+    rows, vid = view["rows"], view["id"]
+    st.subheader("Gallery")
+    outcomes = {"all": None}
+    if any(r.get("true_label") for r in rows):
+        outcomes.update(correct="right", wrong="wrong")
+    if any(r.get("error") for r in rows):
+        outcomes["refused files"] = "error"
+    cls_col, outcome_col, low_col, sort_col, desc_col = st.columns([1.5, 1.2, 1.3, 1.6, 1], gap="small")
+    cls = cls_col.selectbox("Class", ["all", *DF.classes(rows)], key=f"dataset.cls.{vid}")
+    want = outcome_col.selectbox("Prediction", list(outcomes), key=f"dataset.outcome.{vid}")
+    low = low_col.toggle(f"Low confidence (top-1 below {DF.LOW_CONFIDENCE:.0%})", key=f"dataset.low.{vid}")
+    sort = sort_col.selectbox("Sort by", ["path", *DF.sortable_columns(rows)], key=f"dataset.sort.{vid}")
+    desc = desc_col.toggle("Descending", key=f"dataset.desc.{vid}")
+    shown = DF.sort_rows(DF.filter_rows(rows, None if cls == "all" else cls, outcomes[want], low), sort, desc)
+    number = st.number_input("Page", min_value=1, step=1, key=f"dataset.page.{vid}") if len(shown) > PER_PAGE else 1
+    page, pages = DF.page_of(shown, number, PER_PAGE)
+    st.caption(f"{len(shown)} of {len(rows)} files" + (f" · page {min(number, pages)} of {pages}" if pages > 1 else ""))
+    titles = S.method_titles(view["methods"])
+    for row in page:
+        _item(view, row, titles)
+
+
+def _item(view: dict, row: dict, titles: dict) -> None:
+    with st.container(border=True):
+        if row.get("error"):
+            st.warning(f"{row['path']}: {row['error']}", icon=":material/block:")
+            return
+        columns = st.columns([1] * (1 + len(titles)) + [1.8], gap="small")
+        picture = view["picture"]
+        image = picture(row)
+        if image:
+            columns[0].image(image, caption=row["path"], width="stretch")
+        else:
+            columns[0].caption(row["path"])
+        for column, (method, title) in zip(columns[1:], titles.items()):
+            data = picture(row, method)
+            if data:
+                column.image(data, caption=title, width="stretch")
+        with columns[-1]:
+            _meta(view, row, titles)
+
+
+def _meta(view: dict, row: dict, titles: dict) -> None:
+    truth = DF.outcome(row)
+    lines = [f"**{_md(row['label'])}** {S.percent(row['probability'])}"]
+    if row.get("true_label"):
+        lines.append(f"true: {_md(row['true_label'])} " + ("✓" if truth == "right" else "✗ wrong"))
+    lines.append(f"target: {_md(row['target_label'])}")
+    for method, title in titles.items():
+        scores = [f"{DF.SCORE_TITLES[s].split()[0].lower()} {row[f'{method}_{s}']:.3f}"
+                  for s in DF.SCORE_TITLES if row.get(f"{method}_{s}") is not None]
+        if scores:
+            lines.append(f"{title}: {', '.join(scores)}")
+    st.markdown("  \n".join(lines))
+    if st.button("Open on the CAM page", key=f"open.{view['id']}.{row['key']}", icon=":material/compare:"):
+        _open(view, row)
+
+
+def _open(view: dict, row: dict) -> None:
+    data = view["original"](row) or view["picture"](row)
+    if not data:
+        st.error("This image is no longer available; explain it again.", icon=":material/error:")
+        return
+    S.open_on_cam(data, row["path"].rsplit("/", 1)[-1], view["methods"], view["layer"], view["target_of"](row),
+                  model=view["model"])
+    st.switch_page("pages/cam.py")
+
+
+def _md(text) -> str:
+    return str(text).replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("$", "\\$")
+
+
+S.init_dataset_state()
+source = st.segmented_control("Images", S.DATA_SOURCES, **S.bind(S.DATA_SOURCE), required=True) or ss[S.DATA_SOURCE]
+view = _uploads() if source == S.DATA_SOURCES[0] else _folder()
+if view is None:
+    st.stop()
+_summary(view)
+_gallery(view)

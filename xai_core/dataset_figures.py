@@ -1,0 +1,155 @@
+"""Figures and gallery helpers of a dataset run (summary.json's content and results.parquet's rows):
+the score means with their 95% intervals, the win rates against the random map, and the gallery's
+filters and sorting. Pure functions, no Streamlit: the dashboard's Dataset page and tests use them."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .dataset import EVAL_SCORES, is_correct
+from .evaluate import RANDOM
+
+#: How the figures name the scores, each with which way is better.
+SCORE_TITLES = {"deletion_auc": "Deletion AUC ↓", "insertion_auc": "Insertion AUC ↑", "road_combined": "ROAD combined ↑"}
+#: A top-1 probability below this counts as low confidence (as in the HTML report).
+LOW_CONFIDENCE = 0.5
+#: The gallery's outcome filter: its values, by label.
+OUTCOMES = {"all": None, "correct": "right", "wrong": "wrong", "refused files": "error"}
+_RANDOM_COLOR, _METHOD_COLOR = "#9e9e9e", "#1f77b4"
+
+
+def _titles(summary: dict) -> dict[str, str]:
+    return {m: e.get("title", m) for m, e in summary.get("methods", {}).items()}
+
+
+def _error_bar(entries: Sequence[Optional[dict]]) -> tuple[list, dict]:
+    """Means, and Plotly's asymmetric error bars from {"mean", "low", "high"} (None: no value)."""
+    means = [e["mean"] if e and e.get("mean") is not None else None for e in entries]
+    plus = [e["high"] - e["mean"] if m is not None else None for e, m in zip(entries, means)]
+    minus = [e["mean"] - e["low"] if m is not None else None for e, m in zip(entries, means)]
+    return means, dict(type="data", symmetric=False, array=plus, arrayminus=minus, thickness=1.5, width=6)
+
+
+def scores_in(summary: dict) -> list[str]:
+    """The evaluation scores the summary holds (none for a run without `--eval`)."""
+    methods = summary.get("methods", {}).values()
+    return [s for s in EVAL_SCORES if any(s in entry for entry in methods)]
+
+
+def build_score_intervals(summary: dict) -> go.Figure:
+    """One panel per score (deletion, insertion, ROAD): each method's mean over the images with its
+    95% bootstrap interval as an error bar, the random map in grey. Without scores, the seconds
+    per image instead."""
+    titles = _titles(summary)
+    scores = scores_in(summary) or ["seconds"]
+    names = {**SCORE_TITLES, "seconds": "Seconds per image ↓"}
+    fig = make_subplots(rows=1, cols=len(scores), subplot_titles=[names[s] for s in scores], horizontal_spacing=0.08)
+    for col, score in enumerate(scores, start=1):
+        methods = [m for m, e in summary.get("methods", {}).items() if score in e]
+        means, errors = _error_bar([summary["methods"][m][score] for m in methods])
+        fig.add_trace(go.Bar(
+            x=[titles[m] for m in methods], y=means, error_y=errors, name=names[score], showlegend=False,
+            marker_color=[_RANDOM_COLOR if m == RANDOM else _METHOD_COLOR for m in methods],
+            customdata=[[summary["methods"][m][score].get("n")] for m in methods],
+            hovertemplate="%{x}: %{y:.3f} (95% CI in the bar, %{customdata[0]} images)<extra></extra>",
+        ), row=1, col=col)
+    n = summary.get("explained", 0)
+    fig.update_layout(title=f"Scores over {n} image{'s' * (n != 1)}: means with 95% bootstrap intervals",
+                      height=380, margin=dict(l=40, r=20, t=80, b=40), template="plotly_white")
+    return fig
+
+
+def build_win_rates(summary: dict) -> go.Figure:
+    """Grouped bars: per method and score, the share of images where the method's map scores
+    better than the random map on the same image, with its 95% interval; a dashed line at 50%."""
+    titles = _titles(summary)
+    fig = go.Figure()
+    methods = [m for m in summary.get("methods", {}) if m != RANDOM]
+    for score in scores_in(summary):
+        entries = [summary["methods"][m].get(f"{score}_win_rate") for m in methods]
+        means, errors = _error_bar(entries)
+        fig.add_trace(go.Bar(x=[titles[m] for m in methods], y=means, error_y=errors, name=SCORE_TITLES[score],
+                             hovertemplate=f"%{{x}} beats random on {SCORE_TITLES[score]}: %{{y:.0%}}<extra></extra>"))
+    fig.add_hline(y=0.5, line_dash="dash", line_color=_RANDOM_COLOR, annotation_text="chance")
+    fig.update_layout(title="How often each map beats the random map on the same image", barmode="group",
+                      yaxis=dict(range=[0, 1.05], tickformat=".0%"), height=380, template="plotly_white",
+                      margin=dict(l=40, r=20, t=60, b=40), legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+def interval_text(entry: Optional[dict], percent: bool = False) -> str:
+    """'0.123 [0.101, 0.140]' (or '61% [48%, 74%]'), '–' for no value."""
+    if not entry or entry.get("mean") is None:
+        return "–"
+    fmt = "{:.0%}" if percent else "{:.3f}"
+    return f"{fmt.format(entry['mean'])} [{fmt.format(entry['low'])}, {fmt.format(entry['high'])}]"
+
+
+def win_rate_table(summary: dict) -> dict[str, list[str]]:
+    """{column: values}: each method's win rate against the random map per score, with its interval."""
+    titles = _titles(summary)
+    methods = [m for m in summary.get("methods", {}) if m != RANDOM]
+    table = {"method": [titles[m] for m in methods]}
+    for score in scores_in(summary):
+        table[f"beats random on {SCORE_TITLES[score]}"] = [
+            interval_text(summary["methods"][m].get(f"{score}_win_rate"), percent=True) for m in methods]
+    return table
+
+
+# --- the gallery ------------------------------------------------------------------------------------
+
+
+def outcome(row: dict) -> str:
+    """'error' (a refused file), 'right' or 'wrong' (with a true label), else ''."""
+    if row.get("error"):
+        return "error"
+    if not row.get("true_label"):
+        return ""
+    return "right" if is_correct(row) else "wrong"
+
+
+def row_class(row: dict) -> Optional[str]:
+    """The class a gallery row is filed under: its true label, else its predicted label."""
+    return row.get("true_label") or row.get("label")
+
+
+def classes(rows: Sequence[dict]) -> list[str]:
+    """The classes of the gallery's class filter, sorted."""
+    return sorted({c for c in map(row_class, rows) if c})
+
+
+def sortable_columns(rows: Sequence[dict]) -> list[str]:
+    """The numeric columns (probability, seconds, scores) the gallery can sort by, in column order."""
+    keys = list(rows[0]) if rows else []
+    return [k for k in keys if k not in ("target",) and any(isinstance(r.get(k), (int, float)) and
+                                                            not isinstance(r.get(k), bool) for r in rows)]
+
+
+def filter_rows(rows: Sequence[dict], cls: Optional[str] = None, want: Optional[str] = None,
+                low_only: bool = False, threshold: float = LOW_CONFIDENCE) -> list[dict]:
+    """The rows of class `cls` (None: all), outcome `want` ('right', 'wrong', 'error'; None: all),
+    and, with `low_only`, a top-1 probability below `threshold`."""
+    return [r for r in rows if (cls is None or row_class(r) == cls) and (want is None or outcome(r) == want)
+            and (not low_only or (r.get("probability") is not None and r["probability"] < threshold))]
+
+
+def sort_rows(rows: Sequence[dict], key: str = "path", descending: bool = False) -> list[dict]:
+    """`rows` sorted by column `key`; rows without a value come last either way."""
+    present = [r for r in rows if r.get(key) is not None]
+    missing = [r for r in rows if r.get(key) is None]
+    return sorted(present, key=lambda r: r[key], reverse=descending) + missing
+
+
+def page_of(rows: Sequence[dict], page: int, per_page: int = 12) -> tuple[list[dict], int]:
+    """(the rows of 1-based page `page`, clamped to the pages there are; the number of pages)."""
+    pages = max(1, -(-len(rows) // per_page))
+    page = min(max(1, int(page)), pages)
+    return list(rows[(page - 1) * per_page: page * per_page]), pages
+
+
+__all__ = ["LOW_CONFIDENCE", "OUTCOMES", "SCORE_TITLES", "build_score_intervals", "build_win_rates", "classes",
+           "filter_rows", "interval_text", "outcome", "page_of", "row_class", "sort_rows", "sortable_columns",
+           "win_rate_table"]
