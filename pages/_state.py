@@ -315,6 +315,7 @@ DATA_SOURCE, DATA_FOLDER, DATA_METHODS = "dataset.source", "dataset.folder", "da
 DATA_TARGET, DATA_EVAL, DATA_RESULT, DATA_PENDING = "dataset.target", "dataset.evaluate", "dataset.result", "dataset.pending"
 DATA_UPLOADS = "dataset.uploads"  # the uploader's widget key (its files are not kept in our own state)
 DATA_SOURCES = ("Upload photos", "Results folder")
+TOP_CLASS = -1  # DATA_TARGET's "each photo's top class" (a selectbox shows None as no choice)
 #: At most this many uploaded photos are explained in the app; folders go through the batch command.
 MAX_UPLOADS = 50
 RESULTS_ROOT_ENV = "XAI_RESULTS_ROOT"
@@ -328,7 +329,7 @@ def init_dataset_state() -> None:
     ss = st.session_state
     ss.setdefault(DATA_SOURCE, DATA_SOURCES[0])
     ss.setdefault(DATA_FOLDER, None)
-    ss.setdefault(DATA_TARGET, None)
+    ss.setdefault(DATA_TARGET, TOP_CLASS)
     ss.setdefault(DATA_EVAL, False)
 
 

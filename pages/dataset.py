@@ -39,7 +39,8 @@ def _upload_controls() -> tuple[list[str], str, Optional[int], bool]:
     """Methods (the fast ones), layer (shared with the CAM page), target and faithfulness toggle."""
     if ss[S.CAM_LAYER] not in handle.layers:
         ss[S.CAM_LAYER] = S.cam_default_layer(handle)
-    methods_col, layer_col, target_col, eval_col = st.columns([3.2, 1.2, 1.6, 1.2], gap="medium")
+    methods_slot = st.container()  # the methods (which depend on the layer's costs) go above the other controls
+    layer_col, target_col, eval_col = st.columns([1.2, 2, 1.3], gap="medium")
     layer = layer_col.selectbox("Target layer", list(handle.layers), **S.bind(S.CAM_LAYER),
                                 help="Shared with the CAM and Faithfulness pages.")
     costs = P.safe(S.costs, handle, model, tuple(xai_core.list_methods()), layer, False)
@@ -47,15 +48,16 @@ def _upload_controls() -> tuple[list[str], str, Optional[int], bool]:
         st.stop()
     offered = [m for m in xai_core.list_methods() if not costs[m].slow]
     S.offer_dataset_methods(offered)
-    with methods_col:
+    with methods_slot:
         methods = P.method_picker("Methods", offered, S.DATA_METHODS,
                                   help="The methods that share one pass; Score-CAM and the other slow methods run "
                                   "over many images with the batch command.")
-    if ss[S.DATA_TARGET] is not None and not 0 <= ss[S.DATA_TARGET] < len(handle.categories):
-        ss[S.DATA_TARGET] = None
-    target = target_col.selectbox(
-        "Explain which class?", [None, *range(len(handle.categories))], **S.bind(S.DATA_TARGET),
-        format_func=lambda i: "each photo's top class" if i is None else f"{handle.categories[i]} (#{i})")
+    if not S.TOP_CLASS <= ss[S.DATA_TARGET] < len(handle.categories):
+        ss[S.DATA_TARGET] = S.TOP_CLASS
+    choice = target_col.selectbox(
+        "Explain which class?", [S.TOP_CLASS, *range(len(handle.categories))], **S.bind(S.DATA_TARGET),
+        format_func=lambda i: "each photo's top class" if i == S.TOP_CLASS else f"{handle.categories[i]} (#{i})")
+    target = None if choice == S.TOP_CLASS else int(choice)
     evaluate = eval_col.toggle("Faithfulness scores", **S.bind(S.DATA_EVAL),
                                help="Deletion, insertion and ROAD for each map and a random map, at the Faithfulness "
                                "page's curve step: slower, but it ranks the methods.")
@@ -89,10 +91,12 @@ def _uploads() -> Optional[dict]:
         if ss.get(S.DATA_PENDING) == CANCELLED:
             ss[S.DATA_PENDING] = None
             st.info("Cancelled: nothing was kept. Press the button to start again.", icon=":material/cancel:")
-        if st.button(label, type="primary", icon=":material/play_arrow:", key="dataset.run"):
+        start = st.empty()
+        if start.button(label, type="primary", icon=":material/play_arrow:", key="dataset.run"):
             ss[S.DATA_PENDING] = request
         if ss.get(S.DATA_PENDING) != request:
             return None
+        start.empty()
         result = _explain(files, request, methods, layer, target, evaluate, steps)
         if result is None:
             return None
@@ -211,7 +215,8 @@ def _gallery(view: dict) -> None:
     cls_col, outcome_col, low_col, sort_col, desc_col = st.columns([1.5, 1.2, 1.3, 1.6, 1], gap="small")
     cls = cls_col.selectbox("Class", ["all", *DF.classes(rows)], key=f"dataset.cls.{vid}")
     want = outcome_col.selectbox("Prediction", list(outcomes), key=f"dataset.outcome.{vid}")
-    low = low_col.toggle(f"Low confidence (top-1 below {DF.LOW_CONFIDENCE:.0%})", key=f"dataset.low.{vid}")
+    low = low_col.toggle("Low confidence", key=f"dataset.low.{vid}",
+                         help=f"Only the images whose top-1 probability is below {DF.LOW_CONFIDENCE:.0%}.")
     sort = sort_col.selectbox("Sort by", ["path", *DF.sortable_columns(rows)], key=f"dataset.sort.{vid}")
     desc = desc_col.toggle("Descending", key=f"dataset.desc.{vid}")
     shown = DF.sort_rows(DF.filter_rows(rows, None if cls == "all" else cls, outcomes[want], low), sort, desc)
@@ -228,7 +233,7 @@ def _item(view: dict, row: dict, titles: dict) -> None:
         if row.get("error"):
             st.warning(f"{row['path']}: {row['error']}", icon=":material/block:")
             return
-        columns = st.columns([1] * (1 + len(titles)) + [1.8], gap="small")
+        columns = st.columns([1] * (1 + len(titles)) + [1.6 + 0.25 * len(titles)], gap="small")
         picture = view["picture"]
         image = picture(row)
         if image:

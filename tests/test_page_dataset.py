@@ -167,6 +167,25 @@ def test_uploaded_photos_are_explained_scored_and_open_on_the_cam_page(monkeypat
     assert len(_open_buttons(app)) == 2 and any("explained earlier" in c.value for c in app.caption)
 
 
+def test_a_chosen_class_is_explained_and_handed_over(monkeypatch, lite) -> None:
+    app = _dataset_page(monkeypatch)
+    assert app.selectbox(key="w:dataset.target").value == -1  # each photo's top class, shown as such
+    assert app.selectbox(key="w:dataset.target").format_func(-1) == "each photo's top class"
+    tabby = lite.categories.index("tabby")
+    app.selectbox(key="w:dataset.target").set_value(tabby)
+    app.pills(key="w:dataset.methods").set_value(["gradcam"])
+    app.file_uploader(key="dataset.uploads").set_value(_uploads()[:1])
+    _run(app)
+    app.button(key="dataset.run").click()
+    _run(app)
+    assert "target: tabby" in " ".join(m.value for m in app.markdown)
+    _open_buttons(app)[0].click()
+    _run(app)
+    assert app.title[0].value == "Compare CAM methods" and not _errors(app)
+    assert app.radio(key="w:target.rank").value == "other" and app.selectbox(key="w:target.other").value == tabby
+    assert "tabby" in app.subheader[0].value
+
+
 def test_more_than_fifty_uploads_are_cut_with_one_sentence(monkeypatch) -> None:
     captured = {}
     from pages import _state

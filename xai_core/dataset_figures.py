@@ -76,7 +76,7 @@ def build_win_rates(summary: dict) -> go.Figure:
     fig.add_hline(y=0.5, line_dash="dash", line_color=_RANDOM_COLOR, annotation_text="chance")
     fig.update_layout(title="How often each map beats the random map on the same image", barmode="group",
                       yaxis=dict(range=[0, 1.05], tickformat=".0%"), height=380, template="plotly_white",
-                      margin=dict(l=40, r=20, t=60, b=40), legend=dict(orientation="h", y=-0.15))
+                      margin=dict(l=40, r=20, t=60, b=110), legend=dict(orientation="h", y=-0.35))
     return fig
 
 
