@@ -258,3 +258,26 @@ def test_the_faithfulness_page_links_here(app: AppTest) -> None:
     links = [link.proto for link in app.get("page_link")]
     assert any("rank the methods over many images" in link.label and link.page.endswith("dataset") for link in links), \
         [(link.label, link.page) for link in links]
+
+
+def test_the_gallery_is_paginated(monkeypatch) -> None:
+    """14 explained photos (kept from earlier in the session): 12 on the first page, 2 on the second."""
+    from xai_core.dataset import Settings, columns, summarize
+
+    rows = [{**dict.fromkeys(columns(["gradcam"], False)), "path": f"p{i:02}.png", "key": f"u{i}-x", "label": "tabby",
+             "probability": 0.5 + i / 100, "target": 281, "target_label": "tabby", "seconds": 0.05,
+             "gradcam_seconds": 0.01} for i in range(14)]
+    summary = summarize(rows, Settings("efficientnet_lite0", "w", ("gradcam",), None, ("stage7",), False, 20))
+    app = _dataset_page(monkeypatch)
+    app.session_state["dataset.result"] = {"rows": rows, "summary": summary, "pictures": {},
+                                           "request": ("m", tuple(f"f{i}" for i in range(14)), ("gradcam",), "stage7",
+                                                       None, False, 0)}
+    _run(app)
+    assert len(_open_buttons(app)) == 12 and "page 1 of 2" in " ".join(c.value for c in app.caption)
+    app.number_input(key="dataset.page.upload").set_value(2)
+    _run(app)
+    assert [b.key for b in _open_buttons(app)] == ["open.upload.u12-x", "open.upload.u13-x"]
+    app.selectbox(key="dataset.sort.upload").set_value("probability")
+    app.toggle(key="dataset.desc.upload").set_value(True)
+    _run(app)
+    assert [b.key for b in _open_buttons(app)] == ["open.upload.u1-x", "open.upload.u0-x"]
