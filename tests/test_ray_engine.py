@@ -1,0 +1,126 @@
+"""The dataset job's Ray engine (`--engine ray`): on a local Ray over 13 files (12 photos and a
+corrupt one) it writes the same rows as the local engine, resumes, and says in one sentence what it
+cannot do. One Ray session is shared by the module (Ray starts slowly on 2 cores)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageOps
+
+import xai_core
+from conftest import IMAGES
+from xai_core import dataset, ray_engine
+from xai_core.errors import InvalidOptionError
+
+ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt (CI installs it)")
+
+BATCH = 4
+# Ray Data's own context sets deprecated options of its own while it runs.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """A local Ray, used by `run_ray` as it is (run_ray starts and stops only a Ray of its own)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def handle():
+    return xai_core.load_model("efficientnet_lite0", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """An ImageFolder tree: the 6 bundled photos, their mirrored and resized copies, a corrupt file."""
+    root = tmp_path_factory.mktemp("inputs")
+    (root / "photos").mkdir()
+    (root / "mirrored").mkdir()
+    for photo in sorted(IMAGES.iterdir()):
+        shutil.copy2(photo, root / "photos" / photo.name)
+        with Image.open(photo) as pil:
+            pil = ImageOps.mirror(pil.convert("RGB"))
+            pil.resize((pil.width * 3 // 4, pil.height * 3 // 4)).save(root / "mirrored" / f"{photo.stem}.png")
+    (root / "mirrored" / "broken.jpg").write_bytes(b"not a picture at all")
+    return root
+
+
+def _rows(out: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(out / "results.parquet").to_pylist()
+    return [{k: v for k, v in row.items() if k != "seconds" and not k.endswith("_seconds")} for row in rows]
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=0, abs_tol=1e-6)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@pytest.fixture(scope="module")
+def runs(ray_session, handle, images, tmp_path_factory):
+    out = tmp_path_factory.mktemp("outputs")
+    local = dataset.run(handle, str(images), str(out / "local"), ["gradcam"], batch_size=BATCH, engine="local")
+    on_ray = dataset.run(handle, str(images), str(out / "ray"), ["gradcam"], batch_size=BATCH, engine="ray")
+    return out, local, on_ray
+
+
+def test_ray_writes_the_local_engines_rows(runs):
+    out, local, on_ray = runs
+    assert (local.explained, local.refused, local.failed) == (12, 1, 0)
+    assert (on_ray.explained, on_ray.refused, on_ray.failed, on_ray.skipped) == (12, 1, 0, 0)
+    expected, got = _rows(out / "local"), _rows(out / "ray")
+    assert [r["path"] for r in got] == [r["path"] for r in expected] and len(got) == 13
+    for want, row in zip(expected, got):
+        assert want.keys() == row.keys()
+        assert all(_same(want[c], row[c]) for c in want), (want, row)
+    broken = next(r for r in got if r["path"] == "mirrored/broken.jpg")
+    assert broken["error"] and broken["label"] is None and broken["true_label"] == "mirrored"
+    assert all(r["error"] is None and r["label"] for r in got if r is not broken)
+    assert sorted(p.name for p in (out / "ray" / "maps").iterdir()) == \
+        sorted(p.name for p in (out / "local" / "maps").iterdir())
+    assert len(list((out / "ray" / "parts").glob("part-*.parquet"))) == 4  # written batch by batch
+    assert (out / "ray" / "summary.json").exists() and (out / "ray" / "index.html").exists()
+
+
+def test_a_rerun_on_ray_skips_everything(runs, handle, images):
+    out, _, _ = runs
+    parts, rows = sorted((out / "ray" / "parts").iterdir()), _rows(out / "ray")
+    again = dataset.run(handle, str(images), str(out / "ray"), ["gradcam"], batch_size=BATCH, engine="ray")
+    assert (again.explained, again.refused, again.skipped) == (12, 1, 13)
+    assert sorted((out / "ray" / "parts").iterdir()) == parts
+    assert _rows(out / "ray") == rows
+
+
+def test_random_weights_are_refused_in_one_sentence(ray_session, images, tmp_path):
+    random = xai_core.load_model("efficientnet_lite0", weights=None, device="cpu")
+    with pytest.raises(InvalidOptionError) as err:
+        dataset.run(random, str(images), str(tmp_path / "out"), ["gradcam"], engine="ray")
+    message = str(err.value)
+    assert "random weights" in message and "\n" not in message and message.endswith(".")
+    assert not list((tmp_path / "out" / "parts").glob("part-*"))
+
+
+def test_missing_ray_is_one_sentence(monkeypatch, handle):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
+    with pytest.raises(InvalidOptionError, match=r"^Ray is not installed; pip install -r requirements-ray\.txt\.$"):
+        ray_engine.run_ray(handle, [], None, "unused", BATCH, None)
+
+
+def test_actors_follow_the_cluster():
+    assert ray_engine.plan({"CPU": 2.0}) == {"device": "cpu", "concurrency": 1, "num_gpus": 0, "num_cpus": 2,
+                                            "threads": 2}
+    assert ray_engine.plan({"CPU": 16.0})["concurrency"] == 8
+    gpus = ray_engine.plan({"CPU": 16.0, "GPU": 4.0})
+    assert (gpus["device"], gpus["concurrency"], gpus["num_gpus"], gpus["threads"]) == ("cuda", 4, 1, 4)
+    assert ray_engine.plan({"CPU": 16.0, "GPU": 4.0}, local_device="cpu")["device"] == "cpu"

@@ -1,0 +1,219 @@
+"""The dataset job on Ray (`python -m xai_core batch --engine ray [--address ADDRESS]`).
+
+`run_ray` runs the same per-batch function as the local engine, `dataset.explain_records`, with Ray
+Data: the records become plain columns (path, file, true_label, data, key, error), one block per
+batch, and `map_batches` sends each batch to an actor (`Explainer`) that loads the model once and
+keeps it. One GPU per actor and as many actors as the cluster has GPUs; on CPUs only, one actor per
+two CPUs, each with as many torch threads as the CPUs it holds (so actors never oversubscribe the
+cores). The rows come back batch by batch, as they finish, and the caller writes each batch as a
+Parquet part (`dataset.write_part`), so a killed run loses only the batches in flight.
+
+Without an address, a local Ray is started (and shut down afterwards); a Ray that this process has
+already started is used as it is. With one (`auto` or `HEAD:6379` on a node of the cluster, e.g. in
+`ray job submit`; `ray://HEAD:10001` from elsewhere, which needs `ray[client]` too), the job runs on
+that cluster: its workers need the same Python packages as here (this package is shipped to them),
+the model's weights at the same path (or a tag they can download), and the output folder, where the
+actors write the maps (`OUT/maps`), must be on storage shared by the driver and the workers (the
+rows themselves come back to the driver). Ray is imported here only; it is optional
+(`pip install -r requirements-ray.txt`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+from . import errors
+from .dataset import Settings, Source, explain_records, model_args, schema
+from .errors import InvalidOptionError, XAIError
+from .models import ModelHandle
+
+#: The columns a record becomes in Ray Data.
+RECORD_COLUMNS = ("path", "file", "true_label", "data", "key", "error")
+#: The last line of a remote traceback that ends in one of our errors.
+_REMOTE_ERROR = re.compile(r"xai_core\.errors\.(\w+): ([^\n]+)")
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401 - ray[data], not only ray
+    except ImportError:
+        raise InvalidOptionError("Ray is not installed; pip install -r requirements-ray.txt.") from None
+    return ray
+
+
+class Explainer:
+    """A Ray Data actor: one model per worker, loaded once; each call explains one batch of records
+    with `explain_records` and returns its rows as an Arrow table (the schema of results.parquet)."""
+
+    def __init__(self, load_args: dict, device: str, threads: int, settings: Settings, out_dir: str):
+        import torch
+
+        from .models import load_model
+
+        torch.set_num_threads(max(1, int(threads)))
+        self.handle = load_model(**load_args, device=device)
+        self.settings = settings
+        self.out_dir = out_dir
+
+    def __call__(self, batch):
+        import pyarrow as pa
+
+        records = [{"source": Source(r["path"], r["file"], r["true_label"]), "data": r["data"], "key": r["key"],
+                    "error": r["error"]} for r in batch.to_pylist()]
+        rows = explain_records(self.handle, records, self.settings, self.out_dir)
+        return pa.Table.from_pylist(rows, schema=schema(self.settings))
+
+
+def _records_table(records: Sequence[dict]):
+    import pyarrow as pa
+
+    types = pa.schema([(c, pa.binary() if c == "data" else pa.string()) for c in RECORD_COLUMNS])
+    return pa.Table.from_pylist([{"path": r["source"].path, "file": r["source"].file,
+                                  "true_label": r["source"].true_label, "data": r["data"], "key": r["key"],
+                                  "error": r["error"]} for r in records], schema=types)
+
+
+def plan(resources: dict, local_device: Optional[str] = None) -> dict:
+    """How many actors and what each holds, from the cluster's resources (`ray.cluster_resources()`):
+    {"device", "concurrency", "num_gpus", "num_cpus", "threads"}. With GPUs (unless `local_device` is
+    "cpu": a local Ray for a model the user put on the CPU), one actor per GPU; else one per two CPUs."""
+    cpus = max(1, int(resources.get("CPU", 1)))
+    gpus = int(resources.get("GPU", 0))
+    if gpus and local_device != "cpu":
+        per_actor = max(1, cpus // gpus)
+        return {"device": "cuda", "concurrency": gpus, "num_gpus": 1, "num_cpus": per_actor, "threads": per_actor}
+    actors = max(1, cpus // 2)
+    per_actor = max(1, cpus // actors)
+    return {"device": "cpu", "concurrency": actors, "num_gpus": 0, "num_cpus": per_actor, "threads": per_actor}
+
+
+def _connect(ray, address: Optional[str]) -> bool:
+    """Connect to `address` or start a local Ray; True when this call started it (and must shut it
+    down). A Ray this process already runs is reused."""
+    if ray.is_initialized():
+        return False
+    quiet = logging.getLogger("ray")
+    level = quiet.level
+    try:
+        quiet.setLevel(logging.ERROR)  # e.g. the note that a local Ray uses token authentication
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                     ignore_reinit_error=True, logging_level=logging.ERROR)
+    except Exception as err:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
+        if "ray[client]" in str(err):
+            raise InvalidOptionError(f"A ray:// address needs Ray Client: pip install 'ray[client]' of the same "
+                                     f"version as Ray ({ray.__version__}), or run the command on a node of the "
+                                     "cluster with --address auto.") from None
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray"
+        raise InvalidOptionError(f"Cannot start or reach {where} ({type(err).__name__}); "
+                                 "check the address and that the cluster is running.") from None
+    finally:
+        quiet.setLevel(level)
+    return True
+
+
+def _user_error(err: BaseException) -> XAIError:
+    """One sentence for an exception from the Ray job: the `XAIError` inside it (e.g. an actor that
+    cannot load the model: Ray passes it on as text in an `ActorDiedError`), else what failed."""
+    seen, stack = set(), [err]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, XAIError):
+            return type(current)(*current.args)
+        found = _REMOTE_ERROR.findall(str(current))
+        if found and isinstance(getattr(errors, found[-1][0], None), type) \
+                and issubclass(getattr(errors, found[-1][0]), XAIError):
+            return getattr(errors, found[-1][0])(found[-1][1].strip())
+        stack += [getattr(current, "cause", None), current.__cause__, current.__context__]
+    return InvalidOptionError(f"The Ray job failed ({type(err).__name__}); the batches finished so far are kept, "
+                              "see the Ray logs and rerun the same command to go on.")
+
+
+@contextlib.contextmanager
+def _quiet_console():
+    """Ray's and Ray Data's console logging off (their notes and tracebacks are not for our users;
+    Ray Data still writes its log file in the session folder), restored afterwards."""
+    handlers = [h for name in ("ray", "ray.data") for h in logging.getLogger(name).handlers
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    levels = [h.level for h in handlers]
+    for handler in handlers:
+        handler.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, levels):
+            handler.setLevel(level)
+
+
+def run_ray(handle: ModelHandle, records: Sequence[dict], settings: Settings, out_dir: str, batch_size: int,
+            address: Optional[str]) -> Iterator[list[dict]]:
+    """Explain `records` (`dataset.read_record`'s dicts) with `explain_records` in Ray actors, in
+    batches of `batch_size`; yields each batch's rows (dicts, as `explain_records` returns them) as it
+    finishes, in no particular order. `address`: None for a local Ray, else a cluster's address
+    (`out_dir` must then be on storage the workers share, see the module's docstring). Raises
+    `InvalidOptionError` (one sentence) when Ray is missing, the model cannot be loaded in another
+    process (random weights) or the cluster cannot be reached, before any work."""
+    load_args = model_args(handle)
+    ray = _import_ray()
+    records = list(records)
+    if not records:
+        return iter(())
+    started = _connect(ray, address)
+    return _batches(ray, started, handle, load_args, records, settings, out_dir, batch_size, address)
+
+
+def _batches(ray, started, handle, load_args, records, settings, out_dir, batch_size, address):
+    context = ray.data.DataContext.get_current()
+    shown = context.enable_progress_bars, context.print_on_execution_start
+    try:
+        context.enable_progress_bars = False  # the caller shows its own progress
+        context.print_on_execution_start = False
+        local_device = None if address else handle.device.type
+        how = plan(ray.cluster_resources(), local_device)
+        package = Path(__file__).resolve().parent
+        if address:  # the workers run this checkout's code, shipped with the job
+            runtime_env = {"py_modules": [str(package)]}
+        else:
+            path = os.pathsep.join(filter(None, [str(package.parent), os.environ.get("PYTHONPATH")]))
+            runtime_env = {"env_vars": {"PYTHONPATH": path}}
+        table = _records_table(records)
+        size = max(1, int(batch_size))
+        blocks = [table.slice(i, size) for i in range(0, table.num_rows, size)]  # one block per batch
+        # A local actor that dies (out of memory) would die again: no restarts (no noisy note about
+        # restarting with constructor arguments in the object store); the finished batches are kept
+        # and a rerun goes on. On a cluster, where nodes come and go, Ray Data's default restarts.
+        # (Ray 2.60 has no named parameter for it yet and warns about the keyword; pinned.)
+        restarts = {} if address else {"max_restarts": 0}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            dataset = ray.data.from_arrow(blocks).map_batches(
+                Explainer, batch_size=size, batch_format="pyarrow", zero_copy_batch=True,
+                fn_constructor_kwargs={"load_args": load_args, "device": how["device"], "threads": how["threads"],
+                                       "settings": settings, "out_dir": str(out_dir)},
+                compute=ray.data.ActorPoolStrategy(size=min(how["concurrency"], len(blocks))),
+                num_gpus=how["num_gpus"], num_cpus=how["num_cpus"], runtime_env=runtime_env, **restarts)
+        try:
+            with _quiet_console():
+                for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=0):
+                    if batch.num_rows:
+                        yield batch.to_pylist()
+        except XAIError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a failed actor or task: one sentence, never a traceback
+            raise _user_error(err) from err
+    finally:
+        context.enable_progress_bars, context.print_on_execution_start = shown
+        if started:
+            ray.shutdown()
