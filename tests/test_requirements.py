@@ -1,5 +1,6 @@
 """Every third-party distribution the code imports directly is pinned with == (the product's in
-requirements.txt; the benchmarks' and tests' in requirements-dev.txt, which includes it)."""
+requirements.txt, an optional one's in its own requirements file, imported by one module only; the
+benchmarks' and tests' in requirements-dev.txt, which includes them all)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from conftest import ROOT
 
 PRODUCT = [ROOT / "xai_core", ROOT / "pages", ROOT / "streamlit_app.py"]
 DEV = [ROOT / "benchmarks", ROOT / "tests", ROOT / "examples"]
+#: Optional dependencies of the product: the one module that imports them, and their requirements file.
+OPTIONAL = {"ray": (ROOT / "xai_core" / "ray_engine.py", "requirements-ray.txt")}
 
 
 def _files(paths: list[Path]) -> list[Path]:
@@ -71,4 +74,17 @@ def test_the_parser_sees_what_is_imported():
 @pytest.mark.parametrize("paths, requirements", [(PRODUCT, "requirements.txt"), (DEV, "requirements-dev.txt")],
                          ids=["product", "dev"])
 def test_every_imported_distribution_is_pinned(paths, requirements):
-    assert _unpinned(paths, ROOT / requirements) == {}
+    unpinned = _unpinned(paths, ROOT / requirements)
+    if requirements == "requirements.txt":  # the optional ones are checked below
+        unpinned = {name: dists for name, dists in unpinned.items() if name not in OPTIONAL}
+    assert unpinned == {}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONAL))
+def test_optional_dependencies_are_pinned_and_imported_by_their_module_only(name):
+    module, requirements = OPTIONAL[name]
+    assert name in _top_level_imports([module])
+    assert _normalise(name) in _pinned(ROOT / requirements)
+    assert _normalise(name) in _pinned(ROOT / "requirements-dev.txt")  # CI installs it
+    others = [f for f in _files(PRODUCT) if f != module and name in _top_level_imports([f])]
+    assert others == []  # the product works without it
