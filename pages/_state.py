@@ -425,44 +425,17 @@ def explain_uploads(handle: xai_core.ModelHandle, files: list[tuple[str, bytes]]
     method: its map over it} as JPEG bytes}}. `progress(stage, done, total)` counts the images
     explained, then scored; returning False cancels (`Cancelled`)."""
     from xai_core import dataset
-    from xai_core.evaluate import RANDOM
     from xai_core.render import overlay_cam
 
-    target_label = handle.categories[target] if target is not None else None
-    settings = dataset.Settings(handle.name, handle.weights_source, tuple(methods), target_label, (layer,),
+    settings = dataset.Settings(handle.name, handle.weights_source, tuple(methods), target, (layer,),
                                 bool(evaluate), int(steps))
-    rows, good = [], []
-    for i, (name, data) in enumerate(files):
-        row = dict.fromkeys(dataset.columns(methods, evaluate))
-        row.update(path=name, key=f"u{i}-{digest_of(data)}")
-        try:
-            good.append((row, xai_core.load_image(data)))
-        except xai_core.InvalidImageError as err:
-            row["error"] = str(err)
-        rows.append(row)
-    pictures: dict = {}
-    if good:
-        pils, n = [pil for _, pil in good], len(good)
-        total = n * (2 if evaluate else 1)
-        tell = (lambda offset: None if progress is None else
-                (lambda stage, done, _total: progress(stage, offset + done, total)))
-        explanations = xai_core.explain_batch(handle, pils, list(methods), targets=target, layer=layer,
-                                              batch_size=8, progress=tell(0))
-        scores = (xai_core.evaluate_batch(handle, pils, explanations, steps=int(steps), progress=tell(n))
-                  if evaluate else [None] * n)
-        for (row, _), exp, evaluation in zip(good, explanations, scores):
-            top = exp.top[:5]
-            row.update(label=top[0].label, probability=float(top[0].probability), target=int(exp.target),
-                       top5_labels=[p.label for p in top], top5_probabilities=[float(p.probability) for p in top],
-                       target_label=exp.target_label, seconds=float(exp.timings["total"]))
-            pictures[row["key"]] = {None: _jpeg(exp.image)}
-            for method, cam in exp.maps.items():
-                row[f"{method}_seconds"] = float(exp.timings.get(method, 0.0))
-                pictures[row["key"]][method] = _jpeg(overlay_cam(exp.image, cam))
-            for method in (list(methods) + [RANDOM]) if evaluation is not None else []:
-                for score in dataset.EVAL_SCORES:
-                    row[f"{method}_{score}"] = float(evaluation.scores[method][score])
-    return {"rows": rows, "summary": dataset.summarize(rows, settings), "pictures": pictures}
+    records = [{"source": dataset.Source(name, ""), "data": data, "key": f"u{i}-{digest_of(data)}", "error": None}
+               for i, (name, data) in enumerate(files)]
+    tell = None if progress is None else (lambda done, total: progress("images", done, total))
+    rows, pictures = dataset.compute_records(handle, records, settings, batch_size=8, progress=tell)
+    jpegs = {key: {None: _jpeg(image), **{m: _jpeg(overlay_cam(image, cam)) for m, cam in cams.items()}}
+             for key, image, cams in pictures}
+    return {"rows": rows, "summary": dataset.summarize(rows, settings), "pictures": jpegs}
 
 
 def open_on_cam(data: bytes, name: str, methods: list[str], layer: str, target: Optional[int],

@@ -182,7 +182,8 @@ def _summary(view: dict) -> None:
     facts = [f"{summary.get('explained', 0)} of {summary.get('files', 0)} files explained",
              f"{summary.get('refused', 0)} refused", f"model {settings.get('model', '?')}",
              f"layer {', '.join(settings.get('layers', []))}",
-             f"target: {settings.get('target') or 'each image’s top class'}"]
+             "target: " + (summary.get("target_label") or f"class {settings['target']}"
+                           if settings.get("target") is not None else "each image’s top class")]
     st.markdown(" · ".join(facts))
     if "accuracy" in summary:
         st.metric("Top-1 accuracy (against the folder names)", DF.interval_text(summary["accuracy"], percent=True),

@@ -154,3 +154,16 @@ def test_the_results_folder_inside_the_input_is_not_read_as_input(lite, tmp_path
         dataset.run(lite, str(root), str(tmp_path / "file" / "out"), ["gradcam"])
     with pytest.raises(xai_core.InvalidOptionError, match="batch_size"):
         dataset.run(lite, str(root), str(tmp_path / "o"), ["gradcam"], batch_size=0)
+
+
+def test_a_fixed_target_is_kept_as_an_index(lite, tmp_path):
+    """ImageNet names two classes "crane" (134, the bird; 517, the machine): the job keeps the index."""
+    assert lite.categories[134] == lite.categories[517] == "crane"
+    photo = tmp_path / "in"
+    photo.mkdir()
+    shutil.copy(PHOTOS[0], photo / PHOTOS[0].name)
+    dataset.run(lite, str(photo), str(tmp_path / "out"), ["gradcam"], target=517)
+    (row,) = _rows(tmp_path / "out")
+    assert (row["target"], row["target_label"]) == (517, "crane")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["settings"]["target"] == 517 and summary["target_label"] == "crane"

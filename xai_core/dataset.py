@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from ._common import split_names
-from .errors import InvalidImageError, InvalidOptionError, XAIError
+from .errors import Cancelled, InvalidImageError, InvalidOptionError, XAIError
 from .evaluate import RANDOM, ROAD_PERCENTILES, evaluate_batch
 from .explain import explain_batch
 from .images import load_image
@@ -67,7 +67,7 @@ class Settings:
     model: str
     weights: str
     methods: tuple[str, ...]
-    target: Optional[str]
+    target: Optional[int]  # a class index (labels can repeat: ImageNet has two 'crane's)
     layers: tuple[str, ...]
     evaluate: bool = False
     steps: int = 20
@@ -178,8 +178,13 @@ def explain_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     return rows
 
 
-def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Settings) -> tuple[list[dict], list]:
-    """`explain_records` without the writing: (the rows, the pictures `save_pictures` writes)."""
+def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Settings, *,
+                    batch_size: Optional[int] = None,
+                    progress: Optional[Callable[[int, int], Optional[bool]]] = None) -> tuple[list[dict], list]:
+    """`explain_records` without the writing: (the rows, the pictures `save_pictures` writes: (key,
+    the picture the maps belong to, {method: map}) per explained record). `batch_size` images per
+    forward (default: all at once); `progress(done, total)` counts the images explained, then (with
+    evaluation) scored; returning False cancels (raises `Cancelled`)."""
     rows: list[Optional[dict]] = [None] * len(records)
     good = []
     for i, record in enumerate(records):
@@ -194,11 +199,18 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     if not good:
         return rows, []
     pils = [pil for _, pil in good]
+    total = len(pils) * (2 if settings.evaluate else 1)
+    report = (lambda offset: None if progress is None else  # noqa: E731
+              (lambda _stage, done, _total: progress(offset + done, total)))
     try:
         explanations = explain_batch(handle, pils, settings.methods, targets=settings.target,
-                                     layer=list(settings.layers), batch_size=len(pils))
+                                     layer=list(settings.layers), batch_size=batch_size or len(pils),
+                                     progress=report(0))
         scores = (evaluate_batch(handle, pils, explanations, steps=settings.steps,
-                                 road_percentiles=settings.road_percentiles) if settings.evaluate else None)
+                                 road_percentiles=settings.road_percentiles, progress=report(len(pils)))
+                  if settings.evaluate else None)
+    except Cancelled:
+        raise
     except XAIError as err:  # a readable file that could not be explained: its row says why
         for i, _ in good:
             rows[i] = _row(records[i], settings, error=f"{NOT_EXPLAINED} {err}")
@@ -287,7 +299,7 @@ def run(
     if not methods:
         raise InvalidOptionError("Choose at least one method.")
     if target is not None:
-        target = handle.categories[handle.class_index(target)]
+        target = handle.class_index(target)
     layers = tuple(split_names(layer)) or (handle.default_layer,)
     layers = tuple(handle.layer_name(n) for n in layers)
     if engine not in ("local", "ray"):
@@ -437,6 +449,7 @@ def summarize(rows: Sequence[dict], settings: Settings) -> dict:
         "files": len(rows), "explained": len(ok), "refused": len(rows) - len(ok),
         "settings": dataclasses.asdict(settings), "methods": {},
     }
+    summary["target_label"] = next((r["target_label"] for r in ok), None) if settings.target is not None else None
     summary["seconds_per_image"] = bootstrap_ci(r["seconds"] for r in ok)
     labelled = [r for r in ok if r.get("true_label")]
     if labelled:

@@ -51,6 +51,8 @@ def report_html(rows: Sequence[dict], summary: dict) -> str:
     facts = [f"{summary.get('explained', 0)} of {summary.get('files', 0)} files explained",
              f"{summary.get('refused', 0)} refused",
              f"model {settings.get('model', '?')}", f"layer {', '.join(settings.get('layers', []))}"]
+    if settings.get("target") is not None:
+        facts.append(f"target {summary.get('target_label') or settings['target']}")
     if (summary.get("seconds_per_image") or {}).get("mean") is not None:
         facts.append(f"{summary['seconds_per_image']['mean']:.3f} s per image (every method, its share of the batch)")
     if "accuracy" in summary:
