@@ -71,12 +71,23 @@ class Explainer:
         return pa.Table.from_pylist(rows, schema=schema(self.settings))
 
 
+def _data(record: dict) -> Optional[bytes]:
+    """The record's bytes, read here (the driver) so that the workers need not see the input files;
+    None when the file cannot be read any more (the actor then makes its error row)."""
+    if record["data"] is not None or record["error"] is not None:
+        return record["data"]
+    try:
+        return Path(record["source"].file).read_bytes()
+    except OSError:
+        return None
+
+
 def _records_table(records: Sequence[dict]):
     import pyarrow as pa
 
     types = pa.schema([(c, pa.binary() if c == "data" else pa.string()) for c in RECORD_COLUMNS])
     return pa.Table.from_pylist([{"path": r["source"].path, "file": r["source"].file,
-                                  "true_label": r["source"].true_label, "data": r["data"], "key": r["key"],
+                                  "true_label": r["source"].true_label, "data": _data(r), "key": r["key"],
                                   "error": r["error"]} for r in records], schema=types)
 
 
