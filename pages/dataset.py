@@ -9,6 +9,7 @@ import streamlit as st
 
 import xai_core
 from pages import _panels as P
+from pages import _dataset_state as D
 from pages import _state as S
 from xai_core import dataset_figures as DF
 
@@ -32,7 +33,7 @@ CANCELLED = "cancelled"  # DATA_PENDING after Cancel: the next run says so once
 
 
 def _cancel() -> None:
-    ss[S.DATA_PENDING] = CANCELLED
+    ss[D.DATA_PENDING] = CANCELLED
 
 
 def _upload_controls() -> tuple[list[str], str, Optional[int], bool]:
@@ -47,36 +48,36 @@ def _upload_controls() -> tuple[list[str], str, Optional[int], bool]:
     if costs is None:
         st.stop()
     offered = [m for m in xai_core.list_methods() if not costs[m].slow]
-    S.offer_dataset_methods(offered)
+    D.offer_dataset_methods(offered)
     with methods_slot:
-        methods = P.method_picker("Methods", offered, S.DATA_METHODS,
+        methods = P.method_picker("Methods", offered, D.DATA_METHODS,
                                   help="The methods that share one pass; Score-CAM and the other slow methods run "
                                   "over many images with the batch command.")
-    if not S.TOP_CLASS <= ss[S.DATA_TARGET] < len(handle.categories):
-        ss[S.DATA_TARGET] = S.TOP_CLASS
+    if not D.TOP_CLASS <= ss[D.DATA_TARGET] < len(handle.categories):
+        ss[D.DATA_TARGET] = D.TOP_CLASS
     choice = target_col.selectbox(
-        "Explain which class?", [S.TOP_CLASS, *range(len(handle.categories))], **S.bind(S.DATA_TARGET),
-        format_func=lambda i: "each photo's top class" if i == S.TOP_CLASS else f"{handle.categories[i]} (#{i})")
-    target = None if choice == S.TOP_CLASS else int(choice)
-    evaluate = eval_col.toggle("Faithfulness scores", **S.bind(S.DATA_EVAL),
+        "Explain which class?", [D.TOP_CLASS, *range(len(handle.categories))], **S.bind(D.DATA_TARGET),
+        format_func=lambda i: "each photo's top class" if i == D.TOP_CLASS else f"{handle.categories[i]} (#{i})")
+    target = None if choice == D.TOP_CLASS else int(choice)
+    evaluate = eval_col.toggle("Faithfulness scores", **S.bind(D.DATA_EVAL),
                                help="Deletion, insertion and ROAD for each map and a random map, at the Faithfulness "
                                "page's curve step: slower, but it ranks the methods.")
     return methods, layer, target, evaluate
 
 
 def _uploads() -> Optional[dict]:
-    files = st.file_uploader(f"Photos (up to {S.MAX_UPLOADS})", type=S.UPLOAD_TYPES, accept_multiple_files=True,
-                             key=S.DATA_UPLOADS, help="JPEG, PNG, WebP, BMP, GIF or TIFF. They stay in this session.")
+    files = st.file_uploader(f"Photos (up to {D.MAX_UPLOADS})", type=S.UPLOAD_TYPES, accept_multiple_files=True,
+                             key=D.DATA_UPLOADS, help="JPEG, PNG, WebP, BMP, GIF or TIFF. They stay in this session.")
     files = list(files or [])
-    if len(files) > S.MAX_UPLOADS:
-        st.warning(f"You chose {len(files)} photos; only the first {S.MAX_UPLOADS} are explained.",
+    if len(files) > D.MAX_UPLOADS:
+        st.warning(f"You chose {len(files)} photos; only the first {D.MAX_UPLOADS} are explained.",
                    icon=":material/filter_list:")
-        files = files[:S.MAX_UPLOADS]
+        files = files[:D.MAX_UPLOADS]
     methods, layer, target, evaluate = _upload_controls()
-    result = ss.get(S.DATA_RESULT)
+    result = ss.get(D.DATA_RESULT)
     if not files:
         if result is None:
-            st.info(f"Upload up to {S.MAX_UPLOADS} photos to explain them here, or choose a results folder of the "
+            st.info(f"Upload up to {D.MAX_UPLOADS} photos to explain them here, or choose a results folder of the "
                     "batch command above.", icon=":material/upload:")
             return None
         st.caption("The photos explained earlier in this session; upload photos to explain others.")
@@ -88,13 +89,13 @@ def _uploads() -> Optional[dict]:
     request = (model, tuple(f.file_id for f in files), tuple(methods), layer, target, evaluate, steps if evaluate else 0)
     if result is None or result["request"] != request:
         label = f"Explain {len(files)} photo{'s' * (len(files) != 1)}" + (" and score the maps" if evaluate else "")
-        if ss.get(S.DATA_PENDING) == CANCELLED:
-            ss[S.DATA_PENDING] = None
+        if ss.get(D.DATA_PENDING) == CANCELLED:
+            ss[D.DATA_PENDING] = None
             st.info("Cancelled: nothing was kept. Press the button to start again.", icon=":material/cancel:")
         start = st.empty()
         if start.button(label, type="primary", icon=":material/play_arrow:", key="dataset.run"):
-            ss[S.DATA_PENDING] = request
-        if ss.get(S.DATA_PENDING) != request:
+            ss[D.DATA_PENDING] = request
+        if ss.get(D.DATA_PENDING) != request:
             return None
         start.empty()
         result = _explain(files, request, methods, layer, target, evaluate, steps)
@@ -115,7 +116,7 @@ def _upload_view(result: dict) -> dict:
 
 
 def _uploaded_bytes(file_id: Optional[str]) -> Optional[bytes]:
-    for file in ss.get(S.DATA_UPLOADS) or []:
+    for file in ss.get(D.DATA_UPLOADS) or []:
         if file.file_id == file_id:
             return file.getvalue()
     return None
@@ -130,39 +131,39 @@ def _explain(files, request, methods, layer, target, evaluate, steps) -> Optiona
     label = f"Explaining {len(files)} photos" + (" and scoring their maps" if evaluate else "")
     try:
         with P.progress(label, estimate) as report:
-            result = S.explain_uploads(handle, [(f.name, f.getvalue()) for f in files], methods, layer, target,
+            result = D.explain_uploads(handle, [(f.name, f.getvalue()) for f in files], methods, layer, target,
                                        evaluate, steps, progress=report)
     except xai_core.Cancelled:
         st.stop()  # a control changed or Cancel was pressed: the next run starts at once
     except xai_core.XAIError as err:
-        ss[S.DATA_PENDING] = None
+        ss[D.DATA_PENDING] = None
         st.error(str(err), icon=":material/error:")
         return None
     finally:
         cancel.empty()
-    ss[S.DATA_PENDING], ss[S.DATA_RESULT] = None, dict(result, request=request)
-    return ss[S.DATA_RESULT]
+    ss[D.DATA_PENDING], ss[D.DATA_RESULT] = None, dict(result, request=request)
+    return ss[D.DATA_RESULT]
 
 
 def _folder() -> Optional[dict]:
-    root = S.results_root()
+    root = D.results_root()
     if root is None or not root.is_dir():
         why = "is not set" if root is None else "names no folder"
-        st.info(f"This server offers no results folders: its {S.RESULTS_ROOT_ENV} setting {why}; a results folder "
+        st.info(f"This server offers no results folders: its {D.RESULTS_ROOT_ENV} setting {why}; a results folder "
                 "is made with the batch command, for example:", icon=":material/folder_off:")
-        st.code(S.BATCH_COMMAND, language="bash")
+        st.code(D.BATCH_COMMAND, language="bash")
         return None
-    names = S.results_folders()
+    names = D.results_folders()
     if not names:
         st.info("The server's results root holds no results folder yet; make one with the batch command, for "
                 "example:", icon=":material/folder_open:")
-        st.code(S.BATCH_COMMAND, language="bash")
+        st.code(D.BATCH_COMMAND, language="bash")
         return None
-    if ss[S.DATA_FOLDER] not in names:
-        ss[S.DATA_FOLDER] = names[0]
-    name = st.selectbox("Results folder", names, **S.bind(S.DATA_FOLDER),
-                        help=f"The folders under the server's {S.RESULTS_ROOT_ENV} that hold a batch run's results.")
-    data = P.safe(S.read_results, name, S.results_stamp(name))
+    if ss[D.DATA_FOLDER] not in names:
+        ss[D.DATA_FOLDER] = names[0]
+    name = st.selectbox("Results folder", names, **S.bind(D.DATA_FOLDER),
+                        help=f"The folders under the server's {D.RESULTS_ROOT_ENV} that hold a batch run's results.")
+    data = P.safe(D.read_results, name, D.results_stamp(name))
     if data is None:
         return None
     settings = data["summary"]["settings"]
@@ -170,8 +171,8 @@ def _folder() -> Optional[dict]:
     layers = settings.get("layers") or [handle.default_layer]
     fixed = settings.get("target") is not None
     return dict(data, id=f"folder.{name}", methods=methods, layer=layers[0], model=settings.get("model"),
-                picture=lambda row, method=None: S.results_picture(name, row["key"], method),
-                original=lambda row: S.results_picture(name, row["key"]),
+                picture=lambda row, method=None: D.results_picture(name, row["key"], method),
+                original=lambda row: D.results_picture(name, row["key"]),
                 target_of=lambda row: row["target"] if fixed else None)
 
 
@@ -270,7 +271,7 @@ def _open(view: dict, row: dict) -> None:
     if not data:
         st.error("This image is no longer available; explain it again.", icon=":material/error:")
         return
-    S.open_on_cam(data, row["path"].rsplit("/", 1)[-1], view["methods"], view["layer"], view["target_of"](row),
+    D.open_on_cam(data, row["path"].rsplit("/", 1)[-1], view["methods"], view["layer"], view["target_of"](row),
                   model=view["model"])
     st.switch_page("pages/cam.py")
 
@@ -279,9 +280,9 @@ def _md(text) -> str:
     return str(text).replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("$", "\\$")
 
 
-S.init_dataset_state()
-source = st.segmented_control("Images", S.DATA_SOURCES, **S.bind(S.DATA_SOURCE), required=True) or ss[S.DATA_SOURCE]
-view = _uploads() if source == S.DATA_SOURCES[0] else _folder()
+D.init_dataset_state()
+source = st.segmented_control("Images", D.DATA_SOURCES, **S.bind(D.DATA_SOURCE), required=True) or ss[D.DATA_SOURCE]
+view = _uploads() if source == D.DATA_SOURCES[0] else _folder()
 if view is None:
     st.stop()
 _summary(view)

@@ -5,7 +5,6 @@ model's lock with other users while a large batch runs."""
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest

@@ -188,9 +188,9 @@ def test_a_chosen_class_is_explained_and_handed_over(monkeypatch, lite) -> None:
 
 def test_more_than_fifty_uploads_are_cut_with_one_sentence(monkeypatch) -> None:
     captured = {}
-    from pages import _state
+    from pages import _dataset_state
 
-    monkeypatch.setattr(_state, "explain_uploads", lambda handle, files, *a, **k: captured.update(n=len(files))
+    monkeypatch.setattr(_dataset_state, "explain_uploads", lambda handle, files, *a, **k: captured.update(n=len(files))
                         or {"rows": [], "summary": {"files": 0, "explained": 0, "refused": 0, "settings": {},
                                                     "methods": {}}, "pictures": {}})
     app = _dataset_page(monkeypatch)
@@ -223,10 +223,10 @@ def test_cancel_keeps_nothing_and_says_so(monkeypatch) -> None:
 
 def test_uploads_are_explained_like_the_batch_command(lite) -> None:
     """`explain_uploads` gives the rows and the summary `dataset.explain_records` gives the same photos."""
-    from pages import _state
+    from pages import _dataset_state
 
     files = [(n, (IMAGES / n).read_bytes()) for n in ("cat.png", "coffee.png")] + [("bad.png", CORRUPT)]
-    result = _state.explain_uploads(lite, files, ["gradcam"], "stage7", None, True, 4)
+    result = _dataset_state.explain_uploads(lite, files, ["gradcam"], "stage7", None, True, 4)
     rows = result["rows"]
     assert [r["path"] for r in rows] == ["cat.png", "coffee.png", "bad.png"]
     assert rows[2]["error"] and rows[0]["error"] is None and rows[0]["label"] == "Egyptian cat"
@@ -235,19 +235,19 @@ def test_uploads_are_explained_like_the_batch_command(lite) -> None:
     assert set(result["pictures"][rows[0]["key"]]) == {None, "gradcam"}
     json.dumps(result["summary"])  # summary.json's content
     with pytest.raises(xai_core.Cancelled):
-        _state.explain_uploads(lite, files, ["gradcam"], "stage7", None, False, 4, progress=lambda *a: False)
+        _dataset_state.explain_uploads(lite, files, ["gradcam"], "stage7", None, False, 4, progress=lambda *a: False)
 
 
 def test_only_listed_folders_can_be_read(monkeypatch, results_root) -> None:
-    from pages import _state
+    from pages import _dataset_state
 
     monkeypatch.setenv("XAI_RESULTS_ROOT", str(results_root))
-    assert _state.results_folders() == ["pets"]
+    assert _dataset_state.results_folders() == ["pets"]
     for name in ("..", "../results/pets", "empty", str(results_root / "pets"), "pets/maps"):
         with pytest.raises(xai_core.InvalidOptionError, match="Choose one of the results folders listed"):
-            _state.read_results(name, 0)
-    assert _state.read_results("pets", _state.results_stamp("pets"))["summary"]["explained"] == 3
-    assert _state.results_picture("pets", "../../secret") is None
+            _dataset_state.read_results(name, 0)
+    assert _dataset_state.read_results("pets", _dataset_state.results_stamp("pets"))["summary"]["explained"] == 3
+    assert _dataset_state.results_picture("pets", "../../secret") is None
 
 
 def test_the_faithfulness_page_links_here(app: AppTest) -> None:

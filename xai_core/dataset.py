@@ -165,6 +165,29 @@ def read_record(source: Source, digest: str, keep_bytes: bool = False) -> dict:
     return {"source": source, "data": data if keep_bytes else None, "key": key, "error": None}
 
 
+def _decode(record: dict):
+    """The record's image (PIL), or the one-sentence reason it is refused."""
+    if record["error"] is not None:
+        return record["error"]
+    try:
+        return load_image(_bytes(record))
+    except InvalidImageError as err:
+        return str(err)
+    except OSError as err:
+        return _UNREADABLE.format(type(err).__name__)
+
+
+_DECODER: Optional[ThreadPoolExecutor] = None
+
+
+def _decoder() -> ThreadPoolExecutor:
+    """Threads that read and decode a batch's files in parallel (Pillow releases the GIL)."""
+    global _DECODER
+    if _DECODER is None:
+        _DECODER = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="xai-decode")
+    return _DECODER
+
+
 def _bytes(record: dict) -> bytes:
     return record["data"] if record.get("data") is not None else Path(record["source"].file).read_bytes()
 
@@ -187,15 +210,11 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     evaluation) scored; returning False cancels (raises `Cancelled`)."""
     rows: list[Optional[dict]] = [None] * len(records)
     good = []
-    for i, record in enumerate(records):
-        if record["error"] is None:
-            try:
-                good.append((i, load_image(_bytes(record))))
-                continue
-            except (InvalidImageError, OSError) as err:
-                message = str(err) if isinstance(err, InvalidImageError) else _UNREADABLE.format(type(err).__name__)
-                record = {**record, "error": message}
-        rows[i] = _row(record, settings, error=record["error"])
+    for i, (record, decoded) in enumerate(zip(records, _decoder().map(_decode, records))):
+        if isinstance(decoded, str):
+            rows[i] = _row(record, settings, error=decoded)
+        else:
+            good.append((i, decoded))
     if not good:
         return rows, []
     pils = [pil for _, pil in good]
