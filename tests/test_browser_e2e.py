@@ -251,7 +251,8 @@ def test_no_page_shows_a_file_system_path(served) -> None:
     page.goto(url, timeout=120_000)
     for title, link in [("Why did the classifier decide that?", None), ("Compare CAM methods", "Compare CAM methods"),
                         ("Concepts in the image (DFF)", "Concepts (DFF)"),
-                        ("Faithfulness: which map can I trust?", "Faithfulness")]:
+                        ("Faithfulness: which map can I trust?", "Faithfulness"),
+                        ("Dataset: rank the methods over many images", "Dataset")]:
         if link:
             page.get_by_role("link", name=link).first.click()
         expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=120_000)
