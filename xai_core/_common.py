@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import torch
 from PIL import Image
@@ -69,3 +71,15 @@ def layer_names(handle: ModelHandle, layer: LayerArg) -> list[str]:
     if not names:
         return [handle.default_layer]
     return list(dict.fromkeys(handle.layer_name(name) for name in names))
+
+
+_POOL: Optional[ThreadPoolExecutor] = None
+
+
+def worker_pool() -> ThreadPoolExecutor:
+    """Threads for per-image CPU work of a batch (decoding, resizing): Pillow and torch release the
+    GIL, so a batch's images are prepared in parallel while the model's device waits less."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="xai-worker")
+    return _POOL

@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ._common import split_names
+from ._common import split_names, worker_pool
 from .errors import Cancelled, InvalidImageError, InvalidOptionError, XAIError
 from .evaluate import RANDOM, ROAD_PERCENTILES, evaluate_batch
 from .explain import explain_batch
@@ -177,17 +177,6 @@ def _decode(record: dict):
         return _UNREADABLE.format(type(err).__name__)
 
 
-_DECODER: Optional[ThreadPoolExecutor] = None
-
-
-def _decoder() -> ThreadPoolExecutor:
-    """Threads that read and decode a batch's files in parallel (Pillow releases the GIL)."""
-    global _DECODER
-    if _DECODER is None:
-        _DECODER = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="xai-decode")
-    return _DECODER
-
-
 def _bytes(record: dict) -> bytes:
     return record["data"] if record.get("data") is not None else Path(record["source"].file).read_bytes()
 
@@ -210,7 +199,7 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     evaluation) scored; returning False cancels (raises `Cancelled`)."""
     rows: list[Optional[dict]] = [None] * len(records)
     good = []
-    for i, (record, decoded) in enumerate(zip(records, _decoder().map(_decode, records))):
+    for i, (record, decoded) in enumerate(zip(records, worker_pool().map(_decode, records))):
         if isinstance(decoded, str):
             rows[i] = _row(record, settings, error=decoded)
         else:

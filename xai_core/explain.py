@@ -11,7 +11,7 @@ import torch
 from pytorch_grad_cam import FullGrad
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from ._common import GuardedModule, LayerArg, MethodsArg, as_pil, guard, layer_names, method_specs
+from ._common import GuardedModule, LayerArg, MethodsArg, as_pil, guard, layer_names, method_specs, worker_pool
 from ._timing import elapsed, synchronize, timer
 from .cam_classes import HeadAblationCAM
 from .cost import observe
@@ -184,7 +184,8 @@ def _explain_images(handle: ModelHandle, plan: _Plan, pils: list, targets: list,
     """The explanations of `pils` (one batch: one shared pass). `targets`: an index or None per image."""
     specs, resolved, names = plan.specs, plan.resolved, plan.names
     count = len(pils)
-    x = torch.cat([handle.preprocess(pil) for pil in pils])
+    x = torch.cat(list(worker_pool().map(handle.preprocess, pils)) if len(pils) > 1 else [handle.preprocess(pils[0])])
+    pictures = list(worker_pool().map(handle.display_image, pils)) if len(pils) > 1 else [handle.display_image(pils[0])]
     targets = list(targets)
     if aug_smooth and any(t is None for t in targets):
         top1 = _top1(handle, x)  # each un-augmented image's top-1, for every augmentation of it
@@ -256,7 +257,7 @@ def _explain_images(handle: ModelHandle, plan: _Plan, pils: list, targets: list,
             target_probability=float(chosen[i]),
             layers=tuple(names),
             model=handle.name,
-            image=handle.display_image(pil),
+            image=pictures[i],
             timings=dict(timings),
             notes=notes,
             options={"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth, "methods": resolved},
