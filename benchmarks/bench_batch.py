@@ -135,19 +135,19 @@ def _child_memory(size: int, device: str, layer: str) -> None:
     handle = resnet50(device)
     images = photos(size)
     xai_core.explain(handle, images[0], ["gradcam"], layer=layer)  # warm-up: allocator and kernels
-    base = _rss_mb("VmRSS")
+    base = rss_mb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # Linux: reset the peak (VmHWM) to the current RSS
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
         base_gpu = torch.cuda.memory_allocated() / 2**20
     xai_core.explain_batch(handle, images, list(GRADIENT8), layer=layer, batch_size=size)
-    row = {"batch": size, "RSS before MB": base, "peak RSS growth MB": _rss_mb("VmHWM") - base}
+    row = {"batch": size, "RSS before MB": base, "peak RSS growth MB": rss_mb("VmHWM") - base}
     if device.startswith("cuda"):
         row["GPU peak above the model MB"] = torch.cuda.max_memory_allocated() / 2**20 - base_gpu
     print(json.dumps(row))
 
 
-def _rss_mb(field: str) -> float:
+def rss_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024

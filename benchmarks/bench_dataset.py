@@ -33,6 +33,9 @@ import xai_core  # noqa: E402
 from xai_core import dataset  # noqa: E402
 from xai_core.errors import WeightsUnavailableError  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_batch import rss_mb  # noqa: E402
+
 
 def make_photos(folder: Path, count: int, side: int = 0, seed: int = 0) -> list[Path]:
     """`count` JPEGs from the sample photos: random crops, flips and small rotations; `side` > 0
@@ -103,7 +106,7 @@ def memory(count: int, work: Path) -> None:
     samples = []
 
     def sample(done: int, total: int) -> None:
-        samples.append((done, _rss_mb()))
+        samples.append((done, rss_mb("VmRSS")))
 
     started = time.perf_counter()
     result = dataset.run(handle, str(work / "small"), str(work / "out_small"), ["gradcam"], batch_size=16,
@@ -117,13 +120,6 @@ def memory(count: int, work: Path) -> None:
           f"growth **{peak - after_first:+.0f} MB** (goal <= 200 MB); {result.line()}")
     marks = [samples[int(len(samples) * f)] for f in (0.25, 0.5, 0.75)] + [samples[-1]]
     print("RSS by images done: " + ", ".join(f"{d}: {r:.0f} MB" for d, r in marks))
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main() -> None:

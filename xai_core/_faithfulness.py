@@ -144,11 +144,8 @@ def deletion_insertion(
     hand (pytorch-grad-cam has no deletion/insertion); the images are made batch by batch
     (`tick()` after each batch)."""
     makers = curve_makers(scorer.x, rank_list, steps, extra, ends is None)
-    probs = []
-    for start in range(0, len(makers), scorer.batch_size):
-        probs.append(scorer.probability(torch.cat([make() for make in makers[start:start + scorer.batch_size]])))
-        tick()
-    return assemble_curves(np.concatenate(probs), len(rank_list), steps, scorer.base, ends)
+    flat = score_queue(scorer.handle, [(make, scorer.target) for make in makers], scorer.batch_size, tick)
+    return assemble_curves(flat, len(rank_list), steps, scorer.base, ends)
 
 
 def curve_makers(x: torch.Tensor, rank_list: Sequence[np.ndarray], steps: int, extra: Sequence[torch.Tensor] = (),

@@ -243,8 +243,6 @@ def _run_batch(args: argparse.Namespace) -> int:
     Exit status 0 when every readable file was explained, 1 when some were not, 2 for bad options."""
     from . import dataset
 
-    if args.batch_size is not None and args.batch_size < 1:
-        return _fail(f"--batch-size must be 1 or more, not {args.batch_size}.")
     if not 2 <= args.steps <= 100:
         return _fail(f"--steps must be 2 to 100, not {args.steps}.")
     try:

@@ -34,7 +34,7 @@ from PIL import Image
 from ._common import split_names, worker_pool
 from .errors import Cancelled, InvalidImageError, InvalidOptionError, XAIError
 from .evaluate import RANDOM, ROAD_PERCENTILES, evaluate_batch
-from .explain import explain_batch
+from .explain import TOP_K, explain_batch, images_per_batch
 from .images import load_image
 from .methods import get_method
 from .models import ModelHandle, list_models
@@ -47,7 +47,8 @@ EVAL_SCORES = {"deletion_auc": False, "insertion_auc": True, "road_combined": Tr
 BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 2000, 0
 #: How the error of a readable file that could not be explained starts (retried by a rerun).
 NOT_EXPLAINED = "Not explained:"
-TOP_K = 5
+#: A top-1 probability below this counts as low confidence (the report's and the page's filter).
+LOW_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,11 @@ def list_inputs(spec: str, exclude: Optional[Path] = None) -> tuple[Path, list[S
         sources = [Source(path.name, str(path.resolve()))]
     else:
         raise InvalidOptionError(f"The input {text!r} is neither a folder, a .txt list, a file nor a glob that exists.")
+    if exclude is not None:
+        sources = [s for s in sources if not Path(s.file).resolve().is_relative_to(exclude)]
     if not sources:
-        raise InvalidOptionError(f"No images found in {text!r} (looked for {', '.join(IMAGE_SUFFIXES)}).")
+        where = " outside the results folder" if exclude is not None else ""
+        raise InvalidOptionError(f"No images found in {text!r}{where} (looked for {', '.join(IMAGE_SUFFIXES)}).")
     return root, sorted(sources, key=lambda s: s.path)
 
 
@@ -152,17 +156,17 @@ def columns(methods: Sequence[str], evaluate: bool) -> list[str]:
 _UNREADABLE = "The file cannot be read ({}); check that it exists and is readable."
 
 
-def read_record(source: Source, digest: str, keep_bytes: bool = False) -> dict:
+def read_record(source: Source, digest: str) -> dict:
     """The file's key (its content hash and the settings'), or an error for a file that cannot be
-    read. The bytes are kept with `keep_bytes` (else the file is read again when it is explained,
-    so that a large input is never held in memory at once)."""
+    read. The bytes are not kept: the file is read again when it is explained, so that a large
+    input is never held in memory at once."""
     try:
         data = Path(source.file).read_bytes()
     except OSError as err:
         return {"source": source, "data": None, "key": f"unreadable-{digest}-{source.path}",
                 "error": _UNREADABLE.format(type(err).__name__)}
     key = f"{hashlib.sha256(data).hexdigest()[:32]}-{digest}"
-    return {"source": source, "data": data if keep_bytes else None, "key": key, "error": None}
+    return {"source": source, "data": None, "key": key, "error": None}
 
 
 def _decode(record: dict):
@@ -170,14 +174,15 @@ def _decode(record: dict):
     if record["error"] is not None:
         return record["error"]
     try:
-        return load_image(_bytes(record))
+        return load_image(record_bytes(record))
     except InvalidImageError as err:
         return str(err)
     except OSError as err:
         return _UNREADABLE.format(type(err).__name__)
 
 
-def _bytes(record: dict) -> bytes:
+def record_bytes(record: dict) -> bytes:
+    """The record's bytes: those it carries, else its file's (raises OSError)."""
     return record["data"] if record.get("data") is not None else Path(record["source"].file).read_bytes()
 
 
@@ -313,13 +318,9 @@ def run(
     if engine not in ("local", "ray"):
         raise InvalidOptionError(f"Unknown engine {engine!r}; use local or ray.")
     settings = Settings(handle.name, handle.weights_source, tuple(methods), target, layers, bool(evaluate), int(steps))
-    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
-        raise InvalidOptionError(f"batch_size must be 1 or more, not {batch_size!r}.")
+    size = images_per_batch(handle, batch_size)
     out = Path(output).expanduser().resolve()
-    root, sources = list_inputs(input_spec, exclude=out)
-    sources = [s for s in sources if not Path(s.file).resolve().is_relative_to(out)]  # never our own maps
-    if not sources:
-        raise InvalidOptionError("Every input image is inside the results folder; choose another --output.")
+    root, sources = list_inputs(input_spec, exclude=out)  # never our own maps
     try:
         (out / "parts").mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -327,7 +328,6 @@ def run(
                                  "writable folder path.") from None
     digest = settings.digest()
     done_keys = {row["key"] for row in read_rows(out) if not (row["error"] or "").startswith(NOT_EXPLAINED)}
-    size = batch_size or (64 if handle.device.type == "cuda" else 16)
     todo, keys = [], {}
     for source in sources:
         record = read_record(source, digest)
@@ -445,6 +445,20 @@ def bootstrap_ci(values: Iterable[float], resamples: int = BOOTSTRAP_RESAMPLES, 
     means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return {"mean": float(data.mean()), "low": float(low), "high": float(high), "n": int(data.size)}
+
+
+def interval_text(entry: Optional[dict], percent: bool = False) -> str:
+    """A `bootstrap_ci` entry as '0.123 [0.101, 0.140]' (or '61% [48%, 74%]'); '–' for no value."""
+    if not entry or entry.get("mean") is None:
+        return "–"
+    fmt = "{:.0%}" if percent else "{:.3f}"
+    return f"{fmt.format(entry['mean'])} [{fmt.format(entry['low'])}, {fmt.format(entry['high'])}]"
+
+
+def scores_in(summary: dict) -> list[str]:
+    """The evaluation scores a summary holds (none for a run without evaluation)."""
+    methods = summary.get("methods", {}).values()
+    return [s for s in EVAL_SCORES if any(s in entry for entry in methods)]
 
 
 def summarize(rows: Sequence[dict], settings: Settings) -> dict:

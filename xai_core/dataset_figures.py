@@ -9,13 +9,11 @@ from typing import Optional, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .dataset import EVAL_SCORES, is_correct
+from .dataset import LOW_CONFIDENCE, interval_text, is_correct, scores_in
 from .evaluate import RANDOM
 
 #: How the figures name the scores, each with which way is better.
 SCORE_TITLES = {"deletion_auc": "Deletion AUC ↓", "insertion_auc": "Insertion AUC ↑", "road_combined": "ROAD combined ↑"}
-#: A top-1 probability below this counts as low confidence (as in the HTML report).
-LOW_CONFIDENCE = 0.5
 #: The gallery's outcome filter: its values, by label.
 OUTCOMES = {"all": None, "correct": "right", "wrong": "wrong", "refused files": "error"}
 _RANDOM_COLOR, _METHOD_COLOR = "#9e9e9e", "#1f77b4"
@@ -31,12 +29,6 @@ def _error_bar(entries: Sequence[Optional[dict]]) -> tuple[list, dict]:
     plus = [e["high"] - e["mean"] if m is not None else None for e, m in zip(entries, means)]
     minus = [e["mean"] - e["low"] if m is not None else None for e, m in zip(entries, means)]
     return means, dict(type="data", symmetric=False, array=plus, arrayminus=minus, thickness=1.5, width=6)
-
-
-def scores_in(summary: dict) -> list[str]:
-    """The evaluation scores the summary holds (none for a run without `--eval`)."""
-    methods = summary.get("methods", {}).values()
-    return [s for s in EVAL_SCORES if any(s in entry for entry in methods)]
 
 
 def build_score_intervals(summary: dict) -> go.Figure:
@@ -78,14 +70,6 @@ def build_win_rates(summary: dict) -> go.Figure:
                       yaxis=dict(range=[0, 1.05], tickformat=".0%"), height=380, template="plotly_white",
                       margin=dict(l=40, r=20, t=60, b=110), legend=dict(orientation="h", y=-0.35))
     return fig
-
-
-def interval_text(entry: Optional[dict], percent: bool = False) -> str:
-    """'0.123 [0.101, 0.140]' (or '61% [48%, 74%]'), '–' for no value."""
-    if not entry or entry.get("mean") is None:
-        return "–"
-    fmt = "{:.0%}" if percent else "{:.3f}"
-    return f"{fmt.format(entry['mean'])} [{fmt.format(entry['low'])}, {fmt.format(entry['high'])}]"
 
 
 def win_rate_table(summary: dict) -> dict[str, list[str]]:

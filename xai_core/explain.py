@@ -115,7 +115,7 @@ def explain_batch(
     plan = _plan(handle, methods, layer, options, precision)
     images = list(images)
     chosen = _per_image_targets(handle, targets, len(images))
-    size = _batch_size(handle, batch_size)
+    size = images_per_batch(handle, batch_size)
     results: list[Explanation] = []
     for first in range(0, len(images), size):
         synchronize(handle.device)
@@ -171,7 +171,8 @@ def _per_image_targets(handle: ModelHandle, targets, count: int) -> list[Optiona
     return [None if t is None else handle.class_index(t) for t in targets]
 
 
-def _batch_size(handle: ModelHandle, batch_size: Optional[int]) -> int:
+def images_per_batch(handle: ModelHandle, batch_size: Optional[int] = None) -> int:
+    """`batch_size` checked (raises `InvalidOptionError`), or the default: 64 on a GPU, 16 on a CPU."""
     if batch_size is None:
         return 64 if handle.device.type == "cuda" else 16
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -184,8 +185,8 @@ def _explain_images(handle: ModelHandle, plan: _Plan, pils: list, targets: list,
     """The explanations of `pils` (one batch: one shared pass). `targets`: an index or None per image."""
     specs, resolved, names = plan.specs, plan.resolved, plan.names
     count = len(pils)
-    x = torch.cat(list(worker_pool().map(handle.preprocess, pils)) if len(pils) > 1 else [handle.preprocess(pils[0])])
-    pictures = list(worker_pool().map(handle.display_image, pils)) if len(pils) > 1 else [handle.display_image(pils[0])]
+    x = torch.cat(list(worker_pool().map(handle.preprocess, pils)))  # the batch's images in parallel
+    pictures = list(worker_pool().map(handle.display_image, pils))
     targets = list(targets)
     if aug_smooth and any(t is None for t in targets):
         top1 = _top1(handle, x)  # each un-augmented image's top-1, for every augmentation of it

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 from . import errors
-from .dataset import Settings, Source, explain_records, model_args, schema
+from .dataset import Settings, Source, explain_records, model_args, record_bytes, schema
 from .errors import InvalidOptionError, XAIError
 from .models import ModelHandle
 
@@ -73,11 +73,11 @@ class Explainer:
 
 def _data(record: dict) -> Optional[bytes]:
     """The record's bytes, read here (the driver) so that the workers need not see the input files;
-    None when the file cannot be read any more (the actor then makes its error row)."""
-    if record["data"] is not None or record["error"] is not None:
+    None when the file cannot be read (the actor then makes its error row)."""
+    if record["error"] is not None:
         return record["data"]
     try:
-        return Path(record["source"].file).read_bytes()
+        return record_bytes(record)
     except OSError:
         return None
 

@@ -11,13 +11,12 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from .dataset import LOW_CONFIDENCE, interval_text, scores_in
 from .evaluate import RANDOM
 
 NAMES = {"deletion_auc": "deletion AUC (lower is better)", "insertion_auc": "insertion AUC (higher is better)",
          "road_combined": "ROAD combined (higher is better)"}
 SHORT = {"deletion_auc": "deletion", "insertion_auc": "insertion", "road_combined": "ROAD"}
-#: A top-1 probability below this counts as low confidence (the gallery's filter's default).
-LOW_CONFIDENCE = 0.5
 
 
 def write_report(out: Path, rows: Sequence[dict], summary: dict) -> Path:
@@ -27,21 +26,15 @@ def write_report(out: Path, rows: Sequence[dict], summary: dict) -> Path:
     return path
 
 
-def _ci(entry) -> str:
-    if not entry or entry.get("mean") is None:
-        return "–"
-    return f"{entry['mean']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
-
-
 def _summary_table(summary: dict) -> str:
     methods = summary.get("methods", {})
-    scores = [k for k in ("deletion_auc", "insertion_auc", "road_combined") if any(k in m for m in methods.values())]
+    scores = scores_in(summary)
     head = ["Method"] + [f"{NAMES[s]} (mean, 95% CI)" for s in scores] + [f"beats random on {SHORT[s]} (share of images)" for s in scores]
     lines = ["<table class='summary'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     for method, entry in methods.items():
         cells = [entry.get("title", method)]
-        cells += [_ci(entry.get(s)) for s in scores]
-        cells += [_ci(entry.get(f"{s}_win_rate")) if method != RANDOM else "–" for s in scores]
+        cells += [interval_text(entry.get(s)) for s in scores]
+        cells += [interval_text(entry.get(f"{s}_win_rate")) if method != RANDOM else "–" for s in scores]
         lines.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     return "\n".join(lines) + "</table>"
 
@@ -56,7 +49,7 @@ def report_html(rows: Sequence[dict], summary: dict) -> str:
     if (summary.get("seconds_per_image") or {}).get("mean") is not None:
         facts.append(f"{summary['seconds_per_image']['mean']:.3f} s per image (every method, its share of the batch)")
     if "accuracy" in summary:
-        facts.append(f"accuracy {_ci(summary['accuracy'])}")
+        facts.append(f"accuracy {interval_text(summary['accuracy'])}")
     data = json.dumps({"rows": list(rows), "methods": list(settings.get("methods", [])),
                        "titles": {m: e.get("title", m) for m, e in summary.get("methods", {}).items()},
                        "low": LOW_CONFIDENCE}, default=float).replace("</", "<\\/")
