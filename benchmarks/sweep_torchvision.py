@@ -31,7 +31,7 @@ def _one_line(err: BaseException) -> str:
 def _describe_reshape(fn) -> str:
     if fn is None:
         return "none"
-    from xai_core.architecture.reshape import ChannelsLast, TokenGrid
+    from xai_core.models.architecture.reshape import ChannelsLast, TokenGrid
     if isinstance(fn, TokenGrid):
         return f"prefix {fn.prefix}, {fn.height}x{fn.width} grid"
     if isinstance(fn, ChannelsLast):

@@ -1,4 +1,4 @@
-"""Layer discovery and reshape inference (`xai_core.architecture`) on random-weight models."""
+"""Layer discovery and reshape inference (`xai_core.models.architecture`) on random-weight models."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from _arch_models import FAMILIES, image, model, no_hooks, size
-from xai_core.architecture import ChannelsLast, TokenGrid, describe, probe_input, trace
+from xai_core.models.architecture import ChannelsLast, TokenGrid, describe, probe_input, trace
 
 #: The layers pytorch-grad-cam's docs and tutorials advise, and a few more per family.
 EXPECTED = {

@@ -1,4 +1,4 @@
-"""A user's checkpoint (`xai_core.checkpoints`): real files written to tmp_path."""
+"""A user's checkpoint (`xai_core.models.checkpoints`): real files written to tmp_path."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision.models as tvm
 
-from xai_core.checkpoints import classifier_layers, load_checkpoint, read_labels, read_state_dict, strip_prefixes
+from xai_core.models.checkpoints import classifier_layers, load_checkpoint, read_labels, read_state_dict, strip_prefixes
 from xai_core.errors import InvalidOptionError, InvalidWeightsError, WeightsUnavailableError
 
 LABELS = ["cat", "dog", "bird"]

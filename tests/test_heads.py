@@ -1,4 +1,4 @@
-"""The head after a target layer (`xai_core.architecture.head_for`): exact where it can be
+"""The head after a target layer (`xai_core.models.architecture.head_for`): exact where it can be
 isolated, a checked replay elsewhere, never wrong; and AblationCAM through it equals the library's."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from _arch_models import EXACT_FAMILIES, assert_same, image, model, no_hooks, size
-from xai_core.architecture import describe, head_for, probe_input, trace
+from xai_core.models.architecture import describe, head_for, probe_input, trace
 from xai_core.cam_classes import HeadAblationCAM
-from xai_core.specs import children_after
+from xai_core.models.specs import children_after
 
 #: Families whose every candidate layer has an isolated (exact) head; transformers replay one block.
 REPLAY_FAMILIES = ["vit_b_16", "swin_t", "timm:deit_tiny_distilled_patch16_224", "timm:vit_tiny_cls_reg4"]

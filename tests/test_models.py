@@ -9,7 +9,7 @@ import torch
 from torchvision.models import ResNet50_Weights, resnet50
 
 import xai_core
-from xai_core import weights as weights_mod
+from xai_core.models import weights as weights_mod
 from conftest import CAT_CLASSES
 
 

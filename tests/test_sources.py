@@ -14,7 +14,7 @@ from PIL import Image
 from xai_core import errors
 from xai_core.models import load_model
 from xai_core.predict import predict
-from xai_core.sources import list_torchvision
+from xai_core.models.sources import list_torchvision
 
 IMAGE = Image.fromarray(np.random.default_rng(0).integers(0, 255, (80, 96, 3), dtype=np.uint8))
 

@@ -2,7 +2,7 @@
 user's checkpoint with its labels; CAM family, DFF) with pytorch-grad-cam's formulas. Plain Python: no
 Streamlit; numpy out, torch kept inside."""
 
-from . import catalog  # the deployment's models file: catalog.entries(), catalog.load_entry(name)
+from .models import catalog  # the deployment's models file: catalog.entries(), catalog.load_entry(name)
 from . import dataset  # dataset mode: dataset.run(handle, input, output, methods, ...), as `batch` runs it
 from .cost import Cost, estimate_cost
 from .dff import Factorization, factorize
@@ -21,7 +21,7 @@ from .images import load_image
 from .methods import MethodSpec, OptionSpec, get_method, list_methods
 from .models import ModelHandle, default_device, list_models, load_model
 from .predict import Prediction, predict
-from .specs import ModelSpec, get_model_spec
+from .models import ModelSpec, get_model_spec
 
 __all__ = [
     "Agreement",

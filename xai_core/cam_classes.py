@@ -14,7 +14,7 @@ from pytorch_grad_cam import AblationCAM, EigenCAM, EigenGradCAM, ScoreCAM, Shap
 from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
-from .architecture import Head
+from .models import Head
 from .errors import Cancelled
 
 

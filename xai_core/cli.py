@@ -23,7 +23,7 @@ from .explain import explain
 from .images import load_image
 from .methods import list_methods
 from .models import AUTO, list_models, load_model
-from .sources import is_source
+from .models import is_source
 from .predict import predict
 
 USAGE_ERROR = 2

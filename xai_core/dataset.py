@@ -39,7 +39,7 @@ from .images import load_image
 from .methods import get_method
 from .models import ModelHandle, list_models
 from .render import overlay_cam
-from .sources import is_source
+from .models import is_source
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: The scores of `--eval`, each with whether higher is better (for win rates against the random map).

@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from .errors import InvalidOptionError, InvalidWeightsError, WeightsUnavailableError
+from ..errors import InvalidOptionError, InvalidWeightsError, WeightsUnavailableError
 
 #: Keys under which training scripts nest the state dict (Lightning: state_dict; many: model).
 NESTING_KEYS = ("state_dict", "model", "model_state_dict")

@@ -7,7 +7,7 @@ from typing import Callable, Mapping, Optional
 
 from torch import nn
 
-from ._registry import Registry
+from .._registry import Registry
 
 
 @dataclass(frozen=True)

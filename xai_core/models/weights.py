@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from .errors import InvalidWeightsError, WeightsUnavailableError
+from ..errors import InvalidWeightsError, WeightsUnavailableError
 from .specs import ModelSpec, WeightsRecord
 
 #: Environment variable naming a weights file for the ResNet-50 (like `--weights PATH`).

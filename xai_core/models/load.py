@@ -18,8 +18,8 @@ from torch import nn
 from . import zoo  # noqa: F401  (registers the models)
 from .architecture import Head, describe, head_for, probe_input
 from .checkpoints import Labels
-from .errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
-from .images import bounded_aspect
+from ..errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
+from ..images import bounded_aspect
 from .sources import SourceModel, is_source, load_source
 from .specs import ModelSpec, get_model_spec
 from .specs import list_models as builtin_models

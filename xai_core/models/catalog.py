@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from .errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError, XAIError
-from .models import AUTO, ModelHandle, load_model
+from ..errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError, XAIError
+from .load import AUTO, ModelHandle, load_model
 from .specs import list_models
 
 ENV = "XAI_MODELS"
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "models.toml"
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "models.toml"
 #: The keys of a `[[model]]` table; the first two are required.
 KEYS = ("name", "source", "weights", "labels", "title")
 SOURCE_KINDS = ("torchvision", "timm")

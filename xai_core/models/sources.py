@@ -14,7 +14,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms._presets import ImageClassification
 
 from .checkpoints import Labels, load_checkpoint, read_labels
-from .errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
+from ..errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
 from .weights import OFFLINE_ENV, _reachable, cache_path
 
 TORCHVISION, TIMM = "torchvision", "timm"
