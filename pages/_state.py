@@ -228,7 +228,7 @@ def image_notices(digest: str, _data: bytes) -> tuple[str, ...]:
 def get_model(name: str, entry: Optional[catalog.CatalogEntry] = None) -> xai_core.ModelHandle:
     """The shared model handle for `name`: "auto" or a registered model, or the models file's
     `entry` of that name (hashed too, so an edited entry loads afresh); raises XAIError."""
-    return catalog.load_entry(entry) if entry is not None else xai_core.load_model(name)
+    return xai_core.models.load_entry(entry) if entry is not None else xai_core.load_model(name)
 
 
 def model_key(handle: xai_core.ModelHandle) -> str:

@@ -12,6 +12,7 @@ import pytest
 
 import xai_core
 from xai_core import catalog
+from xai_core.models import load_entry
 from xai_core.errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +99,7 @@ def test_a_missing_xai_models_file_is_an_error(tmp_path: Path, monkeypatch: pyte
 
 def test_load_entry_names_and_titles_the_handle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _models_file(tmp_path, monkeypatch, LITE)
-    handle = catalog.load_entry("my-lite", device="cpu")
+    handle = load_entry("my-lite", device="cpu")
     assert handle.name == "my-lite" and handle.spec.title == "My Lite model"
     assert handle.spec.name == "efficientnet_lite0" and len(handle.categories) == 1000
     top = xai_core.predict(handle, ROOT / "assets" / "images" / "cat.png", top_k=1)[0]
@@ -136,7 +137,7 @@ def test_a_missing_weights_file_names_it_as_the_file_does(tmp_path: Path, monkey
     _models_file(tmp_path, monkeypatch, '[[model]]\nname = "gone"\nsource = "efficientnet_lite0"\n'
                                         'weights = "ckpt/missing.pt"')
     with pytest.raises(WeightsUnavailableError) as info:
-        catalog.load_entry("gone")
+        load_entry("gone")
     message = str(info.value)
     assert "model 1 ('gone')" in message and "ckpt/missing.pt" in message and str(tmp_path) not in message
 
@@ -146,7 +147,7 @@ def test_a_load_error_hides_the_absolute_path(tmp_path: Path, monkeypatch: pytes
                                                'weights = "junk.pt"')
     (path.parent / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(xai_core.InvalidWeightsError) as info:
-        catalog.load_entry("junk")
+        load_entry("junk")
     assert "model 1 ('junk')" in str(info.value) and str(tmp_path) not in str(info.value)
 
 
@@ -175,7 +176,7 @@ def test_the_worked_example_checkpoint_loads_with_its_labels(tmp_path: Path, mon
     make_checkpoint(tmp_path / "out")
     monkeypatch.setenv(catalog.ENV, str(tmp_path / "examples" / "models.toml"))
     (entry,) = catalog.entries()
-    handle = catalog.load_entry(entry.name, device="cpu")
+    handle = load_entry(entry.name, device="cpu")
     assert handle.name == "resnet18_3class" and handle.categories == CLASSES
     assert handle.spec.title == entry.title and str(tmp_path) not in handle.weights_source
     predictions = xai_core.predict(handle, ROOT / "assets" / "images" / "cat.png", top_k=3)

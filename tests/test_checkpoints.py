@@ -99,10 +99,10 @@ def test_pickled_whole_model_is_refused_without_unpickling(finetuned, tmp_path, 
 
 
 @pytest.mark.parametrize("content,expected", [
-    (b"this is not a torch file", "is not a PyTorch weights file"),
-    (b"", "is not a PyTorch weights file"),
-    (b"garbage", "is not a PyTorch weights file"),
-    (b"PK\x03\x04 truncated zip", "is not a PyTorch weights file"),
+    (b"this is not a torch file", "is not a loadable PyTorch weights file"),
+    (b"", "is not a loadable PyTorch weights file"),
+    (b"garbage", "is not a loadable PyTorch weights file"),
+    (b"PK\x03\x04 truncated zip", "is not a loadable PyTorch weights file"),
 ])
 def test_garbage_file(tmp_path, content, expected):
     path = tmp_path / "junk.pt"

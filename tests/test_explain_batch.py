@@ -140,7 +140,7 @@ def test_the_bf16_shared_pass_hands_on_float32_close_to_fp32(tiny):
     from pytorch_grad_cam import GradCAM
 
     from xai_core import device_cams
-    from xai_core._common import guard
+    from xai_core.models import guard
     from xai_core.engine import run_shared_pass
 
     x = torch.cat([tiny.preprocess(p) for p in _photos(2)])

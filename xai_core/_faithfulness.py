@@ -28,8 +28,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import splu
 
 from . import _timing
-from ._common import guard
-from .models import ModelHandle
+from .models import ModelHandle, guard
 
 #: The insertion metric starts from the image blurred with a Gaussian of this sigma (a fraction of
 #: the image side: 11 px at 224 px), strong enough that the model no longer sees the class.

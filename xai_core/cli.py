@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import render
-from ._common import split_names
+from ._names import split_names
 from .dff import MAX_COMPONENTS, factorize
 from .errors import XAIError
 from .evaluate import RANDOM, evaluate

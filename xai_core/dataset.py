@@ -31,7 +31,8 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ._common import split_names, worker_pool
+from ._names import split_names
+from ._pool import worker_pool
 from .errors import Cancelled, InvalidImageError, InvalidOptionError, XAIError
 from .evaluate import RANDOM, ROAD_PERCENTILES, evaluate_batch
 from .explain import TOP_K, explain_batch, images_per_batch

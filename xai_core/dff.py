@@ -11,12 +11,11 @@ import torch
 from pytorch_grad_cam.feature_factorization.deep_feature_factorization import dff
 from pytorch_grad_cam.utils.image import scale_cam_image
 
-from ._common import as_pil, guard
 from ._timing import elapsed, synchronize
 from .engine import recording
 from .errors import InvalidOptionError
-from .images import ImageSource
-from .models import ModelHandle
+from .images import ImageSource, load_image
+from .models import ModelHandle, guard
 
 MAX_COMPONENTS = 16
 
@@ -55,7 +54,7 @@ def factorize(
     synchronize(handle.device)
     started = time.perf_counter()
     name = handle.layer_name(layer)
-    pil = as_pil(image)
+    pil = load_image(image)
     x = handle.preprocess(pil)
     with guard(handle), recording([handle.layers[name]], start_graph=False) as acts, torch.inference_mode():
         handle.module(x)

@@ -15,12 +15,11 @@ import torch
 
 from . import _faithfulness as faith
 from . import _timing
-from ._common import as_pil
 from ._sanity import SANITY_THRESHOLD, TOP_FRACTION, agreement_matrices, sanity_scores
 from .cost import estimate_cost
 from .errors import Cancelled, InvalidImageError, InvalidOptionError
 from .explain import GAP_IDENTICAL, Explanation
-from .images import ImageSource
+from .images import ImageSource, load_image
 from .methods import list_methods
 from .models import ModelHandle
 
@@ -416,7 +415,7 @@ def _check(handle: ModelHandle, image: ImageSource, explanation: Explanation, st
         raise InvalidOptionError(
             f"The explanation needs at least one map, and none named {RANDOM!r} (the baseline's name)."
         )
-    pil = as_pil(image)
+    pil = load_image(image)
     if not np.array_equal(handle.display_image(pil), explanation.image):
         raise InvalidOptionError("The explanation was computed for another image; evaluate it with its own image.")
     x = handle.preprocess(pil)

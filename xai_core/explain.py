@@ -11,7 +11,7 @@ import torch
 from pytorch_grad_cam import FullGrad
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from ._common import GuardedModule, LayerArg, MethodsArg, as_pil, guard, layer_names, method_specs, worker_pool
+from ._pool import worker_pool
 from ._timing import elapsed, synchronize, timer
 from .cam_classes import HeadAblationCAM
 from .cost import observe
@@ -19,10 +19,10 @@ from . import device_cams
 from .device_cams import has_formula
 from .engine import _apply, default_tta, deaugment_mean, library_cam, run_shared_pass
 from .errors import Cancelled, InvalidImageError, InvalidOptionError
-from .images import ImageSource
+from .images import ImageSource, load_image
 from .methods import GRADIENT as GRADIENT_KIND
-from .methods import OWN_PASS, MethodSpec, get_method, resolve_options
-from .models import ModelHandle
+from .methods import OWN_PASS, MethodSpec, MethodsArg, get_method, method_specs, resolve_options
+from .models import GuardedModule, LayerArg, ModelHandle, guard, layer_names
 from .predict import Prediction
 
 #: Maps that are equal by construction when the target layer's head is global-average-pool + linear:
@@ -82,7 +82,7 @@ def explain(
     synchronize(handle.device)
     started = time.perf_counter()
     plan = _plan(handle, methods, layer, options, precision)
-    pil = as_pil(image)
+    pil = load_image(image)
     target_index = None if target is None else handle.class_index(target)
     (result,) = _explain_images(handle, plan, [pil], [target_index], aug_smooth, eigen_smooth, batch_size, progress)
     result.timings["total"] = elapsed(handle.device, started)
@@ -123,7 +123,7 @@ def explain_batch(
         pils = []
         for i in range(first, min(first + size, len(images))):
             try:
-                pils.append(as_pil(images[i]))
+                pils.append(load_image(images[i]))
             except InvalidImageError as err:
                 raise InvalidImageError(f"Image {i + 1} of {len(images)}: {err}") from None
         chunk = _explain_images(handle, plan, pils, chosen[first:first + size], aug_smooth, eigen_smooth, 32, None)

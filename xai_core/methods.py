@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from pytorch_grad_cam import (
     AblationCAM,
@@ -25,6 +25,7 @@ from pytorch_grad_cam import (
     XGradCAM,
 )
 
+from ._names import split_names
 from ._registry import Registry
 from .cam_classes import BatchedScoreCAM, FastEigenCAM, FastEigenGradCAM, HeadAblationCAM, ReshapingShapleyCAM
 from .errors import InvalidOptionError
@@ -126,6 +127,9 @@ class MethodSpec:
         return self.kind != OWN_PASS
 
 
+#: Methods argument: one id, a comma list or a sequence of ids.
+MethodsArg = Union[str, Sequence[str]]
+
 _METHODS: Registry[MethodSpec] = Registry("method")
 
 
@@ -142,6 +146,15 @@ def list_methods(kind: Optional[str] = None) -> list[str]:
 def get_method(method_id: str) -> MethodSpec:
     """The `MethodSpec` for `method_id`; raises `UnknownNameError`."""
     return _METHODS.get(method_id)
+
+
+def method_specs(methods: MethodsArg) -> list[MethodSpec]:
+    """The `MethodSpec`s of a method id, a comma list or a sequence of ids, without repeats.
+    Raises `UnknownNameError`, and `InvalidOptionError` when no method is named."""
+    specs = [get_method(method_id) for method_id in split_names(methods, lower=True)]
+    if not specs:
+        raise InvalidOptionError("Choose at least one method.")
+    return specs
 
 
 def resolve_options(method_ids: Sequence[str], options: Optional[Mapping] = None) -> dict[str, dict[str, Any]]:

@@ -6,10 +6,9 @@ from typing import NamedTuple
 
 import torch
 
-from ._common import as_pil, guard
 from .errors import InvalidOptionError
-from .images import ImageSource
-from .models import ModelHandle
+from .images import ImageSource, load_image
+from .models import ModelHandle, guard
 
 
 class Prediction(NamedTuple):
@@ -23,7 +22,7 @@ def predict(handle: ModelHandle, image: ImageSource, top_k: int = 5) -> list[Pre
     Raises `InvalidImageError` for an unreadable image."""
     if not 1 <= int(top_k) <= len(handle.categories):
         raise InvalidOptionError(f"top_k must be between 1 and {len(handle.categories)}.")
-    x = handle.preprocess(as_pil(image))
+    x = handle.preprocess(load_image(image))
     with guard(handle), torch.inference_mode():
         probs = handle.module(x).softmax(-1)[0].float().cpu()
     values, indices = probs.topk(int(top_k))

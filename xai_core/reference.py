@@ -12,7 +12,7 @@ import torch
 from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST, ClassifierOutputTarget
 
-from ._common import split_names
+from ._names import split_names
 from .engine import second_order_attention
 from .methods import PERTURBATION, get_method
 from .models import ModelHandle

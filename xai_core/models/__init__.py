@@ -1,11 +1,16 @@
-"""Models: what `load_model` loads (the built-ins, `torchvision:NAME`, `timm:NAME`, a user's
-checkpoint, the deployment's models file) and the `ModelHandle` it returns."""
+"""Models: what `load_model` loads (a built-in, `torchvision:NAME` or `timm:NAME` with a user's
+checkpoint and labels, or an entry of the deployment's models file) and the `ModelHandle` it
+returns. Open `load.py` first (`load_model`, `list_models`); `handle.py` holds `ModelHandle` and
+the guard around its shared module; `architecture/` finds a model's layers, reshapes and heads."""
 
 from . import catalog
 from .architecture import Head
-from .load import AUTO, FALLBACK, PREFERRED, ModelHandle, default_device, list_models, load_model
+from .checkpoints import Labels
+from .handle import GuardedModule, LayerArg, ModelHandle, default_device, guard, layer_names
+from .load import AUTO, DEFAULT_WEIGHTS, FALLBACK, PREFERRED, list_models, load_entry, load_model
 from .sources import is_source
-from .specs import ModelSpec, get_model_spec
+from .specs import ModelSpec, builtin_models, get_model_spec
 
-__all__ = ["AUTO", "FALLBACK", "PREFERRED", "Head", "ModelHandle", "ModelSpec", "catalog", "default_device",
-           "get_model_spec", "is_source", "list_models", "load_model"]
+__all__ = ["AUTO", "DEFAULT_WEIGHTS", "FALLBACK", "GuardedModule", "Head", "Labels", "LayerArg", "ModelHandle",
+           "ModelSpec", "PREFERRED", "builtin_models", "catalog", "default_device", "get_model_spec", "guard",
+           "is_source", "layer_names", "list_models", "load_entry", "load_model"]

@@ -1,4 +1,5 @@
-"""The deployment's models file: the models a server offers besides the built-ins.
+"""The deployment's models file: the models a server offers besides the built-ins. This module only
+reads and checks the file; `load.load_entry` loads an entry.
 
 The file is the one named by the environment variable `XAI_MODELS`, else `models.toml` at the
 project root (no such file: no extra models). Each `[[model]]` table has `name` (the id used by the
@@ -11,18 +12,15 @@ file's folder. Every message names the file by its base name and each path as th
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import os
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
-from ..errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError, XAIError
-from .load import AUTO, ModelHandle, load_model
-from .specs import list_models
+from ..errors import InvalidOptionError, UnknownNameError
+from .specs import AUTO, builtin_models
 
 ENV = "XAI_MODELS"
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "models.toml"
@@ -106,7 +104,7 @@ def _entry(table: dict, origin: str, folder: Path) -> CatalogEntry:
         if key not in table:
             raise InvalidOptionError(f"{origin} has no {key}; every [[model]] needs a name and a source.")
     name, source = table["name"].strip(), table["source"].strip()
-    builtins = list_models()
+    builtins = builtin_models()
     if not _NAME.fullmatch(name):
         raise InvalidOptionError(f"{origin}: name {name!r} may hold only lowercase letters, digits, '_', '.' and '-'.")
     if name == AUTO or name in builtins:
@@ -143,45 +141,4 @@ def get_entry(name: str) -> CatalogEntry:
     return found[name]
 
 
-def load_entry(entry: Union[str, CatalogEntry], device=None) -> ModelHandle:
-    """Load the models file's model `entry` (a name or an entry) with `xai_core.load_model`; the
-    handle is named by the entry's name and titled by its title, and its texts hold no absolute
-    path. Raises `UnknownNameError`, `InvalidOptionError`, `WeightsUnavailableError` or
-    `InvalidWeightsError`, each with one sentence naming the entry."""
-    entry = get_entry(entry) if isinstance(entry, str) else entry
-    kwargs: dict = {"device": device}
-    for key in ("weights", "labels"):
-        value = getattr(entry, key)
-        if value is None:
-            continue
-        if os.path.isabs(value) and not os.path.isfile(value):
-            error = WeightsUnavailableError if key == "weights" else InvalidOptionError
-            raise error(entry.public(f"{entry.origin}: there is no {key} file {value}; check the path (a relative "
-                                     "path starts at the models file's folder)."))
-        kwargs[key] = value
-    if "labels" in kwargs and "labels" not in inspect.signature(load_model).parameters:
-        raise InvalidOptionError(f"{entry.origin}: this version of xai_core cannot load labels for a model; "
-                                 "remove labels.")
-    try:
-        handle = load_model(entry.source, **kwargs)
-    except XAIError as err:
-        raise type(err)(entry.public(f"{entry.origin}: {err}")) from None
-    return _titled(handle, entry)
-
-
-def _titled(handle: ModelHandle, entry: CatalogEntry) -> ModelHandle:
-    changes: dict = {
-        "name": entry.name,
-        "spec": dataclasses.replace(handle.spec, title=entry.title),
-        "weights_source": entry.public(handle.weights_source),
-    }
-    if handle.notice:
-        changes["notice"] = entry.public(handle.notice)
-    titled = dataclasses.replace(handle, **changes)  # the same module, lock and layers: only names change
-    heads = getattr(handle, "_heads", None)
-    if isinstance(heads, dict):  # heads already found for this module (not an __init__ field)
-        titled._heads.update(heads)
-    return titled
-
-
-__all__ = ["CatalogEntry", "entries", "get_entry", "load_entry", "models_file", "ENV"]
+__all__ = ["CatalogEntry", "ENV", "entries", "get_entry", "models_file"]

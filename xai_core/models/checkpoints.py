@@ -63,17 +63,20 @@ def load_checkpoint(path: Union[str, os.PathLike], build: Callable[[int], nn.Mod
     return Checkpoint(module.eval(), categories, num_classes, classifier, f"file {path}")
 
 
-def read_state_dict(path: Union[str, os.PathLike]) -> dict:
-    """The state dict in the file at `path` (unnested from `state_dict`/`model`), read with
-    `weights_only=True`. Raises `WeightsUnavailableError` when there is no such file and
-    `InvalidWeightsError` for a pickled model, another pickle, a non-torch file or a non-state-dict."""
+def read_state_dict(path: Union[str, os.PathLike], what: Optional[str] = None) -> dict:
+    """The state dict in the file at `path` (unnested from `state_dict`/`model`/`model_state_dict`),
+    read with `torch.load(weights_only=True)` only. Raises `WeightsUnavailableError` when there is no
+    such file and `InvalidWeightsError` for a pickled model, another pickle, a non-torch file or a
+    non-state-dict. `what` names the file in those messages (default: the path as given); files the
+    server chose are named without their path, since a dashboard shows these messages to its visitors."""
     path = os.fspath(path)
+    what = what or repr(path)
     if not os.path.isfile(path):
-        raise WeightsUnavailableError(f"No weights file at {path!r}; check the path.")
+        raise WeightsUnavailableError(f"No weights file: {what} does not exist; check the path.")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure of the safe loader is the file's fault
-        raise _load_error(path, err) from None
+        raise _load_error(path, what, err) from None
     for _ in range(len(NESTING_KEYS) + 1):
         if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
             return dict(obj)
@@ -83,25 +86,25 @@ def read_state_dict(path: Union[str, os.PathLike]) -> dict:
         obj = nested
     found = f"a dict with keys {_examples(obj)}" if isinstance(obj, dict) else f"a {type(obj).__name__}"
     raise InvalidWeightsError(
-        f"{path} holds {found}, not a state dict (parameter names mapped to tensors); "
+        f"{what} holds {found}, not a state dict (parameter names mapped to tensors); "
         "save one with torch.save(model.state_dict(), path)."
     )
 
 
-def _load_error(path: str, err: Exception) -> InvalidWeightsError:
+def _load_error(path: str, what: str, err: Exception) -> InvalidWeightsError:
     message = str(err)
     if "Unsupported global" in message:  # a pickle the safe loader refuses, not a corrupt file
         if b"torch.nn.modules" in _pickle_bytes(path):
             return InvalidWeightsError(
-                f"{path} holds a pickled model, not a state dict; save model.state_dict() "
+                f"{what} holds a pickled model, not a state dict; save model.state_dict() "
                 "with torch.save(model.state_dict(), path)."
             )
         return InvalidWeightsError(
-            f"{path} holds Python objects that a safe load refuses, not only tensors; "
+            f"{what} holds Python objects that a safe load refuses, not only tensors; "
             "save the model's state_dict() alone with torch.save(model.state_dict(), path)."
         )
     return InvalidWeightsError(
-        f"{path} is not a PyTorch weights file ({type(err).__name__}); "
+        f"{what} is not a loadable PyTorch weights file ({type(err).__name__}); "
         "save one with torch.save(model.state_dict(), path)."
     )
 

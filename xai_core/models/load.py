@@ -1,141 +1,30 @@
-"""`load_model` and the `ModelHandle` it returns."""
+"""`load_model` and `list_models`: a built-in model, a source (`torchvision:NAME`, `timm:NAME`), or
+an entry of the deployment's models file (`catalog`), as a `ModelHandle`."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional, Union
+from typing import Optional, Union
 
-import numpy as np
 import torch
-import torchvision.transforms.functional as TF
-from PIL import Image
-from torch import nn
 
+from ..errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError, XAIError
+from . import catalog
 from . import zoo  # noqa: F401  (registers the models)
-from .architecture import Head, describe, head_for, probe_input
+from .architecture import describe, head_for, probe_input
+from .catalog import CatalogEntry
 from .checkpoints import Labels
-from ..errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
-from ..images import bounded_aspect
+from .handle import ModelHandle, default_device
 from .sources import SourceModel, is_source, load_source
-from .specs import ModelSpec, get_model_spec
-from .specs import list_models as builtin_models
+from .specs import AUTO, ModelSpec, builtin_models, get_model_spec
 from .weights import how_to_get, load_into, resolve
 
-AUTO = "auto"
 #: The default model of `auto`, and the bundled fallback used when its weights cannot be had.
 PREFERRED, FALLBACK = "resnet50", "efficientnet_lite0"
 DEFAULT_WEIGHTS = "DEFAULT"
-
-
-@dataclass(frozen=True, eq=False)
-class ModelHandle:
-    """A loaded model with everything needed to explain it. `module` is shared: never mutate it
-    outside `xai_core` (hooks are added only inside `lock`-guarded, scoped sections)."""
-
-    name: str
-    spec: ModelSpec
-    module: nn.Module
-    categories: tuple[str, ...]
-    layers: "OrderedDict[str, nn.Module]"
-    default_layer: str
-    #: Where the weights came from, in words, without any file-system path (safe for a public UI).
-    weights_source: str
-    device: torch.device
-    transforms: nn.Module
-    #: One-line notice for the user (e.g. why `auto` fell back to the bundled model), without any
-    #: server path, or None.
-    notice: Optional[str] = None
-    #: Absolute path of the weights file that was read (for the CLI and the API; the dashboard
-    #: never shows it), or None (random weights).
-    weights_file: Optional[str] = None
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
-    #: What was asked for: a built-in's name, or `torchvision:NAME` / `timm:NAME`.
-    source: str = ""
-    #: layer -> the `reshape_transform` mapping its output to [B, C, H, W] (None: already is).
-    reshape_transforms: Mapping[str, Optional[Callable]] = field(default_factory=dict, repr=False)
-    #: True for vision transformers (token or channels-last target layers).
-    transformer: bool = False
-    _heads: dict = field(default_factory=dict, init=False, repr=False)
-
-    @property
-    def title(self) -> str:
-        """The model's name for people (e.g. "ResNet-50 (torchvision, ImageNet)", "vit_b_16 (torchvision)")."""
-        return self.spec.title
-
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """The model's input for `image`: a float tensor [1, 3, H, W] on the model's device."""
-        return self.transforms(bounded_aspect(image)).unsqueeze(0).to(self.device)
-
-    def display_image(self, image: Image.Image) -> np.ndarray:
-        """`image` resized and cropped exactly as `preprocess` does, as uint8 RGB [H, W, 3]: the
-        picture the maps are aligned with."""
-        t = self.transforms
-        x = TF.pil_to_tensor(bounded_aspect(image))
-        x = TF.resize(x, t.resize_size, interpolation=t.interpolation, antialias=t.antialias)
-        x = TF.center_crop(x, t.crop_size)
-        return x.permute(1, 2, 0).numpy().copy()
-
-    def head(self, layer: Optional[str]) -> Head:
-        """The `Head` mapping the (raw) activations of `layer` to logits: a built-in's curated
-        head, else `architecture.head_for`'s checked one (a replay head must be `bind`-ed to the
-        input whose activations it gets). Built once per layer, under the lock."""
-        name = self.layer_name(layer)
-        with self.lock:
-            if name not in self._heads:
-                self._heads[name] = self._build_head(name)
-            return self._heads[name]
-
-    def is_gap_linear(self, layer: str) -> bool:
-        """Whether `layer`'s head is global average pooling + a linear layer."""
-        return layer in self.spec.gap_linear_layers or (self.spec.head is None and self.head(layer).gap_linear)
-
-    def reshape(self, layer: str) -> Optional[Callable]:
-        """The `reshape_transform` of `layer` (None for a [B, C, H, W] layer)."""
-        return self.reshape_transforms.get(layer)
-
-    def _build_head(self, name: str) -> Head:
-        if self.spec.head is not None:
-            module = self.spec.head(self.module, name)
-            after = tuple(m for m in module.modules() if any(True for _ in m.parameters(recurse=False)))
-            return Head(module, name, True, name in self.spec.gap_linear_layers, None, after)
-        size = tuple(self.transforms.crop_size) * (2 // len(self.transforms.crop_size))
-        return head_for(self.module, name, probe_input(self.module, size))
-
-    def layer_name(self, layer: Optional[str]) -> str:
-        layer = layer or self.default_layer
-        if layer not in self.layers:
-            raise UnknownNameError(f"Unknown layer {layer!r} for {self.name}; choose one of: {', '.join(self.layers)}.")
-        return layer
-
-    def class_index(self, target: Union[int, str]) -> int:
-        """Class index for an index or a (case-insensitive) label; raises `UnknownNameError`."""
-        if isinstance(target, (int, np.integer)) or (isinstance(target, str) and target.strip().isdigit()):
-            index = int(target)
-            if not 0 <= index < len(self.categories):
-                raise InvalidOptionError(f"Class index {index} is out of range; use 0 to {len(self.categories) - 1}.")
-            return index
-        wanted = str(target).strip().lower()
-        for i, label in enumerate(self.categories):
-            if label.lower() == wanted:
-                return i
-        example = f" (e.g. {self.categories[0]!r})" if self.categories else ""
-        raise UnknownNameError(
-            f"Unknown class {target!r}; give one of {self.name}'s class names{example} or an index 0-{len(self.categories) - 1}."
-        )
-
-
-def default_device() -> torch.device:
-    """CUDA, else Apple MPS, else CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def load_model(
@@ -191,16 +80,12 @@ def list_models(*, models_file: bool = True) -> list[str]:
     `InvalidOptionError` (one sentence) for a malformed models file."""
     names = builtin_models()
     if models_file:
-        from . import catalog  # catalog loads through load_model: imported here to avoid a cycle
-
         names += [e.name for e in catalog.entries() if e.name not in names]
     return names
 
 
 def _from_models_file(name: str, weights, labels, input_size, device: torch.device) -> ModelHandle:
     """The models file's model `name` (its entry sets the weights and labels)."""
-    from . import catalog
-
     offered = [e.name for e in catalog.entries()]
     if name not in offered:
         raise UnknownNameError(
@@ -210,7 +95,7 @@ def _from_models_file(name: str, weights, labels, input_size, device: torch.devi
     if weights != DEFAULT_WEIGHTS or labels is not None or input_size is not None:
         raise InvalidOptionError(f"The model {name!r} comes from the models file, which sets its weights and labels; "
                                  "load it without weights, labels or input_size.")
-    return catalog.load_entry(name, device=device)
+    return load_entry(name, device=device)
 
 
 def _is_tag(spec: ModelSpec, weights: object) -> bool:
@@ -302,9 +187,30 @@ def _from_source(loaded: SourceModel, device: torch.device) -> ModelHandle:
 
 
 def _replace_notice(handle: ModelHandle, notice: str) -> ModelHandle:
-    import dataclasses
-
     return dataclasses.replace(handle, notice=notice)
 
 
-__all__ = ["ModelHandle", "load_model", "list_models", "default_device", "AUTO"]
+def load_entry(entry: Union[str, CatalogEntry], device=None) -> ModelHandle:
+    """Load the models file's model `entry` (a name or a `catalog.CatalogEntry`) with `load_model`;
+    the handle is named by the entry's name and titled by its title, and its texts hold no absolute
+    path. Raises `UnknownNameError`, `InvalidOptionError`, `WeightsUnavailableError` or
+    `InvalidWeightsError`, each with one sentence naming the entry."""
+    entry = catalog.get_entry(entry) if isinstance(entry, str) else entry
+    kwargs: dict = {"device": device}
+    for key in ("weights", "labels"):
+        value = getattr(entry, key)
+        if value is None:
+            continue
+        if os.path.isabs(value) and not os.path.isfile(value):
+            error = WeightsUnavailableError if key == "weights" else InvalidOptionError
+            raise error(entry.public(f"{entry.origin}: there is no {key} file {value}; check the path (a relative "
+                                     "path starts at the models file's folder)."))
+        kwargs[key] = value
+    try:
+        handle = load_model(entry.source, **kwargs)
+    except XAIError as err:
+        raise type(err)(entry.public(f"{entry.origin}: {err}")) from None
+    return handle.renamed(entry.name, entry.title, entry.public)
+
+
+__all__ = ["AUTO", "DEFAULT_WEIGHTS", "FALLBACK", "PREFERRED", "list_models", "load_entry", "load_model"]

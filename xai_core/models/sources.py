@@ -15,7 +15,8 @@ from torchvision.transforms._presets import ImageClassification
 
 from .checkpoints import Labels, load_checkpoint, read_labels
 from ..errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
-from .weights import OFFLINE_ENV, _reachable, cache_path
+from .weights import OFFLINE_ENV, cache_path, reachable
+from .zoo import imagenet_categories
 
 TORCHVISION, TIMM = "torchvision", "timm"
 PREFIXES = (TORCHVISION, TIMM)
@@ -57,12 +58,6 @@ def load_source(source: str, weights: Union[str, os.PathLike, None], labels: Opt
     if kind == TORCHVISION:
         return _torchvision(arch, weights, names, input_size)
     return _timm(arch, weights, names, input_size)
-
-
-def imagenet_categories() -> tuple[str, ...]:
-    from .zoo import imagenet_categories as cats
-
-    return tuple(cats())
 
 
 def _default_labels(count: int, given: Optional[Sequence[str]], reference: Sequence[str]) -> tuple[str, ...]:
@@ -145,7 +140,7 @@ def _torchvision_tag(source, title, builder, member, names, input_size) -> Sourc
     file = os.path.basename(cached) if cached else ""
     if not (cached and os.path.isfile(cached)):
         host = "download.pytorch.org"
-        if os.environ.get(OFFLINE_ENV, "") not in ("", "0") or not _reachable(host):
+        if os.environ.get(OFFLINE_ENV, "") not in ("", "0") or not reachable(host):
             raise WeightsUnavailableError(
                 f"The {source} {member.name} weights are not on this machine and {host} cannot be reached; "
                 f"put {file} (from {member.url}) into the torch hub cache's checkpoints folder, or pass a file."

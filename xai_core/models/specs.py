@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 from torch import nn
 
@@ -22,7 +22,7 @@ class WeightsRecord:
     #: Factory of the preprocessing the weights were trained with (a torchvision transform).
     transforms: Callable[[], nn.Module]
     #: Callable returning the class labels, from torchvision's weights metadata.
-    categories: Callable[[], list[str]]
+    categories: Callable[[], Sequence[str]]
     #: The torchvision weights enum member, when there is one (used for its hash-checked download).
     torchvision_weights: object = None
 
@@ -53,6 +53,9 @@ class ModelSpec:
         return self.weights[tag or self.default_weights]
 
 
+#: The virtual model name: ResNet-50 when its weights can be had, else the bundled EfficientNet-Lite0.
+AUTO = "auto"
+
 _MODELS: Registry[ModelSpec] = Registry("model")
 
 
@@ -63,8 +66,9 @@ def register_model(factory: Callable[[], ModelSpec]) -> Callable[[], ModelSpec]:
     return factory
 
 
-def list_models() -> list[str]:
-    """Names of the registered models (without the virtual `auto`)."""
+def builtin_models() -> list[str]:
+    """Names of the built-in (registered) models, without the virtual `auto` (`load.list_models`
+    adds the models file's)."""
     return _MODELS.names()
 
 

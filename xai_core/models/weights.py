@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidWeightsError, WeightsUnavailableError
+from .checkpoints import read_state_dict
 from .specs import ModelSpec, WeightsRecord
 
 #: Environment variable naming a weights file for the ResNet-50 (like `--weights PATH`).
@@ -39,28 +40,6 @@ def cache_path(record: WeightsRecord) -> Optional[str]:
     if record.url is None:
         return None
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(record.url).path))
-
-
-def read_state_dict(path: str, what: Optional[str] = None) -> dict:
-    """Load a state dict with `torch.load(weights_only=True)`; raises `WeightsUnavailableError` or
-    `InvalidWeightsError` on anything else. `what` names the file in those messages (default: the
-    path as given); files the server chose are named without their path, since a dashboard shows
-    these messages to its visitors."""
-    what = what or repr(path)
-    if not os.path.isfile(path):
-        raise WeightsUnavailableError(f"No weights file: {what} does not exist; check the path.")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors, truncated zip, forbidden globals...
-        raise InvalidWeightsError(
-            f"{what} is not a loadable PyTorch weights file ({type(err).__name__}); "
-            "give a state dict saved with torch.save(model.state_dict(), path)."
-        ) from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise InvalidWeightsError(f"{what} does not hold a state dict (a mapping of names to tensors).")
-    return obj
 
 
 def resolve(spec: ModelSpec, record: WeightsRecord, path: Optional[str], progress: bool = True) -> LoadedWeights:
@@ -99,7 +78,7 @@ def how_to_get(spec: ModelSpec, record: WeightsRecord) -> str:
 
 def _download(spec: ModelSpec, record: WeightsRecord) -> dict:
     host = urlparse(record.url).hostname or ""
-    if os.environ.get(OFFLINE_ENV, "") not in ("", "0") or not _reachable(host):
+    if os.environ.get(OFFLINE_ENV, "") not in ("", "0") or not reachable(host):
         raise WeightsUnavailableError(
             f"The {spec.name} weights are not on this machine and {host} cannot be reached; "
             + how_to_get(spec, record) + "."
@@ -113,7 +92,7 @@ def _download(spec: ModelSpec, record: WeightsRecord) -> dict:
         ) from None
 
 
-def _reachable(host: str) -> bool:
+def reachable(host: str) -> bool:
     """Can we open a TCP connection to `host` within a few seconds? (urllib has no timeout of its
     own in torch.hub, so without this check an offline machine could hang.) Remembered per process."""
     if host in _offline_hosts:

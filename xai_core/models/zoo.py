@@ -11,9 +11,9 @@ from torchvision.transforms._presets import ImageClassification
 from .specs import ModelSpec, WeightsRecord, children_after, register_model
 
 
-def imagenet_categories() -> list[str]:
+def imagenet_categories() -> tuple[str, ...]:
     """ImageNet-1k labels from torchvision's weights metadata (the same for every ImageNet model)."""
-    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
 
 
 @register_model
