@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import xai_core  # noqa: E402
 from xai_core._timing import synchronize  # noqa: E402
-from xai_core.bench import GRADIENT8  # noqa: E402
+from xai_core.methods import GRADIENT8  # noqa: E402
 from xai_core.errors import WeightsUnavailableError  # noqa: E402
 from xai_core.methods import get_method  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
@@ -105,7 +105,7 @@ def _forward(handle, x):
 def single_image(handle, layer: str, repeats: int) -> dict:
     """The 8 gradient CAMs on one image: ours (one explain) vs one inference forward and the library's
     8 classes one after another."""
-    from xai_core.reference import library_map
+    from xai_core.methods.reference import library_map
 
     device = handle.device
     image = photos(1)[0]

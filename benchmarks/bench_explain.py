@@ -21,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import xai_core  # noqa: E402
-from xai_core.bench import GRADIENT8  # noqa: E402
+from xai_core.methods import GRADIENT8  # noqa: E402
 from xai_core.errors import WeightsUnavailableError  # noqa: E402
-from xai_core.reference import library_map  # noqa: E402
+from xai_core.methods.reference import library_map  # noqa: E402
 
 IMAGE = Path(__file__).resolve().parents[1] / "assets" / "images" / "cat.png"
 

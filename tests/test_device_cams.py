@@ -1,4 +1,4 @@
-"""xai_core.device_cams: pytorch-grad-cam's per-layer pipeline as torch ops equals the library's
+"""xai_core.methods.device_cams: pytorch-grad-cam's per-layer pipeline as torch ops equals the library's
 own classes (numpy, cv2) within 1e-5, for every covered class, one or two layers, with and without
 eigen_smooth, on activations and gradients of a batch."""
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from xai_core import device_cams
-from xai_core.engine import _Captured
+from xai_core.methods import device_cams
+from xai_core.methods.shared_pass import _Captured
 
 
 def _library(cam_class, acts, grads, size, eigen_smooth):
@@ -43,7 +43,7 @@ def test_device_pipeline_equals_the_library(cam_class, eigen_smooth, shapes):
 
 
 def test_only_the_exact_library_classes_are_covered():
-    from xai_core.cam_classes import HeadAblationCAM
+    from xai_core.methods.cam_classes import HeadAblationCAM
 
     assert device_cams.has_formula(device_cams.GradCAM) and not device_cams.has_formula(HeadAblationCAM)
     assert not device_cams.has_formula(type("MyGradCAM", (device_cams.GradCAM,), {}))

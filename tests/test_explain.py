@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import xai_core
-from xai_core import engine
+from xai_core.methods import shared_pass
 from xai_core.methods import ACTIVATION, GRADIENT
 from conftest import CAT_CLASSES, no_hooks_left
 
@@ -29,7 +29,7 @@ def test_one_forward_one_backward_stopping_at_the_target_layer(random_resnet, ca
     h2 = module.layer3.register_full_backward_hook(lambda m, gi, go: earlier_backwards.append(1))
     grads_calls = []
     real_grad = torch.autograd.grad
-    monkeypatch.setattr(engine.torch.autograd, "grad", lambda *a, **k: grads_calls.append(1) or real_grad(*a, **k))
+    monkeypatch.setattr(shared_pass.torch.autograd, "grad", lambda *a, **k: grads_calls.append(1) or real_grad(*a, **k))
     try:
         methods = ["gradcam", "hirescam", "gradcam++", "xgradcam", "layercam", "eigencam", "eigengradcam",
                    "gradcamelementwise"]

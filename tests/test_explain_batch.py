@@ -139,9 +139,9 @@ def test_the_bf16_shared_pass_hands_on_float32_close_to_fp32(tiny):
     here on the CPU, where autocast runs too: float32 activations and gradients, maps near fp32's."""
     from pytorch_grad_cam import GradCAM
 
-    from xai_core import device_cams
+    from xai_core.methods import device_cams
     from xai_core.models import guard
-    from xai_core.engine import run_shared_pass
+    from xai_core.methods.shared_pass import run_shared_pass
 
     x = torch.cat([tiny.preprocess(p) for p in _photos(2)])
     layer = [tiny.layers["layer4"]]

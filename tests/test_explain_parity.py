@@ -10,7 +10,7 @@ from pytorch_grad_cam import (
 )
 
 import xai_core
-from xai_core.reference import library_map
+from xai_core.methods.reference import library_map
 from conftest import no_hooks_left
 
 # Written out independently of xai_core's registry, so a wrong mapping there is caught.

@@ -10,7 +10,7 @@ from PIL import Image
 
 import xai_core
 from _arch_models import _well_scaled, no_hooks
-from xai_core.reference import library_map
+from xai_core.methods.reference import library_map
 
 SIDE = 64
 FAMILIES = ["torchvision:resnet18", "torchvision:mobilenet_v3_small", "torchvision:efficientnet_b0",

@@ -14,7 +14,7 @@ from torch import nn
 
 from _arch_models import EXACT_FAMILIES, assert_same, image, model, no_hooks, size
 from xai_core.models.architecture import describe, head_for, probe_input, trace
-from xai_core.cam_classes import HeadAblationCAM
+from xai_core.methods.cam_classes import HeadAblationCAM
 from xai_core.models.specs import children_after
 
 #: Families whose every candidate layer has an isolated (exact) head; transformers replay one block.

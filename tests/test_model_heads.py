@@ -15,9 +15,9 @@ from PIL import Image
 import xai_core
 from _arch_models import _well_scaled, no_hooks
 from xai_core._sanity import randomized_handle
-from xai_core.cam_classes import library_ablation_values
-from xai_core.engine import recording
-from xai_core.reference import library_map
+from xai_core.methods.cam_classes import library_ablation_values
+from xai_core.methods.shared_pass import recording
+from xai_core.methods.reference import library_map
 
 SIDE = 32
 IMAGE = Image.fromarray(np.random.default_rng(4).integers(0, 255, (40, 36, 3), dtype=np.uint8))
@@ -105,7 +105,7 @@ def test_sanity_copy_reinitialises_the_layer_and_everything_after_it():
 def test_ablationcam_is_blank_with_a_note_when_the_target_score_is_zero():
     """A zero-initialised head (torchvision's ViTs, untrained) gives every logit 0: pytorch-grad-cam's
     AblationCAM divides by that 0 and returns NaN; ours returns a blank map and says why."""
-    from xai_core.cam_classes import ABLATION_UNDEFINED
+    from xai_core.methods.cam_classes import ABLATION_UNDEFINED
 
     handle = xai_core.load_model("torchvision:resnet18", weights=None, device="cpu", input_size=64)
     torch.nn.init.zeros_(handle.module.fc.weight)

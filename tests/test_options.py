@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import xai_core
-from xai_core.cost import estimate_cost
+from xai_core.methods.cost import estimate_cost
 from xai_core.methods import KPCA_KERNELS, OptionSpec
 from conftest import no_hooks_left
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 
 import xai_core
-from xai_core.cost import SLOW_FACTOR, estimate_cost
+from xai_core.methods.cost import SLOW_FACTOR, estimate_cost
 from conftest import IMAGES, no_hooks_left
 
 

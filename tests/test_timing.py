@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import xai_core
-from xai_core import _timing, cost
+from xai_core import _timing
+from xai_core.methods import cost
 
 
 @pytest.fixture

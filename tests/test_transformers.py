@@ -12,7 +12,7 @@ from PIL import Image
 
 import xai_core
 from _arch_models import _well_scaled, no_hooks
-from xai_core.reference import library_map
+from xai_core.methods.reference import library_map
 
 SIDE = 64
 TOL = 1e-5

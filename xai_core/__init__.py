@@ -4,7 +4,6 @@ Streamlit; numpy out, torch kept inside."""
 
 from .models import catalog  # the deployment's models file: catalog.entries(), catalog.load_entry(name)
 from . import dataset  # dataset mode: dataset.run(handle, input, output, methods, ...), as `batch` runs it
-from .cost import Cost, estimate_cost
 from .dff import Factorization, factorize
 from .evaluate import Agreement, Evaluation, estimate_evaluation_seconds, evaluate, evaluate_batch
 from .errors import (
@@ -18,7 +17,7 @@ from .errors import (
 )
 from .explain import Explanation, explain, explain_batch
 from .images import load_image
-from .methods import MethodSpec, OptionSpec, get_method, list_methods
+from .methods import Cost, MethodSpec, OptionSpec, estimate_cost, get_method, list_methods
 from .models import ModelHandle, default_device, list_models, load_model
 from .predict import Prediction, predict
 from .models import ModelSpec, get_model_spec

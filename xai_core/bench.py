@@ -22,11 +22,8 @@ from .errors import WeightsUnavailableError
 from .explain import explain
 from .images import load_image
 from .models import load_model
-from .reference import library_map
-
-#: The eight CAMs one `explain` computes from one forward and one backward pass.
-GRADIENT8 = ("gradcam", "hirescam", "gradcam++", "xgradcam", "layercam", "eigencam", "eigengradcam",
-             "gradcamelementwise")
+from .methods import GRADIENT8
+from .methods.reference import library_map
 SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "images" / "cat.png"
 
 

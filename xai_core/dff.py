@@ -12,7 +12,7 @@ from pytorch_grad_cam.feature_factorization.deep_feature_factorization import df
 from pytorch_grad_cam.utils.image import scale_cam_image
 
 from ._timing import elapsed, synchronize
-from .engine import recording
+from .methods.shared_pass import recording
 from .errors import InvalidOptionError
 from .images import ImageSource, load_image
 from .models import ModelHandle, guard

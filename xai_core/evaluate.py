@@ -16,11 +16,10 @@ import torch
 from . import _faithfulness as faith
 from . import _timing
 from ._sanity import SANITY_THRESHOLD, TOP_FRACTION, agreement_matrices, sanity_scores
-from .cost import estimate_cost
 from .errors import Cancelled, InvalidImageError, InvalidOptionError
-from .explain import GAP_IDENTICAL, Explanation
+from .explain import Explanation
 from .images import ImageSource, load_image
-from .methods import list_methods
+from .methods import GAP_IDENTICAL, estimate_cost, list_methods
 from .models import ModelHandle
 
 RANDOM = "random"

@@ -13,22 +13,16 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from ._pool import worker_pool
 from ._timing import elapsed, synchronize, timer
-from .cam_classes import HeadAblationCAM
-from .cost import observe
-from . import device_cams
-from .device_cams import has_formula
-from .engine import _apply, default_tta, deaugment_mean, library_cam, run_shared_pass
 from .errors import Cancelled, InvalidImageError, InvalidOptionError
 from .images import ImageSource, load_image
+from .methods import GAP_IDENTICAL, OWN_PASS, MethodSpec, MethodsArg, get_method, method_specs, resolve_options
 from .methods import GRADIENT as GRADIENT_KIND
-from .methods import OWN_PASS, MethodSpec, MethodsArg, get_method, method_specs, resolve_options
+from .methods import device_cams
+from .methods.cam_classes import HeadAblationCAM
+from .methods.cost import observe
+from .methods.shared_pass import apply_reshape, default_tta, deaugment_mean, library_cam, run_shared_pass
 from .models import GuardedModule, LayerArg, ModelHandle, guard, layer_names
 from .predict import Prediction
-
-#: Maps that are equal by construction when the target layer's head is global-average-pool + linear:
-#: the gradient is then the same at every location, so HiResCAM's element-wise product equals
-#: Grad-CAM's channel weighting, and XGrad-CAM's normalised weights reduce to the same gradient.
-GAP_IDENTICAL = ("gradcam", "hirescam", "xgradcam")
 
 
 @dataclass(frozen=True)
@@ -216,9 +210,9 @@ def _explain_images(handle: ModelHandle, plan: _Plan, pils: list, targets: list,
         reshapes = [handle.reshape(n) for n in names]
         for spec in shared_specs:
             with timer(handle.device, timings, spec.id):
-                if has_formula(spec.cam_class) and not resolved.get(spec.id):
-                    cams = device_cams.cams(spec.cam_class, [_apply(r, a) for r, a in zip(reshapes, shared.activations)],
-                                            [_apply(r, g) for r, g in zip(reshapes, shared.grads.get(spec.grads, []))],
+                if device_cams.has_formula(spec.cam_class) and not resolved.get(spec.id):
+                    cams = device_cams.cams(spec.cam_class, [apply_reshape(r, a) for r, a in zip(reshapes, shared.activations)],
+                                            [apply_reshape(r, g) for r, g in zip(reshapes, shared.grads.get(spec.grads, []))],
                                             size, eigen_smooth)
                 else:
                     cams = torch.from_numpy(library_cam(

@@ -14,8 +14,8 @@ from pytorch_grad_cam import AblationCAM, EigenCAM, EigenGradCAM, ScoreCAM, Shap
 from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
-from .models import Head
-from .errors import Cancelled
+from ..models import Head
+from ..errors import Cancelled
 
 
 #: progress(done, total) -> False to cancel; called after every batch of a perturbation method.

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from pytorch_grad_cam.utils.image import scale_accross_batch_and_channels
 
-from ._timing import median_time
-from .engine import default_tta, recording
-from .methods import MethodsArg, method_specs, resolve_options
-from .models import LayerArg, ModelHandle, guard, layer_names
+from .._timing import median_time
+from .shared_pass import default_tta, recording
+from .registry import MethodsArg, method_specs, resolve_options
+from ..models import LayerArg, ModelHandle, guard, layer_names
 
 #: A method costing more than this many times a Grad-CAM is "slow": the UI warns and shows progress.
 SLOW_FACTOR = 3.0

@@ -12,10 +12,10 @@ import torch
 from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST, ClassifierOutputTarget
 
-from ._names import split_names
-from .engine import second_order_attention
-from .methods import PERTURBATION, get_method
-from .models import ModelHandle
+from .._names import split_names
+from .shared_pass import second_order_attention
+from .registry import PERTURBATION, get_method
+from ..models import ModelHandle
 
 
 def library_map(

@@ -25,13 +25,22 @@ from pytorch_grad_cam import (
     XGradCAM,
 )
 
-from ._names import split_names
-from ._registry import Registry
+from .._names import split_names
+from .._registry import Registry
 from .cam_classes import BatchedScoreCAM, FastEigenCAM, FastEigenGradCAM, HeadAblationCAM, ReshapingShapleyCAM
-from .errors import InvalidOptionError
+from ..errors import InvalidOptionError
 
 #: What a method needs from the shared pass.
 GRADIENT, ACTIVATION, PERTURBATION, OWN_PASS = "gradient", "activation", "perturbation", "own pass"
+
+#: The eight CAMs one `explain` computes from one forward and one backward pass, their formulas on
+#: the model's device (`device_cams`).
+GRADIENT8 = ("gradcam", "hirescam", "gradcam++", "xgradcam", "layercam", "eigencam", "eigengradcam",
+             "gradcamelementwise")
+#: Maps that are equal by construction when the target layer's head is global-average-pool + linear:
+#: the gradient is then the same at every location, so HiResCAM's element-wise product equals
+#: Grad-CAM's channel weighting, and XGrad-CAM's normalised weights reduce to the same gradient.
+GAP_IDENTICAL = ("gradcam", "hirescam", "xgradcam")
 
 #: scikit-learn KernelPCA kernels that pytorch-grad-cam's KPCA_CAM can use ("precomputed" needs a
 #: kernel matrix instead of activations, so it is left out).

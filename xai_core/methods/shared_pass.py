@@ -20,8 +20,8 @@ from pytorch_grad_cam.utils.model_targets import (
 )
 from torch import nn
 
-from ._timing import timer
-from .methods import MethodSpec
+from .._timing import timer
+from .registry import MethodSpec
 
 #: Finer-CAM's defaults in pytorch-grad-cam: compare with the classes ranked 1-3 by logit distance.
 FINER_COMPARISON_RANKS = (1, 2, 3)
@@ -76,8 +76,8 @@ class _Captured:
     def __init__(self, activations: list, gradients: list, reshapes: Sequence[Optional[Callable]], detach: bool) -> None:
         reshapes = list(reshapes) or [None] * len(activations)
         if detach:
-            activations = [_apply(r, a).detach() for r, a in zip(reshapes, activations)]
-            gradients = [_apply(r, g).detach() for r, g in zip(reshapes, gradients)]
+            activations = [apply_reshape(r, a).detach() for r, a in zip(reshapes, activations)]
+            gradients = [apply_reshape(r, g).detach() for r, g in zip(reshapes, gradients)]
             self.reshape_transform = None
         else:
             self.reshape_transform = _ByShape(activations, reshapes)
@@ -87,7 +87,8 @@ class _Captured:
         pass
 
 
-def _apply(reshape: Optional[Callable], tensor: torch.Tensor) -> torch.Tensor:
+def apply_reshape(reshape: Optional[Callable], tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` through a layer's `reshape_transform` (None: unchanged)."""
     return tensor if reshape is None else reshape(tensor)
 
 
@@ -104,7 +105,7 @@ class _ByShape:
         self._by_shape = {tuple(a.shape[1:]): r for a, r in zip(activations, reshapes)}
 
     def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
-        return _apply(self._by_shape.get(tuple(tensor.shape[1:])), tensor)
+        return apply_reshape(self._by_shape.get(tuple(tensor.shape[1:])), tensor)
 
 
 @dataclass

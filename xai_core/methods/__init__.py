@@ -1,0 +1,28 @@
+"""Methods: the CAM method registry (thin adapters to pytorch-grad-cam's classes, with the options
+each declares) and how their maps are computed. Open `registry.py` first; `shared_pass.py` is the
+one forward/backward every method shares, `device_cams.py` the classic formulas as torch ops on the
+model's device, `cam_classes.py` our subclasses of the library's classes (faster, same maps),
+`cost.py` the cost model, `reference.py` the library's own maps (the oracle of tests and benchmarks)."""
+
+from .cost import Cost, estimate_cost
+from .registry import (
+    ACTIVATION,
+    GAP_IDENTICAL,
+    GRADIENT,
+    GRADIENT8,
+    KPCA_KERNELS,
+    OWN_PASS,
+    PERTURBATION,
+    MethodSpec,
+    MethodsArg,
+    OptionSpec,
+    get_method,
+    list_methods,
+    method_specs,
+    register_method,
+    resolve_options,
+)
+
+__all__ = ["ACTIVATION", "Cost", "GAP_IDENTICAL", "GRADIENT", "GRADIENT8", "KPCA_KERNELS", "MethodSpec", "MethodsArg",
+           "OWN_PASS", "OptionSpec", "PERTURBATION", "estimate_cost", "get_method", "list_methods", "method_specs",
+           "register_method", "resolve_options"]
