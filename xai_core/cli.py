@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 from . import render
 from ._names import split_names
-from .dff import MAX_COMPONENTS, factorize
+from .factorize import MAX_COMPONENTS, factorize
 from .errors import XAIError
 from .evaluate import RANDOM, evaluate
 from .explain import explain

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from pytorch_grad_cam.utils.image import show_cam_on_image, show_factorization_on_image
 
-from .dff import Factorization
+from .factorize import Factorization
 from .explain import Explanation
 from .methods import get_method
 
