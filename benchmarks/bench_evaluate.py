@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import xai_core  # noqa: E402
-from xai_core import _faithfulness  # noqa: E402
+from xai_core.faithfulness import curves  # noqa: E402
 
 METHODS = ["gradcam", "hirescam", "gradcam++", "xgradcam", "layercam"]
 IMAGE = Path(__file__).resolve().parents[1] / "assets" / "images" / "cat.png"
@@ -52,7 +52,7 @@ def main() -> None:
             totals.append(time.perf_counter() - t0)
             cpu.append(_cpu() - c0)
             stages.append(result.timings)
-    forward = _faithfulness.forward_seconds(handle)
+    forward = curves.forward_seconds(handle)
     estimate = xai_core.estimate_evaluation_seconds(handle, explanation, steps=args.steps, sanity=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; "
           f"{handle.name} at {', '.join(explanation.layers)}; methods {', '.join(METHODS)}; steps {args.steps}")

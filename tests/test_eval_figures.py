@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xai_core import eval_figures
-from xai_core.evaluate import Agreement, Evaluation
+from xai_core import Agreement, Evaluation
 
 FRACTIONS = np.linspace(0, 1, 11)
 

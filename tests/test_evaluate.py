@@ -24,8 +24,9 @@ from torch import nn
 from torchvision.transforms._presets import ImageClassification
 
 import xai_core
-from xai_core import _faithfulness, _sanity, _timing, cli
-from xai_core.evaluate import random_map
+from xai_core import _timing, cli
+from xai_core.faithfulness import curves, road, sanity
+from xai_core.faithfulness import random_map
 from conftest import IMAGES, ROOT, no_hooks_left
 
 METHODS = ["gradcam", "hirescam", "layercam", "eigencam"]
@@ -117,18 +118,18 @@ def test_partial_results_come_map_by_map_then_road_then_the_sanity_check(cat_eva
     # at `head` gradcam = hirescam: three distinct maps, the random one's with gradcam's first
     assert [p.pending for p in partials] == [("deletion_insertion", "road", "sanity")] * 2 + [
         ("road", "sanity"), ("sanity",), ()]
-    curves = {"deletion_auc", "insertion_auc", "deletion_curve", "insertion_curve", "confidence_change"}
-    road = {"road_morf", "road_lerf", "road_combined"}
+    curve_keys = {"deletion_auc", "insertion_auc", "deletion_curve", "insertion_curve", "confidence_change"}
+    road_keys = {"road_morf", "road_lerf", "road_combined"}
     scored = [{m for m, s in p.scores.items() if s} for p in partials]
     assert scored[:3] == [{"random", "gradcam", "hirescam"}, {"random", "gradcam", "hirescam", "layercam"},
                           set(METHODS + ["random"])]
     for partial in partials[:3]:
-        assert all(set(s) in (set(), curves) for s in partial.scores.values())  # no ROAD, no sanity yet
-    assert all(set(s) == curves | road for s in partials[3].scores.values())
+        assert all(set(s) in (set(), curve_keys) for s in partial.scores.values())  # no ROAD, no sanity yet
+    assert all(set(s) == curve_keys | road_keys for s in partials[3].scores.values())
     assert list(partials[-1].scores) == METHODS + ["random"]
     # the first scores come after the first two maps' batches only: before any other map's or ROAD's
     first = [kind for kind, _ in events].index("partial")
-    assert first == _faithfulness.batch_count(2, 20, 2, _faithfulness.CPU_BATCH)
+    assert first == curves.batch_count(2, 20, 2, curves.CPU_BATCH)
     assert {stage for kind, stage in events[:first]} == {"insert/delete"}
     # every partial score is the final one, the final partial is the result, equal to a plain run's
     for partial in partials:
@@ -159,8 +160,8 @@ def test_the_sanity_check_recomputes_the_maps_with_the_explanation_options(lite,
     if "methods" not in explanation.options:  # until explain records the methods' options
         explanation = dataclasses.replace(explanation, options={**explanation.options,
                                                                 "methods": {"fastscorecam": {"top_k": 8}}})
-    calls, real = [], _sanity.explain
-    monkeypatch.setattr(_sanity, "explain", lambda *a, **k: calls.append(k) or real(*a, **k))
+    calls, real = [], sanity.explain
+    monkeypatch.setattr(sanity, "explain", lambda *a, **k: calls.append(k) or real(*a, **k))
     result = xai_core.evaluate(lite, cat_path, explanation, steps=2, road_percentiles=(50,))
     assert [k["options"] for k in calls] == [{"fastscorecam": {"top_k": 8}}]
     assert result.scores["fastscorecam"]["sanity_spearman"] is not None
@@ -176,15 +177,15 @@ def test_timings_synchronise_the_handle_device(toy, noise_image, monkeypatch):
     assert len(synced) >= 5 and all(d is device for d in synced)  # before and after 2 stages, and the total
     assert {"deletion_insertion", "road", "total"} <= set(result.timings)
     synced.clear()
-    monkeypatch.setattr(_faithfulness, "_FORWARD_S", weakref.WeakKeyDictionary())  # time the forward again
-    _faithfulness.forward_seconds(handle)  # the estimate's speed before any evaluation
+    monkeypatch.setattr(curves, "_FORWARD_S", weakref.WeakKeyDictionary())  # time the forward again
+    curves.forward_seconds(handle)  # the estimate's speed before any evaluation
     assert len(synced) == 6 and all(d is device for d in synced)  # 3 timed forwards, each synchronised
 
 
 def test_no_gradient_is_left_on_the_shared_model_or_its_randomized_copy(lite, cat_path):
     explanation = xai_core.explain(lite, cat_path, ["gradcam", "fullgrad"])
     xai_core.evaluate(lite, cat_path, explanation, steps=2, road_percentiles=(50,))
-    copy = _sanity.randomized_handle(lite, explanation.layers)
+    copy = sanity.randomized_handle(lite, explanation.layers)
     assert [n for n, p in lite.module.named_parameters() if p.grad is not None] == []
     assert [n for n, p in copy.module.named_parameters() if p.grad is not None] == []
 
@@ -214,8 +215,8 @@ def test_sanity_check_passes_gradcam_and_flags_a_class_agnostic_map(cat_eval):
 
 
 def test_sanity_copy_is_cached_randomized_and_separate(lite, cat_eval):
-    copy_a = _sanity.randomized_handle(lite, ("head",))
-    copy_b = _sanity.randomized_handle(lite, ("head",))
+    copy_a = sanity.randomized_handle(lite, ("head",))
+    copy_b = sanity.randomized_handle(lite, ("head",))
     assert copy_a.module is copy_b.module is not lite.module and copy_a.lock is copy_b.lock is not lite.lock
     assert not torch.equal(copy_a.module.fc.weight, lite.module.fc.weight)
     assert torch.equal(copy_a.module.stage7[0]._depthwise_conv.weight, lite.module.stage7[0]._depthwise_conv.weight)
@@ -232,7 +233,7 @@ def test_agreement_of_identical_maps_and_the_labelled_pair(cat_eval):
     np.testing.assert_array_equal(agreement.spearman, agreement.spearman.T)
     rng = np.random.default_rng(1)
     a, b = rng.random((32, 32), dtype=np.float32), rng.random((32, 32), dtype=np.float32)
-    rho, iou = _sanity.agreement_matrices([a, a.copy(), b], [_faithfulness.ranks(m) for m in (a, a, b)])
+    rho, iou = sanity.agreement_matrices([a, a.copy(), b], [curves.ranks(m) for m in (a, a, b)])
     assert rho[0, 1] == 1.0 and iou[0, 1] == 1.0 and abs(rho[0, 2]) < 0.2 and iou[0, 2] < 0.3
 
 
@@ -242,7 +243,7 @@ def test_shared_module_untouched_and_no_hooks_left(lite, cat_eval):
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert no_hooks_left(lite.module)
-    assert no_hooks_left(_sanity.randomized_handle(lite, ("head",)).module)
+    assert no_hooks_left(sanity.randomized_handle(lite, ("head",)).module)
     assert torch.is_grad_enabled()
 
 
@@ -252,11 +253,11 @@ def test_fast_imputer_solves_the_library_system():
     image = torch.from_numpy(rng.standard_normal((3, 24, 20)).astype(np.float32))
     yy, xx = np.mgrid[0:24, 0:20]
     mask = torch.from_numpy(np.float32(((yy - 10) ** 2 + (xx - 8) ** 2 > 30) & (rng.random((24, 20)) > 0.1)))
-    ours = _faithfulness.FastImputer(noise=0.0)(image, mask)
+    ours = road.FastImputer(noise=0.0)(image, mask)
     library = NoisyLinearImputer(noise=0.0)(image, mask)
     torch.testing.assert_close(ours, library, atol=1e-5, rtol=0)
     assert torch.equal(ours[:, mask.bool()], image[:, mask.bool()])
-    assert torch.equal(_faithfulness.FastImputer()(image, torch.ones(24, 20)), image)
+    assert torch.equal(road.FastImputer()(image, torch.ones(24, 20)), image)
 
 
 def test_road_and_confidence_change_equal_the_library_metric_classes(toy, noise_image):
@@ -265,12 +266,12 @@ def test_road_and_confidence_change_equal_the_library_metric_classes(toy, noise_
     result = xai_core.evaluate(toy, noise_image, hand_made(toy, noise_image, **maps), sanity=False, steps=4,
                                road_percentiles=percentiles)
     x = toy.preprocess(noise_image).repeat(2, 1, 1, 1)
-    cams = np.stack([_faithfulness.rank_map(_faithfulness.ranks(m), (64, 64)) for m in maps.values()])
+    cams = np.stack([curves.rank_map(curves.ranks(m), (64, 64)) for m in maps.values()])
     targets = [ClassifierOutputSoftmaxTarget(0)] * 2
     library = []
     for seed, (cls, p) in enumerate((c, p) for c in (ROADMostRelevantFirst, ROADLeastRelevantFirst) for p in percentiles):
         metric = cls(p)
-        metric.perturbation.imputer = _faithfulness.FastImputer(seed=seed)  # same noise as `evaluate`'s
+        metric.perturbation.imputer = road.FastImputer(seed=seed)  # same noise as `evaluate`'s
         library.append(metric(x, cams, targets, toy.module))
     morf, lerf = np.mean(library[:2], axis=0), np.mean(library[2:], axis=0)
     change = CamMultImageConfidenceChange()(x, np.stack(list(maps.values())), targets, toy.module)
@@ -384,6 +385,6 @@ def hand_made_like(explanation: xai_core.Explanation, *methods: str) -> xai_core
 def test_nested_dissection_orders_every_unknown_pixel_once():
     rng = np.random.default_rng(1)
     unknown = np.flatnonzero(rng.random(90 * 70) > 0.3)
-    order = _faithfulness.nested_dissection(unknown // 70, unknown % 70, leaf=8)
+    order = road.nested_dissection(unknown // 70, unknown % 70, leaf=8)
     assert sorted(order.tolist()) == list(range(unknown.size))
-    assert _faithfulness.nested_dissection(np.arange(0), np.arange(0)).size == 0
+    assert road.nested_dissection(np.arange(0), np.arange(0)).size == 0

@@ -5,7 +5,8 @@ Streamlit; numpy out, torch kept inside."""
 from .models import catalog  # the deployment's models file: catalog.entries(), catalog.load_entry(name)
 from . import dataset  # dataset mode: dataset.run(handle, input, output, methods, ...), as `batch` runs it
 from .factorize import Factorization, factorize
-from .evaluate import Agreement, Evaluation, estimate_evaluation_seconds, evaluate, evaluate_batch
+from .evaluate import evaluate, evaluate_batch
+from .faithfulness import Agreement, Evaluation, estimate_evaluation_seconds
 from .errors import (
     Cancelled,
     InvalidImageError,

@@ -18,7 +18,8 @@ from . import render
 from ._names import split_names
 from .factorize import MAX_COMPONENTS, factorize
 from .errors import XAIError
-from .evaluate import RANDOM, evaluate
+from .evaluate import evaluate
+from .faithfulness import RANDOM
 from .explain import explain
 from .images import load_image
 from .methods import list_methods

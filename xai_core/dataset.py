@@ -34,7 +34,8 @@ from PIL import Image
 from ._names import split_names
 from ._pool import worker_pool
 from .errors import Cancelled, InvalidImageError, InvalidOptionError, XAIError
-from .evaluate import RANDOM, ROAD_PERCENTILES, evaluate_batch
+from .evaluate import evaluate_batch
+from .faithfulness import RANDOM, ROAD_PERCENTILES
 from .explain import TOP_K, explain_batch, images_per_batch
 from .images import load_image
 from .methods import get_method

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .dataset import LOW_CONFIDENCE, interval_text, is_correct, scores_in
-from .evaluate import RANDOM
+from .faithfulness import RANDOM
 
 #: How the figures name the scores, each with which way is better.
 SCORE_TITLES = {"deletion_auc": "Deletion AUC ↓", "insertion_auc": "Insertion AUC ↑", "road_combined": "ROAD combined ↑"}

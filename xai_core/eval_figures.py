@@ -2,8 +2,8 @@
 Markdown / HTML text out. Each takes `names` ({method id: what to call it}, e.g. the titles; ids
 by default), and shows only the scores computed so far of a partial `Evaluation`.
 
-No Streamlit and no torch here (the `Evaluation` type is only named for the annotations), so the
-figures can be tested on their own and reused in exports."""
+No Streamlit here, and the builders touch no tensor (the `Evaluation` type is only named for the
+annotations), so the figures can be tested on their own and reused in exports."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-if TYPE_CHECKING:  # no import at run time: that would pull in torch
-    from .evaluate import Evaluation
+from .faithfulness import RANDOM
 
-RANDOM = "random"
+if TYPE_CHECKING:
+    from .faithfulness import Evaluation
+
 #: One colour per method, in the order of the evaluation; the random baseline is grey and dashed.
 METHOD_COLORS = tuple(qualitative.D3)
 RANDOM_COLOR = "#7f7f7f"

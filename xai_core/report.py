@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .dataset import LOW_CONFIDENCE, interval_text, scores_in
-from .evaluate import RANDOM
+from .faithfulness import RANDOM
 
 NAMES = {"deletion_auc": "deletion AUC (lower is better)", "insertion_auc": "insertion AUC (higher is better)",
          "road_combined": "ROAD combined (higher is better)"}

@@ -16,9 +16,9 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from .explain import Explanation, explain
-from .images import ImageSource
-from .models import ModelHandle, guard
+from ..explain import Explanation, explain
+from ..images import ImageSource
+from ..models import ModelHandle, guard
 
 #: A map fails the check when its Spearman rank correlation with the map of the randomized model
 #: is above this: the map then barely depends on the parameters that decide the class.
