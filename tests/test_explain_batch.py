@@ -26,13 +26,13 @@ def _photos(count: int = 5) -> list:
     return (photos + [ImageOps.mirror(p) for p in photos])[:count]
 
 
-def _assert_same(batch_result, single, methods):
+def _assert_same(batch_result, single, methods, atol=1e-5):
     assert batch_result.target == single.target and batch_result.target_label == single.target_label
     assert batch_result.target_probability == pytest.approx(single.target_probability, abs=1e-5)
     np.testing.assert_array_equal(batch_result.image, single.image)
     for method in methods:
         assert batch_result.maps[method].shape == single.maps[method].shape
-        np.testing.assert_allclose(batch_result.maps[method], single.maps[method], atol=1e-5, err_msg=method)
+        np.testing.assert_allclose(batch_result.maps[method], single.maps[method], atol=atol, err_msg=method)
 
 
 def test_every_method_with_per_image_targets_equals_explain(tiny):
@@ -66,13 +66,21 @@ def test_one_target_for_all_fused_layers_and_eigen_smooth(tiny):
                                               eigen_smooth=True), methods)
 
 
+#: AblationCAM's weights (score - ablated score) / score subtract two nearly equal float32 scores, which
+#: amplifies the float noise between a batched and a single forward: on our 2-core x86-64 CPUs oneDNN's
+#: convolutions give EfficientNet-Lite0's `head` activations differing by 2e-6 (relative) in a batch of 3
+#: and alone, and the maps by up to 1.1e-5 (the cat photo with the unlikely target 'coffee mug').
+ABLATION_BATCH_ATOL = 5e-5
+
+
 def test_ablationcam_over_a_batch_equals_explain(lite):
-    """On a trained model: AblationCAM divides by the target's score, which amplifies the float noise
-    between a batched and a single forward where a random model's scores are near 0."""
+    """On a trained model (a random model's scores are near 0, where the division amplifies without
+    bound); within `ABLATION_BATCH_ATOL`, the other methods within 1e-5."""
     images = _photos(3)
     results = xai_core.explain_batch(lite, images, ["ablationcam"], targets=[None, "coffee mug", None])
     for image, result in zip(images, results):
-        _assert_same(result, xai_core.explain(lite, image, ["ablationcam"], target=result.target), ["ablationcam"])
+        _assert_same(result, xai_core.explain(lite, image, ["ablationcam"], target=result.target), ["ablationcam"],
+                     atol=ABLATION_BATCH_ATOL)
 
 
 def test_augmentation_smoothing_is_per_image(lite):
