@@ -128,7 +128,7 @@ def explain_uploads(handle: xai_core.ModelHandle, files: list[tuple[str, bytes]]
     method: its map over it} as JPEG bytes}}. `progress(stage, done, total)` counts the images
     explained, then scored; returning False cancels (`Cancelled`)."""
     from xai_core import dataset
-    from xai_core.render import overlay_cam
+    from xai_core.report import overlay_cam
 
     settings = dataset.Settings(handle.name, handle.weights_source, tuple(methods), target, (layer,),
                                 bool(evaluate), int(steps))

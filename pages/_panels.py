@@ -15,7 +15,7 @@ import streamlit as st
 import xai_core
 from pages import _state as S
 from pages import _streamlit_internals as internals
-from xai_core import figures
+from xai_core.report import figures, image_report_html
 from xai_core.models import PREFERRED
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": figures.PNG_EXPORT}
@@ -199,7 +199,7 @@ def report_button(title: str, figs: list[tuple[str, go.Figure]], settings: dict,
     """A download button for a self-contained HTML report (`sections`: (heading, HTML fragment)
     placed before the figures); it is built only when clicked."""
     st.download_button(
-        "Download HTML report", data=lambda: figures.report_html(title, figs, settings, notes, sections),
+        "Download HTML report", data=lambda: image_report_html(title, figs, settings, notes, sections),
         file_name=file_name, mime="text/html", on_click="ignore", key=key,
         icon=":material/download:", help="One self-contained HTML file (opens offline) with the image, "
         "prediction, maps, settings and model. Each chart's camera icon saves it as PNG.",

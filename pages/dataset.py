@@ -11,7 +11,7 @@ import xai_core
 from pages import _panels as P
 from pages import _dataset_state as D
 from pages import _state as S
-from xai_core import dataset_figures as DF
+from xai_core.report import dataset_figures as DF
 
 PER_PAGE = 12
 

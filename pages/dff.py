@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import _panels as P
 from pages import _state as S
-from xai_core import figures
+from xai_core.report import figures
 
 S.ensure_entry_point()
 P.page_header(

@@ -11,7 +11,7 @@ import xai_core
 from pages import _live as L
 from pages import _panels as P
 from pages import _state as S
-from xai_core import eval_figures
+from xai_core.report import eval_figures
 
 S.ensure_entry_point()
 P.page_header(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import pytest
 
-from xai_core import dataset_figures as DF
+from xai_core.report import dataset_figures as DF
 from xai_core.dataset import Settings, summarize
 
 

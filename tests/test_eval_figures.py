@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xai_core import eval_figures
+from xai_core.report import eval_figures
 from xai_core import Agreement, Evaluation
 
 FRACTIONS = np.linspace(0, 1, 11)

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from xai_core import figures
+from xai_core.report import figures, image_report_html
 
 H = W = 224
 
@@ -114,7 +114,7 @@ def test_dff_components_and_concept_bars(image: np.ndarray) -> None:
 def test_report_html_is_self_contained(image: np.ndarray) -> None:
     grid = figures.build_cam_grid(image, _maps(2), {"m0": 0.1})
     bars = figures.build_prediction_bars([("tabby", 0.6)])
-    html = figures.report_html("CAM <report>", [("Prediction", bars), ("Maps", grid)],
+    html = image_report_html("CAM <report>", [("Prediction", bars), ("Maps", grid)],
                                {"model": "EfficientNet-Lite0", "layer": "stage7"}, notes=("a note",))
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert "CAM &lt;report&gt;" in html and "stage7" in html and "a note" in html

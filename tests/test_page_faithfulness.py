@@ -12,7 +12,7 @@ import xai_core
 from _apptest import AppTest, array as _array, chart as _chart, charts as _charts, errors as _errors
 from _apptest import page as _page, run as _run
 from pages import _live, _panels
-from xai_core import eval_figures, figures
+from xai_core.report import eval_figures, image_report_html
 
 ROOT = Path(__file__).resolve().parents[1]
 #: At `head` (pooling + linear) Grad-CAM = HiResCAM (one is scored as the other), and EigenCAM
@@ -104,7 +104,7 @@ def test_the_page_states_the_expected_time_and_its_report_holds_the_scores(app: 
     # the bar under the title (and a caption until the first scores) gives the expected time up front
     assert [label for label, _ in bars] == ["Scoring 2 maps and a random baseline"] and bars[0][1] > 0
     title, figs, settings, notes = captured["args"]
-    page = figures.report_html(title, figs, settings, notes, captured["kwargs"]["sections"])
+    page = image_report_html(title, figs, settings, notes, captured["kwargs"]["sections"])
     headings = [heading for heading, _ in captured["kwargs"]["sections"]]
     assert headings == ["Headline", "Scores"]
     assert "<table class='scores'>" in page and "Deletion AUC ↓" in page and "<td>Grad-CAM</td>" in page

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import render
+from .report import pictures
 from ._names import split_names
 from .factorize import MAX_COMPONENTS, factorize
 from .errors import XAIError
@@ -201,7 +201,7 @@ def _run_cam(args: argparse.Namespace) -> dict:
     result = explain(handle, image, args.method, target=args.target, layer=args.layer,
                      aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth, progress=_ProgressBar())
     paths = _output_paths(args, args.method)
-    outputs = [_save(render.build_cam_picture(result, m), paths[m]) for m in args.method]
+    outputs = [_save(pictures.build_cam_picture(result, m), paths[m]) for m in args.method]
     return {
         **summary,
         "target": {"index": result.target, "label": result.target_label, "score": result.target_probability},
@@ -216,7 +216,7 @@ def _run_cam(args: argparse.Namespace) -> dict:
 def _run_dff(args: argparse.Namespace) -> dict:
     image, handle, summary = _load(args)
     result = factorize(handle, image, n_components=args.n_components, layer=args.layer, top_k=args.top_k)
-    output = _save(render.build_dff_picture(result), _output_paths(args, ["dff"])["dff"])
+    output = _save(pictures.build_dff_picture(result), _output_paths(args, ["dff"])["dff"])
     components = [
         [{"index": int(i), "label": label, "score": score} for i, (label, score) in zip(indices, labels)]
         for indices, labels in zip(result.label_indices, result.labels)
@@ -346,7 +346,7 @@ def _output_paths(args: argparse.Namespace, names: Sequence[str]) -> dict[str, s
 
 def _save(picture, path: str) -> str:
     try:
-        return render.save(picture, path)
+        return pictures.save(picture, path)
     except (OSError, ValueError) as err:
         raise _OutputError(f"Cannot write {path!r} ({err}); choose a writable .png path.") from None
 

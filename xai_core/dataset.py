@@ -35,22 +35,21 @@ from ._names import split_names
 from ._pool import worker_pool
 from .errors import Cancelled, InvalidImageError, InvalidOptionError, XAIError
 from .evaluate import evaluate_batch
-from .faithfulness import RANDOM, ROAD_PERCENTILES
+from .faithfulness import HIGHER_IS_BETTER, RANDOM, ROAD_PERCENTILES
 from .explain import TOP_K, explain_batch, images_per_batch
 from .images import load_image
 from .methods import get_method
 from .models import ModelHandle, list_models
-from .render import overlay_cam
+from .predict import is_correct
+from .report import overlay_cam, write_dataset_report
 from .models import is_source
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: The scores of `--eval`, each with whether higher is better (for win rates against the random map).
-EVAL_SCORES = {"deletion_auc": False, "insertion_auc": True, "road_combined": True}
+EVAL_SCORES = {score: HIGHER_IS_BETTER[score] for score in ("deletion_auc", "insertion_auc", "road_combined")}
 BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 2000, 0
 #: How the error of a readable file that could not be explained starts (retried by a rerun).
 NOT_EXPLAINED = "Not explained:"
-#: A top-1 probability below this counts as low confidence (the report's and the page's filter).
-LOW_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -428,9 +427,7 @@ def finish(out: Path, paths: Sequence[str], keys: dict, settings: Settings, root
     summary = summarize(rows, settings)
     summary["input"] = os.path.basename(os.path.normpath(root))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    from .report import write_report
-
-    write_report(out, rows, summary)
+    write_dataset_report(out, rows, summary)
     return rows
 
 
@@ -449,20 +446,6 @@ def bootstrap_ci(values: Iterable[float], resamples: int = BOOTSTRAP_RESAMPLES, 
     return {"mean": float(data.mean()), "low": float(low), "high": float(high), "n": int(data.size)}
 
 
-def interval_text(entry: Optional[dict], percent: bool = False) -> str:
-    """A `bootstrap_ci` entry as '0.123 [0.101, 0.140]' (or '61% [48%, 74%]'); '–' for no value."""
-    if not entry or entry.get("mean") is None:
-        return "–"
-    fmt = "{:.0%}" if percent else "{:.3f}"
-    return f"{fmt.format(entry['mean'])} [{fmt.format(entry['low'])}, {fmt.format(entry['high'])}]"
-
-
-def scores_in(summary: dict) -> list[str]:
-    """The evaluation scores a summary holds (none for a run without evaluation)."""
-    methods = summary.get("methods", {}).values()
-    return [s for s in EVAL_SCORES if any(s in entry for entry in methods)]
-
-
 def summarize(rows: Sequence[dict], settings: Settings) -> dict:
     """summary.json's content: counts, settings, accuracy (with true labels), and per method its
     seconds per image and, with evaluation, each score's mean and 95% bootstrap interval and the
@@ -477,7 +460,7 @@ def summarize(rows: Sequence[dict], settings: Settings) -> dict:
     summary["seconds_per_image"] = bootstrap_ci(r["seconds"] for r in ok)
     labelled = [r for r in ok if r.get("true_label")]
     if labelled:
-        summary["accuracy"] = bootstrap_ci([float(is_correct(r)) for r in labelled])
+        summary["accuracy"] = bootstrap_ci([float(is_correct(r.get("label"), r.get("true_label"))) for r in labelled])
     for method in list(settings.methods) + ([RANDOM] if settings.evaluate else []):
         entry: dict = {"title": get_method(method).title if method != RANDOM else "Random map"}
         if method != RANDOM:
@@ -491,12 +474,6 @@ def summarize(rows: Sequence[dict], settings: Settings) -> dict:
                     entry[f"{score}_win_rate"] = bootstrap_ci(wins)
         summary["methods"][method] = entry
     return summary
-
-
-def is_correct(row: dict) -> bool:
-    """Whether the top-1 label names the true label (the folder name; `_` and case ignored)."""
-    norm = lambda s: str(s or "").replace("_", " ").strip().lower()  # noqa: E731
-    return bool(row.get("true_label")) and norm(row.get("label")) == norm(row.get("true_label"))
 
 
 __all__ = ["JobResult", "Settings", "Source", "bootstrap_ci", "columns", "explain_records", "list_inputs", "run",

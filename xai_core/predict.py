@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 
 from .errors import InvalidOptionError
 from .images import ImageSource, load_image
 from .models import ModelHandle, guard
+
+
+#: A top-1 probability below this counts as low confidence (the dataset report's and page's filter).
+LOW_CONFIDENCE = 0.5
 
 
 class Prediction(NamedTuple):
@@ -27,3 +31,10 @@ def predict(handle: ModelHandle, image: ImageSource, top_k: int = 5) -> list[Pre
         probs = handle.module(x).softmax(-1)[0].float().cpu()
     values, indices = probs.topk(int(top_k))
     return [Prediction(int(i), handle.categories[int(i)], float(v)) for v, i in zip(values, indices)]
+
+
+def is_correct(label: Optional[str], true_label: Optional[str]) -> bool:
+    """Whether a predicted `label` names `true_label` (e.g. an ImageFolder's folder name; `_` and
+    case ignored); False without a true label."""
+    norm = lambda s: str(s or "").replace("_", " ").strip().lower()  # noqa: E731
+    return bool(true_label) and norm(label) == norm(true_label)

@@ -9,14 +9,28 @@ from typing import Optional, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .dataset import LOW_CONFIDENCE, interval_text, is_correct, scores_in
-from .faithfulness import RANDOM
+from ..faithfulness import HIGHER_IS_BETTER, RANDOM
+from ..predict import LOW_CONFIDENCE, is_correct
 
 #: How the figures name the scores, each with which way is better.
 SCORE_TITLES = {"deletion_auc": "Deletion AUC ↓", "insertion_auc": "Insertion AUC ↑", "road_combined": "ROAD combined ↑"}
 #: The gallery's outcome filter: its values, by label.
 OUTCOMES = {"all": None, "correct": "right", "wrong": "wrong", "refused files": "error"}
 _RANDOM_COLOR, _METHOD_COLOR = "#9e9e9e", "#1f77b4"
+
+
+def interval_text(entry: Optional[dict], percent: bool = False) -> str:
+    """A `bootstrap_ci` entry as '0.123 [0.101, 0.140]' (or '61% [48%, 74%]'); '–' for no value."""
+    if not entry or entry.get("mean") is None:
+        return "–"
+    fmt = "{:.0%}" if percent else "{:.3f}"
+    return f"{fmt.format(entry['mean'])} [{fmt.format(entry['low'])}, {fmt.format(entry['high'])}]"
+
+
+def scores_in(summary: dict) -> list[str]:
+    """The evaluation scores a summary holds (none for a run without evaluation)."""
+    methods = summary.get("methods", {}).values()
+    return [s for s in HIGHER_IS_BETTER if any(s in entry for entry in methods)]
 
 
 def _titles(summary: dict) -> dict[str, str]:
@@ -92,7 +106,7 @@ def outcome(row: dict) -> str:
         return "error"
     if not row.get("true_label"):
         return ""
-    return "right" if is_correct(row) else "wrong"
+    return "right" if is_correct(row.get("label"), row.get("true_label")) else "wrong"
 
 
 def row_class(row: dict) -> Optional[str]:
@@ -135,5 +149,5 @@ def page_of(rows: Sequence[dict], page: int, per_page: int = 12) -> tuple[list[d
 
 
 __all__ = ["LOW_CONFIDENCE", "OUTCOMES", "SCORE_TITLES", "build_score_intervals", "build_win_rates", "classes",
-           "filter_rows", "interval_text", "outcome", "page_of", "row_class", "sort_rows", "sortable_columns",
+           "filter_rows", "interval_text", "outcome", "page_of", "row_class", "scores_in", "sort_rows", "sortable_columns",
            "win_rate_table"]

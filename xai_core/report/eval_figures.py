@@ -15,10 +15,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from .faithfulness import RANDOM
+from ..faithfulness import RANDOM
 
 if TYPE_CHECKING:
-    from .faithfulness import Evaluation
+    from ..faithfulness import Evaluation
 
 #: One colour per method, in the order of the evaluation; the random baseline is grey and dashed.
 METHOD_COLORS = tuple(qualitative.D3)
@@ -258,3 +258,8 @@ def _cell(value) -> str:
 
 def _namer(names: Optional[Mapping[str, str]]) -> Callable[[str], str]:
     return (lambda m: m) if names is None else (lambda m: names.get(m, m))
+
+
+__all__ = ["IDENTICAL_MARK", "LOW_PROBABILITY", "METHOD_COLORS", "PENDING_MARK", "RANDOM_COLOR", "SCORE_COLUMNS",
+           "build_agreement", "build_curves", "build_sanity", "headline", "headline_html", "score_table",
+           "score_table_html"]

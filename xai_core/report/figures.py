@@ -14,7 +14,6 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 from PIL import Image
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
@@ -234,42 +233,6 @@ def concept_name(index: int, labels: Sequence[tuple[str, float]], probabilities:
     return f"Concept {index + 1}: {labels[0][0]}" if labels else f"Concept {index + 1}"
 
 
-def report_html(
-    title: str,
-    figures: Sequence[tuple[str, go.Figure]],
-    settings: Mapping[str, object],
-    notes: Sequence[str] = (),
-    sections: Sequence[tuple[str, str]] = (),
-) -> str:
-    """A self-contained HTML report: `title`, a settings table, `notes`, then each (heading, html)
-    of `sections` (trusted HTML fragments built by xai_core, e.g. a score table), then each
-    (heading, figure) interactive, with plotly.js embedded once (opens offline, no CDN)."""
-    rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items()
-    )
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto;color:#222}"
-        "th{text-align:left;padding-right:1em;vertical-align:top}td,th{padding:.2em .5em}"
-        "table{border-collapse:collapse;margin-bottom:1em}tr:nth-child(odd){background:#f4f6f8}"
-        ".note{background:#eef5ff;padding:.5em 1em;border-left:4px solid #1f77b4;margin:.5em 0}</style>",
-        "</head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<table>{rows}</table>",
-        *[f"<div class='note'>{html.escape(n)}</div>" for n in notes],
-    ]
-    for heading, fragment in sections:
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
-        parts.append(fragment)
-    for i, (heading, fig) in enumerate(figures):
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
-        config = {"toImageButtonOptions": PNG_EXPORT, "displaylogo": False}
-        parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), config=config))
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
 def _axis(letter: str, index: int) -> str:
     return letter if index == 0 else f"{letter}{index + 1}"
 
@@ -289,3 +252,8 @@ def _duration(seconds: float) -> str:
     if seconds < 0.001:
         return "<1 ms"
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+__all__ = ["COLORSCALES", "CONCEPT_COLORS", "MAX_HEATMAP_SIDE", "PNG_EXPORT", "build_cam_grid", "build_concept_bars",
+           "build_dff_components", "build_dff_overview", "build_heatmap_grid", "build_image", "build_prediction_bars",
+           "concept_name", "heatmap_trace", "image_uri"]

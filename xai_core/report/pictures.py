@@ -12,9 +12,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from pytorch_grad_cam.utils.image import show_cam_on_image, show_factorization_on_image
 
-from .factorize import Factorization
-from .explain import Explanation
-from .methods import get_method
+from ..factorize import Factorization
+from ..explain import Explanation
+from ..methods import get_method
 
 #: Caption / legend text size in pixels, and the padding around text.
 FONT_SIZE, PAD = 13, 6
@@ -135,3 +135,7 @@ def _legend(entries: Sequence[str], colors: Sequence[np.ndarray], height: int, w
             y += line_height
         y += PAD
     return panel
+
+
+__all__ = ["build_cam_picture", "build_dff_picture", "component_colors", "concept_labels", "overlay_cam",
+           "overlay_factorization", "save"]

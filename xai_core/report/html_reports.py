@@ -1,4 +1,7 @@
-"""index.html of a dataset run: the summary (score means with 95% intervals, win rates against the
+"""The HTML reports: one image's (`image_report_html`: the dashboard's CAM, DFF and Faithfulness
+exports) and a dataset run's (`dataset_report_html`, written as its index.html).
+
+index.html of a dataset run: the summary (score means with 95% intervals, win rates against the
 random map, accuracy) and a gallery of every image with its maps, filterable by class, correct or
 wrong and low confidence, sortable by any score. One self-contained file (the rows embedded as JSON,
 plain JavaScript, pictures from `maps/` by relative path): it opens offline from the results folder.
@@ -9,20 +12,25 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from .dataset import LOW_CONFIDENCE, interval_text, scores_in
-from .faithfulness import RANDOM
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from ..faithfulness import RANDOM
+from ..predict import LOW_CONFIDENCE
+from .dataset_figures import interval_text, scores_in
+from .figures import PNG_EXPORT
 
 NAMES = {"deletion_auc": "deletion AUC (lower is better)", "insertion_auc": "insertion AUC (higher is better)",
          "road_combined": "ROAD combined (higher is better)"}
 SHORT = {"deletion_auc": "deletion", "insertion_auc": "insertion", "road_combined": "ROAD"}
 
 
-def write_report(out: Path, rows: Sequence[dict], summary: dict) -> Path:
+def write_dataset_report(out: Path, rows: Sequence[dict], summary: dict) -> Path:
     """Write `out/index.html` for `rows` (results.parquet's) and `summary` (summary.json's)."""
     path = Path(out) / "index.html"
-    path.write_text(report_html(rows, summary), encoding="utf-8")
+    path.write_text(dataset_report_html(rows, summary), encoding="utf-8")
     return path
 
 
@@ -39,7 +47,8 @@ def _summary_table(summary: dict) -> str:
     return "\n".join(lines) + "</table>"
 
 
-def report_html(rows: Sequence[dict], summary: dict) -> str:
+def dataset_report_html(rows: Sequence[dict], summary: dict) -> str:
+    """The dataset run's index.html (see the module docstring)."""
     settings = summary.get("settings", {})
     facts = [f"{summary.get('explained', 0)} of {summary.get('files', 0)} files explained",
              f"{summary.get('refused', 0)} refused",
@@ -56,6 +65,42 @@ def report_html(rows: Sequence[dict], summary: dict) -> str:
     title = f"Explanations: {summary.get('input', 'dataset')}"
     return TEMPLATE.replace("{{title}}", html.escape(title)).replace("{{facts}}", html.escape(" · ".join(facts))) \
         .replace("{{summary}}", _summary_table(summary)).replace("{{data}}", data)
+
+
+def image_report_html(
+    title: str,
+    figures: Sequence[tuple[str, go.Figure]],
+    settings: Mapping[str, object],
+    notes: Sequence[str] = (),
+    sections: Sequence[tuple[str, str]] = (),
+) -> str:
+    """A self-contained HTML report: `title`, a settings table, `notes`, then each (heading, html)
+    of `sections` (trusted HTML fragments built by xai_core, e.g. a score table), then each
+    (heading, figure) interactive, with plotly.js embedded once (opens offline, no CDN)."""
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items()
+    )
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto;color:#222}"
+        "th{text-align:left;padding-right:1em;vertical-align:top}td,th{padding:.2em .5em}"
+        "table{border-collapse:collapse;margin-bottom:1em}tr:nth-child(odd){background:#f4f6f8}"
+        ".note{background:#eef5ff;padding:.5em 1em;border-left:4px solid #1f77b4;margin:.5em 0}</style>",
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<table>{rows}</table>",
+        *[f"<div class='note'>{html.escape(n)}</div>" for n in notes],
+    ]
+    for heading, fragment in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        parts.append(fragment)
+    for i, (heading, fig) in enumerate(figures):
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        config = {"toImageButtonOptions": PNG_EXPORT, "displaylogo": False}
+        parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), config=config))
+    parts.append("</body></html>")
+    return "\n".join(parts)
 
 
 TEMPLATE = """<!doctype html>
@@ -122,3 +167,6 @@ function render() {
 render();
 </script></body></html>
 """
+
+
+__all__ = ["dataset_report_html", "image_report_html", "write_dataset_report"]
