@@ -14,7 +14,8 @@ from PIL import Image, ImageOps
 
 import xai_core
 from conftest import IMAGES
-from xai_core import dataset, ray_engine
+from xai_core import dataset
+from xai_core.dataset import ray_engine
 from xai_core.errors import InvalidOptionError
 
 ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt (CI installs it)")

@@ -28,10 +28,10 @@ import warnings
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from . import errors
-from .dataset import Settings, Source, explain_records, model_args, record_bytes, schema
-from .errors import InvalidOptionError, XAIError
-from .models import ModelHandle
+from .. import errors
+from .job import Settings, Source, explain_records, model_args, record_bytes, schema
+from ..errors import InvalidOptionError, XAIError
+from ..models import ModelHandle
 
 #: The columns a record becomes in Ray Data.
 RECORD_COLUMNS = ("path", "file", "true_label", "data", "key", "error")
@@ -55,7 +55,7 @@ class Explainer:
     def __init__(self, load_args: dict, device: str, threads: int, settings: Settings, out_dir: str):
         import torch
 
-        from .models import load_model
+        from ..models import load_model
 
         torch.set_num_threads(max(1, int(threads)))
         self.handle = load_model(**load_args, device=device)
@@ -193,7 +193,7 @@ def _batches(ray, started, handle, load_args, records, settings, out_dir, batch_
         context.print_on_execution_start = False
         local_device = None if address else handle.device.type
         how = plan(ray.cluster_resources(), local_device)
-        package = Path(__file__).resolve().parent
+        package = Path(__file__).resolve().parents[1]  # xai_core
         if address:  # the workers run this checkout's code, shipped with the job
             runtime_env = {"py_modules": [str(package)]}
         else:

@@ -1,19 +1,4 @@
-"""Dataset mode: explain a folder, a glob or a list of images into a results folder, resumably.
-
-    OUT/results.parquet   one row per input file (columns: `columns`)
-    OUT/parts/            the rows, one Parquet file per batch as it finishes (a killed run loses
-                          at most the batch in flight; a rerun skips every file already there)
-    OUT/maps/             per image: KEY.jpg (the picture the maps belong to), KEY_METHOD.png
-                          (each map over it) and KEY.npz (the raw maps, float16 [H, W] each)
-    OUT/summary.json      per method: score means with 95% bootstrap intervals, win rates against
-                          the random map, accuracy (with true labels); see `summarize`
-    OUT/index.html        the browsable report (`xai_core.report`)
-
-A row's `key` is the file's content hash and the job's settings: rerunning the same command finds
-every file's key in `parts/` and skips it; a changed file or other settings run again. The engine
-here runs the batches in this process (`run`); `xai_core.ray_engine` runs `explain_records` in
-Ray actors and writes the same rows.
-"""
+"""The dataset job: see the package docstring."""
 
 from __future__ import annotations
 
@@ -31,18 +16,18 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ._names import split_names
-from ._pool import worker_pool
-from .errors import Cancelled, InvalidImageError, InvalidOptionError, XAIError
-from .evaluate import evaluate_batch
-from .faithfulness import HIGHER_IS_BETTER, RANDOM, ROAD_PERCENTILES
-from .explain import TOP_K, explain_batch, images_per_batch
-from .images import load_image
-from .methods import get_method
-from .models import ModelHandle, list_models
-from .predict import is_correct
-from .report import overlay_cam, write_dataset_report
-from .models import is_source
+from .._names import split_names
+from .._pool import worker_pool
+from ..errors import Cancelled, InvalidImageError, InvalidOptionError, XAIError
+from ..evaluate import evaluate_batch
+from ..faithfulness import HIGHER_IS_BETTER, RANDOM, ROAD_PERCENTILES
+from ..explain import TOP_K, explain_batch, images_per_batch
+from ..images import load_image
+from ..methods import get_method
+from ..models import ModelHandle, list_models
+from ..predict import is_correct
+from ..report import overlay_cam, write_dataset_report
+from ..models import is_source
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: The scores of `--eval`, each with whether higher is better (for win rates against the random map).
