@@ -16,30 +16,16 @@ runs the batches in this process (`run`); the Ray engine (`ray_engine.py`) runs 
 in Ray actors and writes the same rows.
 """
 
-from .job import (
-    EVAL_SCORES,
-    IMAGE_SUFFIXES,
-    NOT_EXPLAINED,
-    JobResult,
-    Settings,
-    Source,
-    bootstrap_ci,
-    columns,
-    compute_records,
-    explain_records,
-    finish,
-    list_inputs,
-    model_args,
-    read_record,
-    read_rows,
-    record_bytes,
-    run,
-    save_pictures,
-    schema,
-    summarize,
-    write_part,
-)
+from . import ray_engine
+from .inputs import IMAGE_SUFFIXES, Source, list_inputs
+from .job import run
+from .ray_engine import model_args, run_ray
+from .records import compute_records, explain_records, read_record, record_bytes, save_pictures
+from .settings import EVAL_SCORES, NOT_EXPLAINED, JobResult, Settings, columns
+from .store import finish, read_rows, schema, write_part
+from .summary import bootstrap_ci, summarize
 
 __all__ = ["EVAL_SCORES", "IMAGE_SUFFIXES", "NOT_EXPLAINED", "JobResult", "Settings", "Source", "bootstrap_ci",
-           "columns", "compute_records", "explain_records", "finish", "list_inputs", "model_args", "read_record",
-           "read_rows", "record_bytes", "run", "save_pictures", "schema", "summarize", "write_part"]
+           "columns", "compute_records", "explain_records", "finish", "list_inputs", "model_args", "ray_engine",
+           "read_record", "read_rows", "record_bytes", "run", "run_ray", "save_pictures", "schema", "summarize",
+           "write_part"]

@@ -29,9 +29,12 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 from .. import errors
-from .job import Settings, Source, explain_records, model_args, record_bytes, schema
+from .inputs import Source
+from .records import explain_records, record_bytes
+from .settings import Settings
+from .store import schema
 from ..errors import InvalidOptionError, XAIError
-from ..models import ModelHandle
+from ..models import ModelHandle, builtin_models, is_source, load_model
 
 #: The columns a record becomes in Ray Data.
 RECORD_COLUMNS = ("path", "file", "true_label", "data", "key", "error")
@@ -54,8 +57,6 @@ class Explainer:
 
     def __init__(self, load_args: dict, device: str, threads: int, settings: Settings, out_dir: str):
         import torch
-
-        from ..models import load_model
 
         torch.set_num_threads(max(1, int(threads)))
         self.handle = load_model(**load_args, device=device)
@@ -80,6 +81,21 @@ def _data(record: dict) -> Optional[bytes]:
         return record_bytes(record)
     except OSError:
         return None
+
+
+def model_args(handle: ModelHandle) -> dict:
+    """`load_model` keywords that load `handle`'s model again in another process (a Ray actor):
+    its name, its weights file (or its tag's cached file), its labels for a source model. Raises
+    `InvalidOptionError` for a randomly initialised model, which another process cannot reproduce."""
+    if handle.weights_file is None and "random" in handle.weights_source:
+        raise InvalidOptionError(f"{handle.name} has random weights, which another process cannot load; "
+                                 "give it a weights file or a tag.")
+    args: dict = {"name": handle.name}
+    if is_source(handle.name):
+        args.update(weights=handle.weights_file, labels=list(handle.categories))
+    elif handle.weights_file is not None and handle.name in builtin_models():
+        args["weights"] = handle.weights_file
+    return args
 
 
 def _records_table(records: Sequence[dict]):

@@ -1,0 +1,66 @@
+"""The job's settings (part of every row's key), the columns of its rows, and what a run did."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from ..faithfulness import HIGHER_IS_BETTER, RANDOM, ROAD_PERCENTILES
+
+#: The scores of `--eval`, each with whether higher is better (for win rates against the random map).
+EVAL_SCORES = {score: HIGHER_IS_BETTER[score] for score in ("deletion_auc", "insertion_auc", "road_combined")}
+#: How the error of a readable file that could not be explained starts (retried by a rerun).
+NOT_EXPLAINED = "Not explained:"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What makes the maps; part of every row's key."""
+
+    model: str
+    weights: str
+    methods: tuple[str, ...]
+    target: Optional[int]  # a class index (labels can repeat: ImageNet has two 'crane's)
+    layers: tuple[str, ...]
+    evaluate: bool = False
+    steps: int = 20
+    road_percentiles: tuple[int, ...] = ROAD_PERCENTILES
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What `run` did: files explained, refused (an error row), and skipped (done before)."""
+
+    explained: int
+    refused: int
+    skipped: int
+    failed: int
+    output: str
+    seconds: float
+
+    def line(self) -> str:
+        """The last line the CLI prints."""
+        done = f"Explained {self.explained} file{'s' * (self.explained != 1)}"
+        refused = f"refused {self.refused} (see the error column of results.parquet)"
+        skipped = f"; {self.skipped} already done were skipped" if self.skipped else ""
+        failed = f"; {self.failed} readable file{'s' * (self.failed != 1)} failed" if self.failed else ""
+        return f"{done}, {refused}{skipped}{failed}; results in {self.output}."
+
+
+def columns(methods: Sequence[str], evaluate: bool) -> list[str]:
+    """The columns of results.parquet, in order."""
+    cols = ["path", "key", "error", "label", "probability", "top5_labels", "top5_probabilities", "target",
+            "target_label", "true_label"]
+    cols += ["seconds"] + [f"{m}_seconds" for m in methods]
+    if evaluate:
+        cols += [f"{m}_{score}" for m in list(methods) + [RANDOM] for score in EVAL_SCORES]
+    return cols
+
+
+__all__ = ["EVAL_SCORES", "NOT_EXPLAINED", "JobResult", "Settings", "columns"]

@@ -1,0 +1,74 @@
+"""The results folder on disk: rows written batch by batch as Parquet parts (atomically), read back
+for resuming, and finished into results.parquet, summary.json and index.html."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ..report import write_dataset_report
+from .settings import Settings, columns
+from .summary import summarize
+
+
+def write_part(out: Path, rows: list[dict], settings: Settings) -> Path:
+    """Write `rows` as the next part file (atomically: a killed run leaves no half part)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist(rows, schema=schema(settings))
+    name = f"part-{time.time_ns()}-{os.getpid()}.parquet"
+    tmp = out / "parts" / f".{name}.tmp"
+    pq.write_table(table, tmp)
+    os.replace(tmp, out / "parts" / name)
+    return out / "parts" / name
+
+
+def schema(settings: Settings):
+    import pyarrow as pa
+
+    types = {"path": pa.string(), "key": pa.string(), "error": pa.string(), "label": pa.string(),
+             "probability": pa.float64(), "top5_labels": pa.list_(pa.string()),
+             "top5_probabilities": pa.list_(pa.float64()), "target": pa.int64(), "target_label": pa.string(),
+             "true_label": pa.string()}
+    return pa.schema([(c, types.get(c, pa.float64())) for c in columns(settings.methods, settings.evaluate)])
+
+
+def read_rows(out: Path) -> list[dict]:
+    """Every row in `out/parts` (the latest part wins for a key); [] when there is none. Part files
+    of other settings (other columns) are read too: their keys never match."""
+    import pyarrow.parquet as pq
+
+    rows: dict[str, dict] = {}
+    for part in sorted((Path(out) / "parts").glob("part-*.parquet")):
+        try:
+            for row in pq.read_table(part).to_pylist():
+                rows[row["key"]] = row
+        except Exception:  # noqa: BLE001 - a damaged part (a disk error) is redone, never fatal
+            continue
+    return list(rows.values())
+
+
+def finish(out: Path, paths: Sequence[str], keys: dict, settings: Settings, root: str) -> list[dict]:
+    """Write results.parquet (one row per input path, in order, from the parts), summary.json and
+    index.html; returns the rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    by_key = {row["key"]: row for row in read_rows(out)}
+    cols = columns(settings.methods, settings.evaluate)
+    rows = [{c: by_key[keys[p]].get(c) for c in cols} for p in paths if keys[p] in by_key]
+    tmp = out / ".results.parquet.tmp"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema(settings)), tmp)
+    os.replace(tmp, out / "results.parquet")
+    summary = summarize(rows, settings)
+    summary["input"] = os.path.basename(os.path.normpath(root))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_dataset_report(out, rows, summary)
+    return rows
+
+
+__all__ = ["finish", "read_rows", "schema", "write_part"]
