@@ -18,13 +18,13 @@ import torch
 from scipy.stats import spearmanr
 from torchvision.transforms._presets import ImageClassification
 
-from .errors import WeightsUnavailableError
-from .explain import explain
-from .images import load_image
-from .models import load_model
-from .methods import GRADIENT8
-from .methods.reference import library_map
-SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "images" / "cat.png"
+from ..errors import WeightsUnavailableError
+from ..explain import explain
+from ..images import load_image
+from ..models import load_model
+from ..methods import GRADIENT8
+from ..methods.reference import library_map
+SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "images" / "cat.png"
 
 
 @contextmanager

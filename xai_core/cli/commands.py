@@ -14,18 +14,18 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .report import pictures
-from ._names import split_names
-from .factorize import MAX_COMPONENTS, factorize
-from .errors import XAIError
-from .evaluate import evaluate
-from .faithfulness import RANDOM
-from .explain import explain
-from .images import load_image
-from .methods import list_methods
-from .models import AUTO, list_models, load_model
-from .models import is_source
-from .predict import predict
+from ..report import pictures
+from .._names import split_names
+from ..factorize import MAX_COMPONENTS, factorize
+from ..errors import XAIError
+from ..evaluate import evaluate
+from ..faithfulness import RANDOM
+from ..explain import explain
+from ..images import load_image
+from ..methods import list_methods
+from ..models import AUTO, list_models, load_model
+from ..models import is_source
+from ..predict import predict
 
 USAGE_ERROR = 2
 DEFAULT_COMPONENTS = inspect.signature(factorize).parameters["n_components"].default
@@ -242,7 +242,7 @@ def _run_eval(args: argparse.Namespace) -> dict:
 def _run_batch(args: argparse.Namespace) -> int:
     """`batch`: the dataset job; its last line says how many files were explained and refused.
     Exit status 0 when every readable file was explained, 1 when some were not, 2 for bad options."""
-    from . import dataset
+    from .. import dataset
 
     if not 2 <= args.steps <= 100:
         return _fail(f"--steps must be 2 to 100, not {args.steps}.")
