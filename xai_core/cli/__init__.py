@@ -1,5 +1,8 @@
-"""The command line, `python -m xai_core {cam,dff,eval,batch,bench}` (`commands.py`)."""
+"""The command line, `python -m xai_core {cam,dff,eval,batch,bench}`: `commands.py` (open it first:
+`main` and each command), `parser.py` (the options, their choices from the registries),
+`progress.py` (the progress bars on stderr), `bench.py` (xai_core against pytorch-grad-cam)."""
 
-from .commands import build_parser, main
+from .commands import main
+from .parser import build_parser
 
 __all__ = ["build_parser", "main"]

@@ -1,0 +1,137 @@
+"""The parser of `python -m xai_core`: its subcommands and options, with the model and method choices
+taken from the registries. Usage errors are one `error: ...` line (status 2, as argparse's)."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from typing import Optional
+
+from .._names import split_names
+from ..errors import XAIError
+from ..factorize import MAX_COMPONENTS, factorize
+from ..methods import list_methods
+from ..models import AUTO, is_source, list_models
+
+USAGE_ERROR = 2
+DEFAULT_COMPONENTS = inspect.signature(factorize).parameters["n_components"].default
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one `error: ...` line (status 2, as argparse's)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(USAGE_ERROR, f"error: {message} (see `{self.prog} --help`).\n")
+
+
+def _methods(text: str) -> list[str]:
+    """argparse type of --method: one id, a comma list, or `all`, checked against `list_methods()`."""
+    ids = split_names(text, lower=True)
+    if ids == ["all"]:
+        return list_methods()
+    unknown = [i for i in ids if i not in list_methods()]
+    if unknown or not ids:
+        raise argparse.ArgumentTypeError(
+            f"unknown method {(unknown or [text])[0]!r}; choose all, or one or more of: {', '.join(list_methods())}"
+        )
+    return ids
+
+
+def _model(text: str) -> str:
+    """argparse type of --model: auto, a registered model, or a source torchvision:NAME / timm:NAME
+    (whose NAME is checked when it is loaded)."""
+    name = text.strip()
+    if name == AUTO or name in list_models(models_file=False) or is_source(name):
+        return name
+    try:
+        known = list_models()  # the models file's names too
+    except XAIError as err:
+        raise argparse.ArgumentTypeError(str(err).rstrip(".")) from None
+    if name in known:
+        return name
+    raise argparse.ArgumentTypeError(
+        f"unknown model {text!r}; choose {', '.join([AUTO] + known)}, torchvision:NAME or timm:NAME"
+    )
+
+
+def _weights(text: str) -> Optional[str]:
+    """argparse type of --weights: a tag, a file, or `none` for random weights."""
+    return None if text.strip().lower() == "none" else text
+
+
+_MODEL_HELP = f"{AUTO}, {', '.join(list_models(models_file=False))}, a name from the models file ($XAI_MODELS " \
+              "or models.toml), torchvision:NAME (any torchvision classifier) or timm:NAME (default: %(default)s)"
+_WEIGHTS_HELP = "weights tag (e.g. DEFAULT, IMAGENET1K_V1; torchvision only), a state-dict file, or none for random"
+_LABELS_HELP = "class labels of a torchvision:/timm: model's checkpoint: a text file (one a line) or a JSON list"
+_TARGET_HELP = "class index or one of the model's class names (default: the top-1 class)"
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=AUTO, type=_model, help=_MODEL_HELP)
+    parser.add_argument("--weights", default="DEFAULT", type=_weights, help=_WEIGHTS_HELP)
+    parser.add_argument("--labels", help=_LABELS_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `python -m xai_core` with its `cam` and `dff` subcommands (model and method
+    choices come from the registries)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--img", required=True, help="input image (PNG, JPEG, WebP, ...)")
+    common.add_argument("--output", help="output PNG (default: <image stem>_<method>.png)")
+    common.add_argument("--output-dir", help="folder for the output PNGs")
+    _model_arguments(common)
+    common.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
+    common.add_argument("--json", action="store_true", help="print a JSON summary on stdout (and nothing else)")
+
+    parser = Parser(prog="python -m xai_core", description="Explain image classifiers' decisions.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,eval,batch,bench}", parser_class=Parser)
+    cam = sub.add_parser("cam", parents=[common], help="class activation maps (Grad-CAM, HiResCAM, ...)")
+    cam.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
+                     help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
+    cam.add_argument("--layer", help="target layer, or a comma list of layers to fuse (default: the model's)")
+    cam.add_argument("--target", help=_TARGET_HELP)
+    cam.add_argument("--aug-smooth", action="store_true", help="average over flipped/scaled copies")
+    cam.add_argument("--eigen-smooth", action="store_true", help="keep the first principal component")
+    dff = sub.add_parser("dff", parents=[common], help="deep feature factorization into labelled concepts")
+    dff.add_argument("--n-components", "--n_components", dest="n_components", type=int, default=DEFAULT_COMPONENTS,
+                     help=f"number of concepts, 1 to {MAX_COMPONENTS} (default: %(default)s)")
+    dff.add_argument("--layer", help="layer to factorize (default: the model's)")
+    dff.add_argument("--top-k", type=int, default=2, help="labels shown per concept (default: %(default)s)")
+    bench = sub.add_parser("bench", help="time xai_core against pytorch-grad-cam and print a table")
+    bench.add_argument("--model", default="resnet50", choices=list_models(models_file=False))
+    bench.add_argument("--layer", help="target layer (default: the model's)")
+    bench.add_argument("--img", default=None, help="image (default: the cat sample)")
+    bench.add_argument("--quick", action="store_true", help="perturbation methods on a 48 px input (under a minute)")
+    ev = sub.add_parser("eval", help="faithfulness scores, sanity check and agreement of CAM maps")
+    ev.add_argument("--img", required=True, help="input image (PNG, JPEG, WebP, ...)")
+    ev.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
+                    help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
+    ev.add_argument("--layer", help="target layer, or a comma list of layers to fuse (default: the model's)")
+    ev.add_argument("--target", help=_TARGET_HELP)
+    ev.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default: %(default)s)")
+    ev.add_argument("--no-sanity", action="store_true", help="skip the model-randomization sanity check")
+    _model_arguments(ev)
+    ev.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
+    ev.add_argument("--json", action="store_true", help="print the scores as JSON on stdout (and nothing else)")
+    batch = sub.add_parser("batch", help="explain a folder, glob or list of images into a results folder (resumable)")
+    batch.add_argument("--input", required=True, help="a folder (an ImageFolder tree gives true labels), a glob, "
+                       "or a .txt list of paths")
+    batch.add_argument("--output", required=True, help="results folder: results.parquet, maps/, summary.json, "
+                       "index.html")
+    batch.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
+                       help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
+    batch.add_argument("--target", help=_TARGET_HELP)
+    batch.add_argument("--layer", help="target layer, or a comma list of layers to fuse (default: the model's)")
+    _model_arguments(batch)
+    batch.add_argument("--eval", action="store_true", help="also deletion, insertion and ROAD scores (and the "
+                       "random map's), with confidence intervals in summary.json")
+    batch.add_argument("--steps", type=int, default=20, help="deletion/insertion steps with --eval (default: %(default)s)")
+    batch.add_argument("--batch-size", type=int, help="images per batch (default: 16 on a CPU, 64 on a GPU)")
+    batch.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
+    batch.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="local: this process; ray: Ray Data actors (pip install -r requirements-ray.txt)")
+    batch.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    return parser
+
+
+__all__ = ["DEFAULT_COMPONENTS", "USAGE_ERROR", "Parser", "build_parser"]
