@@ -24,6 +24,8 @@ from .predict import Prediction, predict
 from .models import ModelSpec, get_model_spec
 
 __all__ = [
+    "catalog",
+    "dataset",
     "Agreement",
     "Cancelled",
     "Cost",

@@ -155,3 +155,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
         img = Image.alpha_composite(background, rgba)
     return img.convert("RGB")
+
+
+__all__ = ["BACKGROUND", "DOWNSCALED_FROM", "MAX_ASPECT", "MAX_PIXELS", "WORK_PIXELS", "ImageSource", "bounded_aspect",
+           "downscaled_from", "input_notices", "load_image"]

@@ -1,20 +1,6 @@
-"""Dataset mode: explain a folder, a glob or a list of images into a results folder, resumably.
-Open `job.py` first (`run`).
-
-    OUT/results.parquet   one row per input file (columns: `columns`)
-    OUT/parts/            the rows, one Parquet file per batch as it finishes (a killed run loses
-                          at most the batch in flight; a rerun skips every file already there)
-    OUT/maps/             per image: KEY.jpg (the picture the maps belong to), KEY_METHOD.png
-                          (each map over it) and KEY.npz (the raw maps, float16 [H, W] each)
-    OUT/summary.json      per method: score means with 95% bootstrap intervals, win rates against
-                          the random map, accuracy (with true labels); see `summarize`
-    OUT/index.html        the browsable report (`xai_core.report.html_reports`)
-
-A row's `key` is the file's content hash and the job's settings: rerunning the same command finds
-every file's key in `parts/` and skips it; a changed file or other settings run again. The local engine
-runs the batches in this process (`run`); the Ray engine (`ray_engine.py`) runs `explain_records`
-in Ray actors and writes the same rows.
-"""
+"""Dataset mode: explain a folder, a glob or a list of images into a results folder, resumably, on
+this process (the local engine) or on Ray actors (`ray_engine.py`). Open `job.py` first (`run`);
+`records.py` explains one batch, `store.py` writes the results folder, `summary.py` its statistics."""
 
 from . import ray_engine
 from .inputs import IMAGE_SUFFIXES, Source, list_inputs

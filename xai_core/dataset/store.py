@@ -1,5 +1,20 @@
 """The results folder on disk: rows written batch by batch as Parquet parts (atomically), read back
-for resuming, and finished into results.parquet, summary.json and index.html."""
+for resuming, and finished into results.parquet, summary.json and index.html.
+
+    OUT/results.parquet   one row per input file (columns: `columns`)
+    OUT/parts/            the rows, one Parquet file per batch as it finishes (a killed run loses
+                          at most the batch in flight; a rerun skips every file already there)
+    OUT/maps/             per image: KEY.jpg (the picture the maps belong to), KEY_METHOD.png
+                          (each map over it) and KEY.npz (the raw maps, float16 [H, W] each)
+    OUT/summary.json      per method: score means with 95% bootstrap intervals, win rates against
+                          the random map, accuracy (with true labels); see `summarize`
+    OUT/index.html        the browsable report (`report.html_reports`)
+
+A row's `key` is the file's content hash and the job's settings: rerunning the same command finds
+every file's key in `parts/` and skips it; a changed file or other settings run again. The local engine
+runs the batches in this process (`run`); the Ray engine (`ray_engine.py`) runs `explain_records`
+in Ray actors and writes the same rows.
+"""
 
 from __future__ import annotations
 
