@@ -25,7 +25,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "app"))
 from test_browser_e2e import CHROMIUM, streamlit_server  # noqa: E402
 
 #: The score table's caption, drawn with the first partial result ("1 map and the random baseline...").

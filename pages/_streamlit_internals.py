@@ -1,5 +1,5 @@
 """Every Streamlit internal the dashboard relies on, in one place (Streamlit has no public API for
-these). tests/test_streamlit_internals.py pins each one, so a Streamlit upgrade that changes them
+these). tests/app/test_streamlit_internals.py pins each one, so a Streamlit upgrade that changes them
 fails a test instead of silently changing the app.
 
 - `end_pages_folder_mode`: `PagesManager.uses_pages_directory`, the switch of Streamlit's old

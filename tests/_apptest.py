@@ -27,7 +27,7 @@ class _NavigationPagesManager(PagesManager):
     """AppTest builds a new PagesManager per run and resets `uses_pages_directory`, so with a
     pages/ folder every rerun after the first executed only the page file (Streamlit's v1
     multipage mode), skipping the entry point. A real server stops looking at pages/ once the
-    entry point has called st.navigation; this does the same (tests/test_streamlit_internals.py
+    entry point has called st.navigation; this does the same (tests/app/test_streamlit_internals.py
     pins both internals)."""
 
     def __init__(self, *args, **kwargs) -> None:

@@ -2,7 +2,7 @@
 
 Written here because the library computes it in numpy on the CPU, image by image (and resizes with
 cv2 one map at a time): each formula below is the library class's own, named beside it, and
-`tests/test_device_cams.py` checks every one against the class within 1e-5. The maps of a batch
+`tests/methods/test_device_cams.py` checks every one against the class within 1e-5. The maps of a batch
 stay on the device until one transfer at the end (`finish`).
 
 The one step kept on the CPU is the SVD of EigenCAM / EigenGrad-CAM / eigen_smooth: the sign of a

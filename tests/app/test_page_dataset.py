@@ -14,7 +14,7 @@ from _apptest import AppTest, charts as _charts, errors as _errors, new_app, pag
 from _no_paths import forbidden_strings, leaks
 from test_app_no_paths import all_text
 
-IMAGES = Path(__file__).resolve().parents[1] / "assets" / "images"
+IMAGES = Path(__file__).resolve().parents[2] / "assets" / "images"
 CORRUPT = b"this is not a picture"
 
 

@@ -16,7 +16,7 @@ from streamlit.runtime.scriptrunner_utils.script_requests import RerunData, Scri
 
 from pages import _streamlit_internals as internals
 
-ENTRY = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+ENTRY = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
 
 def _in_run(monkeypatch: pytest.MonkeyPatch, **ctx) -> None:

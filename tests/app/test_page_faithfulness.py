@@ -14,7 +14,7 @@ from _apptest import page as _page, run as _run
 from pages import _live, _panels
 from xai_core.report import eval_figures, image_report_html
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: At `head` (pooling + linear) Grad-CAM = HiResCAM (one is scored as the other), and EigenCAM
 #: fails the sanity check: the page has a note of each kind to name by title.
 METHODS = ["gradcam", "hirescam", "layercam", "eigencam"]

@@ -170,7 +170,7 @@ def test_bad_upload_shows_an_error_and_the_app_keeps_working(app: AppTest) -> No
     assert "Traceback" not in errors[0]
     _page(app, "cam")  # still the previous image (the cat), still explained
     assert "cat" in app.subheader[0].value
-    good = (Path(__file__).resolve().parents[1] / "assets" / "images" / "flower.jpg").read_bytes()
+    good = (Path(__file__).resolve().parents[2] / "assets" / "images" / "flower.jpg").read_bytes()
     app.file_uploader(key="w:upload").set_value(("flower.jpg", good, "image/jpeg"))
     _run(app)
     assert not _errors(app)
@@ -231,7 +231,7 @@ def test_pages_hold_ui_only() -> None:
 def test_camera_photo_becomes_the_image(app: AppTest) -> None:
     app.segmented_control(key="w:image.source").set_value("Camera")
     _run(app)
-    photo = (Path(__file__).resolve().parents[1] / "assets" / "images" / "coffee.png").read_bytes()
+    photo = (Path(__file__).resolve().parents[2] / "assets" / "images" / "coffee.png").read_bytes()
     jpeg = xai_core.load_image(photo)
     buffer = io.BytesIO()
     jpeg.save(buffer, format="JPEG")

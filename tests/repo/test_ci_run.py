@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: The commands .ci/run needs besides bash built-ins; apt-get is left out on purpose (no install).
 TOOLS = ("cat", "sha256sum", "cut", "dirname", "rm", "touch", "id", "python3")
 

@@ -8,7 +8,7 @@ Locally a missing Chromium or Playwright skips these tests; under CI=true it fai
 
 Also a script that refreshes the README screenshots:
 
-    XAI_OFFLINE=1 python tests/test_browser_e2e.py --sample cat.png --out assets
+    XAI_OFFLINE=1 python tests/app/test_browser_e2e.py --sample cat.png --out assets
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 #: The sample in use when a session starts (its gallery button reads "In use").
 FIRST = "cat.png"

@@ -15,7 +15,7 @@ from xai_core import catalog
 from xai_core.models import load_entry
 from xai_core.errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _models_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, name: str = "models.toml") -> Path:
