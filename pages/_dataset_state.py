@@ -130,7 +130,7 @@ def explain_uploads(handle: xai_core.ModelHandle, files: list[tuple[str, bytes]]
     from xai_core import dataset
     from xai_core.report import overlay_cam
 
-    settings = dataset.Settings(handle.name, handle.weights_source, tuple(methods), target, (layer,),
+    settings = dataset.Settings(handle.name, handle.fingerprint, tuple(methods), target, (layer,),
                                 bool(evaluate), int(steps))
     records = [{"source": dataset.Source(name, ""), "data": data, "key": f"u{i}-{S.digest_of(data)}", "error": None}
                for i, (name, data) in enumerate(files)]

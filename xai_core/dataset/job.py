@@ -50,7 +50,7 @@ def run(
     layers = tuple(handle.layer_name(n) for n in layers)
     if engine not in ("local", "ray"):
         raise InvalidOptionError(f"Unknown engine {engine!r}; use local or ray.")
-    settings = Settings(handle.name, handle.weights_source, tuple(methods), target, layers, bool(evaluate), int(steps))
+    settings = Settings(handle.name, handle.fingerprint, tuple(methods), target, layers, bool(evaluate), int(steps))
     size = images_per_batch(handle, batch_size)
     out = Path(output).expanduser().resolve()
     root, sources = list_inputs(input_spec, exclude=out)  # never our own maps

@@ -18,10 +18,12 @@ NOT_EXPLAINED = "Not explained:"
 
 @dataclass(frozen=True)
 class Settings:
-    """What makes the maps; part of every row's key."""
+    """What makes the maps; `digest` (part of every row's key) covers all but the model's name, a
+    display string: the model is identified by its fingerprint (`ModelHandle.fingerprint`: weights,
+    architecture, preprocessing and labels)."""
 
     model: str
-    weights: str
+    fingerprint: str
     methods: tuple[str, ...]
     target: Optional[int]  # a class index (labels can repeat: ImageNet has two 'crane's)
     layers: tuple[str, ...]
@@ -30,7 +32,9 @@ class Settings:
     road_percentiles: tuple[int, ...] = ROAD_PERCENTILES
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """16 hex digits of a hash of the settings, the model's name left out."""
+        content = {k: v for k, v in dataclasses.asdict(self).items() if k != "model"}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ shared module (`guard`, `GuardedModule`)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -54,7 +56,29 @@ class ModelHandle:
     reshape_transforms: Mapping[str, Optional[Callable]] = field(default_factory=dict, repr=False)
     #: True for vision transformers (token or channels-last target layers).
     transformer: bool = False
+    #: The `load_model` keywords that load this model again in another process (a Ray actor): its
+    #: name, its weights (a tag, or a file by its absolute path), labels given, input size.
+    load_args: Mapping[str, object] = field(default_factory=dict, repr=False)
     _heads: dict = field(default_factory=dict, init=False, repr=False)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of what decides this model's outputs: its architecture and every parameter
+        and buffer (name, dtype, shape, bytes), its preprocessing (resize, crop, mean, std,
+        interpolation) and its labels. The same weights read from another file or place give the
+        same fingerprint; retrained weights another. Computed once per handle."""
+        digest = hashlib.sha256()
+        digest.update(f"{type(self.module).__module__}.{type(self.module).__qualname__}\n".encode())
+        for name, tensor in self.module.state_dict().items():
+            flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+            digest.update(f"{name} {flat.dtype} {tuple(tensor.shape)}\n".encode())
+            digest.update(flat.view(torch.uint8).numpy())
+        t = self.transforms
+        steps = {k: getattr(t, k, None) for k in ("resize_size", "crop_size", "mean", "std", "antialias")}
+        steps["interpolation"] = str(getattr(t, "interpolation", None))
+        digest.update(repr(sorted(steps.items())).encode())
+        digest.update("\n".join(self.categories).encode())
+        return digest.hexdigest()
 
     @property
     def title(self) -> str:
@@ -100,13 +124,16 @@ class ModelHandle:
         size = tuple(self.transforms.crop_size) * (2 // len(self.transforms.crop_size))
         return head_for(self.module, name, probe_input(self.module, size))
 
-    def renamed(self, name: str, title: str, public: Callable[[str], str] = str) -> "ModelHandle":
+    def renamed(self, name: str, title: str, public: Callable[[str], str] = str,
+                load_args: Optional[Mapping[str, object]] = None) -> "ModelHandle":
         """The same model under another `name` and `title` (module, lock, layers and the heads found
         so far are shared), its `weights_source` and `notice` passed through `public` (e.g. to name
-        files as a models file writes them instead of by their server paths)."""
+        files as a models file writes them instead of by their server paths), loaded again by
+        `load_args` (default: as before)."""
         renamed = dataclasses.replace(self, name=name, spec=dataclasses.replace(self.spec, title=title),
                                       weights_source=public(self.weights_source),
-                                      notice=public(self.notice) if self.notice else self.notice)
+                                      notice=public(self.notice) if self.notice else self.notice,
+                                      load_args=dict(self.load_args if load_args is None else load_args))
         object.__setattr__(renamed, "_heads", self._heads)  # one module: its heads serve both names
         return renamed
 
@@ -117,16 +144,19 @@ class ModelHandle:
         return layer
 
     def class_index(self, target: Union[int, str]) -> int:
-        """Class index for an index or a (case-insensitive) label; raises `UnknownNameError`."""
+        """Class index for an index or a label: a string that is one of the labels (case-insensitive)
+        names that class, else a digit string is an index (labels "10", "20" name their classes).
+        Raises `UnknownNameError`, or `InvalidOptionError` for an index out of range."""
+        if isinstance(target, str):
+            wanted = target.strip().lower()
+            for i, label in enumerate(self.categories):
+                if label.lower() == wanted:
+                    return i
         if isinstance(target, (int, np.integer)) or (isinstance(target, str) and target.strip().isdigit()):
             index = int(target)
             if not 0 <= index < len(self.categories):
                 raise InvalidOptionError(f"Class index {index} is out of range; use 0 to {len(self.categories) - 1}.")
             return index
-        wanted = str(target).strip().lower()
-        for i, label in enumerate(self.categories):
-            if label.lower() == wanted:
-                return i
         example = f" (e.g. {self.categories[0]!r})" if self.categories else ""
         raise UnknownNameError(
             f"Unknown class {target!r}; give one of {self.name}'s class names{example} or an index 0-{len(self.categories) - 1}."

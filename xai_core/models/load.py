@@ -20,7 +20,7 @@ from .checkpoints import Labels
 from .handle import ModelHandle, default_device
 from .sources import SourceModel, is_source, load_source
 from .specs import AUTO, ModelSpec, builtin_models, get_model_spec
-from .weights import how_to_get, load_into, resolve
+from .weights import WEIGHTS_ENV, how_to_get, load_into, resolve
 
 #: The default model of `auto`, and the bundled fallback used when its weights cannot be had.
 PREFERRED, FALLBACK = "resnet50", "efficientnet_lite0"
@@ -48,7 +48,8 @@ def load_model(
     """
     dev = _device(device)
     if is_source(name):
-        return _from_source(load_source(name, weights, labels, input_size), dev)
+        loaded = load_source(name, weights, labels, input_size)
+        return _from_source(loaded, dev, _source_args(name, weights, labels, input_size, loaded))
     if name != AUTO and name not in builtin_models():
         return _from_models_file(name, weights, labels, input_size, dev)
     if labels is not None or input_size is not None:
@@ -128,6 +129,8 @@ def _load(spec: ModelSpec, weights: Union[str, os.PathLike, None], device: torch
         loaded = resolve(spec, record, None if tagged else os.fspath(weights))
         load_into(module, spec, loaded.state_dict, loaded.source)
         source, file = loaded.source, loaded.file
+        # a file (the caller's, or $XAI_WEIGHTS's) is named by its path; a tag stays a tag
+        weights = file if not tagged or (record.url is not None and os.environ.get(WEIGHTS_ENV)) else str(weights)
     module.eval().to(device)
     layers = OrderedDict((n, module.get_submodule(n)) for n in spec.layer_names)
     return ModelHandle(
@@ -142,10 +145,20 @@ def _load(spec: ModelSpec, weights: Union[str, os.PathLike, None], device: torch
         device=device,
         transforms=record.transforms(),
         source=spec.name,
+        load_args={"name": spec.name, "weights": weights},
     )
 
 
-def _from_source(loaded: SourceModel, device: torch.device) -> ModelHandle:
+def _source_args(name: str, weights, labels, input_size, loaded: SourceModel) -> dict:
+    """`load_model`'s keywords that load `loaded` again: a tag stays a tag, a file is named by its
+    absolute path, labels given are passed as the list they became (the source's own are not: they
+    may repeat, e.g. ImageNet's two 'crane's)."""
+    file_request = weights is not None and loaded.weights_file == os.path.abspath(os.fspath(weights))
+    return {"name": name, "weights": loaded.weights_file if file_request else weights,
+            "labels": list(loaded.categories) if labels is not None else None, "input_size": input_size}
+
+
+def _from_source(loaded: SourceModel, device: torch.device, load_args: dict) -> ModelHandle:
     """A handle for a source model: layers, default layer and reshapes from `architecture.describe`,
     the default layer's head checked at once (and whether it is global-average-pool + linear)."""
     module = loaded.module.eval().to(device)
@@ -181,6 +194,7 @@ def _from_source(loaded: SourceModel, device: torch.device) -> ModelHandle:
         source=loaded.source,
         reshape_transforms=dict(arch.reshape_transforms),
         transformer=arch.transformer,
+        load_args=load_args,
     )
     handle._heads[arch.default_layer] = head
     return handle
@@ -210,7 +224,7 @@ def load_entry(entry: Union[str, CatalogEntry], device=None) -> ModelHandle:
         handle = load_model(entry.source, **kwargs)
     except XAIError as err:
         raise type(err)(entry.public(f"{entry.origin}: {err}")) from None
-    return handle.renamed(entry.name, entry.title, entry.public)
+    return handle.renamed(entry.name, entry.title, entry.public, load_args={"name": entry.name})
 
 
 __all__ = ["AUTO", "DEFAULT_WEIGHTS", "FALLBACK", "PREFERRED", "list_models", "load_entry", "load_model"]
