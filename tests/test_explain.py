@@ -11,6 +11,7 @@ import torch
 import xai_core
 from xai_core.methods import shared_pass
 from xai_core.methods import ACTIVATION, GRADIENT
+from xai_core.methods.reference import library_map
 from conftest import CAT_CLASSES, no_hooks_left
 
 ONE_PASS = xai_core.list_methods(GRADIENT) + xai_core.list_methods(ACTIVATION)
@@ -107,6 +108,65 @@ def test_no_gradient_left_on_the_shared_model(random_resnet, cat_path, method):
                          eigen_smooth=aug_smooth, batch_size=256, options={"fastscorecam": {"top_k": 8}})
         held = [name for name, p in module.named_parameters() if p.grad is not None]
         assert held == [], f"{method} (aug_smooth={aug_smooth}) left .grad on {len(held)} parameters"
+
+
+@pytest.fixture(scope="module")
+def small_resnet():
+    """A random-weight ResNet-18 at 64 pixels, this module's own: its `.grad`s may be set freely."""
+    torch.manual_seed(0)
+    return xai_core.load_model("torchvision:resnet18", weights=None, device="cpu", input_size=64)
+
+
+def _give_some_grads(module: torch.nn.Module) -> dict:
+    """The caller's own state: a `.grad` on every third parameter (3.0, 4.0, ...), None elsewhere.
+    Returns {name: (the .grad object, a copy of its values)}."""
+    module.zero_grad(set_to_none=True)
+    held = {}
+    for i, (name, p) in enumerate(module.named_parameters()):
+        if i % 3 == 0:
+            p.grad = torch.full_like(p, 3.0 + i)
+            held[name] = (p.grad, p.grad.clone())
+    return held
+
+
+def _assert_grads_kept(module: torch.nn.Module, held: dict) -> None:
+    for name, p in module.named_parameters():
+        if name in held:
+            grad, values = held[name]
+            assert p.grad is grad, f"{name}: the caller's .grad tensor was replaced or dropped"
+            assert torch.equal(p.grad, values), f"{name}: the caller's .grad values changed"
+        else:
+            assert p.grad is None, f"{name}: a .grad was left where the caller had none"
+
+
+def test_fullgrad_keeps_the_callers_gradients(small_resnet, cat_path, monkeypatch):
+    """FullGrad's full backward fills every parameter's `.grad` (and the library zeroes them first):
+    the `.grad` tensors the caller had are put back exactly, after success and after failure, and
+    the map is the one computed without them."""
+    module = small_resnet.module
+    module.zero_grad(set_to_none=True)
+    clean = xai_core.explain(small_resnet, cat_path, ["fullgrad"], target=3).maps["fullgrad"]
+
+    held = _give_some_grads(module)
+    assert 0 < len(held) < len(list(module.parameters()))
+    result = xai_core.explain(small_resnet, cat_path, ["fullgrad"], target=3)
+    _assert_grads_kept(module, held)
+    np.testing.assert_array_equal(result.maps["fullgrad"], clean)
+    assert clean.max() > 0.5
+
+    # the library's reference (the parity tests' oracle) too
+    x = small_resnet.preprocess(xai_core.load_image(cat_path))
+    library_map(small_resnet, "fullgrad", small_resnet.default_layer, x, 3)
+    _assert_grads_kept(module, held)
+
+    # and after a failure inside FullGrad's pass (hooks registered, gradients set aside)
+    seen = _fail_after(module.fc, monkeypatch, lambda: module.layer1[0].conv1.weight.grad is None)
+    with pytest.raises(RuntimeError, match="simulated"):
+        xai_core.explain(small_resnet, cat_path, ["fullgrad"], target=3)
+    assert seen == [True], "the failure must happen while the caller's gradients are set aside"
+    assert no_hooks_left(module)
+    _assert_grads_kept(module, held)
+    module.zero_grad(set_to_none=True)
 
 
 def test_no_gradient_left_by_factorize(random_resnet, cat_path):

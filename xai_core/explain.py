@@ -20,7 +20,8 @@ from .methods import GRADIENT as GRADIENT_KIND
 from .methods import device_cams
 from .methods.cam_classes import HeadAblationCAM
 from .methods.cost import observe
-from .methods.shared_pass import apply_reshape, default_tta, deaugment_mean, library_cam, run_shared_pass
+from .methods.shared_pass import (apply_reshape, caller_grads_kept, default_tta, deaugment_mean, library_cam,
+                                  run_shared_pass)
 from .models import GuardedModule, LayerArg, ModelHandle, guard, layer_names
 from .predict import Prediction
 
@@ -285,15 +286,15 @@ def _finish(cams: torch.Tensor, transforms) -> torch.Tensor:
 
 def _fullgrad(handle: ModelHandle, x: torch.Tensor, target: int, aug_smooth: bool, eigen_smooth: bool) -> torch.Tensor:
     """FullGrad runs its own pass (input and every bias gradient) under the model's lock. Its hooks
-    are removed, and the parameter gradients its full backward leaves on the shared model are
-    dropped, in `finally` (the library's `__exit__` would swallow IndexErrors, so it is not used)."""
-    with guard(handle):
+    are removed in `finally` (the library's `__exit__` would swallow IndexErrors, so it is not used).
+    Its full backward fills (and the library zeroes) every parameter's `.grad`: the caller's `.grad`
+    tensors are set aside for the pass and put back in `finally`, the pass's own are dropped."""
+    with guard(handle), caller_grads_kept(handle.module):
         cam = FullGrad(handle.module, [])
         try:
             result = cam(x, [ClassifierOutputTarget(target)], aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
         finally:
             cam.activations_and_grads.release()
-            handle.module.zero_grad(set_to_none=True)
     return torch.clamp(torch.from_numpy(np.float32(result[0])), 0.0, 1.0).to(handle.device)
 
 

@@ -47,3 +47,46 @@ def test_only_the_exact_library_classes_are_covered():
 
     assert device_cams.has_formula(device_cams.GradCAM) and not device_cams.has_formula(HeadAblationCAM)
     assert not device_cams.has_formula(type("MyGradCAM", (device_cams.GradCAM,), {}))
+
+
+class _Dtypes(torch.overrides.TorchFunctionMode):
+    """Records the dtype of every tensor that a torch function or tensor method returns."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.seen.add(t.dtype)
+        return out
+
+
+@pytest.mark.parametrize("accumulation", [torch.float64, torch.float32], ids=["cuda-like", "mps-like"])
+@pytest.mark.parametrize("cam_class", list(device_cams.FORMULAS), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("eigen_smooth", [False, True])
+def test_accelerator_branch_equals_the_library(monkeypatch, accumulation, cam_class, eigen_smooth):
+    """The accelerator branch of `_sum` / `_mean` (forced on CPU tensors), accumulating in float64
+    (CUDA) or in float32 (MPS, which has no float64), still gives the library's maps; and the
+    MPS-like branch creates no float64 tensor anywhere in the pipeline."""
+    chosen = []
+    monkeypatch.setattr(device_cams, "_accumulation", lambda device: chosen.append(device.type) or accumulation)
+    acts, grads = _batch(1, [(32, 14, 14), (64, 7, 7)])
+    size = (112, 96)
+    with _Dtypes() as mode:
+        ours = device_cams.cams(cam_class, acts, grads, size, eigen_smooth).numpy()
+    assert chosen, "the forced branch must be the one taken"  # (every pipeline ends with `_mean`)
+    ref = _library(cam_class, acts, grads, size, eigen_smooth)
+    assert ours.shape == ref.shape == (3, *size)
+    assert np.abs(ours - ref).max() < 1e-5
+    assert ref.max() > 0.5
+    # the recorder sees float64 where the branch sums in it, so its silence in the MPS case means something
+    assert (torch.float64 in mode.seen) == (accumulation == torch.float64)
+
+
+def test_accumulation_dtype_follows_the_device():
+    assert device_cams._accumulation(torch.device("cpu")) is None  # numpy's sums, bit-equal to the library
+    assert device_cams._accumulation(torch.device("cuda")) == torch.float64
+    assert device_cams._accumulation(torch.device("mps")) == torch.float32  # MPS has no float64

@@ -40,23 +40,42 @@ def projection(batch: Tensor) -> Tensor:
     return torch.from_numpy(first_component_projection(batch.detach().float().cpu().numpy())).to(batch.device)
 
 
+#: Device types without float64 arithmetic: Apple's MPS has none (a float64 tensor cannot even be
+#: created there), so their sums accumulate in float32.
+_NO_FLOAT64 = frozenset({"mps"})
+
+
+def _accumulation(device: torch.device) -> Optional[torch.dtype]:
+    """How `_sum` / `_mean` sum on `device`: None for the CPU (numpy's own sums, as the library), else
+    the torch dtype to accumulate in: float64 where the device has it (CUDA), float32 where it does
+    not (MPS: an accumulation in float64 would fail there, and with it every Grad-CAM-family map)."""
+    if device.type == "cpu":
+        return None
+    return torch.float32 if device.type in _NO_FLOAT64 else torch.float64
+
+
 def _sum(t: Tensor, dim) -> Tensor:
     """`t` summed over `dim` as the library sums it. On the CPU that is numpy's own sum (the same
     order of float32 additions: bit-equal sums, which matters where a normalised map has a small
-    range, e.g. a 2 x 2 grid); on an accelerator the sum is accumulated in float64 and rounded back,
-    within a few ulps of the exact sum, which numpy's float32 sum also is."""
-    if t.device.type == "cpu":
+    range, e.g. a 2 x 2 grid); on an accelerator the sum is accumulated in `_accumulation`'s dtype
+    and rounded back: float64 is within a few ulps of the exact sum, which numpy's float32 sum also
+    is; float32 (MPS) is torch's tree reduction, within the tests' 1e-5 of the library."""
+    dtype = _accumulation(t.device)
+    if dtype is None:
         return torch.from_numpy(np.asarray(t.numpy().sum(axis=dim)))
-    return t.sum(dim=dim, dtype=torch.float64).to(t.dtype)
+    return t.sum(dim=dim, dtype=dtype).to(t.dtype)
 
 
 def _mean(t: Tensor, dim: tuple) -> Tensor:
-    if t.device.type == "cpu":
+    """`t` averaged over `dim` as the library averages it (numpy's mean on the CPU; on an accelerator
+    the sum in `_accumulation`'s dtype, divided by the count and rounded back)."""
+    dtype = _accumulation(t.device)
+    if dtype is None:
         return torch.from_numpy(np.asarray(t.numpy().mean(axis=dim)))
     count = 1
     for d in dim:
         count *= t.shape[d]
-    return (t.sum(dim=dim, dtype=torch.float64) / count).to(t.dtype)
+    return (t.sum(dim=dim, dtype=dtype) / count).to(t.dtype)
 
 
 def _weighted(weights: Tensor, acts: Tensor, eigen_smooth: bool) -> Tensor:

@@ -13,7 +13,7 @@ from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST, ClassifierOutputTarget
 
 from .._names import split_names
-from .shared_pass import second_order_attention
+from .shared_pass import caller_grads_kept, second_order_attention
 from .registry import PERTURBATION, get_method
 from ..models import ModelHandle
 
@@ -33,7 +33,8 @@ def library_map(
 ) -> np.ndarray:
     """The library's map (float32 [H, W]) of `method` for input `x` ([1, 3, H, W]) and class
     `target` at `layers` (a name, a comma list or a sequence), built and called as its README does,
-    with its hooks released and the parameter gradients its backward leaves dropped afterwards.
+    with its hooks released afterwards and the model's parameter gradients as they were before (the
+    caller's `.grad` tensors are set aside for the run and put back; the run's own are dropped).
     `options` are the method's declared options (constructor keywords). `reshape_transform`: the
     library's argument ("model": the handle's own for the first layer); with one, AblationCAM
     ablates with `AblationLayerVit`, as the library's vision-transformer tutorial does. Raises
@@ -50,7 +51,7 @@ def library_map(
     try:
         if spec.kind == PERTURBATION:  # ScoreCAM, AblationCAM: channels per forward
             base.batch_size = batch_size
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet), \
+        with caller_grads_kept(handle.module), open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet), \
                 second_order_attention(method == "shapleycam"):  # tqdm bars; ShapleyCAM's 2nd derivative
             if method == "finercam":
                 return cam(x, targets=None, eigen_smooth=eigen_smooth, target_idx=target)[0]
@@ -58,4 +59,3 @@ def library_map(
             return cam(x, [target_fn], aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)[0]
     finally:
         base.activations_and_grads.release()
-        handle.module.zero_grad(set_to_none=True)

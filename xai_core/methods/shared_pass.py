@@ -66,6 +66,21 @@ def recording(layers: Sequence[nn.Module], start_graph: bool) -> Iterator[list]:
             handle.remove()
 
 
+@contextmanager
+def caller_grads_kept(module: nn.Module) -> Iterator[None]:
+    """A pass that fills (or zeroes) every parameter's `.grad` (FullGrad's full backward) runs on
+    `module` inside this: the caller's `.grad` tensors are set aside and put back on exit, also on
+    error; the pass's own are dropped."""
+    saved = [(p, p.grad) for p in module.parameters()]
+    try:
+        for p, _ in saved:
+            p.grad = None
+        yield
+    finally:
+        for p, grad in saved:
+            p.grad = grad
+
+
 class _Captured:
     """Stands in for pytorch-grad-cam's `ActivationsAndGradients` (which would register its own
     hooks): it only hands over what the shared pass captured. As the library's does, it applies
