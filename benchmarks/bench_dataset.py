@@ -5,9 +5,10 @@
   preprocessing, GradCAM on a batch of 16; nothing written), same process, ResNet-50 (random
   weights when its pretrained file is absent: the compute is the same);
 - memory: RSS over a run of M small generated photos with the bundled EfficientNet-Lite0, sampled
-  after every batch; the growth from the end of the first batch to the largest value.
+  after every batch; the growth from the end of the first batch to the largest value. With
+  `--engine ray` the run is on a local Ray and the RSS is the driver's (this process's).
 
-    XAI_OFFLINE=1 python benchmarks/bench_dataset.py [--photos 200] [--memory-images 2000]
+    XAI_OFFLINE=1 python benchmarks/bench_dataset.py [--photos 200] [--memory-images 2000] [--engine ray]
 
 The photos are made from assets/images (random crops, flips and rotations, saved as JPEG) in a
 temporary folder.
@@ -100,7 +101,7 @@ def speed(count: int, work: Path, device: str = "cpu", batch: int = 16) -> None:
     print(f"speed-up: **{lib / ours:.2f}x** (goal 1.5x); {result.line()}")
 
 
-def memory(count: int, work: Path) -> None:
+def memory(count: int, work: Path, engine: str = "local") -> None:
     handle = xai_core.load_model("efficientnet_lite0", device="cpu")
     make_photos(work / "small", count, side=96)
     samples = []
@@ -110,12 +111,12 @@ def memory(count: int, work: Path) -> None:
 
     started = time.perf_counter()
     result = dataset.run(handle, str(work / "small"), str(work / "out_small"), ["gradcam"], batch_size=16,
-                         progress=sample)
+                         progress=sample, engine=engine)
     seconds = time.perf_counter() - started
     after_first = samples[1][1]
     peak = max(rss for _, rss in samples)
-    print(f"\n## memory: {count} generated 96 px photos, bundled EfficientNet-Lite0, Grad-CAM, batch 16 "
-          f"({seconds:.0f} s, {count / seconds:.1f} images/s)")
+    print(f"\n## memory: {count} generated 96 px photos, bundled EfficientNet-Lite0, Grad-CAM, batch 16, "
+          f"{engine} engine ({seconds:.0f} s, {count / seconds:.1f} images/s; RSS of this process)")
     print(f"RSS after the first batch {after_first:.0f} MB, largest {peak:.0f} MB, at the end {samples[-1][1]:.0f} MB: "
           f"growth **{peak - after_first:+.0f} MB** (goal <= 200 MB); {result.line()}")
     marks = [samples[int(len(samples) * f)] for f in (0.25, 0.5, 0.75)] + [samples[-1]]
@@ -130,13 +131,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="the speed run's device, e.g. cuda")
     parser.add_argument("--batch", type=int, default=16, help="the speed run's batch size (64 on a GPU)")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local", help="the memory run's engine")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="xai-bench-dataset-"))
     try:
         if not args.skip_speed:
             speed(args.photos, work, args.device, args.batch)
         if not args.skip_memory:
-            memory(args.memory_images, work)
+            memory(args.memory_images, work, args.engine)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nCPU: {os.cpu_count()} cores; python {sys.version.split()[0]}")

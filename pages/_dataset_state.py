@@ -138,7 +138,7 @@ def explain_uploads(handle: xai_core.ModelHandle, files: list[tuple[str, bytes]]
     rows, pictures = dataset.compute_records(handle, records, settings, batch_size=8, progress=tell)
     jpegs = {key: {None: _jpeg(image), **{m: _jpeg(overlay_cam(image, cam)) for m, cam in cams.items()}}
              for key, image, cams in pictures}
-    return {"rows": rows, "summary": dataset.summarize(rows, settings), "pictures": jpegs}
+    return {"rows": rows, "summary": dataset.summarize(rows, settings, handle.categories), "pictures": jpegs}
 
 
 def open_on_cam(data: bytes, name: str, methods: list[str], layer: str, target: Optional[int],

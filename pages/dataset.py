@@ -20,7 +20,7 @@ P.page_header(
     "Dataset: rank the methods over many images",
     "Faithfulness measured on one image is mostly noise: a method that beats the random map on one photo may lose "
     "on the next. Here the maps of many images are scored together, each mean with a 95% bootstrap interval, "
-    "with how often each method beats a random map on the same image "
+    "with how often each method beats a random map on the same image (a 95% Wilson interval) "
     "([deletion and insertion, RISE arXiv 1806.07421](https://arxiv.org/abs/1806.07421); "
     "[ROAD, arXiv 2202.00449](https://arxiv.org/abs/2202.00449))."
 )
@@ -185,10 +185,14 @@ def _summary(view: dict) -> None:
              f"layer {', '.join(settings.get('layers', []))}",
              "target: " + (summary.get("target_label") or f"class {settings['target']}"
                            if settings.get("target") is not None else "each image’s top class")]
+    if summary.get("fingerprint"):
+        facts.append(f"model fingerprint {summary['fingerprint']}")
     st.markdown(" · ".join(facts))
     if "accuracy" in summary:
         st.metric("Top-1 accuracy (against the folder names)", DF.interval_text(summary["accuracy"], percent=True),
-                  help="The mean with its 95% bootstrap interval.")
+                  help="The share of images whose top class is their folder's name, with its 95% Wilson interval.")
+    if summary.get("accuracy_note"):
+        st.caption(summary["accuracy_note"][0].upper() + summary["accuracy_note"][1:] + ".")
     if not summary.get("explained"):
         return
     scored = bool(DF.scores_in(summary))

@@ -31,5 +31,10 @@ class InvalidOptionError(XAIError, ValueError):
     n_components, a target index...)."""
 
 
+class JobFailed(XAIError, RuntimeError):
+    """A dataset job failed once it ran (e.g. its Ray actors could not load the model); the batches
+    finished so far are kept, and rerunning the same command goes on."""
+
+
 class Cancelled(XAIError):
     """A long computation was cancelled through its progress callback."""

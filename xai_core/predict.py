@@ -36,5 +36,9 @@ def predict(handle: ModelHandle, image: ImageSource, top_k: int = 5) -> list[Pre
 def is_correct(label: Optional[str], true_label: Optional[str]) -> bool:
     """Whether a predicted `label` names `true_label` (e.g. an ImageFolder's folder name; `_` and
     case ignored); False without a true label."""
-    norm = lambda s: str(s or "").replace("_", " ").strip().lower()  # noqa: E731
-    return bool(true_label) and norm(label) == norm(true_label)
+    return bool(true_label) and label_key(label) == label_key(true_label)
+
+
+def label_key(label: Optional[str]) -> str:
+    """A label as labels are compared (`_` as a space, case and outer spaces ignored)."""
+    return str(label or "").replace("_", " ").strip().lower()

@@ -27,8 +27,11 @@ from typing import Iterator
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: run as a script too
+import _browser  # noqa: E402
+from _browser import CHROMIUM, browser_unavailable, chromium  # noqa: E402,F401  (CHROMIUM: bench_cancel.py's)
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
 #: The sample in use when a session starts (its gallery button reads "In use").
 FIRST = "cat.png"
 SAMPLES = sorted(p.name for p in (ROOT / "assets" / "images").iterdir() if p.suffix in {".png", ".jpg"})
@@ -72,34 +75,6 @@ def streamlit_server(timeout: float = 90, **env_vars: str) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
-
-
-def browser_unavailable(reason: str) -> None:
-    """Skip a browser test that cannot run here, but fail it under CI=true: there a missing browser
-    must not pass as a skipped test."""
-    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
-        pytest.fail(f"{reason} (CI=true: the browser tests must run)", pytrace=False)
-    pytest.skip(reason)
-
-
-@contextlib.contextmanager
-def chromium() -> Iterator[object]:
-    """Debian's headless Chromium through Playwright, or `browser_unavailable` when it cannot start."""
-    if not Path(CHROMIUM).exists():
-        browser_unavailable(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        browser_unavailable("playwright is missing: pip install -r requirements-dev.txt")
-    with sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        except Exception as err:  # noqa: BLE001  (any launch failure means: no browser here)
-            browser_unavailable(f"Chromium did not start: {str(err).splitlines()[0]}")
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def capture(browser, url: str, sample: str, out_dir: Path, dff: bool = False) -> dict:
@@ -299,7 +274,7 @@ def test_browser_tests_fail_under_ci_instead_of_skipping(monkeypatch: pytest.Mon
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="no browser"):
         browser_unavailable("no browser")
-    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setattr(_browser, "CHROMIUM", "/nonexistent/chromium")
     with pytest.raises(pytest.fail.Exception, match="missing"):
         with chromium():
             pass

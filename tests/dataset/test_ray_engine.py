@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 
 import xai_core
 from conftest import IMAGES
-from xai_core import dataset
+from xai_core import cli, dataset
 from xai_core.dataset import ray_engine
 from xai_core.errors import InvalidOptionError
 
@@ -119,9 +119,111 @@ def test_missing_ray_is_one_sentence(monkeypatch, handle):
 
 
 def test_actors_follow_the_cluster():
-    assert ray_engine.plan({"CPU": 2.0}) == {"device": "cpu", "concurrency": 1, "num_gpus": 0, "num_cpus": 2,
-                                            "threads": 2}
-    assert ray_engine.plan({"CPU": 16.0})["concurrency"] == 8
-    gpus = ray_engine.plan({"CPU": 16.0, "GPU": 4.0})
+    assert ray_engine.plan([{"CPU": 2.0}]) == {"device": "cpu", "concurrency": 1, "num_gpus": 0, "num_cpus": 2,
+                                              "threads": 2}
+    assert ray_engine.plan([{"CPU": 16.0}])["concurrency"] == 8
+    gpus = ray_engine.plan([{"CPU": 16.0, "GPU": 4.0}])
     assert (gpus["device"], gpus["concurrency"], gpus["num_gpus"], gpus["threads"]) == ("cuda", 4, 1, 4)
-    assert ray_engine.plan({"CPU": 16.0, "GPU": 4.0}, local_device="cpu")["device"] == "cpu"
+    assert ray_engine.plan([{"CPU": 16.0, "GPU": 4.0}], local_device="cpu")["device"] == "cpu"
+
+
+def _fits(request: dict, nodes: list[dict]) -> bool:
+    return any(request["num_cpus"] <= n.get("CPU", 0) and request["num_gpus"] <= n.get("GPU", 0) for n in nodes)
+
+
+@pytest.mark.parametrize("nodes", [
+    [{"CPU": 16.0}, {"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0}],  # a CPU-only head, two GPU workers
+    [{"CPU": 4.0, "GPU": 2.0}, {"CPU": 32.0, "GPU": 1.0}],
+    [{"CPU": 16.0}, {"CPU": 1.0}, {"CPU": 3.0}],
+], ids=["cpu-head-and-gpu-workers", "uneven-gpu-nodes", "uneven-cpu-nodes"])
+def test_every_actor_fits_on_a_node_of_a_mixed_cluster(nodes):
+    """Actors are sized per node, not from cluster-wide totals (16 + 8 + 8 CPUs over 2 GPUs would ask
+    each actor for 16 CPUs and a GPU, which no node has: the job would wait forever)."""
+    how = ray_engine.plan(nodes)
+    assert _fits(how, nodes)
+    gpus = sum(n.get("GPU", 0) for n in nodes)
+    assert how["concurrency"] == (gpus if gpus else sum(int(n["CPU"]) // how["num_cpus"] for n in nodes))
+    if gpus:  # as many actors fit at once as there are GPUs
+        slots = sum(min(int(n.get("GPU", 0)), int(n.get("CPU", 0)) // max(how["num_cpus"], 1)) for n in nodes)
+        assert slots >= how["concurrency"]
+
+
+def _labels(tmp_path: Path, labels: list[str]) -> Path:
+    path = tmp_path / "labels.txt"
+    path.write_text("\n".join(labels) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def few_images(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("few")
+    for photo in sorted(IMAGES.iterdir())[:3]:
+        shutil.copy2(photo, root / photo.name)
+    return root
+
+
+def _same_rows(out: Path, local: Path) -> None:
+    expected, got = _rows(local), _rows(out)
+    assert [r["path"] for r in got] == [r["path"] for r in expected] and got
+    for want, row in zip(expected, got):
+        assert all(_same(want[c], row[c]) for c in want), (want, row)
+
+
+def test_ray_loads_a_tagged_torchvision_model_with_imagenet_labels(ray_session, few_images, tmp_path, monkeypatch):
+    """`torchvision:resnet18` with the DEFAULT tag (a random state dict under the hub cache's name):
+    the actors load the same weights, the tag's own preprocessing and its labels, which a labels
+    list could not carry ('Cardigan' the dog and 'cardigan' the sweater are one label to `read_labels`)."""
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    member = torchvision.models.ResNet18_Weights.DEFAULT
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18().state_dict(), cache / Path(member.url).name)
+    handle = xai_core.load_model("torchvision:resnet18", weights="DEFAULT", device="cpu", input_size=64)
+    assert [c.lower() for c in handle.categories].count("cardigan") == 2
+    assert ray_engine.model_args(handle) == {"name": "torchvision:resnet18", "weights": "DEFAULT", "input_size": 64}
+    local = dataset.run(handle, str(few_images), str(tmp_path / "local"), ["gradcam"], batch_size=2)
+    on_ray = dataset.run(handle, str(few_images), str(tmp_path / "ray"), ["gradcam"], batch_size=2, engine="ray")
+    assert (local.explained, on_ray.explained, on_ray.failed) == (3, 3, 0)
+    _same_rows(tmp_path / "ray", tmp_path / "local")
+
+
+def test_ray_loads_a_checkpoint_with_its_labels(ray_session, few_images, tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    labels = ["cat", "coffee", "rocket"]
+    module = xai_core.load_model("timm:resnet18", weights=None, device="cpu", labels=labels).module
+    torch.save(module.state_dict(), tmp_path / "pets.pt")
+    handle = xai_core.load_model("timm:resnet18", weights=str(tmp_path / "pets.pt"), labels=_labels(tmp_path, labels),
+                                 device="cpu", input_size=64)
+    assert ray_engine.model_args(handle) == {"name": "timm:resnet18", "weights": str(tmp_path / "pets.pt"),
+                                             "labels": labels, "input_size": 64}
+    dataset.run(handle, str(few_images), str(tmp_path / "local"), ["gradcam"], batch_size=2)
+    on_ray = dataset.run(handle, str(few_images), str(tmp_path / "ray"), ["gradcam"], batch_size=2, engine="ray")
+    assert on_ray.explained == 3
+    _same_rows(tmp_path / "ray", tmp_path / "local")
+    assert {r["label"] for r in _rows(tmp_path / "ray")} <= set(labels)
+
+
+def test_a_failed_ray_job_exits_1_with_one_sentence(ray_session, few_images, tmp_path, monkeypatch, capsys):
+    """The actors cannot load the weights file (it is gone once the job runs): `JobFailed`, one
+    sentence, and the CLI exits with 1 (2 is for bad options)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(2)
+    module = xai_core.load_model("torchvision:resnet18", weights=None, device="cpu", labels=["a", "b"]).module
+    weights = tmp_path / "gone.pt"
+    torch.save(module.state_dict(), weights)
+    handle = xai_core.load_model("torchvision:resnet18", weights=str(weights), labels=["a", "b"], device="cpu",
+                                 input_size=64)
+    weights.unlink()
+    with pytest.raises(xai_core.JobFailed) as err:
+        dataset.run(handle, str(few_images), str(tmp_path / "o"), ["gradcam"], batch_size=2, engine="ray")
+    assert "gone.pt" in str(err.value) and "\n" not in str(err.value)
+    monkeypatch.setattr(dataset, "run", lambda *a, **k: (_ for _ in ()).throw(xai_core.JobFailed(str(err.value))))
+    status = cli.main(["batch", "--input", str(few_images), "--output", str(tmp_path / "o2"), "--engine", "ray",
+                       "--model", "efficientnet_lite0"])
+    printed = capsys.readouterr().err
+    assert status == 1 and printed.startswith("error: ") and "gone.pt" in printed and "Traceback" not in printed

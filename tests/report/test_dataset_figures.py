@@ -72,3 +72,28 @@ def test_gallery_filters_sorting_and_pages() -> None:
     rows = [{"path": str(i)} for i in range(25)]
     assert DF.page_of(rows, 3, 12) == (rows[24:], 3)
     assert DF.page_of(rows, 9, 12) == (rows[24:], 3) and DF.page_of([], 1, 12) == ([], 1)
+
+
+def test_a_proportion_is_shown_with_its_count_and_a_mean_without() -> None:
+    won = {"mean": 1.0, "low": 0.6097, "high": 1.0, "k": 6, "n": 6, "interval": "wilson"}
+    assert DF.interval_text(won) == DF.interval_text(won, percent=True) == "100% [61%, 100%] (6 of 6)"
+    assert DF.interval_text(won, percent=False) == "1.000 [0.610, 1.000] (6 of 6)"
+    mean = {"mean": 0.1234, "low": 0.1, "high": 0.15, "n": 40, "interval": "bootstrap"}
+    assert DF.interval_text(mean) == "0.123 [0.100, 0.150]" and DF.interval_text(mean, percent=True) == "12% [10%, 15%]"
+    assert DF.interval_text({"mean": None, "low": None, "high": None, "k": 0, "n": 0}) == "–"
+
+
+def test_images_without_a_score_are_counted_in_the_table_and_hovers() -> None:
+    rows = [*ROWS, _row("dog/d.png", "beagle", 0.8, "beagle", gradcam=float("nan"))]
+    summary = summarize(rows, Settings("m", "w", ("gradcam",), None, ("stage7",), True, 4))
+    win = summary["methods"]["gradcam"]["deletion_auc_win_rate"]
+    assert (win["k"], win["n"]) == (2, 3)  # the image without a deletion score is no win, nor a loss
+    table = DF.win_rate_table(summary)
+    assert table["beats random on Deletion AUC ↓"][0].endswith("(2 of 3)")
+    assert table["not scored"] == ["Deletion AUC ↓ 1"]
+    fig = DF.build_win_rates(summary)
+    assert list(fig.data[0].customdata[0]) == [2, 3] and "of %{customdata[1]} images" in fig.data[0].hovertemplate
+    scores = DF.build_score_intervals(summary)
+    assert scores.data[0].customdata[0][1] == ", 1 not scored" and scores.data[0].customdata[1][1] == ""
+    assert "not scored" not in DF.win_rate_table(summarize(ROWS, Settings("m", "w", ("gradcam",), None,
+                                                                          ("stage7",), True, 4)))

@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+import torch
+
 from .. import dataset
-from ..errors import XAIError
+from ..errors import JobFailed, XAIError
 from ..evaluate import evaluate
 from ..explain import explain
 from ..factorize import factorize
@@ -130,8 +132,19 @@ def _run_batch(args: argparse.Namespace) -> int:
             result = dataset.run(handle, args.input, args.output, args.method, target=args.target, layer=args.layer,
                                  evaluate=args.eval, steps=args.steps, batch_size=args.batch_size,
                                  progress=RateBar(), engine=args.engine, address=args.address)
+    except JobFailed as err:  # the job ran and failed partway: not a bad option
+        _fail(str(err))
+        return 1
     except XAIError as err:
         return _fail(str(err))
+    except (torch.OutOfMemoryError, MemoryError):  # e.g. loading the model (a batch retries at half size)
+        _fail("The machine ran out of memory; rerun with a smaller --batch-size or on a device with more memory "
+              "(the finished batches are kept).")
+        return 1
+    except OSError as err:  # the results folder: disk full, permissions
+        _fail(f"The results could not be written ({type(err).__name__}: {err.strerror or err}); free some space or "
+              "give --output a writable folder, then rerun the same command to go on.")
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted: the finished batches are kept; rerun the same command to go on.", file=sys.stderr)
         return 130

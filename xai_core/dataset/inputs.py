@@ -27,9 +27,21 @@ def list_inputs(spec: str, exclude: Optional[Path] = None) -> tuple[Path, list[S
     """The input files of `spec`: a folder (every image under it; an ImageFolder tree, i.e. every
     image exactly one subfolder deep, gives each file its subfolder's name as true label), a text
     file listing one path a line (relative to its folder; `#` starts a comment), or a glob.
-    Files under `exclude` (a results folder inside the input) are left out. Returns (the folder
-    paths are relative to, the files sorted by path). Raises `InvalidOptionError` when nothing is found."""
+    Files under `exclude` (a results folder inside the input) are left out. A file reached through
+    a symbolic link keeps the path it is listed under. Returns (the folder paths are relative to,
+    the files sorted by path). Raises `InvalidOptionError` (one sentence) when nothing is found or
+    the input cannot be listed (a symbolic-link loop, a folder that cannot be read...)."""
     text = str(spec).strip()
+    try:
+        return _list(text, exclude)
+    except InvalidOptionError:
+        raise
+    except (OSError, RuntimeError, ValueError) as err:  # RuntimeError: pathlib's symbolic-link loops
+        raise InvalidOptionError(f"The input {text!r} cannot be listed ({type(err).__name__}: a symbolic-link loop "
+                                 "or an unreadable folder?); give a readable folder, .txt list or glob.") from None
+
+
+def _list(text: str, exclude: Optional[Path]) -> tuple[Path, list[Source]]:
     path = Path(text).expanduser()
     if path.is_dir():
         root = path.resolve()
@@ -46,9 +58,9 @@ def list_inputs(spec: str, exclude: Optional[Path] = None) -> tuple[Path, list[S
             f = (root / line).resolve() if not Path(line).is_absolute() else Path(line)
             sources.append(Source(os.path.relpath(f, root).replace(os.sep, "/"), str(f)))
     elif any(ch in text for ch in "*?["):
-        root = Path(_glob_root(text)).resolve()
-        files = sorted(Path(f).resolve() for f in glob.glob(text, recursive=True) if os.path.isfile(f))
-        sources = [Source(f.relative_to(root).as_posix(), str(f)) for f in files]
+        root = Path(os.path.abspath(_glob_root(text)))  # not resolved: a linked file keeps its listed path
+        files = sorted(Path(os.path.abspath(f)) for f in glob.glob(text, recursive=True) if os.path.isfile(f))
+        sources = [Source(Path(os.path.relpath(f, root)).as_posix(), str(f)) for f in files]
     elif path.is_file():
         root = path.resolve().parent
         sources = [Source(path.name, str(path.resolve()))]

@@ -5,9 +5,9 @@ each batch's rows as a part, and finishes the results folder (see the package do
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from .._names import split_names
 from ..errors import InvalidOptionError
@@ -16,7 +16,7 @@ from ..methods import get_method
 from ..models import ModelHandle
 from .inputs import list_inputs
 from .ray_engine import run_ray
-from .records import compute_records, read_record, save_pictures
+from .records import compute_batch, copy_row, read_record, save_pictures
 from .settings import NOT_EXPLAINED, JobResult, Settings
 from .store import finish, read_rows, write_part
 
@@ -60,48 +60,75 @@ def run(
         raise InvalidOptionError(f"The results folder cannot be made ({type(err).__name__}); give --output a "
                                  "writable folder path.") from None
     digest = settings.digest()
-    done_keys = {row["key"] for row in read_rows(out) if not (row["error"] or "").startswith(NOT_EXPLAINED)}
-    todo, keys = [], {}
+    stored = [row for row in read_rows(out) if not (row["error"] or "").startswith(NOT_EXPLAINED)]
+    done = {row["key"] for row in stored}
+    # content key -> a finished row whose results (and pictures) serve every file with that content
+    reusable = {row["content_key"]: row for row in stored if row.get("content_key")
+                and (row["error"] is not None or (out / "maps" / f"{row['key']}.jpg").is_file())}
+    todo, copies, keys, contents = [], [], {}, set(reusable)
     for source in sources:
         record = read_record(source, digest)
         keys[source.path] = record["key"]
-        if record["key"] not in done_keys:
+        if record["key"] in done:
+            continue
+        if record["content_key"] in contents:
+            copies.append(record)  # the same content as a file done before, or earlier in this run
+        else:
             todo.append(record)
-    total, finished = len(todo), 0
+            if record["content_key"] is not None:
+                contents.add(record["content_key"])
+    total, finished = len(todo) + len(copies), 0
     if progress is not None:
         progress(0, total)
     if engine == "ray":
-        batches = run_ray(handle, todo, settings, str(out), size, address)
+        batches = _written(out, settings, run_ray(handle, todo, settings, str(out), size, address))
     else:
-        batches = _pipelined(handle, todo, settings, out, size)
+        batches = _local(handle, todo, settings, out, size)
     for rows in batches:
-        write_part(out, rows, settings)
+        reusable.update({row["content_key"]: row for row in rows if row.get("content_key")})
         finished += len(rows)
         if progress is not None:
             progress(finished, total)
-    rows = finish(out, [s.path for s in sources], keys, settings, str(root))
+    if copies:
+        write_part(out, [copy_row(str(out), record, reusable[record["content_key"]]) for record in copies], settings)
+        if progress is not None:
+            progress(total, total)
+    rows, pruned = finish(out, sources, keys, settings, str(root), handle.categories)
     refused = [r for r in rows if r["error"] is not None]
     failed = sum(r["error"].startswith(NOT_EXPLAINED) for r in refused)
     return JobResult(len(rows) - len(refused), len(refused) - failed, len(sources) - total, failed, str(out),
-                     time.perf_counter() - started)
+                     time.perf_counter() - started, len(copies), pruned)
 
 
-def _pipelined(handle: ModelHandle, todo: list, settings: Settings, out: Path, size: int):
-    """The local engine: each batch's rows, once its pictures are on disk (so a part never names a
-    missing map); a batch's pictures are written in a background thread while the next batch is
-    computed (PIL and zlib release the GIL)."""
-    pending = None
-    with ThreadPoolExecutor(max_workers=1) as pool:
+def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size: int) -> Iterator[list[dict]]:
+    """The local engine: each batch's rows once its part is on disk. A background thread writes a
+    batch's pictures and then, at once, its part (so a part never names a missing picture) while the
+    next batch is computed (PIL and zlib release the GIL); a batch waits for the previous one's
+    writing before its own starts, so at most two batches are held and a kill loses at most the
+    batch in flight and the one being written."""
+    pending: Optional[Future] = None
+    with ThreadPoolExecutor(max_workers=1) as writer:
         for i in range(0, len(todo), size):
-            batch = todo[i:i + size]
-            rows, pictures = compute_records(handle, batch, settings)
+            rows, pictures = compute_batch(handle, todo[i:i + size], settings)
             if pending is not None:
-                pending[1].result()
-                yield pending[0]
-            pending = (rows, pool.submit(save_pictures, str(out), pictures))
+                yield pending.result()
+            pending = writer.submit(_store, out, rows, pictures, settings)
         if pending is not None:
-            pending[1].result()
-            yield pending[0]
+            yield pending.result()
+
+
+def _store(out: Path, rows: list[dict], pictures: list, settings: Settings) -> list[dict]:
+    save_pictures(str(out), pictures)
+    write_part(out, rows, settings)
+    return rows
+
+
+def _written(out: Path, settings: Settings, batches: Iterator[list[dict]]) -> Iterator[list[dict]]:
+    """The Ray engine's batches (their pictures already written by the actors), each written as a
+    part as soon as it comes back."""
+    for rows in batches:
+        write_part(out, rows, settings)
+        yield rows
 
 
 __all__ = ["run"]

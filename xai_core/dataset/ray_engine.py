@@ -1,20 +1,22 @@
 """The dataset job on Ray (`python -m xai_core batch --engine ray [--address ADDRESS]`).
 
 `run_ray` runs the same per-batch function as the local engine, `dataset.explain_records`, with Ray
-Data: the records become plain columns (path, file, true_label, data, key, error), one block per
-batch, and `map_batches` sends each batch to an actor (`Explainer`) that loads the model once and
-keeps it. One GPU per actor and as many actors as the cluster has GPUs; on CPUs only, one actor per
-two CPUs, each with as many torch threads as the CPUs it holds (so actors never oversubscribe the
-cores). The rows come back batch by batch, as they finish, and the caller writes each batch as a
-Parquet part (`dataset.write_part`), so a killed run loses only the batches in flight.
+Data: the records become plain columns (path, file, true_label, key, content_key, error: no image
+bytes, so the driver's memory does not grow with the input), one block per batch, and `map_batches`
+sends each batch to an actor (`Explainer`) that loads the model once, checks that it is the
+driver's (the same fingerprint), keeps it, and reads the batch's files itself. One GPU per actor and
+as many actors as the cluster has GPUs; on CPUs only, one actor per two CPUs, each with as many
+torch threads as the CPUs it holds; every actor asks for no more than one node has (`plan`). The
+rows come back batch by batch, as they finish, and the caller writes each batch as a Parquet part
+(`dataset.write_part`), so a killed run loses only the batches in flight.
 
 Without an address, a local Ray is started (and shut down afterwards); a Ray that this process has
 already started is used as it is. With one (`auto` or `HEAD:6379` on a node of the cluster, e.g. in
 `ray job submit`; `ray://HEAD:10001` from elsewhere, which needs `ray[client]` too), the job runs on
 that cluster: its workers need the same Python packages as here (this package is shipped to them),
-the model's weights at the same path (or a tag they can download), and the output folder, where the
-actors write the maps (`OUT/maps`), must be on storage shared by the driver and the workers (the
-rows themselves come back to the driver). Ray is imported here only; it is optional
+the model's weights at the same path (or a tag they can download), and the input files and the
+output folder, where the actors write the maps (`OUT/maps`), must be on storage shared by the driver
+and the workers (the rows themselves come back to the driver). Ray is imported here only; it is optional
 (`pip install -r requirements-ray.txt`).
 """
 
@@ -26,18 +28,20 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence
 
 from .. import errors
 from .inputs import Source
-from .records import explain_records, record_bytes
+from .records import explain_records
 from .settings import Settings
 from .store import schema
-from ..errors import InvalidOptionError, XAIError
-from ..models import ModelHandle, builtin_models, is_source, load_model
+from ..errors import InvalidOptionError, JobFailed, XAIError
+from ..models import ModelHandle, load_model
 
 #: The columns a record becomes in Ray Data.
-RECORD_COLUMNS = ("path", "file", "true_label", "data", "key", "error")
+RECORD_COLUMNS = ("path", "file", "true_label", "key", "content_key", "error")
+#: Environment variables the actors get from the driver: where the weights and the models file are.
+SHARED_ENV = ("TORCH_HOME", "XAI_MODELS", "XAI_OFFLINE", "XDG_CACHE_HOME")
 #: The last line of a remote traceback that ends in one of our errors.
 _REMOTE_ERROR = re.compile(r"xai_core\.errors\.(\w+): ([^\n]+)")
 
@@ -52,73 +56,78 @@ def _import_ray():
 
 
 class Explainer:
-    """A Ray Data actor: one model per worker, loaded once; each call explains one batch of records
-    with `explain_records` and returns its rows as an Arrow table (the schema of results.parquet)."""
+    """A Ray Data actor: one model per worker, loaded once (and refused unless its fingerprint is
+    the driver's); each call explains one batch of records with `explain_records` and returns its
+    rows as an Arrow table (the schema of results.parquet)."""
 
-    def __init__(self, load_args: dict, device: str, threads: int, settings: Settings, out_dir: str):
+    def __init__(self, load_args: dict, fingerprint: str, device: str, threads: int, settings: Settings,
+                 out_dir: str):
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
         self.handle = load_model(**load_args, device=device)
+        if self.handle.fingerprint != fingerprint:
+            raise InvalidOptionError(
+                f"The Ray workers loaded another {load_args['name']} than this process (model fingerprint "
+                f"{self.handle.fingerprint[:12]}, not {fingerprint[:12]}): give them the same weights file, labels "
+                "and packages.")
         self.settings = settings
         self.out_dir = out_dir
 
     def __call__(self, batch):
         import pyarrow as pa
 
-        records = [{"source": Source(r["path"], r["file"], r["true_label"]), "data": r["data"], "key": r["key"],
-                    "error": r["error"]} for r in batch.to_pylist()]
+        records = [{"source": Source(r["path"], r["file"], r["true_label"]), "data": None, "key": r["key"],
+                    "content_key": r["content_key"], "error": r["error"]} for r in batch.to_pylist()]
         rows = explain_records(self.handle, records, self.settings, self.out_dir)
         return pa.Table.from_pylist(rows, schema=schema(self.settings))
 
 
-def _data(record: dict) -> Optional[bytes]:
-    """The record's bytes, read here (the driver) so that the workers need not see the input files;
-    None when the file cannot be read (the actor then makes its error row)."""
-    if record["error"] is not None:
-        return record["data"]
-    try:
-        return record_bytes(record)
-    except OSError:
-        return None
-
-
 def model_args(handle: ModelHandle) -> dict:
-    """`load_model` keywords that load `handle`'s model again in another process (a Ray actor):
-    its name, its weights file (or its tag's cached file), its labels for a source model. Raises
+    """`load_model` keywords that load `handle`'s model again in another process (a Ray actor): its
+    `load_args` (its name, its weights tag or file, labels given, its input size). Raises
     `InvalidOptionError` for a randomly initialised model, which another process cannot reproduce."""
-    if handle.weights_file is None and "random" in handle.weights_source:
+    if handle.load_args.get("weights", "") is None:
         raise InvalidOptionError(f"{handle.name} has random weights, which another process cannot load; "
                                  "give it a weights file or a tag.")
-    args: dict = {"name": handle.name}
-    if is_source(handle.name):
-        args.update(weights=handle.weights_file, labels=list(handle.categories))
-    elif handle.weights_file is not None and handle.name in builtin_models():
-        args["weights"] = handle.weights_file
-    return args
+    if not handle.load_args:
+        raise InvalidOptionError(f"{handle.name} was not made by load_model, so another process cannot load it; "
+                                 "load it with xai_core.load_model.")
+    return {k: v for k, v in handle.load_args.items() if v is not None}
 
 
 def _records_table(records: Sequence[dict]):
+    """The records as Arrow columns: paths and keys only, the actors read the files."""
     import pyarrow as pa
 
-    types = pa.schema([(c, pa.binary() if c == "data" else pa.string()) for c in RECORD_COLUMNS])
+    types = pa.schema([(c, pa.string()) for c in RECORD_COLUMNS])
     return pa.Table.from_pylist([{"path": r["source"].path, "file": r["source"].file,
-                                  "true_label": r["source"].true_label, "data": _data(r), "key": r["key"],
-                                  "error": r["error"]} for r in records], schema=types)
+                                  "true_label": r["source"].true_label, "key": r["key"],
+                                  "content_key": r.get("content_key"), "error": r["error"]} for r in records],
+                                schema=types)
 
 
-def plan(resources: dict, local_device: Optional[str] = None) -> dict:
-    """How many actors and what each holds, from the cluster's resources (`ray.cluster_resources()`):
-    {"device", "concurrency", "num_gpus", "num_cpus", "threads"}. With GPUs (unless `local_device` is
-    "cpu": a local Ray for a model the user put on the CPU), one actor per GPU; else one per two CPUs."""
-    cpus = max(1, int(resources.get("CPU", 1)))
-    gpus = int(resources.get("GPU", 0))
-    if gpus and local_device != "cpu":
-        per_actor = max(1, cpus // gpus)
-        return {"device": "cuda", "concurrency": gpus, "num_gpus": 1, "num_cpus": per_actor, "threads": per_actor}
-    actors = max(1, cpus // 2)
-    per_actor = max(1, cpus // actors)
-    return {"device": "cpu", "concurrency": actors, "num_gpus": 0, "num_cpus": per_actor, "threads": per_actor}
+def plan(nodes: Sequence[Mapping[str, float]], local_device: Optional[str] = None) -> dict:
+    """How many actors and what each asks for, from each node's resources (`ray.nodes()`' alive
+    nodes' "Resources", e.g. [{"CPU": 16}, {"CPU": 8, "GPU": 1}]): {"device", "concurrency",
+    "num_gpus", "num_cpus", "threads"}. Sized per node, so that every actor fits on a node: with GPUs
+    (unless `local_device` is "cpu": a local Ray for a model the user put on the CPU), one actor per
+    GPU, each with the CPUs the scarcest GPU node has per GPU; on CPUs only, one actor per two CPUs
+    of each node (per CPU where a node has only one)."""
+    gpu_nodes = [n for n in nodes if int(n.get("GPU", 0)) >= 1]
+    if gpu_nodes and local_device != "cpu":
+        per_actor = min(int(n.get("CPU", 0)) // int(n["GPU"]) for n in gpu_nodes)
+        return {"device": "cuda", "concurrency": sum(int(n["GPU"]) for n in gpu_nodes), "num_gpus": 1,
+                "num_cpus": per_actor, "threads": max(1, per_actor)}
+    cpus = [int(n.get("CPU", 0)) for n in nodes if int(n.get("CPU", 0)) >= 1] or [1]
+    per_actor = 2 if min(cpus) >= 2 else 1
+    return {"device": "cpu", "concurrency": max(1, sum(c // per_actor for c in cpus)), "num_gpus": 0,
+            "num_cpus": per_actor, "threads": per_actor}
+
+
+def _nodes(ray) -> list[dict]:
+    """Each alive node's resources."""
+    return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive", True)]
 
 
 def _connect(ray, address: Optional[str]) -> bool:
@@ -149,8 +158,9 @@ def _connect(ray, address: Optional[str]) -> bool:
 
 
 def _user_error(err: BaseException) -> XAIError:
-    """One sentence for an exception from the Ray job: the `XAIError` inside it (e.g. an actor that
-    cannot load the model: Ray passes it on as text in an `ActorDiedError`), else what failed."""
+    """One sentence for an exception from the Ray job, as `JobFailed`: the `XAIError`'s inside it
+    (e.g. an actor that cannot load the model: Ray passes it on as text in an `ActorDiedError`), else
+    what failed."""
     seen, stack = set(), [err]
     while stack:
         current = stack.pop()
@@ -158,14 +168,14 @@ def _user_error(err: BaseException) -> XAIError:
             continue
         seen.add(id(current))
         if isinstance(current, XAIError):
-            return type(current)(*current.args)
+            return JobFailed(str(current))
         found = _REMOTE_ERROR.findall(str(current))
         if found and isinstance(getattr(errors, found[-1][0], None), type) \
                 and issubclass(getattr(errors, found[-1][0]), XAIError):
-            return getattr(errors, found[-1][0])(found[-1][1].strip())
+            return JobFailed(found[-1][1].strip())
         stack += [getattr(current, "cause", None), current.__cause__, current.__context__]
-    return InvalidOptionError(f"The Ray job failed ({type(err).__name__}); the batches finished so far are kept, "
-                              "see the Ray logs and rerun the same command to go on.")
+    return JobFailed(f"The Ray job failed ({type(err).__name__}); the batches finished so far are kept, "
+                     "see the Ray logs and rerun the same command to go on.")
 
 
 @contextlib.contextmanager
@@ -191,7 +201,8 @@ def run_ray(handle: ModelHandle, records: Sequence[dict], settings: Settings, ou
     finishes, in no particular order. `address`: None for a local Ray, else a cluster's address
     (`out_dir` must then be on storage the workers share, see the module's docstring). Raises
     `InvalidOptionError` (one sentence) when Ray is missing, the model cannot be loaded in another
-    process (random weights) or the cluster cannot be reached, before any work."""
+    process (random weights) or the cluster cannot be reached, before any work, and `JobFailed` (one
+    sentence) when the job fails once it runs (e.g. an actor cannot load the model)."""
     load_args = model_args(handle)
     ray = _import_ray()
     records = list(records)
@@ -208,13 +219,14 @@ def _batches(ray, started, handle, load_args, records, settings, out_dir, batch_
         context.enable_progress_bars = False  # the caller shows its own progress
         context.print_on_execution_start = False
         local_device = None if address else handle.device.type
-        how = plan(ray.cluster_resources(), local_device)
+        how = plan(_nodes(ray), local_device)
         package = Path(__file__).resolve().parents[1]  # xai_core
+        env = {name: os.environ[name] for name in SHARED_ENV if os.environ.get(name)}
         if address:  # the workers run this checkout's code, shipped with the job
-            runtime_env = {"py_modules": [str(package)]}
+            runtime_env = {"py_modules": [str(package)], "env_vars": env}
         else:
             path = os.pathsep.join(filter(None, [str(package.parent), os.environ.get("PYTHONPATH")]))
-            runtime_env = {"env_vars": {"PYTHONPATH": path}}
+            runtime_env = {"env_vars": {**env, "PYTHONPATH": path}}
         table = _records_table(records)
         size = max(1, int(batch_size))
         blocks = [table.slice(i, size) for i in range(0, table.num_rows, size)]  # one block per batch
@@ -227,8 +239,9 @@ def _batches(ray, started, handle, load_args, records, settings, out_dir, batch_
             warnings.simplefilter("ignore", DeprecationWarning)
             dataset = ray.data.from_arrow(blocks).map_batches(
                 Explainer, batch_size=size, batch_format="pyarrow", zero_copy_batch=True,
-                fn_constructor_kwargs={"load_args": load_args, "device": how["device"], "threads": how["threads"],
-                                       "settings": settings, "out_dir": str(out_dir)},
+                fn_constructor_kwargs={"load_args": load_args, "fingerprint": handle.fingerprint,
+                                       "device": how["device"], "threads": how["threads"], "settings": settings,
+                                       "out_dir": str(out_dir)},
                 compute=ray.data.ActorPoolStrategy(size=min(how["concurrency"], len(blocks))),
                 num_gpus=how["num_gpus"], num_cpus=how["num_cpus"], runtime_env=runtime_env, **restarts)
         try:

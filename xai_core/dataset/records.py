@@ -1,14 +1,21 @@
-"""One batch of input files: each file's record (its key), the batch explained (and scored) in one
+"""One batch of input files: each file's record (its keys), the batch explained (and scored) in one
 `explain_batch` (and `evaluate_batch`), one row per file, and the maps' pictures written to disk.
-`explain_records` is the per-batch function of both engines."""
+`explain_records` is the per-batch function of both engines.
+
+A row's `key` is its file's path, content and the settings (a row belongs to its file: identical
+files in two folders are two rows); its `content_key` is the content and the settings alone, so a
+file whose content was explained before under the same settings (a copy, a renamed or moved file)
+gets that row's results and a copy of its maps (`copy_row`) instead of being explained again."""
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+import torch
 from PIL import Image
 
 from .._pool import worker_pool
@@ -26,16 +33,37 @@ _UNREADABLE = "The file cannot be read ({}); check that it exists and is readabl
 
 
 def read_record(source: Source, digest: str) -> dict:
-    """The file's key (its content hash and the settings'), or an error for a file that cannot be
-    read. The bytes are not kept: the file is read again when it is explained, so that a large
-    input is never held in memory at once."""
+    """The file's record: its `key` (a hash of its path and content, and the settings' `digest`),
+    its `content_key` (its content's hash and `digest`; None for an unreadable file, which gets
+    an error instead). The bytes are not kept: the file is read again when it is explained, so
+    that a large input is never held in memory at once."""
     try:
-        data = Path(source.file).read_bytes()
+        content = hashlib.sha256(Path(source.file).read_bytes()).hexdigest()[:32]
+        error = None
     except OSError as err:
-        return {"source": source, "data": None, "key": f"unreadable-{digest}-{source.path}",
-                "error": _UNREADABLE.format(type(err).__name__)}
-    key = f"{hashlib.sha256(data).hexdigest()[:32]}-{digest}"
-    return {"source": source, "data": None, "key": key, "error": None}
+        content, error = None, _UNREADABLE.format(type(err).__name__)
+    return {"source": source, "data": None, "key": row_key(source.path, content, digest),
+            "content_key": None if content is None else f"{content}-{digest}", "error": error}
+
+
+def row_key(path: str, content: Optional[str], digest: str) -> str:
+    """A row's key: 32 hex digits of a hash of the file's relative path and its content hash (None:
+    unreadable), then the settings' digest (16 hex digits), so it also names the row's pictures."""
+    name = hashlib.sha256(f"{path}\0{content or 'unreadable'}".encode()).hexdigest()[:32]
+    return f"{name}-{digest}"
+
+
+def copy_row(out_dir: str, record: dict, row: dict) -> dict:
+    """`row` (a file's results, with the same content and settings as `record`'s file) as the row
+    of `record`: its path, true label and key, and a copy of `row`'s pictures under the new key."""
+    maps = Path(out_dir) / "maps"
+    old, new = row["key"], record["key"]
+    if old != new:
+        for picture in maps.glob(f"{old}*"):
+            shutil.copyfile(picture, maps / (new + picture.name[len(old):]))
+    source = record["source"]
+    return {**row, "path": source.path, "true_label": source.true_label, "key": new,
+            "content_key": record.get("content_key")}
 
 
 def _decode(record: dict):
@@ -59,9 +87,30 @@ def explain_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     """The per-batch function of both engines: decode each record's bytes, explain the readable
     ones in one `explain_batch` (and `evaluate_batch` with `settings.evaluate`), write their maps
     under `out_dir/maps`, and return one row per record (an error row for a refused file), in order."""
-    rows, pictures = compute_records(handle, records, settings)
+    rows, pictures = compute_batch(handle, records, settings)
     save_pictures(out_dir, pictures)
     return rows
+
+
+#: The one sentence of a file that could not be explained for lack of memory, even alone.
+OUT_OF_MEMORY = (f"{NOT_EXPLAINED} the model ran out of memory on this image, even alone; rerun on a device "
+                 "with more memory.")
+
+
+def compute_batch(handle: ModelHandle, records: Sequence[dict], settings: Settings) -> tuple[list[dict], list]:
+    """`compute_records` of one batch, which survives running out of memory: the batch is split in
+    halves and each half computed again, down to one image, whose row then says it could not be
+    explained (retried by a rerun); the other files are explained as usual."""
+    try:
+        return compute_records(handle, records, settings)
+    except (torch.OutOfMemoryError, MemoryError):
+        if handle.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(records) == 1:
+            return [_row(records[0], settings, error=OUT_OF_MEMORY)], []
+    half = len(records) // 2
+    first, second = compute_batch(handle, records[:half], settings), compute_batch(handle, records[half:], settings)
+    return first[0] + second[0], first[1] + second[1]
 
 
 def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Settings, *,
@@ -119,7 +168,8 @@ def save_pictures(out_dir: str, pictures: Sequence[tuple]) -> None:
 def _row(record: dict, settings: Settings, error: Optional[str] = None) -> dict:
     row = {c: None for c in columns(settings.methods, settings.evaluate)}
     source = record["source"]
-    row.update(path=source.path, key=record["key"], error=error, true_label=source.true_label)
+    row.update(path=source.path, key=record["key"], content_key=record.get("content_key"), error=error,
+               true_label=source.true_label)
     return row
 
 
@@ -139,4 +189,5 @@ def _explained_row(record: dict, settings: Settings, explanation, evaluation) ->
     return row
 
 
-__all__ = ["compute_records", "explain_records", "read_record", "record_bytes", "save_pictures"]
+__all__ = ["OUT_OF_MEMORY", "compute_batch", "compute_records", "copy_row", "explain_records", "read_record",
+           "record_bytes", "row_key", "save_pictures"]

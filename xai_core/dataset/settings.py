@@ -39,7 +39,9 @@ class Settings:
 
 @dataclass(frozen=True)
 class JobResult:
-    """What `run` did: files explained, refused (an error row), and skipped (done before)."""
+    """What `run` did: the files in the results (explained, refused: an error row, failed: readable
+    but not explained), those skipped (done before), those whose results were copied from a file
+    with the same content, and the pictures of rows that are gone that were removed."""
 
     explained: int
     refused: int
@@ -47,19 +49,24 @@ class JobResult:
     failed: int
     output: str
     seconds: float
+    copied: int = 0
+    pruned: int = 0
 
     def line(self) -> str:
         """The last line the CLI prints."""
         done = f"Explained {self.explained} file{'s' * (self.explained != 1)}"
         refused = f"refused {self.refused} (see the error column of results.parquet)"
         skipped = f"; {self.skipped} already done were skipped" if self.skipped else ""
+        copied = (f"; {self.copied} with the same content as another file reused its results" if self.copied
+                  else "")
         failed = f"; {self.failed} readable file{'s' * (self.failed != 1)} failed" if self.failed else ""
-        return f"{done}, {refused}{skipped}{failed}; results in {self.output}."
+        pruned = f"; removed {self.pruned} pictures of files no longer in the input" if self.pruned else ""
+        return f"{done}, {refused}{skipped}{copied}{failed}{pruned}; results in {self.output}."
 
 
 def columns(methods: Sequence[str], evaluate: bool) -> list[str]:
     """The columns of results.parquet, in order."""
-    cols = ["path", "key", "error", "label", "probability", "top5_labels", "top5_probabilities", "target",
+    cols = ["path", "key", "content_key", "error", "label", "probability", "top5_labels", "top5_probabilities", "target",
             "target_label", "true_label"]
     cols += ["seconds"] + [f"{m}_seconds" for m in methods]
     if evaluate:

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from ..report import write_dataset_report
+from .inputs import Source
 from .settings import Settings, columns
 from .summary import summarize
 
@@ -45,7 +47,8 @@ def write_part(out: Path, rows: list[dict], settings: Settings) -> Path:
 def schema(settings: Settings):
     import pyarrow as pa
 
-    types = {"path": pa.string(), "key": pa.string(), "error": pa.string(), "label": pa.string(),
+    types = {"path": pa.string(), "key": pa.string(), "content_key": pa.string(), "error": pa.string(),
+             "label": pa.string(),
              "probability": pa.float64(), "top5_labels": pa.list_(pa.string()),
              "top5_probabilities": pa.list_(pa.float64()), "target": pa.int64(), "target_label": pa.string(),
              "true_label": pa.string()}
@@ -67,23 +70,44 @@ def read_rows(out: Path) -> list[dict]:
     return list(rows.values())
 
 
-def finish(out: Path, paths: Sequence[str], keys: dict, settings: Settings, root: str) -> list[dict]:
-    """Write results.parquet (one row per input path, in order, from the parts), summary.json and
-    index.html; returns the rows."""
+def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings, root: str,
+           categories: Optional[Sequence[str]] = None) -> tuple[list[dict], int]:
+    """Write results.parquet (one row per input file, in order, from the parts; its path and true
+    label always the current listing's), summary.json (`categories`: the model's labels, to tell
+    whether the true labels are its classes) and index.html, and remove the pictures of rows that
+    are gone (a changed, moved or deleted file's). Returns (the rows, how many pictures were removed)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     by_key = {row["key"]: row for row in read_rows(out)}
     cols = columns(settings.methods, settings.evaluate)
-    rows = [{c: by_key[keys[p]].get(c) for c in cols} for p in paths if keys[p] in by_key]
+    rows = [{**{c: by_key[keys[s.path]].get(c) for c in cols}, "path": s.path, "true_label": s.true_label}
+            for s in sources if keys[s.path] in by_key]
     tmp = out / ".results.parquet.tmp"
     pq.write_table(pa.Table.from_pylist(rows, schema=schema(settings)), tmp)
     os.replace(tmp, out / "results.parquet")
-    summary = summarize(rows, settings)
+    summary = summarize(rows, settings, categories)
     summary["input"] = os.path.basename(os.path.normpath(root))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     write_dataset_report(out, rows, summary)
-    return rows
+    return rows, prune_pictures(out, {row["key"] for row in rows})
 
 
-__all__ = ["finish", "read_rows", "schema", "write_part"]
+#: A picture's name starts with its row's key (KEY.jpg, KEY_METHOD.png, KEY.npz).
+_PICTURE = re.compile(r"[0-9a-f]{32}-[0-9a-f]{16}")
+
+
+def prune_pictures(out: Path, keys: set[str]) -> int:
+    """Remove the pictures in `out/maps` whose row is not among `keys` (the results' rows); returns
+    how many were removed."""
+    removed = 0
+    maps = Path(out) / "maps"
+    for picture in (maps.iterdir() if maps.is_dir() else ()):
+        key = _PICTURE.match(picture.name)
+        if key and key.group(0) not in keys:
+            picture.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+__all__ = ["finish", "prune_pictures", "read_rows", "schema", "write_part"]

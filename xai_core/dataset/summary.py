@@ -1,61 +1,203 @@
 """summary.json: per method the score means with 95% bootstrap intervals and the paired win rates
-against the random map, the seconds per image, and the accuracy where the inputs have true labels."""
+against the random map (Wilson intervals), the seconds per image, and the accuracy where the inputs'
+true labels are the model's classes.
+
+Every figure is an entry {"mean", "low", "high", "n", "interval"}: "interval" is "bootstrap" (a mean,
+95% percentile bootstrap) or "wilson" (a proportion, 95% Wilson score interval; its entry also
+carries "k", the count of successes out of "n"); a score's mean also says how many images were
+"not_scored" (no finite score: left out). Nothing in it is NaN or infinite (JSON-safe)."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Sequence
+import math
+from collections import Counter, defaultdict
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 from ..faithfulness import RANDOM
 from ..methods import get_method
-from ..predict import is_correct
+from ..predict import is_correct, label_key
 from .settings import EVAL_SCORES, Settings
 
 BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 2000, 0
+#: The bootstrap draws its resample indices this many bytes at a time (int64), whatever the size.
+BOOTSTRAP_CHUNK_BYTES = 16 * 2**20
+#: The normal quantile of a two-sided 95% interval.
+_Z95 = 1.959963984540054
 
 
-def bootstrap_ci(values: Iterable[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
-    """Mean of `values` (NaNs dropped) with a 95% percentile-bootstrap interval: {"mean", "low",
-    "high", "n"} (None for no values)."""
-    data = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
-    if data.size == 0:
-        return {"mean": None, "low": None, "high": None, "n": 0}
+def _finite(values: Iterable[Optional[float]]) -> np.ndarray:
+    """`values` as float64, None, NaN and ±inf dropped."""
+    if not isinstance(values, np.ndarray) or values.dtype == object:
+        values = [np.nan if v is None else v for v in values]
+    data = np.asarray(values, dtype=np.float64).ravel()
+    return data[np.isfinite(data)]
+
+
+def _resampled_means(data: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, k): the means of each column of `data` (n, k) over `resamples` bootstrap resamples
+    of its rows, the same resamples for every column. The indices are drawn in chunks of about
+    `BOOTSTRAP_CHUNK_BYTES`, row after row, so they are those of one (resamples, n) draw of the
+    same seed; a resample's means are (its index counts) · data / n, one matrix product per chunk."""
+    n, k = data.shape
     rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(data.mean()), "low": float(low), "high": float(high), "n": int(data.size)}
+    per = int(min(resamples, max(1, BOOTSTRAP_CHUNK_BYTES // (8 * n))))
+    counts = np.empty((per, n), dtype=np.float64)
+    means = np.empty((resamples, k), dtype=np.float64)
+    for start in range(0, resamples, per):
+        size = min(per, resamples - start)
+        indices = rng.integers(0, n, size=(size, n))
+        for row in range(size):
+            counts[row] = np.bincount(indices[row], minlength=n)
+        means[start:start + size] = counts[:size] @ data / n
+        del indices  # before the next chunk's are drawn
+    return means
 
 
-def summarize(rows: Sequence[dict], settings: Settings) -> dict:
-    """summary.json's content: counts, settings, accuracy (with true labels), and per method its
-    seconds per image and, with evaluation, each score's mean and 95% bootstrap interval and the
-    paired win rate against the random map (the share of images where the method's score is
-    better than the random map's on the same image, with its interval)."""
+def _bootstrap_many(columns: Sequence[np.ndarray], resamples: int, seed: int) -> list[dict]:
+    """`bootstrap_ci` of each of `columns` (finite values only). Columns with the same number of
+    values share their resample indices (same n and seed: the same draw), so each distinct n is
+    drawn once and all its columns resampled together."""
+    entries: list[dict] = [{"mean": None, "low": None, "high": None, "n": 0} for _ in columns]
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for i, column in enumerate(columns):
+        if column.size:
+            by_size[column.size].append(i)
+    for size, members in by_size.items():
+        data = np.stack([columns[i] for i in members], axis=1)
+        scale = _scale(data)
+        low, high = np.percentile(_resampled_means(data / scale, resamples, seed), [2.5, 97.5], axis=0) * scale
+        for j, i in enumerate(members):
+            entries[i] = {"mean": float((columns[i] / scale).mean() * scale), "low": float(low[j]),
+                          "high": float(high[j]), "n": int(size)}
+    return entries
+
+
+def _scale(data: np.ndarray) -> float:
+    """What to divide `data` by before summing it: 1, or for values so large that sums of them could
+    overflow, a power of two near the largest (exact, so the numbers do not change)."""
+    peak = float(np.abs(data).max())
+    return 1.0 if peak < 2.0 ** 512 else math.ldexp(1.0, math.frexp(peak)[1] - 1)
+
+
+def bootstrap_ci(values: Iterable[Optional[float]], resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = BOOTSTRAP_SEED) -> dict:
+    """Mean of `values` (None, NaN and ±inf dropped) with a 95% percentile-bootstrap interval:
+    {"mean", "low", "high", "n"} (None for no values). Memory stays bounded at any size (the
+    resamples are drawn in chunks); the numbers are those of one (resamples, n) draw."""
+    return _bootstrap_many([_finite(values)], int(resamples), int(seed))[0]
+
+
+def wilson_ci(k: int, n: int) -> dict:
+    """The proportion `k` of `n` with its 95% Wilson score interval: {"mean", "low", "high", "k",
+    "n", "interval": "wilson"} (mean, low and high None when n is 0). E.g. 6 of 6: [0.61, 1]."""
+    k, n = int(k), int(n)
+    if not 0 <= k <= n:
+        raise ValueError(f"A proportion needs 0 <= k <= n, not {k} of {n}.")
+    if n == 0:
+        return {"mean": None, "low": None, "high": None, "k": 0, "n": 0, "interval": "wilson"}
+    p, z2 = k / n, _Z95 ** 2
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = _Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return {"mean": p, "low": 0.0 if k == 0 else max(0.0, centre - half),
+            "high": 1.0 if k == n else min(1.0, centre + half), "k": k, "n": n, "interval": "wilson"}
+
+
+def _column(rows: Sequence[dict], name: str) -> np.ndarray:
+    """Column `name` of `rows` as float64, None as NaN."""
+    return np.array([r.get(name) for r in rows], dtype=np.float64)
+
+
+def _accuracy(ok: Sequence[dict], categories: Optional[Sequence[str]]) -> dict:
+    """summary.json's accuracy keys: "accuracy" (a Wilson entry) over the explained rows with a true
+    label, and with `categories` only over those whose true label is one of the model's classes,
+    plus "accuracy_note" and "true_labels" ({"distinct", "classes"}) saying how many labels matched."""
+    labelled = [r for r in ok if r.get("true_label")]
+    if not labelled:
+        return {}
+    out: dict = {}
+    if categories is not None:
+        classes = {label_key(c) for c in categories}
+        distinct = {r["true_label"] for r in labelled}
+        matched = {t for t in distinct if label_key(t) in classes}
+        out["true_labels"] = {"distinct": len(distinct), "classes": len(matched)}
+        if not matched:
+            out["accuracy_note"] = f"folder names are not the model's classes: 0 of {len(distinct)} match"
+            return out
+        labelled = [r for r in labelled if r["true_label"] in matched]
+        images = f"{len(labelled)} image{'s' * (len(labelled) != 1)}"
+        out["accuracy_note"] = (f"{len(matched)} of {len(distinct)} folder names are the model's classes; "
+                                f"accuracy over their {images}")
+    pairs = Counter((r.get("label"), r["true_label"]) for r in labelled)
+    right = sum(count for (label, true), count in pairs.items() if is_correct(label, true))
+    out["accuracy"] = wilson_ci(right, len(labelled))
+    return out
+
+
+def _win_rate(method: np.ndarray, random: np.ndarray, higher: bool) -> dict:
+    """The share of rows where `method` scores better than `random` (ties are no win), over the rows
+    where both are finite, as a Wilson entry."""
+    both = np.isfinite(method) & np.isfinite(random)
+    m, r = method[both], random[both]
+    wins = int(np.count_nonzero(m > r if higher else m < r))
+    return wilson_ci(wins, int(both.sum()))
+
+
+def _json_safe(value):
+    """`value` with every non-finite float replaced by None (summary.json never holds NaN)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_json_safe(v) for v in value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def summarize(rows: Sequence[dict], settings: Settings, categories: Optional[Sequence[str]] = None) -> dict:
+    """summary.json's content: counts, settings, the model's fingerprint (12 hex digits), the
+    accuracy (see below), and per method its seconds per image and, with evaluation, each score's
+    mean (bootstrap entry, with "not_scored": the explained images without a finite score, left out
+    of the mean) and the paired win rate against the random map ("<score>_win_rate", a Wilson entry:
+    the share of images where the method's score is better than the random map's, over the images
+    where both have a finite score; a tie is no win).
+
+    Accuracy, with true labels: without `categories` (the model's labels) over every explained
+    image with a true label; with them only over the images whose true label is one of the model's
+    classes (compared as `predict.is_correct` does), and "accuracy_note" says how many labels
+    matched; when none does there is no "accuracy", only the note. JSON-safe: no NaN or inf."""
     ok = [r for r in rows if r["error"] is None]
     summary: dict = {
         "files": len(rows), "explained": len(ok), "refused": len(rows) - len(ok),
-        "settings": dataclasses.asdict(settings), "methods": {},
+        "fingerprint": str(settings.fingerprint)[:12], "settings": dataclasses.asdict(settings), "methods": {},
     }
     summary["target_label"] = next((r["target_label"] for r in ok), None) if settings.target is not None else None
-    summary["seconds_per_image"] = bootstrap_ci(r["seconds"] for r in ok)
-    labelled = [r for r in ok if r.get("true_label")]
-    if labelled:
-        summary["accuracy"] = bootstrap_ci([float(is_correct(r.get("label"), r.get("true_label"))) for r in labelled])
-    for method in list(settings.methods) + ([RANDOM] if settings.evaluate else []):
+    summary["seconds_per_image"] = None  # filled below, all means at once
+    summary.update(_accuracy(ok, categories))
+    means: list[tuple[dict, str, np.ndarray]] = [(summary, "seconds_per_image", _column(ok, "seconds"))]
+    methods = list(settings.methods) + ([RANDOM] if settings.evaluate else [])
+    scores = {m: {s: _column(ok, f"{m}_{s}") for s in EVAL_SCORES} for m in methods} if settings.evaluate else {}
+    for method in methods:
         entry: dict = {"title": get_method(method).title if method != RANDOM else "Random map"}
-        if method != RANDOM:
-            entry["seconds"] = bootstrap_ci(r[f"{method}_seconds"] for r in ok)
-        if settings.evaluate:
-            for score, higher in EVAL_SCORES.items():
-                entry[score] = bootstrap_ci(r[f"{method}_{score}"] for r in ok)
-                if method != RANDOM:
-                    wins = [float((r[f"{method}_{score}"] > r[f"{RANDOM}_{score}"]) == higher
-                                  and r[f"{method}_{score}"] != r[f"{RANDOM}_{score}"]) for r in ok]
-                    entry[f"{score}_win_rate"] = bootstrap_ci(wins)
         summary["methods"][method] = entry
-    return summary
+        if method != RANDOM:
+            entry["seconds"] = None  # filled below, all means at once
+            means.append((entry, "seconds", _column(ok, f"{method}_seconds")))
+        for score, higher in (EVAL_SCORES.items() if settings.evaluate else ()):
+            entry[score] = None
+            means.append((entry, score, scores[method][score]))
+            if method != RANDOM:
+                entry[f"{score}_win_rate"] = _win_rate(scores[method][score], scores[RANDOM][score], higher)
+    finite = [values[np.isfinite(values)] for _, _, values in means]
+    for (entry, key, values), ci, kept in zip(means, _bootstrap_many(finite, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
+                                              finite):
+        entry[key] = {**ci, "interval": "bootstrap"}
+        if key in EVAL_SCORES:
+            entry[key]["not_scored"] = int(values.size - kept.size)
+    return _json_safe(summary)
 
 
-__all__ = ["BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "bootstrap_ci", "summarize"]
+__all__ = ["BOOTSTRAP_CHUNK_BYTES", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "bootstrap_ci", "summarize",
+           "wilson_ci"]

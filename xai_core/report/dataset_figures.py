@@ -19,12 +19,17 @@ OUTCOMES = {"all": None, "correct": "right", "wrong": "wrong", "refused files": 
 _RANDOM_COLOR, _METHOD_COLOR = "#9e9e9e", "#1f77b4"
 
 
-def interval_text(entry: Optional[dict], percent: bool = False) -> str:
-    """A `bootstrap_ci` entry as '0.123 [0.101, 0.140]' (or '61% [48%, 74%]'); '–' for no value."""
+def interval_text(entry: Optional[dict], percent: Optional[bool] = None) -> str:
+    """A summary entry as its value and 95% interval: a mean as '0.123 [0.101, 0.140]', a proportion
+    (an entry with its count "k" of "n", e.g. a Wilson interval) as '100% [61%, 100%] (6 of 6)';
+    `percent` True or False forces percents or decimals (None: percents for proportions only).
+    '–' for no value."""
     if not entry or entry.get("mean") is None:
         return "–"
-    fmt = "{:.0%}" if percent else "{:.3f}"
-    return f"{fmt.format(entry['mean'])} [{fmt.format(entry['low'])}, {fmt.format(entry['high'])}]"
+    counted = entry.get("k") is not None and entry.get("n") is not None
+    fmt = "{:.0%}" if (counted if percent is None else percent) else "{:.3f}"
+    text = f"{fmt.format(entry['mean'])} [{fmt.format(entry['low'])}, {fmt.format(entry['high'])}]"
+    return f"{text} ({entry['k']} of {entry['n']})" if counted else text
 
 
 def scores_in(summary: dict) -> list[str]:
@@ -47,8 +52,8 @@ def _error_bar(entries: Sequence[Optional[dict]]) -> tuple[list, dict]:
 
 def build_score_intervals(summary: dict) -> go.Figure:
     """One panel per score (deletion, insertion, ROAD): each method's mean over the images with its
-    95% bootstrap interval as an error bar, the random map in grey. Without scores, the seconds
-    per image instead."""
+    95% bootstrap interval as an error bar, the random map in grey; the hover says how many images
+    were not scored. Without scores, the seconds per image instead."""
     titles = _titles(summary)
     scores = scores_in(summary) or ["seconds"]
     names = {**SCORE_TITLES, "seconds": "Seconds per image ↓"}
@@ -59,8 +64,9 @@ def build_score_intervals(summary: dict) -> go.Figure:
         fig.add_trace(go.Bar(
             x=[titles[m] for m in methods], y=means, error_y=errors, name=names[score], showlegend=False,
             marker_color=[_RANDOM_COLOR if m == RANDOM else _METHOD_COLOR for m in methods],
-            customdata=[[summary["methods"][m][score].get("n")] for m in methods],
-            hovertemplate="%{x}: %{y:.3f} (95% CI in the bar, %{customdata[0]} images)<extra></extra>",
+            customdata=[[summary["methods"][m][score].get("n"), _not_scored(summary["methods"][m][score])]
+                        for m in methods],
+            hovertemplate="%{x}: %{y:.3f} (95% CI in the bar, %{customdata[0]} images%{customdata[1]})<extra></extra>",
         ), row=1, col=col)
     n = summary.get("explained", 0)
     fig.update_layout(title=f"Scores over {n} image{'s' * (n != 1)}: means with 95% bootstrap intervals",
@@ -68,17 +74,26 @@ def build_score_intervals(summary: dict) -> go.Figure:
     return fig
 
 
+def _not_scored(entry: Optional[dict]) -> str:
+    """', 3 not scored' for an entry with images left out for want of a score, else ''."""
+    count = (entry or {}).get("not_scored") or 0
+    return f", {count} not scored" if count else ""
+
+
 def build_win_rates(summary: dict) -> go.Figure:
     """Grouped bars: per method and score, the share of images where the method's map scores
-    better than the random map on the same image, with its 95% interval; a dashed line at 50%."""
+    better than the random map on the same image (over the images where both have a score), with
+    its 95% interval (Wilson's for summaries that carry counts); a dashed line at 50%."""
     titles = _titles(summary)
     fig = go.Figure()
     methods = [m for m in summary.get("methods", {}) if m != RANDOM]
     for score in scores_in(summary):
         entries = [summary["methods"][m].get(f"{score}_win_rate") for m in methods]
         means, errors = _error_bar(entries)
+        counts = [[e.get("k"), e.get("n")] if e and e.get("k") is not None else ["?", "?"] for e in entries]
         fig.add_trace(go.Bar(x=[titles[m] for m in methods], y=means, error_y=errors, name=SCORE_TITLES[score],
-                             hovertemplate=f"%{{x}} beats random on {SCORE_TITLES[score]}: %{{y:.0%}}<extra></extra>"))
+                             customdata=counts, hovertemplate=f"%{{x}} beats random on {SCORE_TITLES[score]}: "
+                             "%{y:.0%} (%{customdata[0]} of %{customdata[1]} images)<extra></extra>"))
     fig.add_hline(y=0.5, line_dash="dash", line_color=_RANDOM_COLOR, annotation_text="chance")
     fig.update_layout(title="How often each map beats the random map on the same image", barmode="group",
                       yaxis=dict(range=[0, 1.05], tickformat=".0%"), height=380, template="plotly_white",
@@ -87,13 +102,24 @@ def build_win_rates(summary: dict) -> go.Figure:
 
 
 def win_rate_table(summary: dict) -> dict[str, list[str]]:
-    """{column: values}: each method's win rate against the random map per score, with its interval."""
+    """{column: values}: each method's win rate against the random map per score, with its interval
+    and count; a "not scored" column when some images of a method or the random map have no score
+    (they are left out of its means and win rates)."""
     titles = _titles(summary)
-    methods = [m for m in summary.get("methods", {}) if m != RANDOM]
+    entries = summary.get("methods", {})
+    methods = [m for m in entries if m != RANDOM]
+    scores = scores_in(summary)
     table = {"method": [titles[m] for m in methods]}
-    for score in scores_in(summary):
+    for score in scores:
         table[f"beats random on {SCORE_TITLES[score]}"] = [
-            interval_text(summary["methods"][m].get(f"{score}_win_rate"), percent=True) for m in methods]
+            interval_text(entries[m].get(f"{score}_win_rate"), percent=True) for m in methods]
+    missing = {m: ", ".join(f"{SCORE_TITLES[s]} {entries[m][s]['not_scored']}" for s in scores
+                            if (entries[m].get(s) or {}).get("not_scored"))
+               for m in methods + [RANDOM] if m in entries}
+    if any(missing.values()):
+        table["not scored"] = [missing[m] or "–" for m in methods]
+        if missing.get(RANDOM):
+            table["not scored"] = [f"{text}; random map: {missing[RANDOM]}" for text in table["not scored"]]
     return table
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 import json
+import math
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -48,23 +50,54 @@ def _summary_table(summary: dict) -> str:
 
 
 def dataset_report_html(rows: Sequence[dict], summary: dict) -> str:
-    """The dataset run's index.html (see the module docstring)."""
+    """The dataset run's index.html (see the module docstring). Every text is escaped for where it
+    goes: HTML text for the header and the table, and in the embedded JSON every `<`, `>` and `&`
+    (so no file name or label can close the script or open a comment), with NaN and infinities as null."""
     settings = summary.get("settings", {})
     facts = [f"{summary.get('explained', 0)} of {summary.get('files', 0)} files explained",
              f"{summary.get('refused', 0)} refused",
              f"model {settings.get('model', '?')}", f"layer {', '.join(settings.get('layers', []))}"]
+    if summary.get("fingerprint"):
+        facts.append(f"model fingerprint {summary['fingerprint']}")
     if settings.get("target") is not None:
         facts.append(f"target {summary.get('target_label') or settings['target']}")
     if (summary.get("seconds_per_image") or {}).get("mean") is not None:
         facts.append(f"{summary['seconds_per_image']['mean']:.3f} s per image (every method, its share of the batch)")
     if "accuracy" in summary:
         facts.append(f"accuracy {interval_text(summary['accuracy'])}")
-    data = json.dumps({"rows": list(rows), "methods": list(settings.get("methods", [])),
-                       "titles": {m: e.get("title", m) for m, e in summary.get("methods", {}).items()},
-                       "low": LOW_CONFIDENCE}, default=float).replace("</", "<\\/")
-    title = f"Explanations: {summary.get('input', 'dataset')}"
-    return TEMPLATE.replace("{{title}}", html.escape(title)).replace("{{facts}}", html.escape(" · ".join(facts))) \
-        .replace("{{summary}}", _summary_table(summary)).replace("{{data}}", data)
+    if summary.get("accuracy_note"):
+        facts.append(summary["accuracy_note"])
+    data = script_json({"rows": list(rows), "methods": list(settings.get("methods", [])),
+                        "titles": {m: e.get("title", m) for m, e in summary.get("methods", {}).items()},
+                        "low": LOW_CONFIDENCE})
+    parts = {"title": html.escape(f"Explanations: {summary.get('input', 'dataset')}"),
+             "facts": html.escape(" · ".join(facts)), "summary": _summary_table(summary), "data": data}
+    return _SLOT.sub(lambda m: parts[m.group(1)], TEMPLATE)  # one pass: no text can fill another slot
+
+
+#: A slot of `TEMPLATE`.
+_SLOT = re.compile(r"\{\{(title|facts|summary|data)\}\}")
+#: Characters that must not appear raw inside a <script> block (an HTML parser reads `</script>`,
+#: `<!--` before JSON.parse does).
+_SCRIPT_UNSAFE = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+
+
+def script_json(value: object) -> str:
+    """`value` as JSON for a `<script type="application/json">` block: `<`, `>` and `&` escaped as
+    \\u003c, \\u003e and \\u0026 (JSON.parse reads them back as they were), NaN and infinities as null."""
+    return json.dumps(_finite(value), allow_nan=False).translate(_SCRIPT_UNSAFE)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (int, str, bool)) or value is None:
+        return value
+    return _finite(float(value))  # numpy scalars
 
 
 def image_report_html(
@@ -118,7 +151,8 @@ table.summary td,table.summary th{border:1px solid #ccc;padding:.3rem .6rem;font
 <h1>{{title}}</h1><p>{{facts}}</p>
 <h2>Methods over the dataset</h2>
 <p>Means with 95% bootstrap intervals; "beats random" is the share of images where the method's map
-scores better than the random map on the same image (deletion: lower is better; insertion and ROAD: higher).</p>
+scores better than the random map on the same image, with its 95% Wilson interval (deletion: lower is
+better; insertion and ROAD: higher).</p>
 {{summary}}
 <h2>Gallery</h2>
 <div id="controls">
@@ -169,4 +203,4 @@ render();
 """
 
 
-__all__ = ["dataset_report_html", "image_report_html", "write_dataset_report"]
+__all__ = ["dataset_report_html", "image_report_html", "script_json", "write_dataset_report"]
