@@ -227,3 +227,13 @@ def test_a_failed_ray_job_exits_1_with_one_sentence(ray_session, few_images, tmp
                        "--model", "efficientnet_lite0"])
     printed = capsys.readouterr().err
     assert status == 1 and printed.startswith("error: ") and "gone.pt" in printed and "Traceback" not in printed
+
+
+def test_the_driver_holds_no_image_bytes(images):
+    """The records handed to Ray carry paths and keys only (the actors read the files), so the
+    driver's memory does not grow with the input (before, every file's bytes sat in one table)."""
+    records = [dataset.read_record(s, "0" * 16) for s in dataset.list_inputs(str(images))[1]]
+    table = ray_engine._records_table(records)
+    assert table.column_names == list(ray_engine.RECORD_COLUMNS) and "data" not in table.column_names
+    assert table.num_rows == 13 and table.nbytes < 400 * table.num_rows
+    assert sum(path.stat().st_size for path in images.rglob("*") if path.is_file()) > 100 * table.nbytes
