@@ -95,15 +95,24 @@ def test_non_images_are_refused(data):
 
 def test_truncated_image_is_refused(cat_path):
     data = cat_path.read_bytes()
-    with pytest.raises(xai_core.InvalidImageError, match="damaged or truncated"):
+    with pytest.raises(xai_core.InvalidImageError, match="damaged or truncated") as info:
         xai_core.load_image(data[: len(data) // 2])
+    assert "(" not in str(info.value) and "bytes not processed" not in str(info.value)  # our words, not Pillow's
 
 
-def test_decompression_bomb_is_refused():
-    bomb = encode(Image.new("1", (10_000, 10_000)), "PNG")  # 100 megapixels in a few kB
+@pytest.mark.parametrize("side", [10_000, 14_000])  # 100 megapixels; 196, over Pillow's own 179 limit
+def test_decompression_bomb_is_refused_with_our_limit(side):
+    import warnings
+
+    bomb = encode(Image.new("1", (side, side)), "PNG")  # megapixels in a few kB
     assert len(bomb) < 100_000
-    with pytest.raises(xai_core.InvalidImageError, match="too large"):
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(xai_core.InvalidImageError) as info:
+        warnings.simplefilter("always")
         xai_core.load_image(bomb)
+    message = str(info.value)
+    assert message.startswith("The image is too large to decode safely") and "limit is 64 megapixels" in message
+    assert f"{side * side / 1e6:.0f} megapixels" in message and "178956970" not in message
+    assert message.count("(") <= 1 and [w for w in caught if "DecompressionBomb" in type(w.message).__name__] == []
 
 
 def test_missing_path(tmp_path):

@@ -21,7 +21,7 @@ from .methods import device_cams
 from .methods.cam_classes import HeadAblationCAM
 from .methods.cost import observe
 from .methods.shared_pass import (apply_reshape, caller_grads_kept, default_tta, deaugment_mean, library_cam,
-                                  run_shared_pass)
+                                  release_capture, run_shared_pass)
 from .models import GuardedModule, LayerArg, ModelHandle, guard, layer_names
 from .predict import Prediction
 
@@ -294,7 +294,7 @@ def _fullgrad(handle: ModelHandle, x: torch.Tensor, target: int, aug_smooth: boo
         try:
             result = cam(x, [ClassifierOutputTarget(target)], aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)
         finally:
-            cam.activations_and_grads.release()
+            release_capture(cam.activations_and_grads)
     return torch.clamp(torch.from_numpy(np.float32(result[0])), 0.0, 1.0).to(handle.device)
 
 

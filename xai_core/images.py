@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import warnings
 from typing import BinaryIO, Optional, Union
 
 import numpy as np
@@ -36,7 +38,11 @@ def load_image(source: ImageSource) -> Image.Image:
         return _to_rgb(source)
     stream = _open_stream(source)
     try:
-        with Image.open(stream) as img:
+        with warnings.catch_warnings():
+            # Pillow warns above its own limit (89 megapixels); ours is lower and refused in one sentence
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(stream)
+        with opened as img:
             _check_size(img.size)
             original = img.size
             scale = (WORK_PIXELS / (original[0] * original[1])) ** 0.5
@@ -53,14 +59,18 @@ def load_image(source: ImageSource) -> Image.Image:
             return img
     except InvalidImageError:
         raise
-    except Image.DecompressionBombError as err:
-        raise InvalidImageError(f"The image is too large to decode safely ({err}).") from None
+    except Image.DecompressionBombError as err:  # over Pillow's hard limit (179 megapixels), so over ours
+        pixels = re.search(r"(\d+) pixels", str(err))
+        size = f"{int(pixels.group(1)) / 1e6:.0f} megapixels" if pixels else "too many pixels"
+        raise InvalidImageError(f"The image is too large to decode safely: {size}, where the limit is "
+                                f"{MAX_PIXELS // 1_000_000} megapixels.") from None
     except UnidentifiedImageError:
         raise InvalidImageError(
             "This file is not an image we can read; use a PNG, JPEG, WebP, BMP, GIF or TIFF photo."
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, TypeError) as err:
-        raise InvalidImageError(f"The image file is damaged or truncated and cannot be decoded ({err}).") from None
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError):  # Pillow's wording is not for our users
+        raise InvalidImageError("The image file is damaged or truncated and cannot be decoded; choose another "
+                                "file.") from None
 
 
 def downscaled_from(image: Image.Image) -> Optional[tuple[int, int]]:
@@ -134,8 +144,8 @@ def _check_size(size: tuple[int, int]) -> None:
         raise InvalidImageError("The image has no pixels.")
     if width * height > MAX_PIXELS:
         raise InvalidImageError(
-            f"The image is too large to decode safely ({width}x{height} pixels; "
-            f"the limit is {MAX_PIXELS // 1_000_000} megapixels)."
+            f"The image is too large to decode safely: {width}x{height} pixels "
+            f"({width * height / 1e6:.0f} megapixels), where the limit is {MAX_PIXELS // 1_000_000} megapixels."
         )
 
 

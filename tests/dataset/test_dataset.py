@@ -75,6 +75,8 @@ def test_a_run_writes_a_row_per_file_maps_summary_and_report(lite, tmp_path):
         single.top[0].probability, abs=1e-5)
     for row in good:
         assert row["true_label"] in ("cat", "other") and row["seconds"] > 0
+        # the image's whole share: decoding, both maps, the faithfulness scores (slower than the maps)
+        assert row["seconds"] > 2 * (row["gradcam_seconds"] + row["layercam_seconds"])
         for m in ("gradcam", "layercam", "random"):
             assert 0 <= row[f"{m}_deletion_auc"] <= 1 and 0 <= row[f"{m}_insertion_auc"] <= 1
         for name in (f"{row['key']}.jpg", f"{row['key']}_gradcam.png", f"{row['key']}_layercam.png"):
@@ -93,6 +95,7 @@ def test_a_run_writes_a_row_per_file_maps_summary_and_report(lite, tmp_path):
     assert "accuracy" not in summary and summary["accuracy_note"] == "folder names are not the model's classes: 0 of 2 match"
     page = (out / "index.html").read_text()
     assert "other/broken.jpg" in page and good[0]["key"] in page
+    assert "map and the faithfulness scores and the pictures written: each image" in page
     assert str(tmp_path) not in page
 
 
@@ -114,6 +117,7 @@ def test_rerun_skips_done_files_and_a_killed_run_loses_at_most_its_batch(lite, t
     first = _rows(out)
     done = dataset.run(lite, str(root), str(out), ["gradcam"], batch_size=2)
     assert (done.skipped, done.explained) == (5, 4)
+    assert done.line().startswith("Nothing to do: all 5 files were done before with these settings")
     assert _rows(out) == first
     ImageOps.mirror(Image.open(PHOTOS[0])).save(root / "cat" / PHOTOS[0].name)  # a changed file runs again
     changed = dataset.run(lite, str(root), str(out), ["gradcam"], batch_size=2)
@@ -136,6 +140,11 @@ def test_the_batch_command(lite, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert status == 0 and out.strip().splitlines()[-1].startswith("Explained 4 files, refused 1")
     assert "images/s" in err and "Traceback" not in err
+    again = cli.main(["batch", "--input", str(root), "--output", str(tmp_path / "out"), "--method", "gradcam",
+                      "--model", "efficientnet_lite0"])
+    out, err = capsys.readouterr()
+    assert again == 0 and out.strip().splitlines()[-1].startswith("Nothing to do: all 5 files")
+    assert "nothing to do" in err and "0/0" not in err and "starting" not in err
     assert cli.main(["batch", "--input", str(tmp_path / "none"), "--output", str(tmp_path / "o2")]) == 2
     assert "neither a folder" in capsys.readouterr().err
     assert cli.main(["batch", "--input", str(root), "--output", str(tmp_path / "o3"), "--target", "no such class",

@@ -3,6 +3,8 @@ inferred `reshape_transform` and equals pytorch-grad-cam given the hand-written 
 
 from __future__ import annotations
 
+import gc
+import sys
 from functools import lru_cache
 
 import numpy as np
@@ -82,14 +84,17 @@ def test_shapleycam_works_where_the_library_raises(source):
     assert got["shapleycam"].shape == (SIDE, SIDE) and np.isfinite(got["shapleycam"]).all()
     assert got["shapleycam"].max() > 0
     assert no_hooks(h.module) and all(p.grad is None for p in h.module.parameters())
+    unraisable, hook = [], sys.unraisablehook
+    sys.unraisablehook = unraisable.append  # e.g. an exception in the library's BaseCAM.__del__
     try:
-        with pytest.raises((ValueError, RuntimeError)):  # "Invalid activation shape"; then its release fails
+        with pytest.raises(ValueError):  # "Invalid activation shape" (ViT), "could not be broadcast" (Swin)
             library_map(h, "shapleycam", [h.default_layer], h.preprocess(IMAGE), 3,
                         reshape_transform=hand_written(source))
-    finally:  # the failed library call leaves its hooks on the shared test model
-        for m in h.module.modules():
-            m._forward_hooks.clear()
-        h.module.zero_grad(set_to_none=True)
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    # the library's hooks released the way it expects, even on its reshaped (view) gradients
+    assert unraisable == [] and no_hooks(h.module) and all(p.grad is None for p in h.module.parameters())
 
 
 def test_transformer_note_suggests_the_gradient_free_methods():

@@ -34,6 +34,10 @@ class RateBar:
         self._started = None
 
     def __call__(self, done: int, total: int) -> None:
+        if total == 0:
+            sys.stderr.write("  images: nothing to do, every file was done before with these settings\n")
+            sys.stderr.flush()
+            return
         now = time.perf_counter()
         if self._started is None:
             self._started = now

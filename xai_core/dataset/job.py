@@ -16,7 +16,7 @@ from ..methods import get_method
 from ..models import ModelHandle
 from .inputs import list_inputs
 from .ray_engine import run_ray
-from .records import compute_batch, copy_row, read_record, save_pictures
+from .records import compute_batch, copy_row, read_record, store_pictures
 from .settings import NOT_EXPLAINED, JobResult, Settings
 from .store import finish, read_rows, write_part
 
@@ -118,8 +118,7 @@ def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size:
 
 
 def _store(out: Path, rows: list[dict], pictures: list, settings: Settings) -> list[dict]:
-    save_pictures(str(out), pictures)
-    write_part(out, rows, settings)
+    write_part(out, store_pictures(str(out), rows, pictures), settings)
     return rows
 
 

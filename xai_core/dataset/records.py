@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -88,7 +89,17 @@ def explain_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     ones in one `explain_batch` (and `evaluate_batch` with `settings.evaluate`), write their maps
     under `out_dir/maps`, and return one row per record (an error row for a refused file), in order."""
     rows, pictures = compute_batch(handle, records, settings)
+    return store_pictures(out_dir, rows, pictures)
+
+
+def store_pictures(out_dir: str, rows: list[dict], pictures: Sequence[tuple]) -> list[dict]:
+    """`save_pictures`, its time shared among the explained rows' `seconds`; returns `rows`."""
+    started = time.perf_counter()
     save_pictures(out_dir, pictures)
+    share = (time.perf_counter() - started) / max(1, len(pictures))
+    for row in rows:
+        if row["error"] is None:
+            row["seconds"] += share
     return rows
 
 
@@ -120,6 +131,7 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     the picture the maps belong to, {method: map}) per explained record). `batch_size` images per
     forward (default: all at once); `progress(done, total)` counts the images explained, then (with
     evaluation) scored; returning False cancels (raises `Cancelled`)."""
+    started = time.perf_counter()
     rows: list[Optional[dict]] = [None] * len(records)
     good = []
     for i, (record, decoded) in enumerate(zip(records, worker_pool().map(_decode, records))):
@@ -147,8 +159,9 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
             rows[i] = _row(records[i], settings, error=f"{NOT_EXPLAINED} {err}")
         return rows, []
     pictures = []
+    share = (time.perf_counter() - started) / len(good)  # decoding, the maps and the scores: the image's share
     for n, (i, _) in enumerate(good):
-        rows[i] = _explained_row(records[i], settings, explanations[n], scores[n] if scores else None)
+        rows[i] = _explained_row(records[i], settings, explanations[n], scores[n] if scores else None, share)
         pictures.append((records[i]["key"], explanations[n].image, explanations[n].maps))
     return rows, pictures
 
@@ -173,11 +186,11 @@ def _row(record: dict, settings: Settings, error: Optional[str] = None) -> dict:
     return row
 
 
-def _explained_row(record: dict, settings: Settings, explanation, evaluation) -> dict:
+def _explained_row(record: dict, settings: Settings, explanation, evaluation, seconds: float) -> dict:
     row = _row(record, settings)
     for method in explanation.maps:
         row[f"{method}_seconds"] = float(explanation.timings.get(method, 0.0))  # the method's own work
-    row["seconds"] = float(explanation.timings["total"])  # the image's share of its batch, shared pass included
+    row["seconds"] = float(seconds)  # the image's share of its batch: decoding, every method, the scores
     top = explanation.top[:TOP_K]
     row.update(label=top[0].label, probability=float(top[0].probability),
                top5_labels=[p.label for p in top], top5_probabilities=[float(p.probability) for p in top],
@@ -190,4 +203,4 @@ def _explained_row(record: dict, settings: Settings, explanation, evaluation) ->
 
 
 __all__ = ["OUT_OF_MEMORY", "compute_batch", "compute_records", "copy_row", "explain_records", "read_record",
-           "record_bytes", "row_key", "save_pictures"]
+           "record_bytes", "row_key", "save_pictures", "store_pictures"]

@@ -53,14 +53,18 @@ class JobResult:
     pruned: int = 0
 
     def line(self) -> str:
-        """The last line the CLI prints."""
+        """The last line the CLI prints (a rerun with nothing to do says so)."""
+        pruned = f"; removed {self.pruned} pictures of files no longer in the input" if self.pruned else ""
+        files = self.explained + self.refused + self.failed
+        if files and self.skipped >= files:
+            return (f"Nothing to do: all {files} files were done before with these settings ({self.explained} "
+                    f"explained, {self.refused + self.failed} not){pruned}; results in {self.output}.")
         done = f"Explained {self.explained} file{'s' * (self.explained != 1)}"
         refused = f"refused {self.refused} (see the error column of results.parquet)"
         skipped = f"; {self.skipped} already done were skipped" if self.skipped else ""
         copied = (f"; {self.copied} with the same content as another file reused its results" if self.copied
                   else "")
         failed = f"; {self.failed} readable file{'s' * (self.failed != 1)} failed" if self.failed else ""
-        pruned = f"; removed {self.pruned} pictures of files no longer in the input" if self.pruned else ""
         return f"{done}, {refused}{skipped}{copied}{failed}{pruned}; results in {self.output}."
 
 

@@ -13,7 +13,7 @@ from pytorch_grad_cam.ablation_layer import AblationLayerVit
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST, ClassifierOutputTarget
 
 from .._names import split_names
-from .shared_pass import caller_grads_kept, second_order_attention
+from .shared_pass import caller_grads_kept, release_capture, second_order_attention
 from .registry import PERTURBATION, get_method
 from ..models import ModelHandle
 
@@ -58,4 +58,5 @@ def library_map(
             target_fn = ClassifierOutputReST(target) if method == "shapleycam" else ClassifierOutputTarget(target)
             return cam(x, [target_fn], aug_smooth=aug_smooth, eigen_smooth=eigen_smooth)[0]
     finally:
-        base.activations_and_grads.release()
+        release_capture(base.activations_and_grads)
+

@@ -81,6 +81,16 @@ def caller_grads_kept(module: nn.Module) -> Iterator[None]:
             p.grad = grad
 
 
+def release_capture(captured) -> None:
+    """pytorch-grad-cam's own `ActivationsAndGradients.release` (its hooks removed, its tensors
+    detached and dropped), on copies of what it recorded: its in-place `detach_` refuses views (a
+    reshaped transformer layer's gradients), and would raise here and again from `BaseCAM.__del__`."""
+    for name in ("activations", "gradients"):
+        setattr(captured, name, [t.detach().clone() if isinstance(t, torch.Tensor) else t
+                                 for t in getattr(captured, name)])
+    captured.release()
+
+
 class _Captured:
     """Stands in for pytorch-grad-cam's `ActivationsAndGradients` (which would register its own
     hooks): it only hands over what the shared pass captured. As the library's does, it applies

@@ -66,8 +66,8 @@ def resolve(spec: ModelSpec, record: WeightsRecord, path: Optional[str], progres
                          f"torchvision {record.tag}, downloaded from {record.url} into the torch hub cache", cached)
 
 
-#: Where torch hub's cache is, in general terms (the server's own path is never shown).
-CACHE_FOLDER = "the checkpoints folder of the server's torch hub cache ($TORCH_HOME/hub/checkpoints, by default ~/.cache/torch/hub/checkpoints)"
+#: Where torch hub's cache is, in general terms (a server's own path is never shown).
+CACHE_FOLDER = "the checkpoints folder of the torch hub cache ($TORCH_HOME/hub/checkpoints, by default ~/.cache/torch/hub/checkpoints)"
 
 
 def how_to_get(spec: ModelSpec, record: WeightsRecord) -> str:

@@ -62,7 +62,9 @@ def dataset_report_html(rows: Sequence[dict], summary: dict) -> str:
     if settings.get("target") is not None:
         facts.append(f"target {summary.get('target_label') or settings['target']}")
     if (summary.get("seconds_per_image") or {}).get("mean") is not None:
-        facts.append(f"{summary['seconds_per_image']['mean']:.3f} s per image (every method, its share of the batch)")
+        scored = " and the faithfulness scores" if settings.get("evaluate") else ""
+        facts.append(f"{summary['seconds_per_image']['mean']:.3f} s per image (decoding, every method's map{scored} "
+                     "and the pictures written: each image's share of its batch)")
     if "accuracy" in summary:
         facts.append(f"accuracy {interval_text(summary['accuracy'])}")
     if summary.get("accuracy_note"):
