@@ -66,6 +66,7 @@ def test_cam_json_is_alone_on_stdout_with_the_documented_keys(cam_run, out):
 def test_offline_notice_is_one_stderr_line(cam_run):
     notes = [line for line in cam_run.stderr.splitlines() if line.startswith("note: ")]
     assert len(notes) == 1 and "EfficientNet-Lite0" in notes[0]
+    assert "torch hub cache" in notes[0] and "server" not in notes[0]  # a CLI user has a cache, not a server
 
 
 def test_several_methods_write_one_file_each(out):
