@@ -4,6 +4,7 @@ Widgets and layout only; computing goes through the cached wrappers in `_state`.
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from contextlib import contextmanager
@@ -102,16 +103,26 @@ def method_picker(label: str, options: list[str], key: str, help: str) -> list[s
     return [m for m in options if m in chosen]
 
 
+def fitted_caption(text: str) -> None:
+    """A caption on one line that ends with an ellipsis where its column is too narrow, the whole text
+    on hover (Streamlit's captions break inside a long word, e.g. a file name, in a narrow column)."""
+    escaped = html.escape(text, quote=True)
+    st.markdown(f'<div class="xai-fit" title="{escaped}" style="overflow:hidden;text-overflow:ellipsis;'
+                f'white-space:nowrap;font-size:0.8rem;color:rgba(49,51,63,0.6);text-align:center">{escaped}</div>',
+                unsafe_allow_html=True)
+
+
 def show_chart(fig: go.Figure, name: str, key: str) -> None:
     """An interactive Plotly chart whose toolbar camera saves `name`.png."""
     config = dict(PLOTLY_CONFIG, toImageButtonOptions=dict(figures.PNG_EXPORT, filename=name))
     st.plotly_chart(fig, config=config, key=key, theme=None)
 
 
-def prediction_panel(handle: xai_core.ModelHandle, model: str) -> tuple[int, list]:
+def prediction_panel(handle: xai_core.ModelHandle, model: str, stacked: bool = False) -> tuple[int, list]:
     """Top-5 bars (fewer for a model with fewer classes) and the target choice (one of them, or
-    any class of the model: "why not X?"). Returns (target class index, the top predictions);
-    stops the page on a bad image."""
+    any class of the model: "why not X?"), side by side, or the choice under the bars (`stacked`:
+    in a narrow column). Returns (target class index, the top predictions); stops the page on a bad
+    image."""
     digest, data, _ = S.current_image()
     result = safe(S.predict, handle, model, digest, data)
     if result is None:
@@ -129,7 +140,7 @@ def prediction_panel(handle: xai_core.ModelHandle, model: str) -> tuple[int, lis
     elif query_target is not None:
         st.warning(f"The link's class {query_target} is out of range for this model (0 to {n_classes - 1}); "
                    "explaining its top class.", icon=":material/link_off:")
-    left, right = st.columns([3, 2], gap="large")
+    left, right = (st.container(), st.container()) if stacked else st.columns([3, 2], gap="large")
     with right:
         options = list(range(len(predictions))) + [S.OTHER]
         rank = st.radio(

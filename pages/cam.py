@@ -65,9 +65,10 @@ def _fast_maps(methods, layer, aug, eig, costs) -> xai_core.Explanation | None:
         return P.safe(S.explain, *args)
 
 
-def _slow_maps(methods, layer, aug, eig, costs) -> list[xai_core.Explanation]:
-    """Slow methods, one progress bar each; those estimated above CONFIRM_ABOVE_S show their cost
-    and wait for a go-ahead button first."""
+def _slow_maps(methods, layer, aug, eig, costs) -> tuple[list[xai_core.Explanation], list[str]]:
+    """Slow methods, one progress bar each. Those estimated above CONFIRM_ABOVE_S show their cost and
+    wait for a go-ahead button; the others are computed meanwhile (and the maps already computed stay
+    on screen). Returns (the explanations, the methods still waiting)."""
     run = (digest, model, layer, target, aug, eig)
     pending = [m for m in methods if costs[m].seconds > S.CONFIRM_ABOVE_S and (run, m) not in ss[S.CAM_APPROVED]]
     if pending:
@@ -78,19 +79,20 @@ def _slow_maps(methods, layer, aug, eig, costs) -> list[xai_core.Explanation]:
         with ask.container():
             st.warning(f"Slow methods are waiting for your go-ahead:\n{lines}", icon=":material/hourglass:")
             go = st.button(f"Compute them (about {S.duration(total)})", type="primary", key="run_slow")
-        if not go:
-            return []
-        ask.empty()
-        ss[S.CAM_APPROVED] = ss[S.CAM_APPROVED] | {(run, m) for m in pending}
+        if go:
+            ask.empty()
+            ss[S.CAM_APPROVED] = ss[S.CAM_APPROVED] | {(run, m) for m in pending}
+            pending = []
+    ready = [m for m in methods if m not in pending]
     results = []
-    for i, method in enumerate(methods):
+    for i, method in enumerate(ready):
         title = xai_core.get_method(method).title
-        with P.progress(f"{title} ({i + 1} of {len(methods)})", costs[method].seconds) as report:
+        with P.progress(f"{title} ({i + 1} of {len(ready)})", costs[method].seconds) as report:
             result = P.safe(S.explain, handle, model, digest, data, (method,), target, layer, aug, eig,
                             _progress=report)
         if result is not None:
             results.append(result)
-    return results
+    return results, pending
 
 
 def _collect(explanations: list[xai_core.Explanation], methods: list[str]) -> tuple[dict, dict, list[str]]:
@@ -119,13 +121,16 @@ if costs is None:
 fast = [m for m in methods if not costs[m].slow]
 slow = [m for m in methods if costs[m].slow]
 shared_pass = _fast_maps(fast, layer, aug, eig, costs) if fast else None
-explanations = ([shared_pass] if shared_pass else []) + (_slow_maps(slow, layer, aug, eig, costs) if slow else [])
+slow_results, waiting = _slow_maps(slow, layer, aug, eig, costs) if slow else ([], [])
+explanations = ([shared_pass] if shared_pass else []) + slow_results
 if not explanations:
     st.stop()
 
 maps, seconds, notes = _collect(explanations, methods)
 first = explanations[0]
-st.subheader(f"Why “{first.target_label}” ({S.percent(first.target_probability)})? {len(maps)} methods at {layer}")
+later = f" ({len(waiting)} more waiting for your go-ahead above)" if waiting else ""
+st.subheader(f"Why “{first.target_label}” ({S.percent(first.target_probability)})? "
+             f"{len(maps)} method{'s' * (len(maps) != 1)} at {layer}{later}")
 empty = [t for t, cam in maps.items() if float(cam.max()) == 0.0]
 if empty:
     notes.append(f"Empty maps ({', '.join(empty)}): at {layer}, no region raised the score of "

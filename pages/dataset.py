@@ -196,13 +196,11 @@ def _summary(view: dict) -> None:
     if not summary.get("explained"):
         return
     scored = bool(DF.scores_in(summary))
-    left, right = st.columns([3, 2] if scored else [1, 0.001], gap="medium")
-    with left:
-        P.show_chart(DF.build_score_intervals(summary), "dataset_scores", key="dataset_scores")
+    # one chart under the other: side by side they are too narrow on a 1024 px window
+    P.show_chart(DF.build_score_intervals(summary), "dataset_scores", key="dataset_scores")
     if scored:
-        with right:
-            P.show_chart(DF.build_win_rates(summary), "dataset_win_rates", key="dataset_win_rates")
-        st.dataframe(DF.win_rate_table(summary), hide_index=True, width="stretch", key="dataset_win_table")
+        P.show_chart(DF.build_win_rates(summary), "dataset_win_rates", key="dataset_win_rates")
+        st.table(DF.win_rate_table(summary))  # a static table wraps its cells: it fits any width
         st.caption("A win: the method's map scores better than the random map on the same image (deletion: lower; "
                    "insertion and ROAD: higher). Near 50% is no better than chance.")
     else:
@@ -218,13 +216,14 @@ def _gallery(view: dict) -> None:
         outcomes.update(correct="right", wrong="wrong")
     if any(r.get("error") for r in rows):
         outcomes["refused files"] = "error"
-    cls_col, outcome_col, low_col, sort_col, desc_col = st.columns([1.5, 1.2, 1.3, 1.6, 1], gap="small")
+    cls_col, outcome_col, sort_col = st.columns([1.5, 1.2, 1.6], gap="small")
     cls = cls_col.selectbox("Class", ["all", *DF.classes(rows)], key=f"dataset.cls.{vid}")
     want = outcome_col.selectbox("Prediction", list(outcomes), key=f"dataset.outcome.{vid}")
-    low = low_col.toggle("Low confidence", key=f"dataset.low.{vid}",
-                         help=f"Only the images whose top-1 probability is below {DF.LOW_CONFIDENCE:.0%}.")
     sort = sort_col.selectbox("Sort by", ["path", *DF.sortable_columns(rows)], key=f"dataset.sort.{vid}")
-    desc = desc_col.toggle("Descending", key=f"dataset.desc.{vid}")
+    low_col, desc_col = st.columns(2, gap="small")  # toggles in wide columns: their labels never cut
+    low = low_col.toggle("Low confidence only", key=f"dataset.low.{vid}",
+                         help=f"Only the images whose top-1 probability is below {DF.LOW_CONFIDENCE:.0%}.")
+    desc = desc_col.toggle("Sort descending", key=f"dataset.desc.{vid}")
     shown = DF.sort_rows(DF.filter_rows(rows, None if cls == "all" else cls, outcomes[want], low), sort, desc)
     number = st.number_input("Page", min_value=1, step=1, key=f"dataset.page.{vid}") if len(shown) > PER_PAGE else 1
     page, pages = DF.page_of(shown, number, PER_PAGE)
@@ -242,14 +241,16 @@ def _item(view: dict, row: dict, titles: dict) -> None:
         columns = st.columns([1] * (1 + len(titles)) + [1.6 + 0.25 * len(titles)], gap="small")
         picture = view["picture"]
         image = picture(row)
-        if image:
-            columns[0].image(image, caption=row["path"], width="stretch")
-        else:
-            columns[0].caption(row["path"])
+        with columns[0]:
+            if image:
+                st.image(image, width="stretch")
+            P.fitted_caption(row["path"])
         for column, (method, title) in zip(columns[1:], titles.items()):
             data = picture(row, method)
             if data:
-                column.image(data, caption=title, width="stretch")
+                with column:
+                    st.image(data, width="stretch")
+                    P.fitted_caption(title)
         with columns[-1]:
             _meta(view, row, titles)
 

@@ -20,7 +20,8 @@ ss = st.session_state
 handle, model = P.active_model()
 digest, data, image_name = S.current_image()
 
-n_col, layer_col, opacity_col, cmap_col = st.columns([2, 1.2, 2, 1.2], gap="medium")
+n_col, opacity_col = st.columns(2, gap="medium")  # two rows of two: one row of four cuts a layer's name at 1024 px
+layer_col, cmap_col = st.columns(2, gap="medium")
 n_components = n_col.slider("Number of concepts", 2, 10, **S.bind(S.DFF_N))
 if ss[S.DFF_LAYER] not in handle.layers:
     ss[S.DFF_LAYER] = handle.default_layer
@@ -35,14 +36,16 @@ with st.spinner("Factorizing the features...", show_time=True):
 if result is None:
     st.stop()
 
-overview_col, bars_col = st.columns([3, 2], gap="large")
+colors = figures.concept_colors(result.image, result.heatmaps)  # each in contrast with the image beneath it
+overview_col, bars_col = st.columns(2, gap="large")  # halves: the bars keep room for their labels at 1024 px
 with overview_col:
     st.subheader("Dominant concept per pixel")
-    overview = figures.build_dff_overview(result.image, result.heatmaps, result.labels, opacity=max(opacity, 0.3))
+    overview = figures.build_dff_overview(result.image, result.heatmaps, result.labels, opacity=max(opacity, 0.3),
+                                          colors=colors)
     P.show_chart(overview, f"dff_{image_name.rsplit('.', 1)[0]}_overview", key="dff_overview")
 with bars_col:
     st.subheader("What each concept means")
-    bars = figures.build_concept_bars(result.labels)
+    bars = figures.build_concept_bars(result.labels, colors)
     P.show_chart(bars, "dff_concepts", key="dff_bars")
     st.caption(f"{len(result.labels)} concepts at {layer}, computed in {S.duration(result.timings['total'])} "
                f"(NMF {S.duration(result.timings['nmf'])}).")

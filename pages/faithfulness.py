@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import streamlit as st
 
 import xai_core
@@ -33,7 +34,8 @@ target, predictions = P.prediction_panel(handle, model)
 
 if ss[S.CAM_LAYER] not in handle.layers:
     ss[S.CAM_LAYER] = S.cam_default_layer(handle)
-methods_col, layer_col, steps_col, sanity_col = st.columns([3.2, 1.2, 1.3, 1.5], gap="medium")
+methods_slot = st.container()  # the methods (offered by the layer's costs) go above the other controls
+layer_col, steps_col, sanity_col = st.columns([1.2, 1.3, 1], gap="medium")
 layer = layer_col.selectbox("Target layer", list(handle.layers), **S.bind(S.CAM_LAYER),
                             help="Shared with the CAM page. At a layer that feeds global pooling + a linear "
                             "layer, Grad-CAM, HiResCAM and XGrad-CAM are identical by construction.")
@@ -43,7 +45,7 @@ if costs is None:
 # Methods estimated above the go-ahead threshold are left to the CLI (`python -m xai_core eval`).
 offered = [m for m in xai_core.list_methods() if costs[m].seconds <= S.CONFIRM_ABOVE_S]
 ss[S.EVAL_METHODS] = [m for m in ss[S.EVAL_METHODS] if m in offered]
-with methods_col:
+with methods_slot:
     methods = P.method_picker(
         "Methods", offered, S.EVAL_METHODS,
         help="Methods estimated above 10 s at this layer (e.g. Score-CAM, FullGrad) are scored from the command "
@@ -88,11 +90,9 @@ def show_results(evaluation: xai_core.Evaluation, live: int = 0) -> list:
 
     st.subheader("Scores")
     table = eval_figures.score_table(evaluation, titles)
-    config = {label: st.column_config.NumberColumn(label, help=help_text, format="%.3g")
-              for _, label, _, help_text in eval_figures.SCORE_COLUMNS if label in table}
-    config["method"] = st.column_config.TextColumn(
-        "method", help="The random map is the baseline a map must beat.", pinned=True)
-    st.dataframe(table, column_config=config, hide_index=True, width="stretch", key=key_of("score_table"))
+    _score_frame(table, MAIN_SCORES + ("sanity check",), key_of("score_table"))
+    with st.expander("More scores: ROAD's two orders, the confidence change, the sanity check's correlation"):
+        _score_frame(table, MORE_SCORES, key_of("more_scores"))
     shown = len(table["method"]) - 1
     waiting = [titles[m] for m in methods if "deletion_auc" not in evaluation.scores[m]]
     st.caption(f"{shown} map{'s' * (shown != 1)} and the random baseline" + (
@@ -115,6 +115,32 @@ def show_results(evaluation: xai_core.Evaluation, live: int = 0) -> list:
         else:
             figs.append(("Sanity check", show_sanity(evaluation, key_of)))
     return figs
+
+
+#: The score table's columns (score keys), and the rest, shown in a second table: side by side they
+#: would not fit the page on a 1024 px window. Headers are short; hovering one tells the score.
+MAIN_SCORES, MORE_SCORES = ("deletion_auc", "insertion_auc", "road_combined"), (
+    "road_morf", "road_lerf", "confidence_change", "sanity_spearman")
+SHORT = {"deletion_auc": "Deletion ↓", "insertion_auc": "Insertion ↑", "road_combined": "ROAD ↑",
+         "road_morf": "ROAD MoRF ↓", "road_lerf": "ROAD LeRF ↑", "confidence_change": "Confidence ↑",
+         "sanity_spearman": "Sanity ρ ↓", "sanity check": "sanity"}
+LABELS = {key: label for key, label, _, _ in eval_figures.SCORE_COLUMNS}
+HELPS = {key: f"{label}: {help_text}" for key, label, _, help_text in eval_figures.SCORE_COLUMNS}
+
+
+def _score_frame(table: dict, keys: tuple, key: str) -> None:
+    """The columns `keys` of the score table (method pinned first) as a sortable data frame that fits
+    a narrow window; a score not computed (the random map's sanity check) reads "–", never "None"."""
+    columns = [LABELS.get(k, k) for k in keys if LABELS.get(k, k) in table]
+    frame = pd.DataFrame({c: table[c] for c in ["method", *columns]})
+    numbers = [c for c in columns if c != "sanity check"]
+    config = {LABELS.get(k, k): st.column_config.Column(
+        SHORT[k], help=HELPS.get(k, "Whether the map fails the sanity check (passed / failed)."), width=88)
+        for k in keys if LABELS.get(k, k) in table}
+    config["method"] = st.column_config.TextColumn(
+        "method", help="The random map is the baseline a map must beat.", pinned=True, width=130)
+    styled = frame.style.format({c: "{:.3g}" for c in numbers}, na_rep="–")  # sorting stays numeric
+    st.dataframe(styled, column_config=config, hide_index=True, width="content", key=key)
 
 
 def show_agreement(evaluation: xai_core.Evaluation) -> list:

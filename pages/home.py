@@ -17,6 +17,10 @@ P.page_header(
 )
 
 
+#: The width of a sample's card in the gallery.
+SAMPLE_CARD_PX = 140
+
+
 def _use_sample(name: str) -> None:
     """Gallery button callback: the sidebar shows this sample from the next render on."""
     ss = st.session_state
@@ -29,13 +33,15 @@ st.subheader("1. Pick a photo")
 st.caption("Use a sample below, or upload a photo or take one with the camera in the sidebar.")
 names = S.sample_names()
 digest, data, name = S.current_image()
-for column, sample in zip(st.columns(len(names)), names):
-    with column:
-        sample_data = S.sample_bytes(sample)
-        st.image(S.thumbnail(S.digest_of(sample_data), sample_data), caption=sample, width="stretch")
-        in_use = S.digest_of(sample_data) == digest
-        st.button("In use" if in_use else "Use this", key=f"use:{sample}", on_click=_use_sample, args=(sample,),
-                  type="primary" if in_use else "secondary", disabled=in_use, width="stretch")
+with st.container(horizontal=True, gap="medium"):  # cards of a fixed width that wrap on a narrow window
+    for i, sample in enumerate(names):
+        with st.container(width=SAMPLE_CARD_PX, key=f"sample_card_{i}"):
+            sample_data = S.sample_bytes(sample)
+            st.image(S.thumbnail(S.digest_of(sample_data), sample_data), width="stretch")
+            P.fitted_caption(sample)
+            in_use = S.digest_of(sample_data) == digest
+            st.button("In use" if in_use else "Use this", key=f"use:{sample}", on_click=_use_sample, args=(sample,),
+                      type="primary" if in_use else "secondary", disabled=in_use, width="stretch")
 
 handle, model = P.active_model()
 st.subheader("2. What the model sees and predicts")
@@ -46,10 +52,10 @@ with image_col:
         st.image(image, caption=f"{name}, as the model sees it ({image.shape[1]}x{image.shape[0]} crop)",
                  width="stretch")
 with panel_col:
-    P.prediction_panel(handle, model)
+    P.prediction_panel(handle, model, stacked=True)
 
 st.subheader("3. Explain it")
-left, middle, right = st.columns(3)
-left.page_link("pages/cam.py", label="Compare CAM methods side by side", icon=":material/compare:")
-middle.page_link("pages/dff.py", label="Find the concepts with DFF", icon=":material/category:")
-right.page_link("pages/faithfulness.py", label="Check which map to trust", icon=":material/verified:")
+# one link a line: a link's label never wraps, so side by side they would be cut on a narrow window
+st.page_link("pages/cam.py", label="Compare CAM methods side by side", icon=":material/compare:")
+st.page_link("pages/dff.py", label="Find the concepts with DFF", icon=":material/category:")
+st.page_link("pages/faithfulness.py", label="Check which map to trust", icon=":material/verified:")

@@ -124,6 +124,25 @@ def test_slow_method_waits_for_go_ahead_with_estimate(app: AppTest, monkeypatch:
     assert not any("Score-CAM" in w.value for w in app.warning)
 
 
+def test_maps_computed_stay_while_a_slow_method_waits(app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ablation-CAM (quick enough) is computed and shown while Score-CAM waits for its go-ahead; the
+    heading counts the maps shown and says one more is waiting."""
+    from pages import _state
+
+    lite = xai_core.load_model("efficientnet_lite0", device="cpu")
+    costs = xai_core.estimate_cost(lite, ["ablationcam", "scorecam"], "stage3")
+    assert costs["ablationcam"].seconds < costs["scorecam"].seconds
+    monkeypatch.setattr(_state, "CONFIRM_ABOVE_S", (costs["ablationcam"].seconds + costs["scorecam"].seconds) / 2)
+    _page(app, "cam")
+    app.selectbox(key="w:cam.layer").set_value("stage3")
+    app.pills(key="w:cam.methods").set_value(["gradcam", "ablationcam", "scorecam"])
+    _run(app)
+    assert [w.value for w in app.warning if "Score-CAM" in w.value]
+    assert _heatmap_names(_chart(app, "cam_grid")) == ["Grad-CAM", "Ablation-CAM"]
+    heading = next(h.value for h in app.subheader if h.value.startswith("Why"))
+    assert heading.endswith("2 methods at stage3 (1 more waiting for your go-ahead above)")
+
+
 def test_quick_slow_method_runs_at_once(app: AppTest) -> None:
     _page(app, "cam")
     app.pills(key="w:cam.methods").set_value(["ablationcam", "gradcam"])
@@ -328,10 +347,6 @@ def test_models_file_model_without_its_checkpoint_falls_back(tmp_path: Path, mon
 
 def test_a_three_class_checkpoint_in_the_dashboard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's worked example: nothing assumes ImageNet's 1000 classes."""
-    from test_catalog import _sources_supported
-
-    if not _sources_supported():
-        pytest.skip("xai_core.load_model does not take 'torchvision:NAME' sources and labels= yet (issue 11, item 1)")
     import shutil
     import sys
 

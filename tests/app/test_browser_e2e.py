@@ -14,14 +14,8 @@ Also a script that refreshes the README screenshots:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -29,52 +23,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: run as a script too
 import _browser  # noqa: E402
-from _browser import CHROMIUM, browser_unavailable, chromium  # noqa: E402,F401  (CHROMIUM: bench_cancel.py's)
+from _browser import CHROMIUM, browser_unavailable, chromium, streamlit_server  # noqa: E402,F401  (CHROMIUM: bench_cancel.py's)
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The sample in use when a session starts (its gallery button reads "In use").
 FIRST = "cat.png"
 SAMPLES = sorted(p.name for p in (ROOT / "assets" / "images").iterdir() if p.suffix in {".png", ".jpg"})
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def streamlit_server(timeout: float = 90, **env_vars: str) -> Iterator[str]:
-    """`streamlit run streamlit_app.py` on a free loopback port (with `env_vars` in its environment);
-    yields its URL, stops it after."""
-    port = _free_port()
-    env = dict(os.environ, XAI_OFFLINE="1", **env_vars)
-    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
-    log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty server can never block on it
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"streamlit exited early:\n{log.read().decode(errors='replace')}")
-            with contextlib.suppress(OSError):
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError("streamlit did not become healthy in time")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def capture(browser, url: str, sample: str, out_dir: Path, dff: bool = False) -> dict:
@@ -89,8 +43,8 @@ def capture(browser, url: str, sample: str, out_dir: Path, dff: bool = False) ->
     page.goto(url, timeout=120_000)
     expect(page.get_by_text("Why did the classifier decide that?").first).to_be_visible(timeout=120_000)
     if sample != FIRST:
-        column = page.locator('[data-testid="stColumn"]').filter(has=page.get_by_text(sample, exact=True))
-        column.get_by_role("button", name="Use this").click(timeout=60_000)  # the gallery button under `sample`
+        card = page.locator('[class*="st-key-sample_card_"]').filter(has=page.get_by_text(sample, exact=True))
+        card.get_by_role("button", name="Use this").click(timeout=60_000)  # the gallery button under `sample`
     expect(page.get_by_text(f"Current image: {sample}")).to_be_visible(timeout=60_000)
     page.get_by_role("link", name="Compare CAM methods").first.click()
     expect(page.get_by_role("heading", name="Compare CAM methods")).to_be_visible(timeout=60_000)

@@ -3,7 +3,9 @@ by `xai_core.dataset.run`, uploaded photos, the hand-over to the CAM page, and n
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -102,7 +104,13 @@ def test_a_results_folder_shows_its_summary_and_gallery(monkeypatch, results_roo
     _run(app)
     rows = xai_core.dataset.read_rows(results_root / "pets")
     expected = [r["path"] for r in sorted((r for r in rows if not r["error"]), key=lambda r: -r["gradcam_deletion_auc"])]
-    assert [i.captions[0] for i in app.main.image][::2] == expected
+    assert _gallery_captions(app)[::2] == expected  # each image's file name, then its map's method
+
+
+def _gallery_captions(app: AppTest) -> list[str]:
+    """The gallery's captions (one line each, the whole text on hover), in the page's order."""
+    return [html.unescape(re.search(r'title="([^"]*)"', m.value).group(1)) for m in app.main.markdown
+            if 'class="xai-fit"' in m.value]
 
 
 def test_no_server_path_on_the_page(monkeypatch, results_root) -> None:
@@ -146,7 +154,7 @@ def test_uploaded_photos_are_explained_scored_and_open_on_the_cam_page(monkeypat
     refused = [w.value for w in app.warning]
     assert len(refused) == 1 and refused[0].startswith("broken.png: ") and "not an image" in refused[0]
     assert len(_open_buttons(app)) == 2 and len(app.main.image) == 6
-    table = app.dataframe[0].value
+    table = app.table[0].value  # the win rates: a static table, which wraps to any width
     assert list(table["method"]) == ["Grad-CAM", "LayerCAM"]
     # a filter change reruns the page without explaining again
     calls = []

@@ -58,8 +58,10 @@ def test_faithfulness_page_scores_the_maps_against_a_random_baseline(app: AppTes
     assert any("2202.00449" in m.value and "1810.03292" in m.value for m in app.markdown)  # the intro
     assert "Egyptian cat" in app.subheader[0].value
     titles = [TITLES[m] for m in METHODS]
-    table = app.dataframe[0].value
-    assert list(table["method"]) == titles + ["random (baseline)"]
+    main, more = (frame.value for frame in app.dataframe)  # the main scores, and the others (an expander)
+    assert list(main["method"]) == list(more["method"]) == titles + ["random (baseline)"]
+    table = main.join(more.drop(columns="method"))
+    assert list(main.columns) == ["method", "Deletion AUC ↓", "Insertion AUC ↑", "ROAD combined ↑", "sanity check"]
     assert {"Deletion AUC ↓", "Insertion AUC ↑", "ROAD combined ↑", "Confidence change ↑", "sanity check"} <= set(table)
     assert set(table["sanity check"][:4]) <= {"passed", "failed"} and table["sanity check"][4] == "-"
     for kind in ("deletion", "insertion"):
@@ -81,7 +83,7 @@ def test_faithfulness_page_scores_the_maps_against_a_random_baseline(app: AppTes
     # partial results were drawn while scoring (each map's curves, then ROAD, then the sanity check) ...
     assert drawn and all(pending for pending, _ in drawn)
     # ... and none of them is left on the page: one table, one chart of each kind, no pending mark
-    assert len(app.dataframe) == 1 and not any(key.startswith("live") for key in _charts(app))
+    assert len(app.dataframe) == 2 and not any(key.startswith("live") for key in _charts(app))
     assert not any(eval_figures.PENDING_MARK in text for text in _texts(app))
     # a rerun with the same settings comes from the cache, and replays no partial result
     calls, drawn[:] = [], []
@@ -91,7 +93,7 @@ def test_faithfulness_page_scores_the_maps_against_a_random_baseline(app: AppTes
     _run(app)
     assert calls == [] and drawn == []
     assert list(app.dataframe[0].value["method"]) == titles + ["random (baseline)"]
-    assert len(app.dataframe) == 1 and not any(key.startswith("live") for key in _charts(app))
+    assert len(app.dataframe) == 2 and not any(key.startswith("live") for key in _charts(app))
     assert not any(eval_figures.PENDING_MARK in text for text in _texts(app))
 
 

@@ -3,7 +3,6 @@ errors, and loading its entries, titled and named by the entry, without any serv
 
 from __future__ import annotations
 
-import inspect
 import shutil
 import sys
 from pathlib import Path
@@ -151,21 +150,8 @@ def test_a_load_error_hides_the_absolute_path(tmp_path: Path, monkeypatch: pytes
     assert "model 1 ('junk')" in str(info.value) and str(tmp_path) not in str(info.value)
 
 
-def _sources_supported() -> bool:
-    """Whether `xai_core.load_model` takes "torchvision:NAME" sources and labels (issue 11, item 1)."""
-    if "labels" not in inspect.signature(xai_core.load_model).parameters:
-        return False
-    try:
-        xai_core.load_model("torchvision:resnet18", weights=None, device="cpu")
-    except UnknownNameError:
-        return False
-    return True
-
-
 def test_the_worked_example_checkpoint_loads_with_its_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """README's "Explain your own model": examples/make_checkpoint.py out/ and examples/models.toml."""
-    if not _sources_supported():
-        pytest.skip("xai_core.load_model does not take 'torchvision:NAME' sources and labels= yet (issue 11, item 1)")
     sys.path.insert(0, str(ROOT / "examples"))
     try:
         from make_checkpoint import CLASSES, make_checkpoint

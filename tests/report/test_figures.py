@@ -97,7 +97,7 @@ def test_dff_overview_colours_pixels_by_dominant_concept(image: np.ndarray) -> N
     z = np.asarray(_of(fig, "heatmap")[0].z, dtype=float)
     assert z[50, 10] == 1 and z[50, 100] == 2 and z[50, 200] == 3
     assert np.isnan(z[5, 5])
-    legend = [t.name for t in _of(fig, "scatter")]
+    legend = [t.name.replace("<br>", " ") for t in _of(fig, "scatter")]  # long entries wrap (a narrow column)
     assert legend == [figures.concept_name(i, LABELS[i], probabilities=True) for i in range(3)]
     assert legend[0] == "Concept 1: tabby 60%, tiger cat 20%"
 
@@ -135,3 +135,34 @@ def test_grid_layouts_for_any_number_of_maps(image: np.ndarray, n: int, columns:
     assert len(_of(fig, "heatmap")) == n
     rows = -(-n // min(columns, n))
     assert fig.layout.height >= 300 * rows
+
+
+def test_dff_colours_keep_contrast_with_the_image_beneath() -> None:
+    """A concept lying on green leaves is not drawn in green: each concept's colour is chosen against
+    the image's colour under it (the palette's own order would give the third concept green)."""
+    side = 60
+    image = np.zeros((side, side, 3), np.uint8)
+    image[:, :20], image[:, 20:40], image[:, 40:] = (240, 240, 240), (20, 20, 20), (44, 160, 44)  # leaves: D3 green
+    heatmaps = np.zeros((3, side, side), np.float32)
+    for i in range(3):
+        heatmaps[i, :, 20 * i:20 * (i + 1)] = 1.0
+    heatmaps[2, :30, 40:] = 0.0  # the concept on the leaves is the smallest
+    assert figures.CONCEPT_COLORS[2].upper() == "#2CA02C"
+    colors = figures.concept_colors(image, heatmaps)
+    lab = figures._lab(np.array([figures._rgb(c) for c in colors], dtype=np.float64))
+    under = figures._lab(np.array([image[0, 0], image[0, 20], image[0, 40]], dtype=np.float64))
+    assert len(set(colors)) == 3 and colors[2].upper() != "#2CA02C"
+    assert (np.linalg.norm(lab - under, axis=1) >= figures.MIN_CONTRAST).all()
+    overview = figures.build_dff_overview(image, heatmaps, [[("leaf", 0.9)]] * 3)
+    bars = figures.build_concept_bars([[("leaf", 0.9)]] * 3, colors)
+    assert [t.marker.color for t in overview.data[2:]] == colors == [t.marker.color for t in bars.data]
+
+
+def test_long_titles_wrap_instead_of_running_past_the_chart() -> None:
+    assert figures.wrapped("How often each map beats the random map on the same image", 30) == \
+        "How often each map beats the<br>random map on the same image"
+    assert figures.wrapped("ShapleyCAM", 4) == "ShapleyCAM"  # never inside a word
+    grid = figures.build_heatmap_grid(np.zeros((8, 8, 3), np.uint8), {"Grad-CAM element-wise": np.zeros((8, 8))} |
+                                      {f"m{i}": np.zeros((8, 8)) for i in range(4)}, columns=5)
+    titles = [a.text for a in grid.layout.annotations]
+    assert titles[0] == "Grad-CAM<br>element-wise" and grid.layout.margin.t > 40

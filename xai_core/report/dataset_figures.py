@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from ..faithfulness import HIGHER_IS_BETTER, RANDOM
 from ..predict import LOW_CONFIDENCE, is_correct
+from .figures import title_margin, wrapped
 
 #: How the figures name the scores, each with which way is better.
 SCORE_TITLES = {"deletion_auc": "Deletion AUC ↓", "insertion_auc": "Insertion AUC ↑", "road_combined": "ROAD combined ↑"}
@@ -69,8 +70,9 @@ def build_score_intervals(summary: dict) -> go.Figure:
             hovertemplate="%{x}: %{y:.3f} (95% CI in the bar, %{customdata[0]} images%{customdata[1]})<extra></extra>",
         ), row=1, col=col)
     n = summary.get("explained", 0)
-    fig.update_layout(title=f"Scores over {n} image{'s' * (n != 1)}: means with 95% bootstrap intervals",
-                      height=380, margin=dict(l=40, r=20, t=80, b=40), template="plotly_white")
+    title = wrapped(f"Scores over {n} image{'s' * (n != 1)}: means with 95% bootstrap intervals", 50)
+    fig.update_layout(title=title, height=380, margin=dict(l=40, r=20, t=title_margin(title) + 45, b=40),
+                      template="plotly_white")
     return fig
 
 
@@ -95,9 +97,10 @@ def build_win_rates(summary: dict) -> go.Figure:
                              customdata=counts, hovertemplate=f"%{{x}} beats random on {SCORE_TITLES[score]}: "
                              "%{y:.0%} (%{customdata[0]} of %{customdata[1]} images)<extra></extra>"))
     fig.add_hline(y=0.5, line_dash="dash", line_color=_RANDOM_COLOR, annotation_text="chance")
-    fig.update_layout(title="How often each map beats the random map on the same image", barmode="group",
-                      yaxis=dict(range=[0, 1.05], tickformat=".0%"), height=380, template="plotly_white",
-                      margin=dict(l=40, r=20, t=60, b=110), legend=dict(orientation="h", y=-0.35))
+    title = wrapped("How often each map beats the random map on the same image", 50)
+    fig.update_layout(title=title, barmode="group", yaxis=dict(range=[0, 1.05], tickformat=".0%"), height=380,
+                      template="plotly_white", margin=dict(l=40, r=20, t=title_margin(title), b=110),
+                      legend=dict(orientation="h", y=-0.35))
     return fig
 
 

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from ..faithfulness import RANDOM
+from .figures import title_margin, wrapped
 
 if TYPE_CHECKING:
     from ..faithfulness import Evaluation
@@ -28,11 +29,12 @@ IDENTICAL_MARK = "≡"
 LOW_PROBABILITY = 0.01
 _FONT = dict(size=15)
 _CURVES = {
-    "deletion": ("Deletion: most important pixels removed first<br><sup>a lower area is better</sup>",
-                 "fraction of pixels removed"),
-    "insertion": ("Insertion: most important pixels put back first<br><sup>a higher area is better</sup>",
+    "deletion": ("Deletion: most important pixels removed first", "a lower area is better", "fraction of pixels removed"),
+    "insertion": ("Insertion: most important pixels put back first", "a higher area is better",
                   "fraction of pixels inserted"),
 }
+#: The curves sit in half-width columns: their titles wrap at this many characters.
+_CURVE_TITLE_CHARS = 28
 #: The score table's columns: (score key, column label, "lower"/"higher" is better, plain-language help).
 SCORE_COLUMNS = (
     ("deletion_auc", "Deletion AUC ↓", "lower",
@@ -71,7 +73,8 @@ def build_curves(evaluation: "Evaluation", kind: str = "deletion",
     methods are shown. Raises `ValueError` for another `kind`."""
     if kind not in _CURVES:
         raise ValueError(f"kind must be one of {', '.join(_CURVES)}, not {kind!r}.")
-    title, x_title = _CURVES[kind]
+    heading, better, x_title = _CURVES[kind]
+    title = f"{wrapped(heading, _CURVE_TITLE_CHARS)}<br><sup>{better}</sup>"
     name = _namer(names)
     x = np.asarray(evaluation.fractions, dtype=float)
     fig = go.Figure()
@@ -91,7 +94,7 @@ def build_curves(evaluation: "Evaluation", kind: str = "deletion",
                           "<extra></extra>",
         ))
     fig.update_layout(
-        title=title, font=_FONT, height=420 + legend_px, margin=dict(l=10, r=10, t=70, b=10 + legend_px),
+        title=title, font=_FONT, height=420 + legend_px, margin=dict(l=10, r=10, t=title_margin(title), b=10 + legend_px),
         plot_bgcolor="white",
         xaxis=dict(title=x_title, range=[0, 1], tickformat=".0%", gridcolor="#eee", automargin=True),
         yaxis=dict(title=f"probability of {evaluation.target_label}", rangemode="tozero", gridcolor="#eee",
@@ -236,9 +239,10 @@ def build_sanity(evaluation: "Evaluation", threshold: float,
     ))
     fig.add_vline(x=threshold, line=dict(color="#444", dash="dot"),
                   annotation_text=f"fails above {threshold:g}", annotation_position="top")
+    title = wrapped("Sanity check: similarity to the map of a randomized model (lower is better)", 44)
     fig.update_layout(
-        title="Sanity check: similarity to the map of a randomized model (lower is better)", font=_FONT,
-        height=170 + 40 * len(checked), margin=dict(l=10, r=10, t=70, b=10), plot_bgcolor="white",
+        title=title, font=_FONT, height=170 + 40 * len(checked), margin=dict(l=10, r=10, t=title_margin(title) + 40,
+                                                                             b=10), plot_bgcolor="white",
         xaxis=dict(range=[min(-0.2, min(values, default=0) - 0.1), 1.1], title="Spearman rank correlation",
                    gridcolor="#eee", automargin=True),
         yaxis=dict(autorange="reversed", automargin=True),

@@ -10,6 +10,7 @@ import base64
 import html
 import io
 import math
+import textwrap
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -28,6 +29,24 @@ PNG_EXPORT = {"format": "png", "scale": 2}
 MAX_HEATMAP_SIDE = 112
 _FONT = dict(size=15)
 _MARGIN = dict(l=10, r=10, t=40, b=10)
+#: Characters of the panel titles of a heatmap grid, over all its columns, on a narrow window.
+_GRID_TITLE_CHARS = 72
+_TITLE_LINE_PX = 20
+#: A concept's colour is at least this far (CIE76 delta E) from the image's colour under it, where
+#: the palette allows (a concept over green leaves is not drawn in green).
+MIN_CONTRAST = 40.0
+
+
+def wrapped(text: str, width: int) -> str:
+    """`text` broken at spaces into lines of at most `width` characters, joined with <br> (Plotly
+    never wraps a title or an annotation: a long one is cut at the chart's edge). Written here:
+    Plotly has no wrapping of its own."""
+    return "<br>".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text
+
+
+def title_margin(title: str, line_px: int = 22, pad: int = 20) -> int:
+    """The top margin a title of `wrapped` lines needs."""
+    return pad + line_px * (title.count("<br>") + 1)
 
 
 def image_uri(image: np.ndarray, quality: int = 90) -> str:
@@ -70,12 +89,12 @@ def build_prediction_bars(
     fig = go.Figure(
         go.Bar(
             x=probs, y=labels, orientation="h", marker_color=colors,
-            text=[f"{p:.1%}" for p in probs], textposition="auto",
+            text=[f"{p:.1%}" for p in probs], textposition="auto", cliponaxis=False,
             hovertemplate="%{y}: %{x:.2%}<extra></extra>",
         )
     )
-    fig.update_layout(
-        height=70 + 40 * max(len(labels), 1), margin=dict(l=10, r=10, t=10, b=10), font=_FONT,
+    fig.update_layout(  # the right margin holds a label drawn beyond a bar near 100%
+        height=70 + 40 * max(len(labels), 1), margin=dict(l=10, r=50, t=10, b=10), font=_FONT,
         xaxis=dict(range=[0, 1], tickformat=".0%", automargin=True),
         yaxis=dict(autorange="reversed", automargin=True), showlegend=False, plot_bgcolor="white",
     )
@@ -101,10 +120,13 @@ def build_heatmap_grid(
     titles = list(maps)
     cols = max(1, min(int(columns), len(titles)))
     rows = math.ceil(len(titles) / cols)
-    total_height = panel_height * rows + 40
-    gap_px = 70 if captions else 45  # room for the caption under a panel and the title of the next
+    # a panel's title wraps to its share of a narrow window (about 1024 px: 72 characters in all)
+    shown = [wrapped(t, max(12, _GRID_TITLE_CHARS // cols)) for t in titles]
+    extra = _TITLE_LINE_PX * (max(t.count("<br>") for t in shown))
+    total_height = panel_height * rows + 40 + extra * rows
+    gap_px = (70 if captions else 45) + extra  # room for the caption under a panel and the title of the next
     vertical = min(gap_px / total_height, 0.9 / (rows - 1)) if rows > 1 else 0.0
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02,
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=shown, horizontal_spacing=0.02,
                         vertical_spacing=vertical)
     source = image_uri(image)
     height, width = image.shape[:2]
@@ -130,8 +152,9 @@ def build_heatmap_grid(
     fig.update_layout(
         coloraxis=dict(colorscale=colorscale, cmin=0.0, cmax=1.0,
                        colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=16, len=0.9)),
-        height=total_height, margin=_MARGIN, font=_FONT, showlegend=False,
-        dragmode="zoom", plot_bgcolor="white",
+        height=total_height, font=_FONT, showlegend=False, dragmode="zoom", plot_bgcolor="white",
+        # the titles' lines above the first row; the captions' line under the last
+        margin=dict(_MARGIN, t=_MARGIN["t"] + extra, b=_MARGIN["b"] + (24 if captions else 0)),
     )
     fig.update_annotations(font_size=15, selector=dict(yref="paper"))
     return fig
@@ -173,11 +196,13 @@ def build_dff_overview(
     *,
     opacity: float = 0.55,
     threshold: float = 0.15,
+    colors: Optional[Sequence[str]] = None,
 ) -> go.Figure:
     """Every pixel coloured by its dominant component (where that component's heatmap exceeds
-    `threshold`), with a legend giving each concept's top labels and probabilities."""
+    `threshold`), with a legend giving each concept's top labels and probabilities. `colors`: one
+    per concept (default: `concept_colors`, chosen against the image's own colours)."""
     k = len(heatmaps)
-    colors = [CONCEPT_COLORS[i % len(CONCEPT_COLORS)] for i in range(k)]
+    colors = list(colors) if colors is not None else concept_colors(image, heatmaps)
     dominant = np.argmax(heatmaps, axis=0).astype(np.float32)
     dominant[np.max(heatmaps, axis=0) < threshold] = np.nan
     scale = []
@@ -193,7 +218,7 @@ def build_dff_overview(
     for i, color in enumerate(colors):
         fig.add_trace(
             go.Scatter(x=[None], y=[None], mode="markers", marker=dict(size=14, color=color, symbol="square"),
-                       name=concept_name(i, labels[i], probabilities=True), showlegend=True)
+                       name=wrapped(concept_name(i, labels[i], probabilities=True), _LEGEND_CHARS), showlegend=True)
         )
     height, width = image.shape[:2]
     _link_image_axes(fig, 1, width, height)
@@ -205,25 +230,71 @@ def build_dff_overview(
     return fig
 
 
-def build_concept_bars(labels: Sequence[Sequence[tuple[str, float]]]) -> go.Figure:
-    """Each concept's top labels with their probabilities as bars, one colour per concept."""
+def build_concept_bars(labels: Sequence[Sequence[tuple[str, float]]],
+                       colors: Optional[Sequence[str]] = None) -> go.Figure:
+    """Each concept's top labels with their probabilities as bars, one colour per concept
+    (`colors`, as `build_dff_overview`'s; default: `CONCEPT_COLORS` in order)."""
+    colors = list(colors) if colors is not None else [CONCEPT_COLORS[i % len(CONCEPT_COLORS)] for i in range(len(labels))]
     fig = go.Figure()
     for i, concept in enumerate(labels):
         names = [f"{i + 1}: {label}" for label, _ in concept]
         probs = [float(p) for _, p in concept]
         fig.add_trace(
             go.Bar(x=probs, y=names, orientation="h", name=f"concept {i + 1}",
-                   marker_color=CONCEPT_COLORS[i % len(CONCEPT_COLORS)],
-                   text=[f"{p:.1%}" for p in probs], textposition="auto",
+                   marker_color=colors[i],
+                   text=[f"{p:.1%}" for p in probs], textposition="auto", cliponaxis=False,
                    hovertemplate="%{y}: %{x:.2%}<extra></extra>")
         )
     rows = sum(len(c) for c in labels)
-    fig.update_layout(
-        height=70 + 28 * max(rows, 1), margin=dict(l=10, r=10, t=10, b=10), font=_FONT, showlegend=False,
+    fig.update_layout(  # the right margin holds a label drawn beyond a bar near 100%
+        height=70 + 28 * max(rows, 1), margin=dict(l=10, r=50, t=10, b=10), font=_FONT, showlegend=False,
         xaxis=dict(range=[0, 1], tickformat=".0%", automargin=True),
         yaxis=dict(autorange="reversed", automargin=True), bargap=0.25, plot_bgcolor="white",
     )
     return fig
+
+
+#: The overview's legend entries wrap at this many characters (it sits in a column).
+_LEGEND_CHARS = 30
+
+
+def concept_colors(image: np.ndarray, heatmaps: np.ndarray, threshold: float = 0.15) -> list[str]:
+    """One colour per concept from `CONCEPT_COLORS`, chosen against the image's own colours: the
+    concepts covering most pixels choose first, each the unused colour farthest (CIE76 delta E)
+    from the image's mean colour where it is the dominant concept, so no concept is drawn in the
+    colour it lies on. Written here: Plotly and matplotlib have no contrast-aware palette."""
+    k = len(heatmaps)
+    palette = list(CONCEPT_COLORS)
+    lab = _lab(np.array([_rgb(c) for c in palette], dtype=np.float64))
+    dominant = np.argmax(heatmaps, axis=0)
+    dominant[np.max(heatmaps, axis=0) < threshold] = -1
+    pixels = _lab(np.asarray(image, dtype=np.float64).reshape(-1, 3))
+    free, chosen = [], {}
+    for i in sorted(range(k), key=lambda i: -int(np.count_nonzero(dominant == i))):
+        free = free or list(range(len(palette)))  # more concepts than colours: the palette again
+        where = (dominant == i).reshape(-1)
+        under = pixels[where].mean(axis=0) if where.any() else pixels.mean(axis=0)
+        distance = np.linalg.norm(lab[free] - under, axis=1)
+        contrasting = np.flatnonzero(distance >= MIN_CONTRAST)  # the palette's order where it contrasts
+        pick = free[int(contrasting[0])] if contrasting.size else free[int(np.argmax(distance))]
+        chosen[i] = palette[pick]
+        free.remove(pick)
+    return [chosen[i] for i in range(k)]
+
+
+def _rgb(color: str) -> tuple[float, float, float]:
+    color = color.lstrip("#")
+    return tuple(int(color[j:j + 2], 16) for j in (0, 2, 4))  # type: ignore[return-value]
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (0-255) [N, 3] to CIELAB [N, 3] (D65)."""
+    c = rgb / 255.0
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = c @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
 
 
 def concept_name(index: int, labels: Sequence[tuple[str, float]], probabilities: bool = False) -> str:
@@ -256,4 +327,4 @@ def _duration(seconds: float) -> str:
 
 __all__ = ["COLORSCALES", "CONCEPT_COLORS", "MAX_HEATMAP_SIDE", "PNG_EXPORT", "build_cam_grid", "build_concept_bars",
            "build_dff_components", "build_dff_overview", "build_heatmap_grid", "build_image", "build_prediction_bars",
-           "concept_name", "heatmap_trace", "image_uri"]
+           "concept_colors", "concept_name", "heatmap_trace", "image_uri", "title_margin", "wrapped"]

@@ -1,0 +1,251 @@
+"""Every page, ready to demo at any width: a real browser (Debian's Chromium through Playwright)
+looks at every element of the Start, CAM, DFF, Faithfulness and Dataset pages, each with an image
+or a finished run on screen, and at the dataset report (index.html), at 1024, 1280 and 1920 px. It
+fails when
+
+- an element's text is clipped (wider than a box that hides its overflow) or its box falls outside
+  the window;
+- a control is out of sight in a strip that does not show it, a box scrolls sideways without a
+  scrollbar, or a data table is wider than its box (its faint scrollbar would hide a cut column);
+- a word is broken mid-word;
+- a visible cell reads None or nan;
+- a chart's title or annotation runs past its chart;
+- a page shows a traceback or a server path.
+
+A screenshot of every page at every width is saved in `test-results/page-layout/` (`LAYOUT_SHOTS`
+overrides the folder) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from _browser import chromium, streamlit_server
+from _no_paths import forbidden_strings, leaks
+from conftest import IMAGES, ROOT
+
+
+WIDTHS = (1024, 1280, 1920)
+SHOTS = Path(os.environ.get("LAYOUT_SHOTS", ROOT / "test-results" / "page-layout"))
+RUN = "samples"  # the results folder the Dataset page shows
+
+#: Every problem a person would see, as [kind, text] pairs (see the module docstring). Text nodes
+#: are checked word by word: a word is broken when its letters lie on two lines.
+_AUDIT = r"""() => {
+  const problems = [], width = window.innerWidth;
+  const shown = el => {
+    const s = getComputedStyle(el), r = el.getBoundingClientRect();
+    return s.display !== 'none' && s.visibility !== 'hidden' && parseFloat(s.opacity) > 0.01 && r.width > 2 && r.height > 2;
+  };
+  const text = el => (el.innerText || el.textContent || '').trim().replace(/\s+/g, ' ').slice(0, 60);
+  const hides = s => ['hidden', 'clip'].includes(s.overflowX);
+  const noScrollbar = el => el.offsetHeight - el.clientHeight < 2;
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement, words = node.textContent.trim();
+    if (!words || !el || el.closest('script, style, noscript, svg, [aria-hidden="true"], [role="tooltip"]')) continue;
+    if (!shown(el)) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const box = range.getBoundingClientRect();
+    if (box.width < 1 || box.height < 1) continue;
+    if (box.right > width + 1 || box.left < -1) problems.push(['outside the window', text(el)]);
+    // clipped: the text runs past an ancestor that hides its overflow
+    for (let a = el; a && a !== document.body; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      if (!hides(s) && s.textOverflow !== 'ellipsis') continue;
+      const r = a.getBoundingClientRect();
+      const hover = el.closest('[title]');  // an ellipsis is fine where hovering shows the whole text
+      const told = hover && s.textOverflow === 'ellipsis' && hover.title.trim() === words;
+      if (!told && r.width > 2 && (box.right > r.right + 1 || box.left < r.left - 1 || a.scrollWidth > a.clientWidth + 1)) {
+        if (!seen.has(el)) problems.push(['clipped', text(el)]);
+        seen.add(el);
+      }
+      break;
+    }
+    // words broken mid-word (a break after '-', '/' or '_' is a break at a word's boundary)
+    const re = /[^\s\-\/_]+/g;
+    let m;
+    while ((m = re.exec(node.textContent)) !== null) {
+      if (m[0].length < 2) continue;
+      const word = document.createRange();
+      word.setStart(node, m.index);
+      word.setEnd(node, m.index + m[0].length);
+      const tops = new Set([...word.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top / 4)));
+      if (tops.size > 1) problems.push(['broken mid-word', m[0]]);
+    }
+    if (/^(None|nan|NaN|null|undefined)$/.test(words)) problems.push(['a cell reads ' + words, text(el.parentElement)]);
+  }
+  // a control whose value is wider than its box (a select box's chosen value, a text field's)
+  for (const el of document.querySelectorAll('input, textarea, select')) {
+    if (shown(el) && el.value && el.type !== 'range' && el.scrollWidth > el.clientWidth + 1) problems.push(['value cut', el.value.slice(0, 60)]);
+  }
+  // controls out of sight in a strip that hides them (or scrolls without a scrollbar)
+  for (const el of document.querySelectorAll('button, [role="button"], [role="tab"], input, select, a[href]')) {
+    if (!shown(el)) continue;
+    const r = el.getBoundingClientRect();
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      const strip = hides(s) || (['auto', 'scroll'].includes(s.overflowX) && noScrollbar(a));
+      if (!strip) continue;
+      const b = a.getBoundingClientRect();
+      if (b.width > 2 && (r.right > b.right + 1 || r.left < b.left - 1)) problems.push(['out of sight', text(el) || el.getAttribute('aria-label') || el.tagName]);
+      break;
+    }
+  }
+  // a box that scrolls sideways shows its scrollbar (a table wider than the page, say)
+  for (const el of document.querySelectorAll('body *')) {
+    const s = getComputedStyle(el);
+    if (!['auto', 'scroll'].includes(s.overflowX) || !shown(el)) continue;
+    if (el.scrollWidth > el.clientWidth + 1 && noScrollbar(el)) problems.push(['scrolls without a scrollbar', text(el)]);
+  }
+  // a data grid fits its box: its scrollbar is drawn faintly, so a cut column would pass unseen
+  for (const el of document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')) {
+    if (shown(el) && el.scrollWidth > el.clientWidth + 1) problems.push(['table wider than its box', text(el.closest('[data-testid="stDataFrame"]'))]);
+  }
+  // Plotly: titles, annotations and legends inside their chart
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    if (!shown(plot)) continue;
+    const p = plot.getBoundingClientRect();
+    for (const t of plot.querySelectorAll('svg text')) {  // titles, annotations, legends, ticks, bar labels
+      if (!t.textContent.trim() || t.closest('.hoverlayer') || getComputedStyle(t).opacity === '0') continue;
+      const r = t.getBoundingClientRect();
+      if (r.width > 0 && (r.right > p.right + 1 || r.left < p.left - 1)) problems.push(['chart text cut', t.textContent.slice(0, 60)]);
+    }
+  }
+  const page = document.body.innerText;
+  if (/Traceback \(most recent call last\)/.test(page)) problems.push(['traceback', '']);
+  return problems;
+}"""
+
+#: The cells of Streamlit's data grids (drawn on a canvas, with an accessible copy in the page).
+_GRID_CELLS = r"""() => [...document.querySelectorAll('[data-testid="stDataFrame"] [role="gridcell"], [data-testid="stDataFrame"] td')]
+    .map(c => c.textContent.trim())"""
+
+
+@pytest.fixture(scope="module")
+def results_root(tmp_path_factory) -> Path:
+    """A finished dataset run (the six samples, three methods, with faithfulness scores) under a results root."""
+    import xai_core
+    from xai_core import dataset
+
+    root = tmp_path_factory.mktemp("results")
+    photos = root.parent / "photos"
+    photos.mkdir(exist_ok=True)
+    for photo in sorted(IMAGES.iterdir()):
+        shutil.copy(photo, photos / photo.name)
+    handle = xai_core.load_model("efficientnet_lite0", device="cpu")
+    result = dataset.run(handle, str(photos), str(root / RUN), ["gradcam", "hirescam", "layercam"], layer="stage7",
+                         evaluate=True, steps=4)
+    assert result.explained == 6
+    return root
+
+
+@pytest.fixture(scope="module")
+def app(results_root: Path) -> Iterator[tuple[str, object]]:
+    with chromium() as browser, streamlit_server(XAI_RESULTS_ROOT=str(results_root)) as url:
+        yield url, browser
+
+
+def _open(browser, url: str, width: int):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    page.goto(url, timeout=120_000)
+    expect(page.get_by_text("Why did the classifier decide that?").first).to_be_visible(timeout=120_000)
+    return page
+
+
+def _go(page, link: str, heading: str) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name=link).first.click()
+    expect(page.get_by_role("heading", name=heading).first).to_be_visible(timeout=60_000)
+
+
+def _settle(page, ready: str, timeout: int = 180_000) -> None:
+    """Wait for `ready` (a JavaScript condition), then until nothing is running any more."""
+    page.wait_for_function(f"() => {ready}", timeout=timeout)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"] button')",
+                           timeout=timeout)
+    page.wait_for_timeout(1200)  # the last layout and Plotly's transitions
+
+
+#: The height of the page's content: Streamlit scrolls its main area inside the window.
+_CONTENT_HEIGHT = """() => Math.max(document.body.scrollHeight,
+    ...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"], section')]
+        .map(el => el.scrollHeight))"""
+
+
+def _screenshot(page, path: Path) -> None:
+    """The whole page: the window made as tall as the content for the picture, then as it was."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": min(16_000, int(page.evaluate(_CONTENT_HEIGHT)) + 40)})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+    page.wait_for_timeout(300)
+
+
+def _check(page, name: str, width: int, forbidden: list[str]) -> list[str]:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    _screenshot(page, SHOTS / f"{name}-{width}.png")
+    problems = [f"{name} at {width} px: {kind}: {what!r}" for kind, what in page.evaluate(_AUDIT)]
+    cells = page.evaluate(_GRID_CELLS)
+    problems += [f"{name} at {width} px: a table cell reads {c!r}" for c in cells
+                 if c in ("None", "nan", "NaN", "null", "undefined")]
+    if leaks(page.locator("body").inner_text(), forbidden):
+        problems.append(f"{name} at {width} px: shows a server path")
+    return problems
+
+
+HEATMAPS = "document.querySelectorAll('.js-plotly-plot g.hm image').length >= {n}"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_shows_every_element_whole(app, results_root, width):
+    url, browser = app
+    forbidden = forbidden_strings(results_root)
+    page = _open(browser, url, width)
+    problems: list[str] = []
+    try:
+        _settle(page, "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 6")
+        problems += _check(page, "start", width, forbidden)
+        _go(page, "Compare CAM methods", "Compare CAM methods")
+        _settle(page, HEATMAPS.format(n=5))
+        problems += _check(page, "cam", width, forbidden)
+        _go(page, "Concepts (DFF)", "Concepts")
+        _settle(page, HEATMAPS.format(n=1))
+        problems += _check(page, "dff", width, forbidden)
+        _go(page, "Faithfulness", "Faithfulness: which map can I trust?")
+        _settle(page, "[...document.querySelectorAll('h2, h3')].some(h => h.innerText.startsWith('Do the methods agree'))"
+                      " && document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=300_000)
+        problems += _check(page, "faithfulness", width, forbidden)
+        _go(page, "Dataset", "Dataset: rank the methods over many images")
+        page.get_by_text("Results folder", exact=True).click()
+        _settle(page, "document.querySelectorAll('.js-plotly-plot').length >= 2 && "
+                      "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 12")
+        problems += _check(page, "dataset", width, forbidden)
+    finally:
+        page.close()
+    assert problems == []
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_dataset_report_shows_every_element_whole(app, results_root, width):
+    _, browser = app
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    try:
+        page.goto((results_root / RUN / "index.html").as_uri())
+        page.wait_for_selector(".card")
+        page.wait_for_timeout(500)
+        problems = _check(page, "report", width, forbidden_strings(results_root))
+    finally:
+        page.close()
+    assert problems == []
