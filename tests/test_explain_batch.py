@@ -160,3 +160,15 @@ def test_the_bf16_shared_pass_hands_on_float32_close_to_fp32(tiny):
     maps = {p: device_cams.cams(GradCAM, s.activations, s.grads["logit"], (64, 64), False) for p, s in passes.items()}
     assert float((maps["bf16"] - maps[None]).abs().max()) < 0.1
     assert no_hooks_left(tiny.module)
+
+
+def test_a_ready_tensor_batch_gives_the_maps_of_its_photos(tiny):
+    """A DataLoader's batch (normalised as the model's preprocessing) goes to the model as it is."""
+    photos = _photos(3)
+    from_photos = xai_core.explain_batch(tiny, photos, ["gradcam", "hirescam"], batch_size=2)
+    x = torch.cat([tiny.preprocess(p) for p in photos])
+    from_tensor = xai_core.explain_batch(tiny, x, ["gradcam", "hirescam"], batch_size=2)
+    for a, b in zip(from_tensor, from_photos):
+        _assert_same(a, b, ["gradcam", "hirescam"])
+    with pytest.raises(xai_core.InvalidImageError, match="float \\[N, 3, H, W\\]"):
+        xai_core.explain_batch(tiny, x[0], ["gradcam"])

@@ -11,7 +11,6 @@ import torch
 from pytorch_grad_cam import FullGrad
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from ._pool import worker_pool
 from ._timing import elapsed, synchronize, timer
 from .errors import Cancelled, InvalidImageError, InvalidOptionError
 from .images import ImageSource, load_image
@@ -22,7 +21,7 @@ from .methods.cam_classes import HeadAblationCAM
 from .methods.cost import observe
 from .methods.shared_pass import (apply_reshape, caller_grads_kept, default_tta, deaugment_mean, library_cam,
                                   release_capture, run_shared_pass)
-from .models import GuardedModule, LayerArg, ModelHandle, guard, layer_names
+from .models import GuardedModule, LayerArg, ModelHandle, Prepared, from_tensor, guard, layer_names
 from .predict import Prediction
 
 
@@ -77,16 +76,17 @@ def explain(
     synchronize(handle.device)
     started = time.perf_counter()
     plan = _plan(handle, methods, layer, options, precision)
-    pil = load_image(image)
+    prepared = handle.prepare([load_image(image)])
     target_index = None if target is None else handle.class_index(target)
-    (result,) = _explain_images(handle, plan, [pil], [target_index], aug_smooth, eigen_smooth, batch_size, progress)
+    (result,) = _explain_images(handle, plan, prepared, [target_index], aug_smooth, eigen_smooth, batch_size,
+                                progress)
     result.timings["total"] = elapsed(handle.device, started)
     return result
 
 
 def explain_batch(
     handle: ModelHandle,
-    images: Sequence[ImageSource],
+    images: Union[Sequence[ImageSource], torch.Tensor],
     methods: MethodsArg = ("gradcam",),
     targets: Union[int, str, Sequence[Union[int, str, None]], None] = None,
     layer: LayerArg = None,
@@ -99,7 +99,9 @@ def explain_batch(
     precision: Optional[str] = None,
 ) -> list[Explanation]:
     """`explain` for many images: one `Explanation` per image, in order, each map equal to what
-    `explain` gives that image (within float noise). `targets`: None (each image's own top-1), one
+    `explain` gives that image (within float noise). `images` may also be a ready model input:
+    a float tensor [N, 3, H, W] normalised as the model's preprocessing does (a DataLoader's batch
+    with `handle.transforms`), which goes to the model as it is. `targets`: None (each image's own top-1), one
     index or label for every image, or a sequence with one per image (None: that image's top-1).
     Images go through the model `batch_size` at a time (default 64 on a GPU, 16 on a CPU): one
     shared forward and backward per batch, the CAM arithmetic on the device, the perturbation
@@ -108,20 +110,17 @@ def explain_batch(
     False cancels (raises `Cancelled`). Raises `InvalidImageError` (naming the image),
     `UnknownNameError`, `InvalidOptionError`, `Cancelled`."""
     plan = _plan(handle, methods, layer, options, precision)
-    images = list(images)
+    ready = from_tensor(handle.transforms, images, handle.device) if isinstance(images, torch.Tensor) else None
+    images = ready if ready is not None else list(images)
     chosen = _per_image_targets(handle, targets, len(images))
     size = images_per_batch(handle, batch_size)
     results: list[Explanation] = []
     for first in range(0, len(images), size):
         synchronize(handle.device)
         started = time.perf_counter()
-        pils = []
-        for i in range(first, min(first + size, len(images))):
-            try:
-                pils.append(load_image(images[i]))
-            except InvalidImageError as err:
-                raise InvalidImageError(f"Image {i + 1} of {len(images)}: {err}") from None
-        chunk = _explain_images(handle, plan, pils, chosen[first:first + size], aug_smooth, eigen_smooth, 32, None)
+        end = min(first + size, len(images))
+        prepared = ready[first:end] if ready is not None else handle.prepare(_decoded(images, first, end))
+        chunk = _explain_images(handle, plan, prepared, chosen[first:end], aug_smooth, eigen_smooth, 32, None)
         share = elapsed(handle.device, started) / len(chunk)
         for result in chunk:
             result.timings["total"] = share
@@ -129,6 +128,17 @@ def explain_batch(
         if progress is not None and progress("images", len(results), len(images)) is False:
             raise Cancelled("The computation was cancelled.")
     return results
+
+
+def _decoded(images: list, first: int, end: int) -> list:
+    """`images[first:end]` decoded (`load_image`); a refused one raises `InvalidImageError` naming it."""
+    pils = []
+    for i in range(first, end):
+        try:
+            pils.append(load_image(images[i]))
+        except InvalidImageError as err:
+            raise InvalidImageError(f"Image {i + 1} of {len(images)}: {err}") from None
+    return pils
 
 
 @dataclass(frozen=True)
@@ -175,13 +185,13 @@ def images_per_batch(handle: ModelHandle, batch_size: Optional[int] = None) -> i
     return int(batch_size)
 
 
-def _explain_images(handle: ModelHandle, plan: _Plan, pils: list, targets: list, aug_smooth: bool,
+def _explain_images(handle: ModelHandle, plan: _Plan, prepared: Prepared, targets: list, aug_smooth: bool,
                     eigen_smooth: bool, cam_batch_size: int, progress) -> list[Explanation]:
-    """The explanations of `pils` (one batch: one shared pass). `targets`: an index or None per image."""
+    """The explanations of the `prepared` images (one batch: one shared pass). `targets`: an index or
+    None per image. Everything stays a batch tensor on the device until one transfer at the end."""
     specs, resolved, names = plan.specs, plan.resolved, plan.names
-    count = len(pils)
-    x = torch.cat(list(worker_pool().map(handle.preprocess, pils)))  # the batch's images in parallel
-    pictures = list(worker_pool().map(handle.display_image, pils))
+    count = len(prepared)
+    x = prepared.x
     targets = list(targets)
     if aug_smooth and any(t is None for t in targets):
         top1 = _top1(handle, x)  # each un-augmented image's top-1, for every augmentation of it
@@ -244,6 +254,7 @@ def _explain_images(handle: ModelHandle, plan: _Plan, pils: list, targets: list,
     best = probabilities.topk(min(TOP_K, probabilities.shape[-1]), dim=-1)
     best_p, best_i = best.values.tolist(), best.indices.tolist()
     stacked = torch.stack([maps[s.id] for s in specs], dim=1).cpu().numpy()  # the one transfer: [N, M, H, W]
+    pictures = prepared.pixels.cpu().numpy()
     notes = tuple(_notes(handle, specs, names) + method_notes)
     return [
         Explanation(
@@ -259,7 +270,7 @@ def _explain_images(handle: ModelHandle, plan: _Plan, pils: list, targets: list,
             options={"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth, "methods": resolved},
             top=tuple(Prediction(k, handle.categories[k], float(p)) for k, p in zip(best_i[i], best_p[i])),
         )
-        for i, pil in enumerate(pils)
+        for i in range(count)
     ]
 
 

@@ -7,10 +7,11 @@ from . import catalog
 from .architecture import Head
 from .checkpoints import Labels
 from .handle import GuardedModule, LayerArg, ModelHandle, default_device, guard, layer_names
+from .preprocessing import Prepared, from_tensor
 from .load import AUTO, DEFAULT_WEIGHTS, FALLBACK, PREFERRED, list_models, load_entry, load_model
 from .sources import is_source
 from .specs import ModelSpec, builtin_models, get_model_spec
 
 __all__ = ["AUTO", "DEFAULT_WEIGHTS", "FALLBACK", "GuardedModule", "Head", "Labels", "LayerArg", "ModelHandle",
-           "ModelSpec", "PREFERRED", "builtin_models", "catalog", "default_device", "get_model_spec", "guard",
+           "ModelSpec", "PREFERRED", "Prepared", "builtin_models", "catalog", "default_device", "from_tensor", "get_model_spec", "guard",
            "is_source", "layer_names", "list_models", "load_entry", "load_model"]

@@ -14,14 +14,13 @@ from typing import Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import nn
 
 from .._names import split_names
 from ..errors import InvalidOptionError, UnknownNameError
-from ..images import bounded_aspect
 from .architecture import Head, head_for, probe_input
+from .preprocessing import Prepared, prepare
 from .specs import ModelSpec
 
 #: A target layer argument: a name, a comma list or a sequence of names (None: the model's default).
@@ -87,16 +86,17 @@ class ModelHandle:
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """The model's input for `image`: a float tensor [1, 3, H, W] on the model's device."""
-        return self.transforms(bounded_aspect(image)).unsqueeze(0).to(self.device)
+        return self.prepare([image]).x
+
+    def prepare(self, images: Sequence[Image.Image]) -> Prepared:
+        """`images` (RGB PIL) as one batch on the model's device: the model's input and the
+        pictures it was made from (`preprocessing.prepare`)."""
+        return prepare(self.transforms, images, self.device)
 
     def display_image(self, image: Image.Image) -> np.ndarray:
         """`image` resized and cropped exactly as `preprocess` does, as uint8 RGB [H, W, 3]: the
         picture the maps are aligned with."""
-        t = self.transforms
-        x = TF.pil_to_tensor(bounded_aspect(image))
-        x = TF.resize(x, t.resize_size, interpolation=t.interpolation, antialias=t.antialias)
-        x = TF.center_crop(x, t.crop_size)
-        return x.permute(1, 2, 0).numpy().copy()
+        return self.prepare([image]).pixels[0].cpu().numpy()
 
     def head(self, layer: Optional[str]) -> Head:
         """The `Head` mapping the (raw) activations of `layer` to logits: a built-in's curated
