@@ -1,6 +1,8 @@
 """xai_core.methods.device_cams: pytorch-grad-cam's per-layer pipeline as torch ops equals the library's
 own classes (numpy, cv2) within 1e-5, for every covered class, one or two layers, with and without
-eigen_smooth, on activations and gradients of a batch."""
+eigen_smooth, on activations and gradients of a batch. Where a map projects onto the first principal
+component (EigenCAM, EigenGrad-CAM, eigen_smooth) the library's projection gets the sign of our
+convention first (`_eigen_sign`); the convention itself is tested at the end."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from _eigen_sign import library_with_convention
 from xai_core.methods import device_cams
 from xai_core.methods.shared_pass import _Captured
 
@@ -19,7 +22,8 @@ def _library(cam_class, acts, grads, size, eigen_smooth):
     cam.activations_and_grads = _Captured(acts, grads, [None] * len(acts), True)
     cam.target_layers = [nn.Identity() for _ in acts]
     x = torch.zeros(acts[0].shape[0], 3, *size)
-    return cam.aggregate_multi_layers(cam.compute_cam_per_layer(x, None, eigen_smooth))
+    with library_with_convention():
+        return cam.aggregate_multi_layers(cam.compute_cam_per_layer(x, None, eigen_smooth))
 
 
 def _batch(seed, shapes):
@@ -68,11 +72,12 @@ class _Dtypes(torch.overrides.TorchFunctionMode):
 @pytest.mark.parametrize("cam_class", list(device_cams.FORMULAS), ids=lambda c: c.__name__)
 @pytest.mark.parametrize("eigen_smooth", [False, True])
 def test_accelerator_branch_equals_the_library(monkeypatch, accumulation, cam_class, eigen_smooth):
-    """The accelerator branch of `_sum` / `_mean` (forced on CPU tensors), accumulating in float64
+    """The accelerator branch of `_sum` / `_mean` and of `projection` (forced on CPU tensors), accumulating in float64
     (CUDA) or in float32 (MPS, which has no float64), still gives the library's maps; and the
     MPS-like branch creates no float64 tensor anywhere in the pipeline."""
     chosen = []
     monkeypatch.setattr(device_cams, "_accumulation", lambda device: chosen.append(device.type) or accumulation)
+    monkeypatch.setattr(device_cams, "_on_host", lambda device: False)  # the projection's torch steps too
     acts, grads = _batch(1, [(32, 14, 14), (64, 7, 7)])
     size = (112, 96)
     with _Dtypes() as mode:
@@ -90,3 +95,91 @@ def test_accumulation_dtype_follows_the_device():
     assert device_cams._accumulation(torch.device("cpu")) is None  # numpy's sums, bit-equal to the library
     assert device_cams._accumulation(torch.device("cuda")) == torch.float64
     assert device_cams._accumulation(torch.device("mps")) == torch.float32  # MPS has no float64
+
+
+# The sign convention of the first principal component (`device_cams.SIGN_RULE`).
+
+def _inputs(seed: int) -> list[torch.Tensor]:
+    """Projected inputs of both Gram sides: activations, gradients x activations (C < hw and C > hw)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for c, h in ((32, 14), (64, 7), (512, 7), (256, 14)):
+        acts = torch.relu(torch.randn(4, c, h, h, generator=g)) * 2
+        out += [acts, acts * torch.randn(4, c, h, h, generator=g) * 1e-3]
+    return out
+
+
+def _cosines(batch: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
+    mean = batch.double().flatten(2).mean(dim=1)
+    mean = mean - mean.mean(dim=1, keepdim=True)
+    p = proj.double().flatten(1)
+    return (p * mean).sum(1) / (p.norm(dim=1) * mean.norm(dim=1))
+
+
+def test_the_projection_correlates_positively_with_the_channel_mean():
+    for batch in _inputs(0):
+        cos = _cosines(batch, device_cams.projection(batch))
+        assert (cos > device_cams.ZERO_CORRELATION).all(), cos
+
+
+def test_the_map_does_not_depend_on_the_solver_sign(monkeypatch):
+    """LAPACK's sign is arbitrary: with every eigenvector negated the projection is bit-identical."""
+    batches = _inputs(1)
+    ours = [device_cams.projection(b) for b in batches]
+    solve = device_cams._top_eigenpair
+    monkeypatch.setattr(device_cams, "_top_eigenpair", lambda gram: (lambda w, v: (w, -v))(*solve(gram)))
+    for batch, expected in zip(batches, ours):
+        assert torch.equal(device_cams.projection(batch), expected)
+
+
+def test_cpu_float_noise_does_not_flip_the_sign():
+    """Relative noise of 1e-6 on the input, a float64 input, the images one at a time and the
+    library's own float32 SVD (numpy's LAPACK, its sign corrected) give the same projection within
+    1e-4 of its peak (a flipped sign would be off by up to 2; the noise moves the component itself
+    by about 1e-5 where the eigengap is small, as these random activations' is)."""
+    from _eigen_sign import signed_library_projection
+
+    g = torch.Generator().manual_seed(2)
+    for batch in _inputs(2):
+        ours = device_cams.projection(batch)
+        noisy = batch * (1 + 1e-6 * torch.randn(batch.shape, generator=g))
+        variants = [device_cams.projection(noisy), device_cams.projection(batch.double()),
+                    torch.cat([device_cams.projection(b[None]) for b in batch]),
+                    torch.from_numpy(signed_library_projection(batch.numpy()))]
+        scale = ours.abs().amax(dim=(1, 2), keepdim=True)
+        for other in variants:
+            assert ((other - ours).abs() / scale).max() < 1e-4
+
+
+def test_degenerate_inputs_are_deterministic(monkeypatch):
+    """All-zero and constant activations give a zero projection; a projection orthogonal to the
+    channel mean (here the mean is constant) takes the sign that makes its largest value positive,
+    whatever the solver's sign."""
+    assert torch.equal(device_cams.projection(torch.zeros(2, 8, 5, 5)), torch.zeros(2, 5, 5))
+    assert torch.equal(device_cams.projection(torch.full((2, 8, 5, 5), 3.0)), torch.zeros(2, 5, 5))
+    pattern = torch.zeros(5, 5)
+    pattern[1, 2], pattern[3, 3], pattern[0, 4] = 4.0, -1.0, -1.0
+    balanced = torch.stack([pattern, -pattern, 0.1 * pattern.T, -0.1 * pattern.T])[None]  # channel mean 0
+    first = device_cams.projection(balanced)
+    solve = device_cams._top_eigenpair
+    monkeypatch.setattr(device_cams, "_top_eigenpair", lambda gram: (lambda w, v: (w, -v))(*solve(gram)))
+    assert torch.equal(device_cams.projection(balanced), first)
+    assert first.max() == first.abs().max() > 0
+    assert first[0, 1, 2] == first.max()
+
+
+def test_library_pipeline_classes_project_as_the_device_path():
+    """FastEigenCAM / FastEigenGradCAM (the library pipeline) use the very same projection."""
+    from xai_core.methods.cam_classes import first_component_projection
+
+    for batch in _inputs(3):
+        assert np.array_equal(first_component_projection(batch.numpy()), device_cams.projection(batch).numpy())
+
+
+def test_the_host_projection_equals_the_torch_steps(monkeypatch):
+    """On the CPU `projection` runs in numpy; the torch steps (every other device) give the same."""
+    host = [device_cams.projection(b) for b in _inputs(4)]
+    monkeypatch.setattr(device_cams, "_on_host", lambda device: False)
+    for batch, expected in zip(_inputs(4), host):
+        ours = device_cams.projection(batch)
+        assert ((ours - expected).abs() / expected.abs().amax()).max() < 1e-6

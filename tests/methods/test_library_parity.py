@@ -1,4 +1,6 @@
-"""Every map equals pytorch-grad-cam's for the same model, layer and target (the oracle)."""
+"""Every map equals pytorch-grad-cam's for the same model, layer and target (the oracle). Where a
+map projects onto the first principal component (EigenCAM, EigenGrad-CAM, eigen_smooth), the
+library's projection takes our sign convention first (`_eigen_sign`, `device_cams.SIGN_RULE`)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from pytorch_grad_cam import (
 )
 
 import xai_core
-from xai_core.methods.reference import library_map
+from xai_core.methods.reference import library_map as _library_map
+from _eigen_sign import library_with_convention
 from conftest import no_hooks_left
 
 # Written out independently of xai_core's registry, so a wrong mapping there is caught.
@@ -21,6 +24,12 @@ ORACLE = {
     "ablationcam": AblationCAM, "fullgrad": FullGrad, "shapleycam": ShapleyCAM, "finercam": FinerCAM,
 }
 TOL = 1e-5
+
+
+def library_map(*args, **kwargs):
+    """`reference.library_map` with the library projecting by our sign convention."""
+    with library_with_convention():
+        return _library_map(*args, **kwargs)
 
 
 def test_registry_is_the_library_list():

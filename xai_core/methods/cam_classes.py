@@ -1,19 +1,21 @@
 """Subclasses of pytorch-grad-cam classes that change how, never what, they compute.
 
 Each exists because the library's version is too slow for interactive use or mutates the shared
-model; tests assert that every map still equals the library's."""
+model; tests assert that every map still equals the library's. The one stated difference: EigenCAM
+and EigenGrad-CAM project with `first_component_projection`, whose sign follows
+`device_cams.SIGN_RULE` where the library's follows LAPACK (tests compare up to that rule)."""
 
 from __future__ import annotations
 
 from typing import Callable, Optional
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 import torch
 from pytorch_grad_cam import AblationCAM, EigenCAM, EigenGradCAM, ScoreCAM, ShapleyCAM
 from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
+from .device_cams import projection
 from ..models import Head
 from ..errors import Cancelled
 
@@ -23,33 +25,22 @@ Progress = Optional[Callable[[int, int], Optional[bool]]]
 
 
 def first_component_projection(activation_batch: np.ndarray) -> np.ndarray:
-    """pytorch-grad-cam's `get_2d_projection` with an economy SVD (`full_matrices=False`).
-
-    The library asks for the full V (C x C: 2048 x 2048 at ResNet-50's layer4, about 1 s) and uses
-    only its first row, which the economy SVD returns identically (checked in tests)."""
-    activation_batch = activation_batch.copy()
-    activation_batch[np.isnan(activation_batch)] = 0
-    projections = []
-    # One BLAS thread: numpy's OpenBLAS threads spin for a while after each call and take the cores
-    # from torch's next kernels (ResNet-50, 2 cores: the 8 gradient CAMs at layer3 0.24 s -> 0.12 s).
-    with _BLAS.limit(limits=1, user_api="blas"):
-        for activations in activation_batch:
-            reshaped = activations.reshape(activations.shape[0], -1).transpose()
-            reshaped = reshaped - reshaped.mean(axis=0)
-            _, _, vt = np.linalg.svd(reshaped, full_matrices=False)
-            projections.append((reshaped @ vt[0, :]).reshape(activations.shape[1:]))
-    return np.float32(projections)
-
-
-_BLAS = ThreadpoolController()
+    """pytorch-grad-cam's `get_2d_projection` of a [B, C, *spatial] numpy batch with the sign
+    fixed by `device_cams.SIGN_RULE`: `device_cams.projection` itself, so the library-pipeline
+    classes below and the device path give the same maps. Returns float32 [B, *spatial]."""
+    return projection(torch.from_numpy(np.asarray(activation_batch))).numpy()
 
 
 class FastEigenCAM(EigenCAM):
+    """EigenCAM with `first_component_projection`: batched, and signed by `device_cams.SIGN_RULE`."""
+
     def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads, eigen_smooth):
         return first_component_projection(activations)
 
 
 class FastEigenGradCAM(EigenGradCAM):
+    """EigenGrad-CAM with `first_component_projection`: batched, and signed by `device_cams.SIGN_RULE`."""
+
     def get_cam_image(self, input_tensor, target_layer, target_category, activations, grads, eigen_smooth):
         return first_component_projection(grads * activations)
 

@@ -5,11 +5,27 @@ cv2 one map at a time): each formula below is the library class's own, named bes
 `tests/methods/test_device_cams.py` checks every one against the class within 1e-5. The maps of a batch
 stay on the device until one transfer at the end (`finish`).
 
-The one step kept on the CPU is the SVD of EigenCAM / EigenGrad-CAM / eigen_smooth: the sign of a
-singular vector is LAPACK's choice, torch's LAPACK chooses differently from numpy's (in about a
-third of the cases we tried), and a flipped sign flips the map, so the library's numpy SVD is the
-reference. It is computed reduced (`cam_classes.first_component_projection`): the same first
-singular vector without the library's C x C matrix (at ResNet-50's layer4: 6 ms instead of 160 ms).
+EigenCAM, EigenGrad-CAM and eigen_smooth project onto the first principal component
+(`projection`, the library's `get_2d_projection`), here for the whole batch at once on the device:
+the top eigenvector of the smaller Gram matrix of the centred activations ((hw) x (hw) or C x C,
+in float64 where the device has it), not the library's SVD of each image's (hw) x C matrix. Only
+that small eigenproblem leaves a device other than CUDA (`_top_eigenpair`); on the CPU the same
+steps run in numpy (`_host_components`), which the tests check against the torch steps.
+
+A principal component has no sign of its own: SVD / eigen solvers return either, LAPACK's choice
+(numpy's and torch's differ), and after the ReLU the negated projection is a different map. So the
+sign is fixed by a stated rule, `SIGN_RULE`: the projection must correlate positively with the
+mean over channels of the very input projected (the activations for EigenCAM, gradients x
+activations for EigenGrad-CAM, the method's weighted activations for eigen_smooth). That mean is
+the map the method would draw without the projection (the channel sum, up to 1/C: the method's own
+map without eigen_smooth, HiResCAM's for EigenGrad-CAM, the total activation for EigenCAM), so the
+principal component is read in the direction in which it agrees with the method's evidence, and
+the projection stays a smoothing of that map instead of its inversion. For the exact component
+the correlation is sigma_1^2 * sum(v_1) / C: the rule says "the loadings sum to a positive number".
+Where the correlation is (numerically) zero, |cos| <= `ZERO_CORRELATION`, the largest-magnitude
+value is made positive (the first one in row-major order: pytorch-grad-cam's own Seg-Eigen-CAM
+correction); an all-zero projection stays zero. The result never depends on the solver's sign, and
+the tests' oracle is the library's `get_2d_projection` with this rule applied.
 """
 
 from __future__ import annotations
@@ -19,7 +35,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .cam_classes import first_component_projection
+from threadpoolctl import ThreadpoolController
 from pytorch_grad_cam import (
     EigenCAM,
     EigenGradCAM,
@@ -34,10 +50,90 @@ from pytorch_grad_cam import (
 Tensor = torch.Tensor
 
 
+#: The rule that picks the sign of the first principal component (see the module's docstring).
+SIGN_RULE = "positive correlation with the channel mean of the projected input"
+#: |cosine| between the projection and the centred channel mean at or below which the correlation
+#: counts as zero and the fallback (largest-magnitude value positive) decides the sign.
+ZERO_CORRELATION = 1e-4
+
+
 def projection(batch: Tensor) -> Tensor:
-    """`pytorch_grad_cam.utils.svd_on_activations.get_2d_projection` of a [B, C, h, w] batch (with
-    the reduced SVD of `cam_classes.first_component_projection`), back on the batch's device as [B, h, w]."""
-    return torch.from_numpy(first_component_projection(batch.detach().float().cpu().numpy())).to(batch.device)
+    """pytorch-grad-cam's `get_2d_projection` of a [B, C, *spatial] batch, on the batch's device,
+    with the sign fixed by `SIGN_RULE`: float32 [B, *spatial]. NaNs count as 0 and each channel is
+    centred over the locations, as the library does; all images are solved at once."""
+    batch = batch.detach()
+    if _on_host(batch.device):
+        proj, mean = _host_components(batch.float().numpy())
+    else:
+        proj, mean = _device_components(batch)
+    proj = proj * _signs(proj, mean)[:, None]
+    return proj.reshape(batch.shape[:1] + batch.shape[2:]).float()
+
+
+def _on_host(device: torch.device) -> bool:
+    """Whether `projection` runs in numpy: on the CPU, where each of torch's element-wise kernels on a
+    busy machine waits for its whole thread pool, while numpy's run on the calling thread."""
+    return device.type == "cpu"
+
+
+def _device_components(batch: Tensor) -> tuple[Tensor, Tensor]:
+    """(first-component projection, centred channel mean), each [B, n], either sign, in torch on the
+    batch's device: the top eigenvector of the smaller Gram matrix of the centred activations."""
+    dtype = _accumulation(batch.device) or torch.float64
+    acts = batch.to(dtype).flatten(2)
+    acts = torch.where(torch.isnan(acts), torch.zeros((), dtype=dtype, device=acts.device), acts)
+    acts = acts - acts.mean(dim=2, keepdim=True)  # [B, C, n]: each channel centred over the n locations
+    channels, locations = acts.shape[1:]
+    if locations <= channels:  # the (hw) x (hw) Gram: the projection is sqrt(lambda_1) u_1
+        value, vector = _top_eigenpair(acts.transpose(1, 2) @ acts)
+        proj = vector * value[:, None].clamp(min=0).sqrt()
+    else:  # the C x C Gram: v_1, the library's first right singular vector; projection = A v_1
+        _, vector = _top_eigenpair(acts @ acts.transpose(1, 2))
+        proj = (vector[:, None, :] @ acts)[:, 0]
+    return proj, acts.mean(dim=1)
+
+
+def _host_components(batch: np.ndarray) -> tuple[Tensor, Tensor]:
+    """`_device_components` in numpy, float64, on one BLAS thread, for a CPU batch."""
+    acts = batch.reshape(*batch.shape[:2], -1).astype(np.float64)
+    acts[np.isnan(acts)] = 0
+    acts -= acts.mean(axis=2, keepdims=True)
+    channels, locations = acts.shape[1:]
+    with _BLAS.limit(limits=1, user_api="blas"):
+        if locations <= channels:
+            values, vectors = np.linalg.eigh(acts.transpose(0, 2, 1) @ acts)
+            proj = vectors[..., -1] * np.sqrt(np.clip(values[:, -1:], 0, None))
+        else:
+            _, vectors = np.linalg.eigh(acts @ acts.transpose(0, 2, 1))
+            proj = (vectors[:, None, :, -1] @ acts)[:, 0]
+    return torch.from_numpy(proj), torch.from_numpy(acts.mean(axis=1))
+
+
+def _top_eigenpair(gram: Tensor) -> tuple[Tensor, Tensor]:
+    """The largest eigenvalue [B] and its unit eigenvector [B, n] of each symmetric [B, n, n] matrix,
+    on `gram`'s device and in its dtype, either sign: torch's solver on CUDA; elsewhere (MPS has no
+    solver of its own) the small matrices go to the host for numpy's, in float64."""
+    if gram.device.type == "cuda":
+        values, vectors = torch.linalg.eigh(gram)
+        return values[:, -1], vectors[..., -1]
+    with _BLAS.limit(limits=1, user_api="blas"):
+        values, vectors = np.linalg.eigh(gram.cpu().numpy().astype(np.float64))
+    dtype = np.float64 if gram.dtype == torch.float64 else np.float32
+    value, vector = torch.from_numpy(values[:, -1].astype(dtype)), torch.from_numpy(vectors[..., -1].astype(dtype))
+    return value.to(gram.device), vector.to(gram.device)
+
+
+_BLAS = ThreadpoolController()
+
+
+def _signs(proj: Tensor, mean: Tensor) -> Tensor:
+    """+1 / -1 per row of `proj` [B, n] by `SIGN_RULE`, given `mean` [B, n], the centred channel mean
+    (the fallback, for a correlation within `ZERO_CORRELATION` of zero: the largest |value| positive)."""
+    dot = (proj * mean).sum(dim=1)
+    zero = dot.abs() <= ZERO_CORRELATION * proj.norm(dim=1) * mean.norm(dim=1)
+    peak = proj.gather(1, proj.abs().argmax(dim=1, keepdim=True))[:, 0]
+    decider = torch.where(zero, peak, dot)
+    return torch.where(decider < 0, -1.0, 1.0).to(proj.dtype)
 
 
 #: Device types without float64 arithmetic: Apple's MPS has none (a float64 tensor cannot even be
@@ -175,4 +271,4 @@ def cams(cam_class: type, activations: Sequence[Tensor], gradients: Sequence[Opt
     return scale(_mean(stacked, (1,)))
 
 
-__all__ = ["FORMULAS", "cams", "has_formula", "projection", "scale"]
+__all__ = ["FORMULAS", "SIGN_RULE", "ZERO_CORRELATION", "cams", "has_formula", "projection", "scale"]
