@@ -170,9 +170,11 @@ def _folder() -> Optional[dict]:
     methods = [m for m in settings.get("methods", []) if m in xai_core.list_methods()]
     layers = settings.get("layers") or [handle.default_layer]
     fixed = settings.get("target") is not None
+    folder = D.results_root() / name  # a folder `results_folders` lists (`read_results` checked it)
+    # whichever pictures were written: the overlays, else drawn from the raw maps, else none
     return dict(data, id=f"folder.{name}", methods=methods, layer=layers[0], model=settings.get("model"),
-                picture=lambda row, method=None: D.results_picture(name, row["key"], method),
-                original=lambda row: D.results_picture(name, row["key"]),
+                picture=lambda row, method=None: xai_core.dataset.read_picture(folder, row, method),
+                original=lambda row: xai_core.dataset.read_picture(folder, row),
                 target_of=lambda row: row["target"] if fixed else None)
 
 
@@ -228,6 +230,10 @@ def _gallery(view: dict) -> None:
     number = st.number_input("Page", min_value=1, step=1, key=f"dataset.page.{vid}") if len(shown) > PER_PAGE else 1
     page, pages = DF.page_of(shown, number, PER_PAGE)
     st.caption(f"{len(shown)} of {len(rows)} files" + (f" · page {min(number, pages)} of {pages}" if pages > 1 else ""))
+    if rows and all(xai_core.dataset.pictures_written(r) == "none" for r in rows):
+        st.info("This results folder holds no pictures (the batch command ran with --pictures none), so the gallery "
+                "lists its files without images; rerun it with --pictures maps or all to see them.",
+                icon=":material/hide_image:")
     titles = S.method_titles(view["methods"])
     for row in page:
         _item(view, row, titles)

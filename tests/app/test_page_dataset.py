@@ -36,6 +36,59 @@ def results_root(tmp_path_factory, lite) -> Path:
     return root
 
 
+def _legacy(out: Path) -> None:
+    """The previous version's layout: KEY_METHOD.png overlays, KEY.npz raw maps, rows without the
+    pictures, maps_file and maps_index columns (as tests/dataset/test_pictures.py makes it)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    for row in xai_core.dataset.read_rows(out):
+        if row["error"] is None:
+            np.savez_compressed(out / "maps" / f"{row['key']}.npz",
+                                gradcam=np.float16(xai_core.dataset.read_map(out, row, "gradcam")))
+            jpg = out / "maps" / f"{row['key']}_gradcam.jpg"
+            Image.open(jpg).save(jpg.with_suffix(".png"))
+            jpg.unlink()
+    for raw in (out / "maps").glob("raw-*"):
+        raw.unlink()
+    for table in [*(out / "parts").glob("part-*.parquet"), out / "results.parquet"]:
+        pq.write_table(pq.read_table(table).drop_columns(["pictures", "maps_file", "maps_index"]), table)
+
+
+@pytest.fixture(scope="module")
+def layouts_root(tmp_path_factory, lite) -> Path:
+    """A results root with the same photos written three ways: "maps" (no overlays), "none" (no
+    pictures) and "old" (the previous version's layout)."""
+    base = tmp_path_factory.mktemp("layouts")
+    photos = base / "photos"
+    photos.mkdir()
+    for name in ("cat.png", "coffee.png", "flower.jpg"):
+        shutil.copy(IMAGES / name, photos / name)
+    root = base / "results"
+    for name, level in (("maps", "maps"), ("none", "none"), ("old", "all")):
+        xai_core.dataset.run(lite, str(photos), str(root / name), ["gradcam"], layer="stage7", pictures=level)
+    _legacy(root / "old")
+    return root
+
+
+@pytest.mark.parametrize("name, images", [("old", 6), ("maps", 6), ("none", 0)])
+def test_the_gallery_shows_whichever_pictures_were_written(monkeypatch, layouts_root, name, images) -> None:
+    """The overlays (a previous version's PNGs), else drawn from the raw maps, else no images and
+    one sentence that says why."""
+    app = _folder_view(monkeypatch, layouts_root)
+    app.selectbox(key="w:dataset.folder").set_value(name)
+    _run(app)
+    assert not _errors(app) and len(_open_buttons(app)) == 3
+    assert len(app.main.image) == images
+    notes = [i.value for i in app.info if "no pictures" in i.value]
+    assert len(notes) == (1 if name == "none" else 0)
+    if name == "none":
+        assert "--pictures none" in notes[0] and notes[0].count(". ") == 0
+    else:
+        assert _gallery_captions(app) == ["cat.png", "Grad-CAM", "coffee.png", "Grad-CAM", "flower.jpg", "Grad-CAM"]
+
+
 def _dataset_page(monkeypatch, root=None) -> AppTest:
     if root is None:
         monkeypatch.delenv("XAI_RESULTS_ROOT", raising=False)

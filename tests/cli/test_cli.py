@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -207,3 +208,21 @@ def test_labels_mismatch_is_one_line(three_class, tmp_path, capsys):
         code = cli.main([*command, "--img", str(IMAGES / "cat.png"), "--model", "torchvision:resnet18",
                          "--weights", str(weights), "--labels", str(labels)])
         assert_usage_error(code, capsys.readouterr().err)
+
+
+def test_batch_pictures_says_what_was_written_and_what_a_rerun_kept(tmp_path, capsys):
+    """--pictures none writes the table only; a rerun with --pictures maps explains the files again
+    to write their pictures and says so in its last line."""
+    root = tmp_path / "in"
+    root.mkdir()
+    for name in ("cat.png", "rocket.jpg"):
+        shutil.copy(IMAGES / name, root / name)
+    args = ["batch", "--input", str(root), "--output", str(tmp_path / "out"), *LITE]
+    assert cli.main([*args, "--pictures", "none"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("Explained 2 files") and "no pictures, the table only (--pictures none)" in last
+    assert not (tmp_path / "out" / "maps").exists()
+    assert cli.main([*args, "--pictures", "MAPS"]) == 0  # any case
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "2 done before with fewer pictures than --pictures maps were explained again to write them" in last
+    assert len(list((tmp_path / "out" / "maps").glob("*.jpg"))) == 2

@@ -79,10 +79,11 @@ def test_a_run_writes_a_row_per_file_maps_summary_and_report(lite, tmp_path):
         assert row["seconds"] > 2 * (row["gradcam_seconds"] + row["layercam_seconds"])
         for m in ("gradcam", "layercam", "random"):
             assert 0 <= row[f"{m}_deletion_auc"] <= 1 and 0 <= row[f"{m}_insertion_auc"] <= 1
-        for name in (f"{row['key']}.jpg", f"{row['key']}_gradcam.png", f"{row['key']}_layercam.png"):
+        for name in (f"{row['key']}.jpg", f"{row['key']}_gradcam.jpg", f"{row['key']}_layercam.jpg"):
             assert (out / "maps" / name).is_file()
-    raw = np.load(out / "maps" / f"{good[0]['key']}.npz")
-    np.testing.assert_allclose(raw["gradcam"], single.maps["gradcam"], atol=1e-3)  # float16
+        assert row["pictures"] == "all" and (out / "maps" / f"{row['maps_file']}.gradcam.npy").is_file()
+    raw = dataset.read_map(out, good[0], "gradcam")
+    np.testing.assert_allclose(raw, single.maps["gradcam"], atol=1e-3)  # float16
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["files"], summary["explained"], summary["refused"]) == (5, 4, 1)
     entry = summary["methods"]["gradcam"]

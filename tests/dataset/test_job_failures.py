@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 import torch
 
 import xai_core
@@ -44,7 +43,7 @@ def test_a_kill_after_batch_two_keeps_batches_one_and_two(tmp_path):
             calls.append(1)
             if len(calls) == 3:  # batch 3 in flight
                 deadline = time.time() + 20
-                while time.time() < deadline and not list(Path({str(out)!r}, "maps").glob("*_gradcam.png"))[3:]:
+                while time.time() < deadline and not list(Path({str(out)!r}, "maps").glob("*_gradcam.jpg"))[3:]:
                     time.sleep(0.05)  # batch 2's pictures on disk
                 time.sleep(1.0)
                 os.kill(os.getpid(), signal.SIGKILL)

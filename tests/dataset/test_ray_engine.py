@@ -237,3 +237,16 @@ def test_the_driver_holds_no_image_bytes(images):
     assert table.column_names == list(ray_engine.RECORD_COLUMNS) and "data" not in table.column_names
     assert table.num_rows == 13 and table.nbytes < 400 * table.num_rows
     assert sum(path.stat().st_size for path in images.rglob("*") if path.is_file()) > 100 * table.nbytes
+
+
+def test_the_actors_write_what_pictures_asks_for(ray_session, handle, images, tmp_path):
+    """--pictures maps on Ray: the actors write each picture and the raw maps, no overlays, and the
+    rows say where the raw maps are, as the local engine does."""
+    result = dataset.run(handle, str(images / "photos"), str(tmp_path / "out"), ["gradcam"], batch_size=BATCH,
+                         engine="ray", pictures="maps")
+    assert result.explained == 6 and "no overlays (--pictures maps)" in result.line()
+    rows = dataset.read_rows(tmp_path / "out")
+    names = sorted(p.name for p in (tmp_path / "out" / "maps").iterdir())
+    assert all(r["pictures"] == "maps" and f"{r['maps_file']}.gradcam.npy" in names for r in rows)
+    assert len([n for n in names if n.endswith(".jpg")]) == 6 and not [n for n in names if "_gradcam" in n]
+    assert dataset.read_picture(tmp_path / "out", rows[0], "gradcam") is not None  # drawn from the raw map

@@ -10,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -44,6 +45,11 @@ def _pictures(out: Path, key: str) -> list[str]:
     return sorted(p.name[len(key):] for p in (out / "maps").glob(f"{key}*"))
 
 
+def _raw(out: Path) -> list[str]:
+    """The raw maps' files (one per batch and method)."""
+    return sorted(p.name for p in (out / "maps").glob("raw-*"))
+
+
 def test_identical_files_in_two_classes_are_two_rows_explained_once(lite, tmp_path, counted):
     root = tmp_path / "in"
     for folder in ("cat", "dog"):
@@ -56,8 +62,12 @@ def test_identical_files_in_two_classes_are_two_rows_explained_once(lite, tmp_pa
     assert rows[0]["key"] != rows[1]["key"] and rows[0]["content_key"] == rows[1]["content_key"]
     assert sum(counted) == 1 and result.copied == 1 and result.explained == 2
     assert rows[0]["label"] == rows[1]["label"] and rows[0]["gradcam_seconds"] == rows[1]["gradcam_seconds"]
-    for row in rows:  # each row has its own pictures
-        assert _pictures(tmp_path / "out", row["key"]) == [".jpg", ".npz", "_gradcam.png"]
+    for row in rows:  # each row has its own pictures; the copy names the raw maps of the row it copies
+        assert _pictures(tmp_path / "out", row["key"]) == [".jpg", "_gradcam.jpg"]
+    assert rows[0]["maps_file"] == rows[1]["maps_file"]
+    assert _raw(tmp_path / "out") == [f"{rows[0]['maps_file']}.gradcam.npy"]
+    np.testing.assert_array_equal(dataset.read_map(tmp_path / "out", rows[0], "gradcam"),
+                                  dataset.read_map(tmp_path / "out", rows[1], "gradcam"))
 
 
 def test_a_renamed_or_moved_file_keeps_its_results_under_its_new_path_and_label(lite, tmp_path, counted):
@@ -79,7 +89,7 @@ def test_a_renamed_or_moved_file_keeps_its_results_under_its_new_path_and_label(
     assert "cat/x.png" not in (out / "index.html").read_text() and '"files": 2' in summary
     # the old row's pictures are gone, the new row has its own
     assert _pictures(out, before["cat/x.png"]["key"]) == []
-    assert _pictures(out, rows[0]["key"]) == [".jpg", ".npz", "_gradcam.png"]
+    assert _pictures(out, rows[0]["key"]) == [".jpg", "_gradcam.jpg"]
 
 
 def test_a_changed_files_old_pictures_are_removed(lite, tmp_path):
@@ -93,7 +103,8 @@ def test_a_changed_files_old_pictures_are_removed(lite, tmp_path):
     (new,) = _rows(out)
     assert new["key"] != old["key"] and result.pruned == 3 and "removed 3 pictures" in result.line()
     assert sorted(p.name for p in (out / "maps").iterdir()) == sorted(
-        new["key"] + end for end in (".jpg", ".npz", "_gradcam.png"))
+        [new["key"] + end for end in (".jpg", "_gradcam.jpg")] + [f"{new['maps_file']}.gradcam.npy"])
+    assert old["maps_file"] != new["maps_file"]  # the old row's raw file went with it
 
 
 def _checkpoint(path: Path, seed: int) -> Path:

@@ -72,3 +72,34 @@ def test_hostile_names_leave_the_gallery_working_in_chromium(hostile_run):
         assert len(labels) == 2 and set(labels) <= set(HOSTILE_LABELS) and page.locator("#gallery b b").count() == 0
         page.select_option("#sort", "probability")  # the controls still work
         assert page.locator(".card").count() == 2
+
+
+@pytest.fixture(scope="module")
+def level_runs(tmp_path_factory):
+    """Two photos written with --pictures maps (overlays drawn in the browser) and none."""
+    base = tmp_path_factory.mktemp("levels")
+    root = base / "in"
+    root.mkdir()
+    for name in ("cat.png", "rocket.jpg"):
+        shutil.copy(IMAGES / name, root / name)
+    handle = xai_core.load_model("efficientnet_lite0", device="cpu")
+    for level in ("maps", "none"):
+        dataset.run(handle, str(root), str(base / level), ["gradcam", "layercam"], pictures=level)
+    return base
+
+
+def test_the_gallery_draws_maps_from_raw_maps_or_says_there_are_no_pictures(level_runs):
+    with chromium() as browser:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto((level_runs / "maps" / "index.html").as_uri())
+        page.wait_for_selector(".card")
+        assert page.locator(".card canvas").count() == 4 and page.locator("#nopictures").is_hidden()
+        assert page.evaluate("[...document.querySelectorAll('.card canvas')].every(c => c.width === 32)")
+        assert page.locator(".card img").count() == 2 + 4  # each picture, under each drawn map too
+        page.goto((level_runs / "none" / "index.html").as_uri())
+        page.wait_for_selector(".card")
+        assert page.locator(".card img").count() == 0 and page.locator(".card canvas").count() == 0
+        assert "wrote no pictures (--pictures none)" in page.locator("#nopictures").inner_text()
+        assert errors == []

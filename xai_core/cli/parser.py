@@ -8,6 +8,7 @@ import inspect
 from typing import Optional
 
 from .._names import split_names
+from ..dataset import PICTURES, check_pictures
 from ..errors import XAIError
 from ..factorize import MAX_COMPONENTS, factorize
 from ..methods import list_methods
@@ -52,6 +53,14 @@ def _model(text: str) -> str:
     raise argparse.ArgumentTypeError(
         f"unknown model {text!r}; choose {', '.join([AUTO] + known)}, torchvision:NAME or timm:NAME"
     )
+
+
+def _pictures(text: str) -> str:
+    """argparse type of --pictures: all, maps or none (`dataset.check_pictures`'s sentence otherwise)."""
+    try:
+        return check_pictures(text)
+    except XAIError as err:
+        raise argparse.ArgumentTypeError(str(err).rstrip(".")) from None
 
 
 def _weights(text: str) -> Optional[str]:
@@ -131,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--engine", choices=["local", "ray"], default="local",
                        help="local: this process; ray: Ray Data actors (pip install -r requirements-ray.txt)")
     batch.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    batch.add_argument("--pictures", type=_pictures, default=PICTURES[0], metavar="|".join(PICTURES),
+                       help="what maps/ gets: all (each picture, its maps over it as JPEG, the raw maps), maps "
+                       "(the picture and the raw maps; overlays are drawn from them when shown) or none (the "
+                       "table only); a rerun asking for more explains the files again to write them "
+                       "(default: %(default)s)")
     return parser
 
 

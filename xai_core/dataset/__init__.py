@@ -1,17 +1,19 @@
 """Dataset mode: explain a folder, a glob or a list of images into a results folder, resumably, on
 this process (the local engine) or on Ray actors (`ray_engine.py`). Open `job.py` first (`run`);
-`records.py` explains one batch, `store.py` writes the results folder, `summary.py` its statistics."""
+`records.py` explains one batch, `store.py` writes the results folder, `writer.py` its pictures,
+`summary.py` its statistics."""
 
 from . import ray_engine
 from .inputs import IMAGE_SUFFIXES, Source, list_inputs
 from .job import run
 from .ray_engine import model_args, run_ray
-from .records import compute_records, explain_records, read_record, record_bytes, save_pictures
-from .settings import EVAL_SCORES, NOT_EXPLAINED, JobResult, Settings, columns
+from .records import compute_records, explain_records, read_record, record_bytes
+from .settings import EVAL_SCORES, NOT_EXPLAINED, PICTURES, JobResult, Settings, columns
 from .store import finish, read_rows, schema, write_part
 from .summary import bootstrap_ci, summarize
+from .writer import check_pictures, pictures_written, read_map, read_picture, save_pictures
 
-__all__ = ["EVAL_SCORES", "IMAGE_SUFFIXES", "NOT_EXPLAINED", "JobResult", "Settings", "Source", "bootstrap_ci",
-           "columns", "compute_records", "explain_records", "finish", "list_inputs", "model_args", "ray_engine",
-           "read_record", "read_rows", "record_bytes", "run", "run_ray", "save_pictures", "schema", "summarize",
-           "write_part"]
+__all__ = ["EVAL_SCORES", "IMAGE_SUFFIXES", "NOT_EXPLAINED", "PICTURES", "JobResult", "Settings", "Source",
+           "bootstrap_ci", "check_pictures", "columns", "compute_records", "explain_records", "finish", "list_inputs",
+           "model_args", "pictures_written", "ray_engine", "read_map", "read_picture", "read_record", "read_rows",
+           "record_bytes", "run", "run_ray", "save_pictures", "schema", "summarize", "write_part"]

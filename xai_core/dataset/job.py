@@ -1,6 +1,7 @@
 """`run`: the dataset job. Lists the inputs, skips the files a previous run with the same settings
-did, explains the rest batch by batch with the local engine (this process) or the Ray engine, writes
-each batch's rows as a part, and finishes the results folder (see the package docstring)."""
+did (with at least the pictures asked for), explains the rest batch by batch with the local engine
+(this process) or the Ray engine, writes each batch's pictures and then its rows as a part, and
+finishes the results folder (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from ..methods import get_method
 from ..models import ModelHandle
 from .inputs import list_inputs
 from .ray_engine import run_ray
-from .records import compute_batch, copy_row, read_record, store_pictures
-from .settings import NOT_EXPLAINED, JobResult, Settings
+from .records import compute_batch, copy_row, read_record
+from .settings import NOT_EXPLAINED, PICTURES, JobResult, Settings
 from .store import finish, read_rows, write_part
+from .writer import check_pictures, covers, pictures_written, store_pictures
 
 
 def run(
@@ -35,12 +37,16 @@ def run(
     progress: Optional[Callable[[int, int], None]] = None,
     engine: str = "local",
     address: Optional[str] = None,
+    pictures: str = "all",
 ) -> JobResult:
     """Explain every file of `input_spec` (see `list_inputs`) into the folder `output`, skipping
-    the files a previous run with the same settings already did. `progress(done, total)` after each
-    batch. Raises `InvalidOptionError` for bad settings (before any work); a bad file is an error
-    row, never an exception."""
+    the files a previous run with the same settings already did. `pictures`: what is written
+    besides the table (`PICTURES`: all, maps or none; see `writer.py`); a file done before with
+    fewer pictures than asked for is explained again to write them, one done with more keeps
+    them. `progress(done, total)` after each batch. Raises `InvalidOptionError` for bad settings
+    (before any work); a bad file is an error row, never an exception."""
     started = time.perf_counter()
+    pictures = check_pictures(pictures)
     methods = [get_method(m).id for m in split_names(methods, lower=True)]
     if not methods:
         raise InvalidOptionError("Choose at least one method.")
@@ -61,10 +67,11 @@ def run(
                                  "writable folder path.") from None
     digest = settings.digest()
     stored = [row for row in read_rows(out) if not (row["error"] or "").startswith(NOT_EXPLAINED)]
-    done = {row["key"] for row in stored}
+    done = {row["key"]: row for row in stored if covers(row, pictures)}
+    fewer = {row["key"] for row in stored if row["key"] not in done}  # explained again, to write them
     # content key -> a finished row whose results (and pictures) serve every file with that content
-    reusable = {row["content_key"]: row for row in stored if row.get("content_key")
-                and (row["error"] is not None or (out / "maps" / f"{row['key']}.jpg").is_file())}
+    reusable = {row["content_key"]: row for row in done.values() if row.get("content_key")
+                and (pictures_written(row) == "none" or (out / "maps" / f"{row['key']}.jpg").is_file())}
     todo, copies, keys, contents = [], [], {}, set(reusable)
     for source in sources:
         record = read_record(source, digest)
@@ -80,10 +87,14 @@ def run(
     total, finished = len(todo) + len(copies), 0
     if progress is not None:
         progress(0, total)
+    redone = sum(record["key"] in fewer for record in todo + copies)
+    asked = PICTURES.index(pictures)  # skipped files with more pictures than asked for keep them
+    richer = sum(keys[s.path] in done and PICTURES.index(pictures_written(done[keys[s.path]])) < asked
+                 for s in sources)
     if engine == "ray":
-        batches = _written(out, settings, run_ray(handle, todo, settings, str(out), size, address))
+        batches = _written(out, settings, run_ray(handle, todo, settings, str(out), size, address, pictures=pictures))
     else:
-        batches = _local(handle, todo, settings, out, size)
+        batches = _local(handle, todo, settings, out, size, pictures)
     for rows in batches:
         reusable.update({row["content_key"]: row for row in rows if row.get("content_key")})
         finished += len(rows)
@@ -97,28 +108,29 @@ def run(
     refused = [r for r in rows if r["error"] is not None]
     failed = sum(r["error"].startswith(NOT_EXPLAINED) for r in refused)
     return JobResult(len(rows) - len(refused), len(refused) - failed, len(sources) - total, failed, str(out),
-                     time.perf_counter() - started, len(copies), pruned)
+                     time.perf_counter() - started, len(copies), pruned, pictures, redone, richer)
 
 
-def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size: int) -> Iterator[list[dict]]:
+def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size: int,
+           pictures: str) -> Iterator[list[dict]]:
     """The local engine: each batch's rows once its part is on disk. A background thread writes a
-    batch's pictures and then, at once, its part (so a part never names a missing picture) while the
-    next batch is computed (PIL and zlib release the GIL); a batch waits for the previous one's
-    writing before its own starts, so at most two batches are held and a kill loses at most the
-    batch in flight and the one being written."""
+    batch's pictures (spread over the writer pool's threads, one per core: `writer.py`) and then, at
+    once, its part (so a part never names a missing picture) while the next batch is computed; a
+    batch waits for the previous one's writing before its own starts, so at most two batches are
+    held and a kill loses at most the batch in flight and the one being written."""
     pending: Optional[Future] = None
     with ThreadPoolExecutor(max_workers=1) as writer:
         for i in range(0, len(todo), size):
-            rows, pictures = compute_batch(handle, todo[i:i + size], settings)
+            rows, drawn = compute_batch(handle, todo[i:i + size], settings)
             if pending is not None:
                 yield pending.result()
-            pending = writer.submit(_store, out, rows, pictures, settings)
+            pending = writer.submit(_store, out, rows, drawn, settings, pictures)
         if pending is not None:
             yield pending.result()
 
 
-def _store(out: Path, rows: list[dict], pictures: list, settings: Settings) -> list[dict]:
-    write_part(out, store_pictures(str(out), rows, pictures), settings)
+def _store(out: Path, rows: list[dict], drawn: list, settings: Settings, pictures: str) -> list[dict]:
+    write_part(out, store_pictures(str(out), rows, drawn, pictures), settings)
     return rows
 
 

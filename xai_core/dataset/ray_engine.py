@@ -15,7 +15,8 @@ already started is used as it is. With one (`auto` or `HEAD:6379` on a node of t
 `ray job submit`; `ray://HEAD:10001` from elsewhere, which needs `ray[client]` too), the job runs on
 that cluster: its workers need the same Python packages as here (this package is shipped to them),
 the model's weights at the same path (or a tag they can download), and the input files and the
-output folder, where the actors write the maps (`OUT/maps`), must be on storage shared by the driver
+output folder, where the actors write the pictures (`OUT/maps`, what `pictures` asks for, with the
+local engine's writer: `writer.py`), must be on storage shared by the driver
 and the workers (the rows themselves come back to the driver). Ray is imported here only; it is optional
 (`pip install -r requirements-ray.txt`).
 """
@@ -61,7 +62,7 @@ class Explainer:
     rows as an Arrow table (the schema of results.parquet)."""
 
     def __init__(self, load_args: dict, fingerprint: str, device: str, threads: int, settings: Settings,
-                 out_dir: str):
+                 out_dir: str, pictures: str = "all"):
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
@@ -73,13 +74,14 @@ class Explainer:
                 "and packages.")
         self.settings = settings
         self.out_dir = out_dir
+        self.pictures = pictures
 
     def __call__(self, batch):
         import pyarrow as pa
 
         records = [{"source": Source(r["path"], r["file"], r["true_label"]), "data": None, "key": r["key"],
                     "content_key": r["content_key"], "error": r["error"]} for r in batch.to_pylist()]
-        rows = explain_records(self.handle, records, self.settings, self.out_dir)
+        rows = explain_records(self.handle, records, self.settings, self.out_dir, self.pictures)
         return pa.Table.from_pylist(rows, schema=schema(self.settings))
 
 
@@ -195,9 +197,9 @@ def _quiet_console():
 
 
 def run_ray(handle: ModelHandle, records: Sequence[dict], settings: Settings, out_dir: str, batch_size: int,
-            address: Optional[str]) -> Iterator[list[dict]]:
+            address: Optional[str], *, pictures: str = "all") -> Iterator[list[dict]]:
     """Explain `records` (`dataset.read_record`'s dicts) with `explain_records` in Ray actors, in
-    batches of `batch_size`; yields each batch's rows (dicts, as `explain_records` returns them) as it
+    batches of `batch_size`, the actors writing what `pictures` asks for; yields each batch's rows (dicts, as `explain_records` returns them) as it
     finishes, in no particular order. `address`: None for a local Ray, else a cluster's address
     (`out_dir` must then be on storage the workers share, see the module's docstring). Raises
     `InvalidOptionError` (one sentence) when Ray is missing, the model cannot be loaded in another
@@ -209,10 +211,10 @@ def run_ray(handle: ModelHandle, records: Sequence[dict], settings: Settings, ou
     if not records:
         return iter(())
     started = _connect(ray, address)
-    return _batches(ray, started, handle, load_args, records, settings, out_dir, batch_size, address)
+    return _batches(ray, started, handle, load_args, records, settings, out_dir, batch_size, address, pictures)
 
 
-def _batches(ray, started, handle, load_args, records, settings, out_dir, batch_size, address):
+def _batches(ray, started, handle, load_args, records, settings, out_dir, batch_size, address, pictures):
     context = ray.data.DataContext.get_current()
     shown = context.enable_progress_bars, context.print_on_execution_start
     try:
@@ -241,7 +243,7 @@ def _batches(ray, started, handle, load_args, records, settings, out_dir, batch_
                 Explainer, batch_size=size, batch_format="pyarrow", zero_copy_batch=True,
                 fn_constructor_kwargs={"load_args": load_args, "fingerprint": handle.fingerprint,
                                        "device": how["device"], "threads": how["threads"], "settings": settings,
-                                       "out_dir": str(out_dir)},
+                                       "out_dir": str(out_dir), "pictures": pictures},
                 compute=ray.data.ActorPoolStrategy(size=min(how["concurrency"], len(blocks))),
                 num_gpus=how["num_gpus"], num_cpus=how["num_cpus"], runtime_env=runtime_env, **restarts)
         try:

@@ -1,6 +1,6 @@
 """One batch of input files: each file's record (its keys), the batch explained (and scored) in one
-`explain_batch` (and `evaluate_batch`), one row per file, and the maps' pictures written to disk.
-`explain_records` is the per-batch function of both engines.
+`explain_batch` (and `evaluate_batch`), one row per file, and the maps' pictures written to disk
+(`writer.py`). `explain_records` is the per-batch function of both engines.
 
 A row's `key` is its file's path, content and the settings (a row belongs to its file: identical
 files in two folders are two rows); its `content_key` is the content and the settings alone, so a
@@ -15,9 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-import numpy as np
 import torch
-from PIL import Image
 
 from .._pool import worker_pool
 from ..errors import Cancelled, InvalidImageError, XAIError
@@ -26,9 +24,9 @@ from ..explain import TOP_K, explain_batch
 from ..faithfulness import RANDOM
 from ..images import load_image
 from ..models import ModelHandle
-from ..report import overlay_cam
 from .inputs import Source
 from .settings import EVAL_SCORES, NOT_EXPLAINED, Settings, columns
+from .writer import store_pictures
 
 _UNREADABLE = "The file cannot be read ({}); check that it exists and is readable."
 
@@ -56,7 +54,8 @@ def row_key(path: str, content: Optional[str], digest: str) -> str:
 
 def copy_row(out_dir: str, record: dict, row: dict) -> dict:
     """`row` (a file's results, with the same content and settings as `record`'s file) as the row
-    of `record`: its path, true label and key, and a copy of `row`'s pictures under the new key."""
+    of `record`: its path, true label and key, and a copy of `row`'s pictures under the new key
+    (its raw maps stay in their batch's file, which the copy names too)."""
     maps = Path(out_dir) / "maps"
     old, new = row["key"], record["key"]
     if old != new:
@@ -84,23 +83,14 @@ def record_bytes(record: dict) -> bytes:
     return record["data"] if record.get("data") is not None else Path(record["source"].file).read_bytes()
 
 
-def explain_records(handle: ModelHandle, records: Sequence[dict], settings: Settings, out_dir: str) -> list[dict]:
+def explain_records(handle: ModelHandle, records: Sequence[dict], settings: Settings, out_dir: str,
+                    pictures: str = "all") -> list[dict]:
     """The per-batch function of both engines: decode each record's bytes, explain the readable
-    ones in one `explain_batch` (and `evaluate_batch` with `settings.evaluate`), write their maps
-    under `out_dir/maps`, and return one row per record (an error row for a refused file), in order."""
-    rows, pictures = compute_batch(handle, records, settings)
-    return store_pictures(out_dir, rows, pictures)
-
-
-def store_pictures(out_dir: str, rows: list[dict], pictures: Sequence[tuple]) -> list[dict]:
-    """`save_pictures`, its time shared among the explained rows' `seconds`; returns `rows`."""
-    started = time.perf_counter()
-    save_pictures(out_dir, pictures)
-    share = (time.perf_counter() - started) / max(1, len(pictures))
-    for row in rows:
-        if row["error"] is None:
-            row["seconds"] += share
-    return rows
+    ones in one `explain_batch` (and `evaluate_batch` with `settings.evaluate`), write what
+    `pictures` asks for of their maps under `out_dir/maps` (`writer.store_pictures`), and return
+    one row per record (an error row for a refused file), in order."""
+    rows, drawn = compute_batch(handle, records, settings)
+    return store_pictures(out_dir, rows, drawn, pictures)
 
 
 #: The one sentence of a file that could not be explained for lack of memory, even alone.
@@ -127,7 +117,7 @@ def compute_batch(handle: ModelHandle, records: Sequence[dict], settings: Settin
 def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Settings, *,
                     batch_size: Optional[int] = None,
                     progress: Optional[Callable[[int, int], Optional[bool]]] = None) -> tuple[list[dict], list]:
-    """`explain_records` without the writing: (the rows, the pictures `save_pictures` writes: (key,
+    """`explain_records` without the writing: (the rows, the pictures `writer.save_pictures` writes: (key,
     the picture the maps belong to, {method: map}) per explained record). `batch_size` images per
     forward (default: all at once); `progress(done, total)` counts the images explained, then (with
     evaluation) scored; returning False cancels (raises `Cancelled`)."""
@@ -166,18 +156,6 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     return rows, pictures
 
 
-def save_pictures(out_dir: str, pictures: Sequence[tuple]) -> None:
-    """Write each explained image's picture (KEY.jpg), its maps over it (KEY_METHOD.png) and its raw
-    maps (KEY.npz, float16) into `out_dir/maps`."""
-    maps = Path(out_dir) / "maps"
-    maps.mkdir(parents=True, exist_ok=True)
-    for key, image, cams in pictures:
-        Image.fromarray(image).save(maps / f"{key}.jpg", quality=90)
-        for method, cam in cams.items():
-            Image.fromarray(overlay_cam(image, cam)).save(maps / f"{key}_{method}.png", compress_level=3)
-        np.savez_compressed(maps / f"{key}.npz", **{m: np.float16(c) for m, c in cams.items()})
-
-
 def _row(record: dict, settings: Settings, error: Optional[str] = None) -> dict:
     row = {c: None for c in columns(settings.methods, settings.evaluate)}
     source = record["source"]
@@ -203,4 +181,4 @@ def _explained_row(record: dict, settings: Settings, explanation, evaluation, se
 
 
 __all__ = ["OUT_OF_MEMORY", "compute_batch", "compute_records", "copy_row", "explain_records", "read_record",
-           "record_bytes", "row_key", "save_pictures", "store_pictures"]
+           "record_bytes", "row_key"]

@@ -14,6 +14,11 @@ from ..faithfulness import HIGHER_IS_BETTER, RANDOM, ROAD_PERCENTILES
 EVAL_SCORES = {score: HIGHER_IS_BETTER[score] for score in ("deletion_auc", "insertion_auc", "road_combined")}
 #: How the error of a readable file that could not be explained starts (retried by a rerun).
 NOT_EXPLAINED = "Not explained:"
+#: What a job writes besides the table (`run`'s `pictures=`, the CLI's --pictures), the most first:
+#: all (the picture, its overlays and the raw maps), maps (the picture and the raw maps), none.
+PICTURES = ("all", "maps", "none")
+_WRITTEN = {"maps": "the pictures and raw maps, no overlays (--pictures maps)",
+            "none": "no pictures, the table only (--pictures none)"}
 
 
 @dataclass(frozen=True)
@@ -51,31 +56,41 @@ class JobResult:
     seconds: float
     copied: int = 0
     pruned: int = 0
+    pictures: str = "all"
+    redone: int = 0  # done before with fewer pictures than asked for: explained again to write them
+    richer: int = 0  # skipped, with more pictures than asked for (kept)
 
     def line(self) -> str:
         """The last line the CLI prints (a rerun with nothing to do says so)."""
         pruned = f"; removed {self.pruned} pictures of files no longer in the input" if self.pruned else ""
+        richer = (f"; {self.richer} skipped file{'s' * (self.richer != 1)} kept the pictures written before (more "
+                  f"than --pictures {self.pictures})" if self.richer else "")
         files = self.explained + self.refused + self.failed
         if files and self.skipped >= files:
             return (f"Nothing to do: all {files} files were done before with these settings ({self.explained} "
-                    f"explained, {self.refused + self.failed} not){pruned}; results in {self.output}.")
+                    f"explained, {self.refused + self.failed} not){richer}{pruned}; results in {self.output}.")
         done = f"Explained {self.explained} file{'s' * (self.explained != 1)}"
         refused = f"refused {self.refused} (see the error column of results.parquet)"
         skipped = f"; {self.skipped} already done were skipped" if self.skipped else ""
         copied = (f"; {self.copied} with the same content as another file reused its results" if self.copied
                   else "")
         failed = f"; {self.failed} readable file{'s' * (self.failed != 1)} failed" if self.failed else ""
-        return f"{done}, {refused}{skipped}{copied}{failed}{pruned}; results in {self.output}."
+        redone = (f"; {self.redone} done before with fewer pictures than --pictures {self.pictures} "
+                  f"{'were' if self.redone != 1 else 'was'} explained again to write them"
+                  if self.redone else "")
+        written = f"; {_WRITTEN[self.pictures]}" if self.pictures in _WRITTEN else ""
+        return f"{done}, {refused}{skipped}{redone}{richer}{copied}{failed}{written}{pruned}; results in {self.output}."
 
 
 def columns(methods: Sequence[str], evaluate: bool) -> list[str]:
-    """The columns of results.parquet, in order."""
+    """The columns of results.parquet, in order: `pictures` says what was written for the row (see
+    `PICTURES`), `maps_file` and `maps_index` where its raw maps are (`writer.py`)."""
     cols = ["path", "key", "content_key", "error", "label", "probability", "top5_labels", "top5_probabilities", "target",
-            "target_label", "true_label"]
+            "target_label", "true_label", "pictures", "maps_file", "maps_index"]
     cols += ["seconds"] + [f"{m}_seconds" for m in methods]
     if evaluate:
         cols += [f"{m}_{score}" for m in list(methods) + [RANDOM] for score in EVAL_SCORES]
     return cols
 
 
-__all__ = ["EVAL_SCORES", "NOT_EXPLAINED", "JobResult", "Settings", "columns"]
+__all__ = ["EVAL_SCORES", "NOT_EXPLAINED", "PICTURES", "JobResult", "Settings", "columns"]

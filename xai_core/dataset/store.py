@@ -4,8 +4,11 @@ for resuming, and finished into results.parquet, summary.json and index.html.
     OUT/results.parquet   one row per input file (columns: `columns`)
     OUT/parts/            the rows, one Parquet file per batch as it finishes (a killed run loses
                           at most the batch in flight; a rerun skips every file already there)
-    OUT/maps/             per image: KEY.jpg (the picture the maps belong to), KEY_METHOD.png
-                          (each map over it) and KEY.npz (the raw maps, float16 [H, W] each)
+    OUT/maps/             what --pictures asks for (`writer.py`): with all (the default), per image
+                          KEY.jpg (the picture the maps belong to) and KEY_METHOD.jpg (each map
+                          over it), and per batch and method raw-BATCH.METHOD.npy (the raw maps,
+                          float16 [N, H, W]; a row's maps_file and maps_index say where its are);
+                          with maps, KEY.jpg and the raw maps; with none, nothing
     OUT/summary.json      per method: score means with 95% bootstrap intervals, win rates against
                           the random map, accuracy (with true labels); see `summarize`
     OUT/index.html        the browsable report (`report.html_reports`)
@@ -29,6 +32,7 @@ from ..report import write_dataset_report
 from .inputs import Source
 from .settings import Settings, columns
 from .summary import summarize
+from .writer import KEY_PATTERN, RAW_PATTERN, with_thumbnails
 
 
 def write_part(out: Path, rows: list[dict], settings: Settings) -> Path:
@@ -51,7 +55,7 @@ def schema(settings: Settings):
              "label": pa.string(),
              "probability": pa.float64(), "top5_labels": pa.list_(pa.string()),
              "top5_probabilities": pa.list_(pa.float64()), "target": pa.int64(), "target_label": pa.string(),
-             "true_label": pa.string()}
+             "true_label": pa.string(), "pictures": pa.string(), "maps_file": pa.string(), "maps_index": pa.int64()}
     return pa.schema([(c, types.get(c, pa.float64())) for c in columns(settings.methods, settings.evaluate)])
 
 
@@ -89,22 +93,26 @@ def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings,
     summary = summarize(rows, settings, categories)
     summary["input"] = os.path.basename(os.path.normpath(root))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
-    write_dataset_report(out, rows, summary)
-    return rows, prune_pictures(out, {row["key"] for row in rows})
+    write_dataset_report(out, with_thumbnails(out, rows, settings.methods), summary)
+    return rows, prune_pictures(out, rows)
 
 
-#: A picture's name starts with its row's key (KEY.jpg, KEY_METHOD.png, KEY.npz).
-_PICTURE = re.compile(r"[0-9a-f]{32}-[0-9a-f]{16}")
+#: A raw file being written (a killed run's is removed).
+_PARTIAL = re.compile(r"\.raw-[0-9a-f]{24}\..*\.tmp")
 
 
-def prune_pictures(out: Path, keys: set[str]) -> int:
-    """Remove the pictures in `out/maps` whose row is not among `keys` (the results' rows); returns
-    how many were removed."""
+def prune_pictures(out: Path, rows: Sequence[dict]) -> int:
+    """Remove the pictures in `out/maps` whose row is not among `rows` (the results' rows: a
+    picture's name starts with its row's key, a raw file's with a stem no row names any more) and
+    raw files a killed run left half written; returns how many were removed."""
+    keys = {row["key"] for row in rows}
+    stems = {row.get("maps_file") for row in rows}
     removed = 0
     maps = Path(out) / "maps"
     for picture in (maps.iterdir() if maps.is_dir() else ()):
-        key = _PICTURE.match(picture.name)
-        if key and key.group(0) not in keys:
+        key, stem = KEY_PATTERN.match(picture.name), RAW_PATTERN.match(picture.name)
+        if (key and key.group(0) not in keys) or (stem and stem.group(0) not in stems) \
+                or _PARTIAL.fullmatch(picture.name):
             picture.unlink(missing_ok=True)
             removed += 1
     return removed

@@ -151,7 +151,7 @@ def classes(rows: Sequence[dict]) -> list[str]:
 def sortable_columns(rows: Sequence[dict]) -> list[str]:
     """The numeric columns (probability, seconds, scores) the gallery can sort by, in column order."""
     keys = list(rows[0]) if rows else []
-    return [k for k in keys if k not in ("target",) and any(isinstance(r.get(k), (int, float)) and
+    return [k for k in keys if k not in ("target", "maps_index") and any(isinstance(r.get(k), (int, float)) and
                                                             not isinstance(r.get(k), bool) for r in rows)]
 
 

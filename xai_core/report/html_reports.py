@@ -5,6 +5,9 @@ index.html of a dataset run: the summary (score means with 95% intervals, win ra
 random map, accuracy) and a gallery of every image with its maps, filterable by class, correct or
 wrong and low confidence, sortable by any score. One self-contained file (the rows embedded as JSON,
 plain JavaScript, pictures from `maps/` by relative path): it opens offline from the results folder.
+The gallery shows whichever pictures were written: the overlays (KEY_METHOD.jpg, or a previous
+version's .png), else each map drawn in the browser from the row's `thumbs` (a small copy of its raw
+map, `dataset.writer`) over the picture, else no images, with a sentence that says why.
 Written here: no library we use builds such a report."""
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ..faithfulness import RANDOM
 from ..predict import LOW_CONFIDENCE
 from .dataset_figures import interval_text, scores_in
 from .figures import PNG_EXPORT
+from .pictures import JET
 
 NAMES = {"deletion_auc": "deletion AUC (lower is better)", "insertion_auc": "insertion AUC (higher is better)",
          "road_combined": "ROAD combined (higher is better)"}
@@ -71,7 +75,7 @@ def dataset_report_html(rows: Sequence[dict], summary: dict) -> str:
         facts.append(summary["accuracy_note"])
     data = script_json({"rows": list(rows), "methods": list(settings.get("methods", [])),
                         "titles": {m: e.get("title", m) for m, e in summary.get("methods", {}).items()},
-                        "low": LOW_CONFIDENCE})
+                        "low": LOW_CONFIDENCE, "jet": JET.tolist()})
     parts = {"title": html.escape(f"Explanations: {summary.get('input', 'dataset')}"),
              "facts": html.escape(" · ".join(facts)), "summary": _summary_table(summary), "data": data}
     return _SLOT.sub(lambda m: parts[m.group(1)], TEMPLATE)  # one pass: no text can fill another slot
@@ -148,6 +152,8 @@ table.summary td,table.summary th{border:1px solid #ccc;padding:.3rem .6rem;font
 .card{border:1px solid #ddd;border-radius:6px;padding:.5rem;margin:.5rem 0;display:flex;gap:.75rem;align-items:flex-start}
 .card img{width:160px;height:160px;object-fit:cover;border-radius:3px}
 .card figure{margin:0;text-align:center;font-size:.8rem}
+.drawn{position:relative;width:160px;height:160px}
+.drawn canvas{position:absolute;left:0;top:0;width:160px;height:160px;opacity:.5;border-radius:3px}
 .meta{font-size:.85rem;min-width:14rem}.wrong{color:#b00020}.right{color:#1b7f3b}.error{color:#b00020}
 </style></head><body>
 <h1>{{title}}</h1><p>{{facts}}</p>
@@ -166,6 +172,7 @@ better; insertion and ROAD: higher).</p>
 <label><input type="checkbox" id="desc"> descending</label>
 <span id="count"></span>
 </div>
+<p id="nopictures" hidden></p>
 <div id="gallery"></div>
 <script id="data" type="application/json">{{data}}</script>
 <script>
@@ -176,9 +183,35 @@ $('lowv').textContent = D.low;
 const norm = s => String(s || '').replace(/_/g, ' ').trim().toLowerCase();
 const classes = [...new Set(rows.map(r => r.true_label || r.label).filter(Boolean))].sort();
 classes.forEach(c => $('cls').add(new Option(c, c)));
-const numeric = Object.keys(rows[0] || {}).filter(k => rows.some(r => typeof r[k] === 'number'));
+const numeric = Object.keys(rows[0] || {}).filter(k => k !== 'maps_index' && rows.some(r => typeof r[k] === 'number'));
 numeric.forEach(k => $('sort').add(new Option(k, k)));
 const esc = s => String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
+const index = new Map(rows.map((r, i) => [r, i]));
+const written = r => r.error ? 'none' : (r.pictures || 'legacy');  // legacy: a previous version's layout
+if (rows.length && rows.every(r => written(r) === 'none')) {
+  $('nopictures').hidden = false;
+  $('nopictures').textContent = 'This run wrote no pictures (--pictures none), so the gallery lists the files '
+    + 'without images; rerun the batch command with --pictures maps or all to see them.';
+}
+function mapFigure(r, m) {
+  const title = `<figcaption>${esc(D.titles[m] || m)}</figcaption>`, level = written(r);
+  if (level === 'all' || level === 'legacy')
+    return `<figure><img loading="lazy" src="maps/${esc(r.key)}_${esc(m)}.${level === 'all' ? 'jpg' : 'png'}" alt="${esc(m)}">${title}</figure>`;
+  if (level === 'maps' && r.thumbs && r.thumbs.maps[m])
+    return `<figure><div class="drawn"><img loading="lazy" src="maps/${esc(r.key)}.jpg" alt="${esc(m)}">`
+      + `<canvas data-row="${index.get(r)}" data-method="${esc(m)}"></canvas></div>${title}</figure>`;
+  return '';
+}
+function draw(canvas) {  // a raw map's thumbnail in jet colours, over its picture at half opacity
+  const t = rows[+canvas.dataset.row].thumbs, bytes = atob(t.maps[canvas.dataset.method]);
+  canvas.width = t.w; canvas.height = t.h;
+  const ctx = canvas.getContext('2d'), img = ctx.createImageData(t.w, t.h);
+  for (let i = 0; i < bytes.length; i++) {
+    const c = D.jet[bytes.charCodeAt(i)];
+    img.data.set([c[0], c[1], c[2], 255], 4 * i);
+  }
+  ctx.putImageData(img, 0, 0);
+}
 function state(r) { if (r.error) return 'error'; if (!r.true_label) return ''; return norm(r.label) === norm(r.true_label) ? 'right' : 'wrong'; }
 function render() {
   const cls = $('cls').value, want = $('correct').value, low = $('low').checked, key = $('sort').value, desc = $('desc').checked;
@@ -194,10 +227,13 @@ function render() {
     const truth = r.true_label ? `<br>true: <span class="${s}">${esc(r.true_label)}</span>` : '';
     const scores = methods.map(m => ['deletion_auc', 'insertion_auc', 'road_combined'].filter(k => r[m + '_' + k] !== undefined && r[m + '_' + k] !== null)
       .map(k => `${esc(D.titles[m] || m)} ${k}: ${r[m + '_' + k].toFixed(3)}`).join('<br>')).filter(Boolean).join('<br>');
-    const maps = methods.map(m => `<figure><img loading="lazy" src="maps/${esc(r.key)}_${esc(m)}.png" alt="${esc(m)}"><figcaption>${esc(D.titles[m] || m)}</figcaption></figure>`).join('');
-    return `<div class="card"><figure><img loading="lazy" src="maps/${esc(r.key)}.jpg" alt="image"><figcaption>${esc(r.path)}</figcaption></figure>${maps}
+    const maps = methods.map(m => mapFigure(r, m)).join('');
+    const picture = written(r) === 'none' ? `<figure><figcaption>${esc(r.path)}</figcaption></figure>`
+      : `<figure><img loading="lazy" src="maps/${esc(r.key)}.jpg" alt="image"><figcaption>${esc(r.path)}</figcaption></figure>`;
+    return `<div class="card">${picture}${maps}
       <div class="meta"><b>${esc(r.label)}</b> ${(100 * r.probability).toFixed(1)}%${truth}<br>target: ${esc(r.target_label)}<br>${scores}</div></div>`;
   }).join('');
+  document.querySelectorAll('#gallery canvas').forEach(draw);
 }
 ['cls', 'correct', 'low', 'sort', 'desc'].forEach(id => $(id).addEventListener('change', render));
 render();

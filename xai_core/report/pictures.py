@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
+import cv2
 import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -26,6 +27,34 @@ def overlay_cam(image: np.ndarray, cam: np.ndarray, image_weight: float = 0.5) -
     pytorch-grad-cam's `show_cam_on_image`; returns uint8 RGB [H, W, 3]."""
     rgb = np.float32(image) / 255.0
     return show_cam_on_image(rgb, np.clip(cam, 0.0, 1.0), use_rgb=True, image_weight=image_weight)
+
+
+#: OpenCV's jet colormap as RGB rows, one per uint8 level: the colours `overlay_cam` paints with.
+JET = cv2.cvtColor(cv2.applyColorMap(np.arange(256, dtype=np.uint8)[None], cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)[0]
+_JET_TABLE = np.ascontiguousarray(JET[:, None, :])  # as cv2.applyColorMap's user colormap: RGB out
+
+
+def overlay_cams(images: np.ndarray, cams: np.ndarray, image_weight: float = 0.5) -> np.ndarray:
+    """`overlay_cam` of a whole batch at once, equal to it image by image: `cams` (float [N, H, W]
+    in [0, 1]) as jet heatmaps over `images` (uint8 RGB [N, H, W, 3]), in numpy over the batch (a
+    table look-up for the colours, one blend in place, each image divided by its own maximum);
+    returns uint8 RGB [N, H, W, 3]."""
+    levels = np.clip(np.asarray(cams, dtype=np.float32), 0.0, 1.0)
+    levels *= 255
+    n, height, width = levels.shape
+    # OpenCV colours the batch as one tall image (C, the GIL released); then show_cam_on_image's
+    # operations in place
+    blend = np.float32(cv2.applyColorMap(levels.astype(np.uint8).reshape(n * height, width), _JET_TABLE))
+    blend = blend.reshape(n, height, width, 3)
+    blend /= 255
+    blend *= 1 - image_weight
+    picture = np.float32(images)
+    picture /= 255.0
+    picture *= image_weight
+    blend += picture
+    blend /= blend.max(axis=(1, 2, 3), keepdims=True)
+    blend *= 255
+    return blend.astype(np.uint8)
 
 
 def component_colors(n: int) -> list[np.ndarray]:
@@ -137,5 +166,5 @@ def _legend(entries: Sequence[str], colors: Sequence[np.ndarray], height: int, w
     return panel
 
 
-__all__ = ["build_cam_picture", "build_dff_picture", "component_colors", "concept_labels", "overlay_cam",
-           "overlay_factorization", "save"]
+__all__ = ["JET", "build_cam_picture", "build_dff_picture", "component_colors", "concept_labels", "overlay_cam",
+           "overlay_cams", "overlay_factorization", "save"]
