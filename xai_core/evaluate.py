@@ -4,7 +4,6 @@ agreement between the methods' maps."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -41,7 +40,7 @@ def evaluate(
     options, on a copy of the model whose target layer and head are re-initialised.
 
     The work runs in this order: the random map's and the first map's deletion/insertion, each
-    other map's (ROAD's imputation runs meanwhile in background threads), ROAD, the sanity check.
+    other map's, ROAD (its imputations solved together on the handle's device), the sanity check.
     `on_partial(e)` gets the `Evaluation` so far after each of these (`e.pending` names the stages
     to come; the last call gets the complete result, the one returned). `progress(stage, done,
     total)` is called after each unit of work; returning False cancels. `batch_size` images go in
@@ -60,20 +59,16 @@ def evaluate(
     tick = Ticker(progress, total + 2 * len(road_percentiles) + bool(checked))
     later = ("road",) + (("sanity",) if checked else ())
     scorer = faith.Scorer(handle, x, explanation.target, batch_size)
-    with contextlib.ExitStack() as stack:
-        with _timing.timer(handle.device, timings, "deletion_insertion"):
-            tick.stage, ends = "insert/delete", None
-            for i, chunk in enumerate(parts):
-                # ROAD imputes in background threads while the maps are scored: from the second map on,
-                # so that the first scores get both cores (from the start when there is one chunk only)
-                if i == min(1, len(parts) - 1):
-                    road = stack.enter_context(faith.RoadJobs(scorer.x, rank_maps, road_percentiles))
-                ends = faith.chunk_curves(scorer, chunk, maps, rank_of, steps, tick, ends, results.rows)
-                results.report(("deletion_insertion",) * (i < len(parts) - 1) + later)
-        with _timing.timer(handle.device, timings, "road"):
-            tick.stage = "ROAD"
-            for rep, *values in zip(reps, *road.scores(scorer, tick)):
-                results.rows[rep].update(zip(("road_morf", "road_lerf", "road_combined"), map(float, values)))
+    with _timing.timer(handle.device, timings, "deletion_insertion"):
+        tick.stage, ends = "insert/delete", None
+        for i, chunk in enumerate(parts):
+            ends = faith.chunk_curves(scorer, chunk, maps, rank_of, steps, tick, ends, results.rows)
+            results.report(("deletion_insertion",) * (i < len(parts) - 1) + later)
+    with _timing.timer(handle.device, timings, "road"):
+        tick.stage = "ROAD"
+        road = faith.RoadJobs(scorer.x, rank_maps, road_percentiles)
+        for rep, *values in zip(reps, *road.scores(scorer, tick)):
+            results.rows[rep].update(zip(("road_morf", "road_lerf", "road_combined"), map(float, values)))
     faith.observe_evaluation(handle, len(reps), steps, road_percentiles, timings["deletion_insertion"] + timings["road"])
     if checked:
         results.report(("sanity",))
@@ -102,7 +97,7 @@ def evaluate_batch(
     `Evaluation` per image with the same scores `evaluate(..., sanity=False)` gives (deletion,
     insertion, confidence change, ROAD; each image's random map too). The forwards are batched
     across maps and images, `batch_size` images each, the deletion and insertion images made on
-    the device; ROAD's imputations run in background threads while the curves are scored. Images
+    the device; each group's ROAD imputations are solved together on the device. Images
     go `group` at a time (bounding the imputed images held). `progress("images", done, total)`
     after each group; returning False cancels. Raises `InvalidOptionError` (naming the image),
     `InvalidImageError`, `Cancelled`."""
@@ -133,29 +128,29 @@ def _evaluate_group(handle, images, explanations, indices, steps, road_percentil
     bases = faith.probabilities(handle, torch.cat([p.x for p in prepared]), targets)
     tick = lambda: None  # noqa: E731  (progress is per group)
     timings: dict[str, float] = {}
-    with contextlib.ExitStack() as stack:
-        with _timing.timer(handle.device, timings, "deletion_insertion"):
-            roads = [stack.enter_context(faith.RoadJobs(p.x, p.rank_maps, road_percentiles)) for p in prepared]
-            items, spans = [], []
-            for p, target in zip(prepared, targets):
-                extra = faith.confidence_images(p.x, np.stack([p.maps[rep] for rep in p.reps]))
-                makers = faith.curve_makers(p.x, [p.rank_of[rep] for rep in p.reps], steps, extra, True)
-                spans.append(slice(len(items), len(items) + len(makers)))
-                items += [(make, target) for make in makers]
-            flat = faith.score_queue(handle, items, batch_size, tick)
-            for p, base, span in zip(prepared, bases, spans):
-                deletion, insertion, multiplied, _ = faith.assemble_curves(flat[span], len(p.reps), steps, float(base), None)
-                faith.curve_rows(p.results.rows, p.reps, deletion, insertion, multiplied, float(base), steps)
-        with _timing.timer(handle.device, timings, "road"):
-            items, spans = [], []
-            for road, target in zip(roads, targets):
-                makers = road.makers(handle.device)
-                spans.append(slice(len(items), len(items) + len(makers)))
-                items += [(make, target) for make in makers]
-            flat = faith.score_queue(handle, items, batch_size, tick)
-            for p, road, base, span in zip(prepared, roads, bases, spans):
-                for rep, *values in zip(p.reps, *road.combine(flat[span] - float(base))):
-                    p.results.rows[rep].update(zip(("road_morf", "road_lerf", "road_combined"), map(float, values)))
+    with _timing.timer(handle.device, timings, "deletion_insertion"):
+        items, spans = [], []
+        for p, target in zip(prepared, targets):
+            extra = faith.confidence_images(p.x, np.stack([p.maps[rep] for rep in p.reps]))
+            makers = faith.curve_makers(p.x, [p.rank_of[rep] for rep in p.reps], steps, extra, True)
+            spans.append(slice(len(items), len(items) + len(makers)))
+            items += [(make, target) for make in makers]
+        flat = faith.score_queue(handle, items, batch_size, tick)
+        for p, base, span in zip(prepared, bases, spans):
+            deletion, insertion, multiplied, _ = faith.assemble_curves(flat[span], len(p.reps), steps, float(base), None)
+            faith.curve_rows(p.results.rows, p.reps, deletion, insertion, multiplied, float(base), steps)
+    with _timing.timer(handle.device, timings, "road"):
+        roads = [faith.RoadJobs(p.x, p.rank_maps, road_percentiles) for p in prepared]
+        faith.impute_together(roads)  # the group's imputations in one batch
+        items, spans = [], []
+        for road, target in zip(roads, targets):
+            makers = road.makers(handle.device)
+            spans.append(slice(len(items), len(items) + len(makers)))
+            items += [(make, target) for make in makers]
+        flat = faith.score_queue(handle, items, batch_size, tick)
+        for p, road, base, span in zip(prepared, roads, bases, spans):
+            for rep, *values in zip(p.reps, *road.combine(flat[span] - float(base))):
+                p.results.rows[rep].update(zip(("road_morf", "road_lerf", "road_combined"), map(float, values)))
     share = {k: v / len(prepared) for k, v in timings.items()}
     share["total"] = _timing.elapsed(handle.device, started) / len(prepared)
     for p in prepared:

@@ -1,10 +1,10 @@
 """ROAD (Rong et al. 2022, arXiv 2202.00449) with pytorch-grad-cam's perturbations and formulas (a
-test checks the scores equal its metric classes'), its noisy linear imputation solved faster
-(`FastImputer`, same solution) in background threads while other work runs."""
+test checks the scores equal its metric classes'): its noisy linear imputation solved for every mask
+of a call at once on the input's device (`imputation.harmonic_fill`), with the library's noise;
+`FastImputer`, an exact sparse solve of the same system, is the oracle the tests compare it with."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Callable, Sequence
 
@@ -20,40 +20,62 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import splu
 
 from .curves import Scorer
+from .imputation import harmonic_fill
 
 #: pytorch-grad-cam's ROAD percentiles used by its metrics tutorial (its classes default to 10..90).
 ROAD_PERCENTILES = (20, 40, 60, 80)
-#: ROAD's imputations run in this many threads (the sparse solves release the GIL).
-ROAD_THREADS = 2
 
 
 class RoadJobs:
     """ROAD (Rong et al. 2022, arXiv 2202.00449): the perturbations of pytorch-grad-cam's
-    `ROADMostRelevantFirst` and `ROADLeastRelevantFirst` at each percentile, for every map, computed
-    in `ROAD_THREADS` background threads (the sparse solves release the GIL) as soon as this is made;
-    `scores` then runs the forwards in the calling thread. Close it (`with`) to stop the threads."""
+    `ROADMostRelevantFirst` and `ROADLeastRelevantFirst` at each percentile (a job each), for every
+    map of `rank_maps` ([n_maps, H, W]) on the image `x` ([1, C, H, W]). The masks (the library's
+    percentile thresholds) and the noise (job j's like a `FastImputer(seed=j)` called map by map)
+    are made at once; the imputation is solved, all masks together on `x`'s device, when first
+    needed (`images`, or `impute_together` for several images' jobs in one batch)."""
 
     def __init__(self, x: torch.Tensor, rank_maps: np.ndarray, percentiles: Sequence[int]) -> None:
-        self.percentiles = list(percentiles)
-        self._image, self._cams = x[0].cpu(), [torch.from_numpy(cam) for cam in rank_maps]
-        self._pool = ThreadPoolExecutor(max_workers=ROAD_THREADS)
+        self.percentiles, self.x, self._n_maps = list(percentiles), x, len(rank_maps)
+        image = x[0].detach().cpu()
+        unknown, noise = [], []
         jobs = [(cls, p) for cls in (ROADMostRelevantFirst, ROADLeastRelevantFirst) for p in self.percentiles]
-        self._futures = [self._pool.submit(self._perturb, cls, p, seed) for seed, (cls, p) in enumerate(jobs)]
+        for seed, (cls, percentile) in enumerate(jobs):
+            perturbation = cls(percentile).perturbation
+            perturbation.imputer = _binary_mask  # the library's percentile mask, no imputation
+            generator = torch.Generator().manual_seed(seed)
+            for cam in rank_maps:
+                unknown.append(perturbation(image, torch.from_numpy(cam)) == 0)
+                noise.append(torch.randn((image.shape[0], int(unknown[-1].sum())), generator=generator))
+        self.unknown = torch.stack(unknown)  # [jobs * maps, H, W], job by job then map by map
+        self._noise = torch.cat(noise, dim=1)  # [C, all unknown pixels], in the order `unknown` lists them
+        self._images = None
 
-    def _perturb(self, cls: type, percentile: int, seed: int) -> torch.Tensor:
-        perturbation = cls(percentile).perturbation  # the library's percentile mask + imputer wiring
-        perturbation.imputer = FastImputer(seed=seed)
-        return torch.stack([perturbation(self._image, cam) for cam in self._cams])
+    @property
+    def job_count(self) -> int:
+        return 2 * len(self.percentiles)
+
+    def images(self) -> torch.Tensor:
+        """The imputed images, [jobs * maps, C, H, W] on `x`'s device, job by job then map by map."""
+        if self._images is None:
+            impute_together([self])
+        return self._images
+
+    def _set_solution(self, filled: torch.Tensor) -> None:
+        """Store `harmonic_fill`'s solution for `unknown` ([jobs * maps, C, H, W]) plus the noise."""
+        noise = torch.zeros((filled.shape[1], *self.unknown.shape), device=filled.device)
+        noise[:, self.unknown.to(filled.device)] = self._noise.to(filled.device)
+        self._images = filled.add_(noise.transpose(0, 1), alpha=NoisyLinearImputer().noise)
 
     def scores(self, scorer: Scorer, tick: Callable[[], None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(morf, lerf, combined), float64 [n_maps]: as pytorch-grad-cam's metrics compute them, the
         target's softmax probability on each imputed image minus on the image
         (`PerturbationConfidenceMetric`), averaged over the percentiles (`AveragerAcrossThresholds`)
-        and combined as `ROADCombined` does: (LeRF - MoRF) / 2."""
+        and combined as `ROADCombined` does: (LeRF - MoRF) / 2. `tick()` after each job's images."""
+        images, n = self.images().to(scorer.x.device), self._n_maps
         changes, pending = [], []
-        for i, future in enumerate(self._futures):
-            pending.append(future.result().to(scorer.x.device))
-            if sum(len(t) for t in pending) >= scorer.batch_size or i == len(self._futures) - 1:
+        for job in range(self.job_count):
+            pending.append(images[job * n:(job + 1) * n])
+            if sum(len(t) for t in pending) >= scorer.batch_size or job == self.job_count - 1:
                 changes.append(scorer.probability(torch.cat(pending)) - scorer.base)
                 pending = []
             tick()
@@ -61,27 +83,36 @@ class RoadJobs:
 
     def makers(self, device) -> list[Callable[[], torch.Tensor]]:
         """One maker per imputed image ([1, C, H, W] on `device`), job by job then map by map: the
-        order `combine` expects. A maker waits for its job's background imputation."""
-        return [partial(self._imputed, j, k, device) for j in range(len(self._futures)) for k in range(len(self._cams))]
+        order `combine` expects. The first one called solves the imputation if not done yet."""
+        return [partial(self._imputed, i, device) for i in range(self.job_count * self._n_maps)]
 
-    def _imputed(self, job: int, k: int, device) -> torch.Tensor:
-        return self._futures[job].result()[k:k + 1].to(device)
+    def _imputed(self, i: int, device) -> torch.Tensor:
+        return self.images()[i:i + 1].to(device)
 
     def combine(self, changes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(morf, lerf, combined) from the probability changes of `makers`' images, in that order."""
-        per_job = changes.reshape(len(self._futures), len(self._cams))
+        per_job = changes.reshape(self.job_count, self._n_maps)
         morf = per_job[:len(self.percentiles)].mean(axis=0)
         lerf = per_job[len(self.percentiles):].mean(axis=0)
         return morf, lerf, (lerf - morf) / 2
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> "RoadJobs":
-        return self
+def impute_together(jobs: Sequence[RoadJobs]) -> None:
+    """Solve the imputations of `jobs` (several images' `RoadJobs`, same image size and device) in
+    one `harmonic_fill` call, so a GPU gets them as one batch."""
+    jobs = [job for job in jobs if job._images is None]
+    if not jobs:
+        return
+    device = jobs[0].x.device
+    images = torch.cat([job.x.expand(len(job.unknown), -1, -1, -1) for job in jobs])
+    filled = harmonic_fill(images, torch.cat([job.unknown for job in jobs]).to(device))
+    for job, part in zip(jobs, filled.split([len(job.unknown) for job in jobs])):
+        job._set_solution(part)
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+
+def _binary_mask(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """An imputer that returns the library perturbation's binary mask (1 = known pixel)."""
+    return mask
 
 
 class FastImputer(NoisyLinearImputer):
