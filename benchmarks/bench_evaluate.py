@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_batch  # noqa: E402
 import xai_core  # noqa: E402
 from xai_core._timing import synchronize  # noqa: E402
 from xai_core.faithfulness import ROAD_PERCENTILES, RoadJobs, curves, imputation, random_map, road, same_map_groups  # noqa: E402,E501
@@ -123,14 +124,8 @@ def solver(handle, explanation, repeats: int) -> None:
 
 
 def photos(count: int) -> list:
-    """`count` photos: the bundled ones, mirrored and rotated to make more distinct images."""
-    base = [xai_core.load_image(p) for p in sorted((ROOT / "assets" / "images").iterdir())]
-    out = []
-    while len(out) < count:
-        k = len(out) // len(base)
-        img = base[len(out) % len(base)]
-        out.append(ImageOps.mirror(img) if k % 2 else img.rotate(5 * k) if k else img)
-    return out
+    """`count` photos: bench_batch's (the bundled ones, mirrored and rotated)."""
+    return bench_batch.photos(count)
 
 
 def _timed(fn, device) -> tuple[float, object]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,24 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_batch  # noqa: E402
 import xai_core  # noqa: E402
-from xai_core._timing import synchronize  # noqa: E402
 from xai_core.errors import WeightsUnavailableError  # noqa: E402
-from xai_core.methods import GRADIENT8  # noqa: E402
-from xai_core.methods.reference import library_map  # noqa: E402
 
 EVAL_METHODS = ["gradcam", "hirescam", "gradcam++", "xgradcam", "layercam"]
 
 
 def timed(fn, device, repeats: int) -> tuple[float, object]:
-    result = fn()  # warm-up (kernels, cudnn's choice, the allocator)
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        t0 = time.perf_counter()
-        result = fn()
-        synchronize(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
+    return bench_batch.timed(fn, device, repeats)
 
 
 def load(name: str, device: str, input_size) -> xai_core.ModelHandle:
@@ -130,18 +118,9 @@ def photo_rows(handle, photos: list, batch: int, layer: str, repeats: int, preci
     return rows
 
 
-def single_image(handle, photo, layer: str, repeats: int) -> dict:
+def single_image(handle, layer: str, repeats: int) -> dict:
     """The 8 gradient CAMs on one image: one `explain` against one forward and the library's 8 classes."""
-    device = handle.device
-    x = handle.preprocess(photo)
-    target = int(forward(handle, x).argmax())
-    t_fwd, _ = timed(lambda: forward(handle, x), device, max(repeats, 5))
-    t_ours, ours = timed(lambda: xai_core.explain(handle, photo, list(GRADIENT8), target=target, layer=layer),
-                         device, repeats)
-    t_lib, ref = timed(lambda: {m: library_map(handle, m, layer, x, target) for m in GRADIENT8}, device, 1)
-    return {"what": f"ResNet-50 8 gradient CAMs, 1 image, {layer}", "library s": t_lib, "s": t_ours,
-            "x library": t_lib / t_ours, "x forward": t_ours / t_fwd,
-            "max diff": max(float(np.abs(ref[m] - ours.maps[m]).max()) for m in GRADIENT8 if "eigen" not in m)}
+    return {**bench_batch.single_image(handle, layer, repeats), "what": f"ResNet-50 8 gradient CAMs, 1 image, {layer}"}
 
 
 def evaluate_rows(handle, photos: list, count: int, repeats: int) -> list[dict]:
@@ -182,7 +161,7 @@ def main() -> int:
     for batch in batches:
         rows += batch_rows(resnet, "ResNet-50", args.layer, photos, batch, args.repeats, precisions)
     rows += photo_rows(resnet, photos[:args.photos], batches[0], args.layer, args.repeats, precisions)
-    rows += [single_image(resnet, photos[0], layer, args.repeats) for layer in ("layer3", "layer4")]
+    rows += [single_image(resnet, layer, args.repeats) for layer in ("layer3", "layer4")]
     rows += evaluate_rows(resnet, photos, args.eval_images, args.repeats)
     if not args.skip_vit:
         vit = load("vit_b_16", args.device, args.input_size and 16 * (args.input_size // 16))

@@ -15,9 +15,7 @@ images of many sizes. Differences are per pixel of the normalised input, and in 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -29,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_batch  # noqa: E402
 import xai_core  # noqa: E402
 from xai_core._pool import worker_pool  # noqa: E402
-from xai_core._timing import synchronize  # noqa: E402
+from xai_core._timing import median_time  # noqa: E402
 from xai_core.images import bounded_aspect  # noqa: E402
 from xai_core.models.preprocessing import prepare  # noqa: E402
 
@@ -52,18 +50,6 @@ def pil_path(transforms, images, device) -> torch.Tensor:
     """The preset on each PIL image in the worker threads, as `explain_batch` did before issue 20."""
     return torch.cat(list(worker_pool().map(lambda p: transforms(bounded_aspect(p)).unsqueeze(0).to(device),
                                             images)))
-
-
-def timed(fn, device, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        t0 = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def profile(batch: int, device: str, top: int) -> None:
@@ -108,8 +94,8 @@ def main() -> int:
         print(f"| {name} | {diff.max():.4f} | {diff.mean():.2e} | {levels.max():.2f} | {levels.mean():.4f} |")
     batch = bench_batch.photos(args.batch)
     transforms = next(iter(PRESETS.values()))
-    pil_s = timed(lambda: pil_path(transforms, batch, device), device, args.repeats)
-    ours_s = timed(lambda: prepare(transforms, batch, device), device, args.repeats)
+    pil_s = median_time(lambda: pil_path(transforms, batch, device), device, args.repeats)
+    ours_s = median_time(lambda: prepare(transforms, batch, device), device, args.repeats)
     print(f"\n## Speed, batch {args.batch}, medians of {args.repeats}\n")
     print("| path | s | img/s |\n|---|---:|---:|")
     print(f"| PIL preset per image (worker threads) | {pil_s:.3f} | {args.batch / pil_s:.0f} |")
