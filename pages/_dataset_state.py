@@ -4,7 +4,6 @@ and handing an image to the CAM page. UI-free helpers, as `_state` is for the ot
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Optional
 
@@ -24,7 +23,6 @@ MAX_UPLOADS = 50
 RESULTS_ROOT_ENV = "XAI_RESULTS_ROOT"
 BATCH_COMMAND = ("python -m xai_core batch --input PHOTOS_DIR --output \"$XAI_RESULTS_ROOT/NAME\" "
                  "--method gradcam,hirescam,layercam --eval")
-_MAP_KEY, _METHOD_ID = re.compile(r"[0-9a-f]{32}-[0-9a-f]{16}"), re.compile(r"[a-z0-9+_-]{1,40}")
 
 
 def init_dataset_state() -> None:
@@ -98,16 +96,15 @@ def read_results(name: str, stamp: int) -> dict:
     return {"summary": summary, "rows": rows}
 
 
-def results_picture(name: str, key: str, method: Optional[str] = None) -> Optional[bytes]:
-    """The bytes of maps/KEY.jpg (the picture the model saw) or maps/KEY_METHOD.png (its map over
-    it) in results folder `name`, or None when the row has none."""
-    if not _MAP_KEY.fullmatch(str(key)) or (method is not None and not _METHOD_ID.fullmatch(method)):
-        return None
-    file = f"{key}.jpg" if method is None else f"{key}_{method}.png"
+def results_picture(name: str, row: dict, method: Optional[str] = None) -> Optional[bytes]:
+    """The bytes of `row`'s picture (`method` None) or of its `method` map over it in results folder
+    `name` (one `results_folders` lists), whichever was written (`xai_core.dataset.read_picture`),
+    or None when the row has none."""
     try:
-        return (_results_folder(name) / "maps" / file).read_bytes()
-    except (OSError, xai_core.XAIError):
+        folder = _results_folder(name)
+    except xai_core.XAIError:
         return None
+    return xai_core.dataset.read_picture(folder, row, method)
 
 
 def _jpeg(image: np.ndarray) -> bytes:

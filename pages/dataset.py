@@ -170,11 +170,10 @@ def _folder() -> Optional[dict]:
     methods = [m for m in settings.get("methods", []) if m in xai_core.list_methods()]
     layers = settings.get("layers") or [handle.default_layer]
     fixed = settings.get("target") is not None
-    folder = D.results_root() / name  # a folder `results_folders` lists (`read_results` checked it)
     # whichever pictures were written: the overlays, else drawn from the raw maps, else none
     return dict(data, id=f"folder.{name}", methods=methods, layer=layers[0], model=settings.get("model"),
-                picture=lambda row, method=None: xai_core.dataset.read_picture(folder, row, method),
-                original=lambda row: xai_core.dataset.read_picture(folder, row),
+                picture=lambda row, method=None: D.results_picture(name, row, method),
+                original=lambda row: D.results_picture(name, row),
                 target_of=lambda row: row["target"] if fixed else None)
 
 

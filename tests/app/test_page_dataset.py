@@ -308,7 +308,9 @@ def test_only_listed_folders_can_be_read(monkeypatch, results_root) -> None:
         with pytest.raises(xai_core.InvalidOptionError, match="Choose one of the results folders listed"):
             _dataset_state.read_results(name, 0)
     assert _dataset_state.read_results("pets", _dataset_state.results_stamp("pets"))["summary"]["explained"] == 3
-    assert _dataset_state.results_picture("pets", "../../secret") is None
+    assert _dataset_state.results_picture("pets", {"key": "../../secret"}) is None
+    assert _dataset_state.results_picture("pets", {"key": "a" * 32 + "-" + "b" * 16}, "../x") is None
+    assert _dataset_state.results_picture("..", {"key": "a" * 32 + "-" + "b" * 16}) is None
 
 
 def test_the_faithfulness_page_links_here(app: AppTest) -> None:
