@@ -19,7 +19,7 @@ from .errors import (
 )
 from .explain import Explanation, explain, explain_batch
 from .images import load_image
-from .methods import Cost, MethodSpec, OptionSpec, estimate_cost, get_method, list_methods
+from .methods import Cost, MethodSpec, OptionSpec, estimate_cost, get_method, list_methods, methods_for
 from .models import ModelHandle, default_device, list_models, load_model
 from .predict import Prediction, predict
 from .models import ModelSpec, get_model_spec
@@ -56,6 +56,7 @@ __all__ = [
     "get_method",
     "get_model_spec",
     "list_methods",
+    "methods_for",
     "list_models",
     "load_image",
     "load_model",

@@ -16,7 +16,9 @@ from .errors import Cancelled, InvalidImageError, InvalidOptionError
 from .images import ImageSource, load_image
 from .methods import GAP_IDENTICAL, OWN_PASS, MethodSpec, MethodsArg, get_method, method_specs, resolve_options
 from .methods import GRADIENT as GRADIENT_KIND
-from .methods import device_cams
+from .methods import ATTENTION, attention_layout, check_applies, device_cams
+from .methods.attention import grid_maps
+from .methods.attention_capture import capturing
 from .methods.cam_classes import HeadAblationCAM
 from .methods.cost import observe
 from .methods.shared_pass import (apply_reshape, caller_grads_kept, default_tta, deaugment_mean, library_cam,
@@ -156,6 +158,7 @@ def _plan(handle: ModelHandle, methods: MethodsArg, layer: LayerArg, options: Op
         raise InvalidOptionError(f"Unknown precision {precision!r}; use {' or '.join(map(repr, PRECISIONS))}.")
     if precision == "bf16" and handle.device.type != "cuda":
         raise InvalidOptionError(f"precision='bf16' runs on a CUDA device; this model is on {handle.device.type}.")
+    check_applies(handle, [s.title for s in specs if s.kind == ATTENTION])
     return _Plan(specs, resolve_options([s.id for s in specs], options), layer_names(handle, layer),
                  None if precision == "fp32" else precision)
 
@@ -206,9 +209,13 @@ def _explain_images(handle: ModelHandle, plan: _Plan, prepared: Prepared, target
     layers = [handle.layers[n] for n in names]
     shared_specs = [s for s in specs if s.shares_pass]
     size = tuple(batch.shape[-2:])
+    attention = [s for s in shared_specs if s.kind == ATTENTION]
+    layout = attention_layout(handle) if attention else None
     if shared_specs:
         shared = run_shared_pass(handle.module, layers, batch, targets * copies,
-                                 {s.grads for s in shared_specs if s.grads}, lambda: guard(handle), plan.precision)
+                                 {s.grads for s in shared_specs if s.grads}, lambda: guard(handle), plan.precision,
+                                 capture=(lambda: capturing(handle.module, layout.sites)) if attention else None,
+                                 full_graph=any(s.cam_class.needs_grad for s in attention))
         targets = shared.target_indices[:count]
         timings.update({k: v / count for k, v in shared.timings.items()})
         internal = {
@@ -221,7 +228,10 @@ def _explain_images(handle: ModelHandle, plan: _Plan, prepared: Prepared, target
         reshapes = [handle.reshape(n) for n in names]
         for spec in shared_specs:
             with timer(handle.device, timings, spec.id):
-                if device_cams.has_formula(spec.cam_class) and not resolved.get(spec.id):
+                if spec.kind == ATTENTION:
+                    cams = device_cams.scale(grid_maps(spec.cam_class, shared.captured, layout, shared.logits,
+                                                       shared.target_indices, resolved.get(spec.id)), size)
+                elif device_cams.has_formula(spec.cam_class) and not resolved.get(spec.id):
                     cams = device_cams.cams(spec.cam_class, [apply_reshape(r, a) for r, a in zip(reshapes, shared.activations)],
                                             [apply_reshape(r, g) for r, g in zip(reshapes, shared.grads.get(spec.grads, []))],
                                             size, eigen_smooth)
@@ -332,9 +342,16 @@ def _notes(handle: ModelHandle, specs: list[MethodSpec], names: list[str]) -> li
     gradient = [s.title for s in specs if s.kind == GRADIENT_KIND]
     if handle.transformer and gradient:
         free = " and ".join(_title(m) for m in ("ablationcam", "scorecam"))
+        made = ("; LeGrad, attention rollout and gradient-weighted relevance are made for attention"
+                if attention_layout(handle).reason is None else "")
         notes.append(f"{', '.join(gradient)} {'is' if len(gradient) == 1 else 'are'} less reliable on vision "
                      f"transformers (gradients through attention are noisy); {free}, which need no gradients, are "
-                     "what the methods' authors suggest for them.")
+                     f"what the methods' authors suggest for them{made}.")
+    attention = [s.title for s in specs if s.kind == ATTENTION]
+    if attention:
+        notes.append(f"{_join(attention)} {'reads' if len(attention) == 1 else 'read'} the attention of the "
+                     "transformer's blocks, not the target layer: "
+                     + "; ".join(_ATTENTION_NOTES[s.id] for s in specs if s.kind == ATTENTION) + ".")
     if "fullgrad" in ids:
         notes.append(f"{_title('fullgrad')} ignores the target layer: it sums the input gradient and every bias "
                      "gradient.")
@@ -347,6 +364,18 @@ def _notes(handle: ModelHandle, specs: list[MethodSpec], names: list[str]) -> li
         notes.append(f"{' and '.join(agnostic)} {verb} the target class (class-agnostic: the main component of "
                      "the activations).")
     return notes
+
+
+#: What each attention method's map shows, for the notes under the maps.
+_ATTENTION_NOTES = {
+    "legrad": "LeGrad shows the patches whose attention raises the class score in the last blocks",
+    "rollout": "attention rollout shows where the class token gathers information from, whatever the class",
+    "relevance": "gradient-weighted relevance shows the attention paths that raise the target class's score",
+}
+
+
+def _join(titles: list[str]) -> str:
+    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + f" and {titles[-1]}"
 
 
 def _title(method_id: str) -> str:

@@ -5,8 +5,12 @@ model's device, `cam_classes.py` our subclasses of the library's classes (faster
 `cost.py` the cost model, `reference.py` the library's own maps (the oracle of tests and benchmarks)."""
 
 from .cost import Cost, estimate_cost
+from .attention import check_applies
+from .attention_capture import attention_layout
 from .registry import (
     ACTIVATION,
+    ATTENTION,
+    ATTENTION_METHODS,
     GAP_IDENTICAL,
     GRADIENT,
     GRADIENT8,
@@ -19,10 +23,11 @@ from .registry import (
     get_method,
     list_methods,
     method_specs,
+    methods_for,
     register_method,
     resolve_options,
 )
 
-__all__ = ["ACTIVATION", "Cost", "GAP_IDENTICAL", "GRADIENT", "GRADIENT8", "KPCA_KERNELS", "MethodSpec", "MethodsArg",
-           "OWN_PASS", "OptionSpec", "PERTURBATION", "estimate_cost", "get_method", "list_methods", "method_specs",
+__all__ = ["ACTIVATION", "ATTENTION", "ATTENTION_METHODS", "attention_layout", "check_applies", "Cost", "GAP_IDENTICAL", "GRADIENT", "GRADIENT8", "KPCA_KERNELS", "MethodSpec", "MethodsArg",
+           "OWN_PASS", "OptionSpec", "PERTURBATION", "estimate_cost", "get_method", "list_methods", "method_specs", "methods_for",
            "register_method", "resolve_options"]

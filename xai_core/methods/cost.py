@@ -12,7 +12,8 @@ from pytorch_grad_cam.utils.image import scale_accross_batch_and_channels
 
 from .._timing import median_time
 from .shared_pass import default_tta, recording
-from .registry import MethodsArg, method_specs, resolve_options
+from .attention import check_applies
+from .registry import ATTENTION, MethodsArg, method_specs, resolve_options
 from ..models import LayerArg, ModelHandle, guard, layer_names
 
 #: A method costing more than this many times a Grad-CAM is "slow": the UI warns and shows progress.
@@ -73,8 +74,10 @@ def estimate_cost(
 ) -> dict[str, Cost]:
     """Cost of each method for `handle` at `layer` with `options` (as `explain` takes them), and of
     "shared pass" (the one forward/backward all shared methods use), from one timed calibration per
-    model, cached. Raises `UnknownNameError`, `InvalidOptionError`."""
+    model, cached. Raises `UnknownNameError`, `InvalidOptionError` (also for an attention method
+    on a model it does not apply to)."""
     specs = method_specs(methods)
+    check_applies(handle, [s.title for s in specs if s.kind == ATTENTION])
     resolved = resolve_options([s.id for s in specs], options)
     names = layer_names(handle, layer)
     cal = _calibration(handle, names)

@@ -27,11 +27,18 @@ from pytorch_grad_cam import (
 
 from .._names import split_names
 from .._registry import Registry
+from ..models import ModelHandle
+from .attention import HEAD_FUSIONS, AttentionRollout, GradientRelevance, LeGrad
+from .attention_capture import attention_layout
 from .cam_classes import BatchedScoreCAM, FastEigenCAM, FastEigenGradCAM, HeadAblationCAM, ReshapingShapleyCAM
 from ..errors import InvalidOptionError
 
 #: What a method needs from the shared pass.
 GRADIENT, ACTIVATION, PERTURBATION, OWN_PASS = "gradient", "activation", "perturbation", "own pass"
+#: Methods made for vision transformers, computed from the attention the shared forward recorded.
+ATTENTION = "attention"
+#: The attention methods (offered only for transformers with global self-attention).
+ATTENTION_METHODS = ("legrad", "rollout", "relevance")
 
 #: The eight CAMs one `explain` computes from one forward and one backward pass, their formulas on
 #: the model's device (`device_cams`).
@@ -152,6 +159,13 @@ def list_methods(kind: Optional[str] = None) -> list[str]:
     return [m for m in _METHODS.names() if kind is None or _METHODS.get(m).kind == kind]
 
 
+def methods_for(handle: ModelHandle) -> list[str]:
+    """The method ids that apply to `handle`'s model: all of them, less the attention methods where
+    the model has no global self-attention (a CNN, Swin's windows): what a method picker offers."""
+    applies = attention_layout(handle).reason is None
+    return [m for m in list_methods() if applies or _METHODS.get(m).kind != ATTENTION]
+
+
 def get_method(method_id: str) -> MethodSpec:
     """The `MethodSpec` for `method_id`; raises `UnknownNameError`."""
     return _METHODS.get(method_id)
@@ -214,6 +228,11 @@ def _methods_with_options() -> str:
 
 
 _ARXIV = "https://arxiv.org/abs/"
+_BLOCKS = OptionSpec("blocks", int, 4, minimum=1,
+                     help="the last blocks whose maps are averaged (more than the model has: all)")
+_FUSION = OptionSpec("head_fusion", str, "mean", choices=HEAD_FUSIONS, help="how each block's heads are fused")
+_DISCARD = OptionSpec("discard_ratio", float, 0.0, minimum=0.0, maximum=0.99,
+                      help="share of each block's weakest fused attention weights dropped (vit-explain uses 0.9)")
 _TOP_K = OptionSpec("top_k", int, 64, minimum=1,
                     help="channels scored: the ones with the highest activation variance (more than the layer has: all)")
 _KERNEL = OptionSpec("kernel", str, "sigmoid", choices=KPCA_KERNELS, help="scikit-learn KernelPCA kernel")
@@ -257,5 +276,15 @@ for _spec in (
     MethodSpec("fastscorecam", "Faster Score-CAM", BatchedScoreCAM, None, PERTURBATION, _ARXIV + "2010.00672",
                "Score-CAM on only the channels with the highest activation variance (64 by default).", grads=None,
                options=(_TOP_K,), per_channel="network"),
+    MethodSpec("legrad", "LeGrad", LeGrad, None, ATTENTION, _ARXIV + "2404.03214",
+               "How much each patch's attention moves each of the last blocks' own class score (positive "
+               "gradients with respect to attention, averaged over heads and blocks).", grads=None,
+               options=(_BLOCKS,), extra_passes=0.3),
+    MethodSpec("rollout", "Attention rollout", AttentionRollout, None, ATTENTION, _ARXIV + "2005.00928",
+               "Where the class token's information comes from: attention multiplied through all blocks, with "
+               "the residual path; class-agnostic.", grads=None, options=(_FUSION, _DISCARD)),
+    MethodSpec("relevance", "Gradient-weighted relevance", GradientRelevance, None, ATTENTION, _ARXIV + "2103.15679",
+               "Chefer et al.'s relevance: attention weighted by the target's gradient, positive parts kept, "
+               "propagated through all blocks.", grads=None, extra_passes=1.0),
 ):
     register_method(_spec)

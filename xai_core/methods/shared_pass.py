@@ -29,13 +29,15 @@ FINER_ALPHA = 1.0
 
 
 @contextmanager
-def recording(layers: Sequence[nn.Module], start_graph: bool) -> Iterator[list]:
+def recording(layers: Sequence[nn.Module], start_graph: bool, keep_graph: bool = False) -> Iterator[list]:
     """Forward hooks that record the outputs of `layers` (for the calling thread only) and are
     removed on exit, also on error. With `start_graph`, the first of `layers` that runs switches
     autograd on and hands on its output as a fresh leaf: run the forward under `torch.no_grad()` and
     nothing before the target layer is recorded, so every backward stops at the target layer. The
     model goes on with a copy of each recorded output, so in-place ops after a layer change nothing
-    recorded (without `start_graph`, detached copies are recorded)."""
+    recorded (without `start_graph`, detached copies are recorded). With `keep_graph` (a forward
+    run with autograd on throughout, for the attention methods), the outputs are recorded as the
+    graph's own tensors, so gradients can also flow through the layer to earlier blocks."""
     owner = threading.get_ident()
     outputs: list = [None] * len(layers)
     started = [False]
@@ -44,6 +46,9 @@ def recording(layers: Sequence[nn.Module], start_graph: bool) -> Iterator[list]:
         def hook(module, inputs, output):
             if threading.get_ident() != owner:
                 return None
+            if keep_graph:
+                outputs[i] = output
+                return output.clone()
             if not start_graph:
                 outputs[i] = output.detach().clone()  # a later in-place op must not change it
                 return None
@@ -145,6 +150,8 @@ class SharedPass:
     grads: dict = field(default_factory=dict)  # target kind -> list of tensors per layer
     targets: dict = field(default_factory=dict)  # target kind -> list of callables per sample
     timings: dict = field(default_factory=dict)
+    #: What `capture` recorded (attention and block tokens), or None.
+    captured: Optional[object] = None
 
 
 def default_tta() -> tta.Compose:
@@ -160,21 +167,30 @@ def run_shared_pass(
     grad_kinds: set[str],
     guard: Callable,
     precision: Optional[str] = None,
+    capture: Optional[Callable] = None,
+    full_graph: bool = False,
 ) -> SharedPass:
     """One forward through `module` recording `layers`, then one backward (to the target layer
     only) for each target kind in `grad_kinds` ("logit", "finer", "rest"). `targets` holds one
     class index per sample of `x`, None for the sample's own top-1. The lock (`guard`) is held for
     the forward only. `precision="bf16"`: the forward runs under bfloat16 autocast, and what it
-    recorded is handed on as float32."""
+    recorded is handed on as float32. `capture()`: a context manager recording more during the
+    forward (the attention methods'; its result is `SharedPass.captured`); `full_graph`: the whole
+    forward runs with autograd on and its graph is kept after the backward passes (for gradients
+    with respect to attention)."""
     timings: dict = {}
     autocast = (torch.autocast(x.device.type, dtype=torch.bfloat16) if precision == "bf16"
                 else contextlib.nullcontext())
-    with timer(x.device, timings, "forward"), guard(), recording(layers, start_graph=bool(grad_kinds)) as acts:
-        with torch.set_grad_enabled(_needs_grad_forward(module)), second_order_attention("rest" in grad_kinds), \
-                autocast:
+    if full_graph:
+        x = x.detach().requires_grad_(True)  # a graph even where the model's parameters are frozen
+    with timer(x.device, timings, "forward"), guard(), \
+            recording(layers, start_graph=bool(grad_kinds), keep_graph=full_graph) as acts, \
+            (capture() if capture is not None else contextlib.nullcontext()) as captured:
+        with torch.set_grad_enabled(full_graph or _needs_grad_forward(module)), \
+                second_order_attention("rest" in grad_kinds), autocast:
             logits = module(x)
     logits = logits.float()
-    result = SharedPass(x, logits, list(acts), timings=timings)
+    result = SharedPass(x, logits, list(acts), timings=timings, captured=captured)
     top1 = logits.detach().argmax(dim=-1).tolist()
     result.target_indices = [top1[i] if t is None else int(t) for i, t in enumerate(targets)]
     if not grad_kinds:
@@ -185,7 +201,7 @@ def run_shared_pass(
         for n, kind in enumerate(order):
             targets = _targets(kind, logits, result.target_indices)
             score = sum(t(o) for t, o in zip(targets, logits))
-            last = n == len(order) - 1
+            last = n == len(order) - 1 and not full_graph
             result.grads[kind] = [g.float() for g in torch.autograd.grad(
                 score, result.activations, retain_graph=not last or kind == "rest", create_graph=kind == "rest"
             )]
