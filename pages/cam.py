@@ -25,10 +25,14 @@ target, predictions = P.prediction_panel(handle, model)
 
 
 def _controls() -> tuple[list[str], str, bool, bool]:
+    offered = xai_core.methods_for(handle)  # the attention methods only for transformers they apply to
+    ss[S.CAM_METHODS] = [m for m in ss[S.CAM_METHODS] if m in offered]
     methods = P.method_picker(
-        "Methods", xai_core.list_methods(), S.CAM_METHODS,
-        help="Gradient and activation methods share one forward/backward pass. Score-CAM, Ablation-CAM and "
-        "FullGrad cost many passes: they run after you confirm their estimated time.",
+        "Methods", offered, S.CAM_METHODS,
+        help="Gradient, activation and attention methods share one forward/backward pass. Score-CAM, "
+        "Ablation-CAM and FullGrad cost many passes: they run after you confirm their estimated time."
+        + (" LeGrad, attention rollout and gradient-weighted relevance read the transformer's attention."
+           if "legrad" in offered else ""),
     )
     layer_col, smoothing_col = st.columns([1, 1.4], gap="medium")  # toggles stacked: labels never truncated
     if ss[S.CAM_LAYER] not in handle.layers:

@@ -44,10 +44,11 @@ def _upload_controls() -> tuple[list[str], str, Optional[int], bool]:
     layer_col, target_col, eval_col = st.columns([1.2, 2, 1.3], gap="medium")
     layer = layer_col.selectbox("Target layer", list(handle.layers), **S.bind(S.CAM_LAYER),
                                 help="Shared with the CAM and Faithfulness pages.")
-    costs = P.safe(S.costs, handle, model, tuple(xai_core.list_methods()), layer, False)
+    applicable = xai_core.methods_for(handle)
+    costs = P.safe(S.costs, handle, model, tuple(applicable), layer, False)
     if costs is None:
         st.stop()
-    offered = [m for m in xai_core.list_methods() if not costs[m].slow]
+    offered = [m for m in applicable if not costs[m].slow]
     D.offer_dataset_methods(offered)
     with methods_slot:
         methods = P.method_picker("Methods", offered, D.DATA_METHODS,

@@ -39,11 +39,12 @@ layer_col, steps_col, sanity_col = st.columns([1.2, 1.3, 1], gap="medium")
 layer = layer_col.selectbox("Target layer", list(handle.layers), **S.bind(S.CAM_LAYER),
                             help="Shared with the CAM page. At a layer that feeds global pooling + a linear "
                             "layer, Grad-CAM, HiResCAM and XGrad-CAM are identical by construction.")
-costs = P.safe(S.costs, handle, model, tuple(xai_core.list_methods()), layer, False)
+applicable = xai_core.methods_for(handle)
+costs = P.safe(S.costs, handle, model, tuple(applicable), layer, False)
 if costs is None:
     st.stop()
 # Methods estimated above the go-ahead threshold are left to the CLI (`python -m xai_core eval`).
-offered = [m for m in xai_core.list_methods() if costs[m].seconds <= S.CONFIRM_ABOVE_S]
+offered = [m for m in applicable if costs[m].seconds <= S.CONFIRM_ABOVE_S]
 ss[S.EVAL_METHODS] = [m for m in ss[S.EVAL_METHODS] if m in offered]
 with methods_slot:
     methods = P.method_picker(

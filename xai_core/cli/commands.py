@@ -22,11 +22,12 @@ from ..explain import explain
 from ..factorize import factorize
 from ..faithfulness import RANDOM
 from ..images import load_image
+from ..methods import methods_for
 from ..models import load_model
 from ..predict import predict
 from ..report import pictures
 from . import bench
-from .parser import USAGE_ERROR, build_parser
+from .parser import USAGE_ERROR, AllMethods, build_parser
 from .progress import MethodBar, RateBar
 
 
@@ -66,6 +67,8 @@ def _load(args: argparse.Namespace):
     handle = load_model(args.model, weights=args.weights, labels=args.labels, device=args.device)
     if handle.notice:
         print("note: " + " ".join(handle.notice.split()), file=sys.stderr)
+    if isinstance(getattr(args, "method", None), AllMethods):
+        args.method = methods_for(handle)
     top = predict(handle, image, top_k=1)[0]
     return image, handle, {
         "model": handle.name,
@@ -129,6 +132,8 @@ def _run_batch(args: argparse.Namespace) -> int:
             handle = load_model(args.model, weights=args.weights, labels=args.labels, device=args.device)
             if handle.notice:
                 print("note: " + " ".join(handle.notice.split()))
+            if isinstance(args.method, AllMethods):
+                args.method = methods_for(handle)
             result = dataset.run(handle, args.input, args.output, args.method, target=args.target, layer=args.layer,
                                  evaluate=args.eval, steps=args.steps, batch_size=args.batch_size,
                                  progress=RateBar(), engine=args.engine, address=args.address,

@@ -25,11 +25,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"error: {message} (see `{self.prog} --help`).\n")
 
 
+class AllMethods(list):
+    """`--method all`: every method id; the commands keep those that apply to the model loaded
+    (`methods_for`: the attention methods only for transformers)."""
+
+
 def _methods(text: str) -> list[str]:
     """argparse type of --method: one id, a comma list, or `all`, checked against `list_methods()`."""
     ids = split_names(text, lower=True)
     if ids == ["all"]:
-        return list_methods()
+        return AllMethods(list_methods())
     unknown = [i for i in ids if i not in list_methods()]
     if unknown or not ids:
         raise argparse.ArgumentTypeError(

@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Optional, Sequence
 from .._names import split_names
 from ..errors import InvalidOptionError
 from ..explain import images_per_batch
-from ..methods import get_method
+from ..methods import ATTENTION, check_applies, get_method
 from ..models import ModelHandle
 from .inputs import list_inputs
 from .ray_engine import run_ray
@@ -50,6 +50,7 @@ def run(
     methods = [get_method(m).id for m in split_names(methods, lower=True)]
     if not methods:
         raise InvalidOptionError("Choose at least one method.")
+    check_applies(handle, [get_method(m).title for m in methods if get_method(m).kind == ATTENTION])
     if target is not None:
         target = handle.class_index(target)
     layers = tuple(split_names(layer)) or (handle.default_layer,)
