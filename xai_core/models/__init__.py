@@ -1,7 +1,8 @@
 """Models: what `load_model` loads (a built-in, `torchvision:NAME` or `timm:NAME` with a user's
-checkpoint and labels, or an entry of the deployment's models file) and the `ModelHandle` it
-returns. Open `load.py` first (`load_model`, `list_models`); `handle.py` holds `ModelHandle` and
-the guard around its shared module; `architecture/` finds a model's layers, reshapes and heads."""
+checkpoint and labels, `hf:PATH_OR_ID` (a Hugging Face classifier, `hf.py`), or an entry of the
+deployment's models file) and the `ModelHandle` it returns. Open `load.py` first (`load_model`,
+`list_models`); `handle.py` holds `ModelHandle` and the guard around its shared module;
+`architecture/` finds a model's layers, reshapes and heads."""
 
 from . import catalog
 from .architecture import Head

@@ -4,10 +4,13 @@ reads and checks the file; `load.load_entry` loads an entry.
 The file is the one named by the environment variable `XAI_MODELS`, else `models.toml` at the
 project root (no such file: no extra models). Each `[[model]]` table has `name` (the id used by the
 model picker and in links: lowercase letters, digits, `_`, `.`, `-`), `source` ("torchvision:NAME",
-"timm:NAME" or a built-in model), and optionally `weights` (a tag such as "DEFAULT", or a file),
-`labels` (a text or JSON file) and `title` (how the UI names it). Relative paths start at the models
+"timm:NAME", "hf:FOLDER" or "hf:HUB_ID" (a Hugging Face classifier) or a built-in model), and
+optionally `weights` (a tag such as "DEFAULT", or a file), `labels` (a text or JSON file) and
+`title` (how the UI names it). Relative paths start at the models
 file's folder. Every message names the file by its base name and each path as the file writes it
-(an absolute one by its base name), never the server's folders: the dashboard shows them.
+(an absolute one by its base name), never the server's folders: the dashboard shows them. An `hf:`
+source names a folder (relative: from the models file's folder) unless it is no folder there and
+reads as a hub id (`owner/name`), which is then looked up in the Hugging Face cache.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import InvalidOptionError, UnknownNameError
+from .hf import HF, is_hub_id
 from .specs import AUTO, builtin_models
 
 ENV = "XAI_MODELS"
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "models.toml"
 #: The keys of a `[[model]]` table; the first two are required.
 KEYS = ("name", "source", "weights", "labels", "title")
-SOURCE_KINDS = ("torchvision", "timm")
+SOURCE_KINDS = ("torchvision", "timm", HF)
 _NAME = re.compile(r"[a-z0-9_.-]+")
 _TAG = re.compile(r"[A-Z0-9_]+")  # a weights tag ("DEFAULT", "IMAGENET1K_V2"), as load_model tells them
 
@@ -35,7 +39,9 @@ _TAG = re.compile(r"[A-Z0-9_]+")  # a weights tag ("DEFAULT", "IMAGENET1K_V2"), 
 class CatalogEntry:
     """One `[[model]]` of the models file. `weights` and `labels` are a tag or an absolute path
     (None: the source's default weights, its own labels); `shown` maps each absolute path to how
-    messages name it (as the file writes it); `origin` names the file and the entry in messages."""
+    messages name it (as the file writes it); `origin` names the file and the entry in messages.
+    `source` is as the file writes it (the dashboard shows it); `target`, when set, is what
+    `load_model` is given instead (an `hf:` folder made absolute)."""
 
     name: str
     source: str
@@ -44,6 +50,7 @@ class CatalogEntry:
     labels: Optional[str] = None
     origin: str = ""
     shown: tuple[tuple[str, str], ...] = ()
+    target: str = ""
 
     def public(self, text: str) -> str:
         """`text` with every absolute path of this entry replaced by the name the file gives it."""
@@ -112,16 +119,24 @@ def _entry(table: dict, origin: str, folder: Path) -> CatalogEntry:
     kind, _, arch = source.partition(":")
     if not ((kind in SOURCE_KINDS and arch.strip()) or source in builtins):
         raise InvalidOptionError(
-            f"{origin}: source {source!r} is none of torchvision:NAME, timm:NAME or a built-in model "
+            f"{origin}: source {source!r} is none of torchvision:NAME, timm:NAME, hf:PATH or a built-in model "
             f"({', '.join(builtins)})."
         )
     shown: list[tuple[str, str]] = []
+    target = f"{HF}:{_path(arch.strip(), folder, shown)}" if kind == HF and _hf_folder(arch.strip(), folder) else ""
     weights = table["weights"].strip() if "weights" in table else None
     if weights is not None and not _TAG.fullmatch(weights):
         weights = _path(weights, folder, shown)
     labels = _path(table["labels"].strip(), folder, shown) if "labels" in table else None
     title = table.get("title", name).strip()
-    return CatalogEntry(name, source, title, weights, labels, origin, tuple(shown))
+    return CatalogEntry(name, source, title, weights, labels, origin, tuple(shown), target)
+
+
+def _hf_folder(written: str, folder: Path) -> bool:
+    """Whether `hf:written` names a folder (else a hub id): an absolute path, a folder that exists
+    (relative: from the models file's folder), or any text that is no hub id (`./model`)."""
+    path = Path(written).expanduser()
+    return path.is_absolute() or (folder / path).is_dir() or not is_hub_id(written)
 
 
 def _path(written: str, folder: Path, shown: list[tuple[str, str]]) -> str:

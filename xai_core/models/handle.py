@@ -49,7 +49,7 @@ class ModelHandle:
     #: never shows it), or None (random weights).
     weights_file: Optional[str] = None
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
-    #: What was asked for: a built-in's name, or `torchvision:NAME` / `timm:NAME`.
+    #: What was asked for: a built-in's name, or `torchvision:NAME` / `timm:NAME` / `hf:PATH_OR_ID`.
     source: str = ""
     #: layer -> the `reshape_transform` mapping its output to [B, C, H, W] (None: already is).
     reshape_transforms: Mapping[str, Optional[Callable]] = field(default_factory=dict, repr=False)

@@ -1,5 +1,5 @@
-"""`load_model` and `list_models`: a built-in model, a source (`torchvision:NAME`, `timm:NAME`), or
-an entry of the deployment's models file (`catalog`), as a `ModelHandle`."""
+"""`load_model` and `list_models`: a built-in model, a source (`torchvision:NAME`, `timm:NAME`,
+`hf:PATH_OR_ID`), or an entry of the deployment's models file (`catalog`), as a `ModelHandle`."""
 
 from __future__ import annotations
 
@@ -36,11 +36,13 @@ def load_model(
     input_size: Optional[int] = None,
 ) -> ModelHandle:
     """Load a model in eval mode: a registered one (`list_models()`), `auto`, or a source
-    `torchvision:NAME` (any torchvision classifier) / `timm:NAME`.
+    `torchvision:NAME` (any torchvision classifier) / `timm:NAME` / `hf:PATH_OR_ID` (a Hugging Face
+    image classifier: a `save_pretrained` folder, or a hub id already in the Hugging Face cache).
 
     `weights`: "DEFAULT", a weights tag (e.g. "IMAGENET1K_V1"; torchvision only), a path to a
     state-dict file (for a source: a user's checkpoint, class count inferred), or None for random
-    weights. `labels` (sources only): a text file (one a line), a JSON list or a list of strings.
+    weights (an `hf:` model takes its folder's weights, DEFAULT, or None). `labels` (sources only):
+    a text file (one a line), a JSON list or a list of strings.
     `input_size` (sources only): the crop size, e.g. 64 for fast tests (a torchvision ViT / timm
     model is built for it). `auto` takes ResNet-50 when its weights can be had, else the bundled
     EfficientNet-Lite0, with a `notice` saying why and how to get ResNet-50.
@@ -54,7 +56,7 @@ def load_model(
         return _from_models_file(name, weights, labels, input_size, dev)
     if labels is not None or input_size is not None:
         raise InvalidOptionError(
-            f"labels and input_size apply to torchvision:NAME and timm:NAME models, not to {name!r}; "
+            f"labels and input_size apply to torchvision:NAME, timm:NAME and hf:PATH models, not to {name!r}; "
             "e.g. use torchvision:resnet50 for a fine-tuned ResNet-50."
         )
     if name != AUTO:
@@ -90,8 +92,8 @@ def _from_models_file(name: str, weights, labels, input_size, device: torch.devi
     offered = [e.name for e in catalog.entries()]
     if name not in offered:
         raise UnknownNameError(
-            f"Unknown model {name!r}; choose {', '.join([AUTO] + builtin_models() + offered)}, torchvision:NAME or "
-            "timm:NAME."
+            f"Unknown model {name!r}; choose {', '.join([AUTO] + builtin_models() + offered)}, torchvision:NAME, "
+            "timm:NAME or hf:PATH."
         )
     if weights != DEFAULT_WEIGHTS or labels is not None or input_size is not None:
         raise InvalidOptionError(f"The model {name!r} comes from the models file, which sets its weights and labels; "
@@ -152,9 +154,9 @@ def _load(spec: ModelSpec, weights: Union[str, os.PathLike, None], device: torch
 def _source_args(name: str, weights, labels, input_size, loaded: SourceModel) -> dict:
     """`load_model`'s keywords that load `loaded` again: a tag stays a tag, a file is named by its
     absolute path, labels given are passed as the list they became (the source's own are not: they
-    may repeat, e.g. ImageNet's two 'crane's)."""
+    may repeat, e.g. ImageNet's two 'crane's); an `hf:` folder is named by its absolute path."""
     file_request = weights is not None and loaded.weights_file == os.path.abspath(os.fspath(weights))
-    return {"name": name, "weights": loaded.weights_file if file_request else weights,
+    return {"name": loaded.load_name or name, "weights": loaded.weights_file if file_request else weights,
             "labels": list(loaded.categories) if labels is not None else None, "input_size": input_size}
 
 
@@ -221,7 +223,7 @@ def load_entry(entry: Union[str, CatalogEntry], device=None) -> ModelHandle:
                                      "path starts at the models file's folder)."))
         kwargs[key] = value
     try:
-        handle = load_model(entry.source, **kwargs)
+        handle = load_model(entry.target or entry.source, **kwargs)
     except XAIError as err:
         raise type(err)(entry.public(f"{entry.origin}: {err}")) from None
     return handle.renamed(entry.name, entry.title, entry.public, load_args={"name": entry.name})

@@ -1,12 +1,12 @@
 """Model sources beyond the registry: `torchvision:NAME` (every torchvision classifier) and
 `timm:NAME`, with pretrained weights (torchvision tags), a user's state-dict file (through
-`checkpoints.load_checkpoint`) or random weights, and the labels and preprocessing that go with them."""
+`checkpoints.load_checkpoint`) or random weights, and the labels and preprocessing that go with them;
+`hf:PATH_OR_ID` (a Hugging Face image classifier) is loaded by `hf.py`."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torchvision
 from torch import nn
@@ -15,32 +15,19 @@ from torchvision.transforms._presets import ImageClassification
 
 from .checkpoints import Labels, load_checkpoint, read_labels
 from ..errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
+from .hf import HF, load_hf
+from .specs import SourceModel
 from .weights import OFFLINE_ENV, cache_path, reachable
 from .zoo import imagenet_categories
 
 TORCHVISION, TIMM = "torchvision", "timm"
-PREFIXES = (TORCHVISION, TIMM)
+PREFIXES = (TORCHVISION, TIMM, HF)
 #: Resize / crop ratio of the usual ImageNet evaluation (256 / 224).
 _RESIZE_RATIO = 256 / 224
 
 
-@dataclass(frozen=True, eq=False)
-class SourceModel:
-    """A model from a source: `module` in eval mode (on the CPU), its labels and preprocessing,
-    where its weights came from (in words, no path) and the file read (or None)."""
-
-    source: str
-    title: str
-    module: nn.Module
-    categories: tuple[str, ...]
-    transforms: ImageClassification
-    weights_source: str
-    weights_file: Optional[str]
-    build: Callable[[], nn.Module]
-
-
 def is_source(name: str) -> bool:
-    """True for `torchvision:NAME` and `timm:NAME`."""
+    """True for `torchvision:NAME`, `timm:NAME` and `hf:PATH_OR_ID`."""
     return isinstance(name, str) and name.partition(":")[0] in PREFIXES and ":" in name
 
 
@@ -55,6 +42,8 @@ def load_source(source: str, weights: Union[str, os.PathLike, None], labels: Opt
     `InvalidWeightsError` or `InvalidOptionError` (bad labels, a size the model refuses)."""
     kind, _, arch = source.partition(":")
     names = read_labels(labels) if labels is not None else None
+    if kind == HF:
+        return load_hf(arch, weights, names, input_size)
     if kind == TORCHVISION:
         return _torchvision(arch, weights, names, input_size)
     return _timm(arch, weights, names, input_size)

@@ -1,4 +1,5 @@
-"""The model registry: `ModelSpec` records (torchvision `WeightsEnum` / timm registry style)."""
+"""The model registry: `ModelSpec` records (torchvision `WeightsEnum` / timm registry style), and
+`SourceModel`, what a model source (`sources.py`, `hf.py`) loads."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Sequence
 
 from torch import nn
+from torchvision.transforms._presets import ImageClassification
 
 from .._registry import Registry
 
@@ -51,6 +53,24 @@ class ModelSpec:
 
     def weights_record(self, tag: Optional[str] = None) -> WeightsRecord:
         return self.weights[tag or self.default_weights]
+
+
+@dataclass(frozen=True, eq=False)
+class SourceModel:
+    """A model from a source: `module` in eval mode (on the CPU), its labels and preprocessing,
+    where its weights came from (in words, no path) and the file (or folder) read (or None).
+    `load_name`: the name that loads it again from any folder (e.g. an `hf:` folder made
+    absolute), when it differs from `source`."""
+
+    source: str
+    title: str
+    module: nn.Module
+    categories: tuple[str, ...]
+    transforms: ImageClassification
+    weights_source: str
+    weights_file: Optional[str]
+    build: Callable[[], nn.Module]
+    load_name: Optional[str] = None
 
 
 #: The virtual model name: ResNet-50 when its weights can be had, else the bundled EfficientNet-Lite0.

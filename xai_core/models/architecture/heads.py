@@ -21,7 +21,9 @@ from ._trace import Trace, ancestors, parent_path, trace
 
 #: A candidate is accepted when max |candidate - reference| <= RTOL * max |reference| + ATOL.
 RTOL, ATOL = 1e-4, 1e-30
-_TRIAL_ERRORS = (RuntimeError, TypeError, ValueError, IndexError)
+#: What a candidate that does not fit raises (AttributeError: a tensor step given a structured output,
+#: e.g. Hugging Face's ModelOutput).
+_TRIAL_ERRORS = (RuntimeError, TypeError, ValueError, IndexError, AttributeError)
 
 
 class _GlobalAvgPool(nn.Module):

@@ -67,6 +67,22 @@ def transformer_layers(model: nn.Module, trace: Trace) -> list[str]:
     return found
 
 
+def _called_children(trace: Trace, parent: str) -> list[Call]:
+    """Calls of the modules directly under `parent`, looking through containers that are never
+    called themselves (a `ModuleList` of stages), in start order."""
+    called = {c.path for c in trace.calls}
+
+    def under(path: str) -> bool:
+        above = parent_path(path)
+        while above != parent:
+            if not above or above in called:
+                return False
+            above = parent_path(above)
+        return True
+
+    return [c for c in trace.calls if c.path and c.path != parent and under(c.path)]
+
+
 def cnn_layers(model: nn.Module, trace: Trace) -> list[str]:
     """Block-level modules of the spatial spine, in forward order; the last is the default."""
     pools = [c for c in trace.calls if c.path and _is_global_pool(model.get_submodule(c.path), c)]
@@ -78,7 +94,13 @@ def cnn_layers(model: nn.Module, trace: Trace) -> list[str]:
                 and not _is_global_pool(model.get_submodule(call.path), call))
 
     def kids(path: str) -> list[str]:
-        return [c.path for c in trace.children_calls(path) if spatial(c)]
+        found = []
+        for call in _called_children(trace, path):
+            if spatial(call):
+                found.append(call.path)
+            elif call.output_shape is None and trace.count(call.path) == 1 and container(call.path):
+                found += kids(call.path)  # a wrapper returning a structure (Hugging Face's ModelOutput)
+        return found
 
     def container(path: str) -> bool:
         return any(True for _ in model.get_submodule(path).children())
