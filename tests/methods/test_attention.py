@@ -26,8 +26,6 @@ TOL = 1e-5
 #: LeGrad's raw maps here are of order 1e-3, so parity with TorchCAM is checked well below 1e-4.
 LEGRAD_TOL = 1e-6
 PICTURES = [IMAGES / "cat.png", IMAGES / "coffee.png", IMAGES / "rocket.jpg"]
-# Below 384: timm builds the DINOv2 register-token model without a classifier (num_classes=0), so its
-# 384 features are its outputs.
 TARGETS = [3, 281, 7]
 
 

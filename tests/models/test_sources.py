@@ -115,3 +115,15 @@ def test_a_torchvision_vit_is_built_for_its_transforms_crop(monkeypatch):
     assert sizes[0] == 518 and list(handle.transforms.crop_size) == [518]
     with pytest.raises(errors.InvalidOptionError, match="multiple of 14, not 128; e.g. 126"):
         load_model("torchvision:vit_h_14", weights=None, input_size=128)
+
+
+def test_a_timm_model_built_without_a_classifier_gets_one_for_its_labels():
+    """timm builds DINOv2 models with num_classes=0 (features out): with random weights the source
+    gives it a classifier with one output per label (ImageNet's 1000 by default, or the labels given)."""
+    handle = load_model("timm:vit_small_patch14_reg4_dinov2", weights=None, input_size=56, device="cpu")
+    with torch.no_grad():
+        assert handle.module(torch.zeros(1, 3, 56, 56)).shape == (1, 1000) == (1, len(handle.categories))
+    three = load_model("timm:vit_small_patch14_reg4_dinov2", weights=None, labels=["a", "b", "c"], input_size=56,
+                       device="cpu")
+    with torch.no_grad():
+        assert three.module(torch.zeros(1, 3, 56, 56)).shape == (1, 3)

@@ -44,7 +44,7 @@ def _methods(text: str) -> list[str]:
 
 
 def _model(text: str) -> str:
-    """argparse type of --model: auto, a registered model, or a source torchvision:NAME / timm:NAME
+    """argparse type of --model: auto, a registered model, or a source torchvision:NAME / timm:NAME / hf:FOLDER
     (whose NAME is checked when it is loaded)."""
     name = text.strip()
     if name == AUTO or name in list_models(models_file=False) or is_source(name):
@@ -56,7 +56,7 @@ def _model(text: str) -> str:
     if name in known:
         return name
     raise argparse.ArgumentTypeError(
-        f"unknown model {text!r}; choose {', '.join([AUTO] + known)}, torchvision:NAME or timm:NAME"
+        f"unknown model {text!r}; choose {', '.join([AUTO] + known)}, torchvision:NAME, timm:NAME or hf:FOLDER"
     )
 
 
@@ -74,9 +74,10 @@ def _weights(text: str) -> Optional[str]:
 
 
 _MODEL_HELP = f"{AUTO}, {', '.join(list_models(models_file=False))}, a name from the models file ($XAI_MODELS " \
-              "or models.toml), torchvision:NAME (any torchvision classifier) or timm:NAME (default: %(default)s)"
+              "or models.toml), torchvision:NAME (any torchvision classifier), timm:NAME or hf:FOLDER (a Hugging Face " \
+              "classifier saved with save_pretrained, or a hub id in the local cache) (default: %(default)s)"
 _WEIGHTS_HELP = "weights tag (e.g. DEFAULT, IMAGENET1K_V1; torchvision only), a state-dict file, or none for random"
-_LABELS_HELP = "class labels of a torchvision:/timm: model's checkpoint: a text file (one a line) or a JSON list"
+_LABELS_HELP = "class labels of a torchvision:/timm:/hf: model: a text file (one a line) or a JSON list"
 _TARGET_HELP = "class index or one of the model's class names (default: the top-1 class)"
 
 

@@ -186,8 +186,8 @@ def _timm(arch: str, weights, names, input_size) -> SourceModel:
     transforms = _sized(timm_transforms(probe), input_size)
     reference = imagenet_categories()
     if weights is None:
-        own = int(getattr(probe, "num_classes", 0) or len(imagenet_categories()))
-        count = len(names) if names is not None else own
+        own = int(getattr(probe, "num_classes", 0) or 0)  # 0: built without a classifier (DINOv2's)
+        count = len(names) if names is not None else (own or len(reference))
         module = probe if count == own else build(count)
         return SourceModel(source, title, module.eval(), _default_labels(count, names, reference), transforms,
                            "random initialisation (no pretrained weights)", None, lambda: build(count))
