@@ -36,7 +36,7 @@ def _assert_same(batch_result, single, methods, atol=1e-5):
 
 
 def test_every_method_with_per_image_targets_equals_explain(tiny):
-    methods = [m for m in xai_core.list_methods() if m not in ("kpcacam", "ablationcam")]  # both: below
+    methods = [m for m in xai_core.methods_for(tiny) if m not in ("kpcacam", "ablationcam")]  # both: below
     images = _photos(5)
     targets = [None, 3, tiny.categories[7], None, 999]
     results = xai_core.explain_batch(tiny, images, methods, targets=targets, layer="layer4", batch_size=2,

@@ -34,7 +34,8 @@ def library_map(*args, **kwargs):
 
 def test_registry_is_the_library_list():
     assert xai_core.list_methods()[: len(ORACLE)] == list(ORACLE)
-    assert xai_core.list_methods()[len(ORACLE):] == ["fastscorecam"]  # ours, not in the library
+    # ours, not in the library (the attention methods: tests/methods/test_attention.py, TorchCAM's oracle)
+    assert xai_core.list_methods()[len(ORACLE):] == ["fastscorecam", "legrad", "rollout", "relevance"]
     assert {m: xai_core.get_method(m).library_class for m in ORACLE} == ORACLE
     assert xai_core.get_method("fastscorecam").library_class is None
 

@@ -20,7 +20,7 @@ KPCA = "kernel (linear, poly, rbf, sigmoid or cosine, default sigmoid), gamma (f
 
 def test_declared_options():
     declared = {m: xai_core.get_method(m).options for m in xai_core.list_methods()}
-    assert {m for m, opts in declared.items() if opts} == {"fastscorecam", "kpcacam"}
+    assert {m for m, opts in declared.items() if opts} == {"fastscorecam", "kpcacam", "legrad", "rollout"}
     assert xai_core.get_method("fastscorecam").defaults == {"top_k": 64}
     assert xai_core.get_method("kpcacam").defaults == {"kernel": "sigmoid", "gamma": None}
     assert set(KPCA_KERNELS) == {"linear", "poly", "rbf", "sigmoid", "cosine"}
@@ -45,7 +45,7 @@ def test_declared_options():
         ({"kpcacam": {"gamma": float("nan")}}, f"kpcacam option gamma must be a finite float, not nan; its options are: {KPCA}."),
         ({"gradcam": {"alpha": 1}}, "gradcam has no option 'alpha'; it takes no options."),
         ({"nope": {}}, "options name 'nope', which is not a method; methods with options are: kpcacam (kernel, gamma), "
-                       "fastscorecam (top_k)."),
+                       "fastscorecam (top_k), legrad (blocks), rollout (head_fusion, discard_ratio)."),
         (["fastscorecam"], "options must map method ids to option dicts, e.g. {'fastscorecam': {'top_k': 32}}, "
                            "not ['fastscorecam']."),
     ],

@@ -41,8 +41,8 @@ def test_fast_scorecam_uses_top_k_and_tracks_exact(lite):
 
 
 def test_cost_model(random_resnet):
-    costs = estimate_cost(random_resnet, xai_core.list_methods(), layer="layer4")
-    assert set(costs) == set(xai_core.list_methods()) | {"shared pass"}
+    costs = estimate_cost(random_resnet, xai_core.methods_for(random_resnet), layer="layer4")
+    assert set(costs) == set(xai_core.methods_for(random_resnet)) | {"shared pass"}
     assert costs["scorecam"].passes == 2048 and costs["scorecam"].slow
     assert costs["fastscorecam"].passes == 64
     assert "linear head" in costs["ablationcam"].detail
