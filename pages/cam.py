@@ -29,8 +29,9 @@ def _controls() -> tuple[list[str], str, bool, bool]:
     ss[S.CAM_METHODS] = [m for m in ss[S.CAM_METHODS] if m in offered]
     methods = P.method_picker(
         "Methods", offered, S.CAM_METHODS,
-        help="Gradient, activation and attention methods share one forward/backward pass. Score-CAM, "
-        "Ablation-CAM and FullGrad cost many passes: they run after you confirm their estimated time."
+        help=("Gradient, activation and attention methods" if "legrad" in offered else
+              "Gradient and activation methods") + " share one forward/backward pass. Score-CAM, Ablation-CAM and "
+        "FullGrad cost many passes: they run after you confirm their estimated time."
         + (" LeGrad, attention rollout and gradient-weighted relevance read the transformer's attention."
            if "legrad" in offered else ""),
     )

@@ -241,3 +241,14 @@ def test_every_method_runs_on_the_bundled_model(lite, cat_path):
     result = xai_core.explain(lite, cat_path, methods=methods, layer="stage6")
     assert set(result.maps) == set(methods)
     assert all(np.isfinite(m).all() and m.max() > 0 for m in result.maps.values())
+
+
+def test_finercam_on_a_model_with_fewer_than_four_classes_compares_with_all_the_others(cat_path):
+    """pytorch-grad-cam's Finer-CAM compares with the classes ranked 1-3; a 3-class model has only 2
+    others, which are then its comparison (the library's ranking would index past the classes)."""
+    torch.manual_seed(0)
+    handle = xai_core.load_model("torchvision:resnet18", weights=None, labels=["a", "b", "c"], input_size=64,
+                                 device="cpu")
+    result = xai_core.explain(handle, cat_path, methods=["finercam", "gradcam"], layer="layer3")
+    assert np.isfinite(result.maps["finercam"]).all() and result.maps["finercam"].max() > 0
+    assert not np.allclose(result.maps["finercam"], result.maps["gradcam"])

@@ -226,7 +226,9 @@ def _explain_images(handle: ModelHandle, plan: _Plan, prepared: Prepared, target
         if any(issubclass(s.cam_class, HeadAblationCAM) for s in shared_specs):
             internal.update(_ablation_internals(handle, names, layers, shared.activations), notes=method_notes)
         reshapes = [handle.reshape(n) for n in names]
-        for spec in shared_specs:
+        # The attention methods first: they differentiate the shared forward's graph, which
+        # ShapleyCAM's own second backward (pytorch-grad-cam's) frees.
+        for spec in sorted(shared_specs, key=lambda s: s.kind != ATTENTION):
             with timer(handle.device, timings, spec.id):
                 if spec.kind == ATTENTION:
                     cams = device_cams.scale(grid_maps(spec.cam_class, shared.captured, layout, shared.logits,

@@ -235,12 +235,14 @@ def _targets(kind: str, logits: torch.Tensor, targets: Sequence[int]) -> list:
     if kind == "rest":
         return [ClassifierOutputReST(t) for t in targets]
     # Finer-CAM: pytorch-grad-cam's FinerCAM.forward ranks classes by |logit - target logit| and
-    # compares with ranks 1-3; the same choice, made on our logits, for each sample's target.
+    # compares with ranks 1-3; the same choice, made on our logits, for each sample's target. A model
+    # with fewer than 4 classes compares with all the others (the library would index past its classes).
     data = logits.detach().float().cpu().numpy()
     chosen = np.asarray(targets)
     order = np.argsort(np.abs(data - data[np.arange(len(data)), chosen][:, None]), axis=-1)
+    ranks = [r for r in FINER_COMPARISON_RANKS if r < data.shape[1]]
     return [
-        FinerWeightedTarget(int(order[i, 0]), [int(order[i, r]) for r in FINER_COMPARISON_RANKS], FINER_ALPHA)
+        FinerWeightedTarget(int(order[i, 0]), [int(order[i, r]) for r in ranks], FINER_ALPHA)
         for i in range(len(data))
     ]
 
