@@ -56,3 +56,13 @@ def no_hooks_left(module: torch.nn.Module) -> bool:
             if getattr(m, attr, None):
                 return False
     return True
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module of tiny tensors (the attention tests): on a busy 2-core
+    machine two threads spin against each other and such a module takes ten times as long."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

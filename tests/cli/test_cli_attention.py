@@ -25,17 +25,12 @@ from xai_core.methods import methods_for
 transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ATTENTION = ["legrad", "rollout", "relevance"]
 LABELS = ["ant", "bee", "cat", "dog", "eel"]  # 5 classes: Finer-CAM (in `all`) compares with 3 others
 CAT = str(IMAGES / "cat.png")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

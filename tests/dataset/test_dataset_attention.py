@@ -21,16 +21,11 @@ from xai_core.errors import InvalidOptionError
 transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 METHODS = ["gradcam", "legrad", "rollout"]
 PHOTOS = [IMAGES / "cat.png", IMAGES / "coffee.png", IMAGES / "rocket.jpg"]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -20,23 +20,21 @@ from xai_core.errors import InvalidOptionError
 from xai_core.methods import methods_for
 from xai_core.methods.attention import AttentionRollout, GradientRelevance, LeGrad, grid_maps
 from xai_core.methods.attention_capture import attention_layout, capturing
+from _attention import batch_of as _batch_of, ours, record
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ATTENTION = ["legrad", "rollout", "relevance"]
 TOL = 1e-5
 #: LeGrad's raw maps here are of order 1e-3, so parity with TorchCAM is checked well below 1e-4.
 LEGRAD_TOL = 1e-6
 PICTURES = [IMAGES / "cat.png", IMAGES / "coffee.png", IMAGES / "rocket.jpg"]
+
+
+def batch_of(handle, count: int = 1) -> torch.Tensor:
+    return _batch_of(handle, PICTURES, count)
 TARGETS = [3, 281, 7]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread for these tiny tensors: on a busy 2-core machine two threads spin against
-    each other and the file takes ten times as long."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _timm(name: str, size: int):
@@ -83,21 +81,6 @@ def swin():
     return _timm("swin_tiny_patch4_window7_224", 64)
 
 
-def batch_of(handle, count: int = 1) -> torch.Tensor:
-    return torch.cat([handle.preprocess(xai_core.load_image(p)) for p in PICTURES[:count]])
-
-
-def record(handle, x):
-    """One forward of `x` recorded by xai_core's capture: (captured, layout, logits)."""
-    layout = attention_layout(handle)
-    with capturing(handle.module, layout.sites) as captured, torch.enable_grad():
-        logits = handle.module(x.detach().requires_grad_(True))
-    return captured, layout, logits
-
-
-def ours(handle, cam_class, x, targets, options=None) -> torch.Tensor:
-    """xai_core's raw grid maps [B, gh, gw] for `x`."""
-    return grid_maps(cam_class, *record(handle, x), targets, options).detach()
 
 
 def max_diff(a, b) -> float:

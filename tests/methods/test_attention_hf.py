@@ -18,14 +18,21 @@ from xai_core.errors import InvalidOptionError
 from xai_core.methods import methods_for
 from xai_core.methods.attention import AttentionRollout, GradientRelevance, LeGrad, grid_maps
 from xai_core.methods.attention_capture import attention_layout, capturing
+from _attention import batch_of as _batch_of, ours, record
 from xai_core.methods.device_cams import scale
 
 transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ATTENTION = ["legrad", "rollout", "relevance"]
 TOL = 1e-5
 PICTURES = [IMAGES / "cat.png", IMAGES / "coffee.png", IMAGES / "rocket.jpg"]
+
+
+def batch_of(handle, count: int = 1) -> torch.Tensor:
+    return _batch_of(handle, PICTURES, count)
 TARGETS = [3, 0, 1]  # 5 classes
 #: A 32-pixel ViT geometry: 8-pixel patches (a 4x4 grid), three blocks (so that LeGrad's `blocks`
 #: option picks a strict subset), width 32, two heads. Weights drawn 10x wider than transformers'
@@ -36,14 +43,6 @@ CROP_36_TO_32 = dict(size={"height": 36, "width": 36}, crop_size={"height": 32, 
 #: family -> the prefix tokens (class, distillation, registers) before the 4x4 patch grid.
 PREFIX = {"vit": 1, "deit": 2, "beit": 1, "dinov2_reg": 3}
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread for these tiny tensors (a busy 2-core machine otherwise thrashes)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _classifier(family: str):
@@ -104,21 +103,6 @@ def reference(saved):
     return model.eval()
 
 
-def batch_of(handle, count: int) -> torch.Tensor:
-    return torch.cat([handle.preprocess(xai_core.load_image(p)) for p in PICTURES[:count]])
-
-
-def record(handle, x):
-    """One forward of `x` recorded by xai_core's capture: (captured, layout, logits)."""
-    layout = attention_layout(handle)
-    with capturing(handle.module, layout.sites) as captured, torch.enable_grad():
-        logits = handle.module(x.detach().requires_grad_(True))
-    return captured, layout, logits
-
-
-def ours(handle, cam_class, x, targets, options=None) -> torch.Tensor:
-    """xai_core's raw grid maps [B, gh, gw] for `x`."""
-    return grid_maps(cam_class, *record(handle, x), targets, options).detach()
 
 
 def reference_outputs(model, x, **kwargs):
