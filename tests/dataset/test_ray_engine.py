@@ -250,3 +250,24 @@ def test_the_actors_write_what_pictures_asks_for(ray_session, handle, images, tm
     assert all(r["pictures"] == "maps" and f"{r['maps_file']}.gradcam.npy" in names for r in rows)
     assert len([n for n in names if n.endswith(".jpg")]) == 6 and not [n for n in names if "_gradcam" in n]
     assert dataset.read_picture(tmp_path / "out", rows[0], "gradcam") is not None  # drawn from the raw map
+
+
+def test_ray_loads_a_hugging_face_folder_and_runs_the_attention_methods(ray_session, few_images, tmp_path):
+    """`hf:FOLDER` on Ray: the actors load the same Hugging Face ViT from its absolute folder (the
+    driver checks their fingerprint) and give the rows the local engine gives, LeGrad and rollout
+    included."""
+    transformers = pytest.importorskip("transformers", reason="pip install -r requirements-hf.txt (CI installs it)")
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(2)
+    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=64, num_labels=5, initializer_range=0.2)
+    folder = tmp_path / "tiny-vit"
+    transformers.ViTForImageClassification(config).save_pretrained(folder)
+    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    handle = xai_core.load_model(f"hf:{folder}", device="cpu")
+    assert ray_engine.model_args(handle)["name"] == f"hf:{folder}"
+    methods = ["gradcam", "legrad", "rollout"]
+    dataset.run(handle, str(few_images), str(tmp_path / "local"), methods, batch_size=2)
+    on_ray = dataset.run(handle, str(few_images), str(tmp_path / "ray"), methods, batch_size=2, engine="ray")
+    assert (on_ray.explained, on_ray.failed) == (3, 0)
+    _same_rows(tmp_path / "ray", tmp_path / "local")
