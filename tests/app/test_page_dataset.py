@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import xai_core
+from _legacy_results import make_legacy
 from _apptest import AppTest, charts as _charts, errors as _errors, new_app, page as _page, run as _run
 from _no_paths import forbidden_strings, leaks
 from test_app_no_paths import all_text
@@ -36,26 +37,6 @@ def results_root(tmp_path_factory, lite) -> Path:
     return root
 
 
-def _legacy(out: Path) -> None:
-    """The previous version's layout: KEY_METHOD.png overlays, KEY.npz raw maps, rows without the
-    pictures, maps_file and maps_index columns (as tests/dataset/test_pictures.py makes it)."""
-    import numpy as np
-    import pyarrow.parquet as pq
-    from PIL import Image
-
-    for row in xai_core.dataset.read_rows(out):
-        if row["error"] is None:
-            np.savez_compressed(out / "maps" / f"{row['key']}.npz",
-                                gradcam=np.float16(xai_core.dataset.read_map(out, row, "gradcam")))
-            jpg = out / "maps" / f"{row['key']}_gradcam.jpg"
-            Image.open(jpg).save(jpg.with_suffix(".png"))
-            jpg.unlink()
-    for raw in (out / "maps").glob("raw-*"):
-        raw.unlink()
-    for table in [*(out / "parts").glob("part-*.parquet"), out / "results.parquet"]:
-        pq.write_table(pq.read_table(table).drop_columns(["pictures", "maps_file", "maps_index"]), table)
-
-
 @pytest.fixture(scope="module")
 def layouts_root(tmp_path_factory, lite) -> Path:
     """A results root with the same photos written three ways: "maps" (no overlays), "none" (no
@@ -68,7 +49,7 @@ def layouts_root(tmp_path_factory, lite) -> Path:
     root = base / "results"
     for name, level in (("maps", "maps"), ("none", "none"), ("old", "all")):
         xai_core.dataset.run(lite, str(photos), str(root / name), ["gradcam"], layer="stage7", pictures=level)
-    _legacy(root / "old")
+    make_legacy(root / "old")
     return root
 
 

@@ -12,18 +12,17 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 import xai_core
+from _legacy_results import make_legacy
 from conftest import IMAGES
 from xai_core import cli, dataset
 from xai_core.report.pictures import overlay_cam, overlay_cams
 
 PHOTOS = sorted(IMAGES.iterdir())
-NEW_COLUMNS = ("pictures", "maps_file", "maps_index")
 
 
 def _inputs(root: Path, count: int = 3) -> Path:
@@ -173,28 +172,6 @@ def test_an_unknown_level_is_one_sentence_before_any_work(lite, tmp_path, capsys
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Unknown pictures option 'png'" in err and "Traceback" not in err
-
-
-def make_legacy(out: Path) -> None:
-    """Turn a results folder of this version (written with "all") into the previous version's layout:
-    KEY_METHOD.png overlays and KEY.npz raw maps per image, no raw batch files, rows without the
-    pictures, maps_file and maps_index columns."""
-    rows = dataset.read_rows(out)
-    methods = json.loads((out / "summary.json").read_text())["settings"]["methods"]
-    for row in rows:
-        if row["error"] is None:
-            maps = {m: np.float16(dataset.read_map(out, row, m)) for m in methods}
-            np.savez_compressed(out / "maps" / f"{row['key']}.npz", **maps)
-            for m in methods:
-                jpg = out / "maps" / f"{row['key']}_{m}.jpg"
-                Image.open(jpg).save(jpg.with_suffix(".png"))
-                jpg.unlink()
-    for raw in (out / "maps").glob("raw-*"):
-        raw.unlink()
-    for table in [*(out / "parts").glob("part-*.parquet"), out / "results.parquet"]:
-        old = pq.read_table(table)
-        pq.write_table(old.drop_columns([c for c in NEW_COLUMNS if c in old.column_names]), table)
-    assert "pictures" not in pa.parquet.read_schema(out / "results.parquet").names
 
 
 def test_a_results_folder_of_the_previous_layout_reads_resumes_and_keeps_its_pictures(levels, tmp_path):
