@@ -146,7 +146,9 @@ fig = figures.build_cam_grid(first.image, maps, seconds, opacity=opacity, colors
 P.show_chart(fig, f"cam_{image_name.rsplit('.', 1)[0]}_{layer}", key="cam_grid")
 if shared_pass is not None and len(shared_pass.maps) > 1:  # counts the maps shown, not those asked for
     shared = shared_pass.timings.get("forward", 0) + shared_pass.timings.get("backward", 0)
-    st.caption(f"Times under the maps are each method's own work; the {len(shared_pass.maps)} gradient/activation "
+    attention = any(xai_core.get_method(m).kind == "attention" for m in shared_pass.maps)
+    kinds = "gradient/activation/attention" if attention else "gradient/activation"
+    st.caption(f"Times under the maps are each method's own work; the {len(shared_pass.maps)} {kinds} "
                f"maps share one forward + backward pass of {S.duration(shared)}.")
 
 with st.expander("About these methods"):
