@@ -7,6 +7,7 @@ from functools import lru_cache
 import pytest
 import torch
 import torchvision.models as tvm
+from _deps import need
 
 #: name -> (builder, input size). Every model is in eval mode with random weights.
 FAMILIES = {
@@ -36,7 +37,7 @@ EXACT_FAMILIES = ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "densenet
 
 
 def _timm():
-    return pytest.importorskip("timm")
+    return need("timm")
 
 
 @lru_cache(maxsize=None)

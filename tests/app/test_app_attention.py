@@ -13,10 +13,11 @@ import pytest
 import torch
 
 import xai_core
+from _deps import need
 from _apptest import AppTest, array as _array, chart as _chart, errors as _errors, heatmap_names as _heatmap_names
 from _apptest import new_app, page as _page, run as _run
 
-transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
+transformers = need("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
 
 ATTENTION = ["legrad", "rollout", "relevance"]

@@ -16,13 +16,14 @@ import pytest
 import torch
 from PIL import Image
 
+from _deps import need
 from conftest import IMAGES, ROOT
 from xai_core import cli
 from xai_core.cli import commands
 from xai_core.errors import XAIError
 from xai_core.methods import methods_for
 
-transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
+transformers = need("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -11,9 +11,10 @@ import torch
 
 from xai_core import cli
 
+from _deps import need
 from conftest import IMAGES
 
-transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
+transformers = need("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
 
 

@@ -14,11 +14,12 @@ import pytest
 import torch
 
 import xai_core
+from _deps import need
 from conftest import IMAGES
 from xai_core import dataset
 from xai_core.errors import InvalidOptionError
 
-transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
+transformers = need("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -13,12 +13,13 @@ import pytest
 from PIL import Image, ImageOps
 
 import xai_core
+from _deps import need
 from conftest import IMAGES
 from xai_core import cli, dataset
 from xai_core.dataset import ray_engine
 from xai_core.errors import InvalidOptionError
 
-ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt (CI installs it)")
+ray = need("ray", reason="Ray is optional: pip install -r requirements-ray.txt (CI installs it)")
 
 BATCH = 4
 # Ray Data's own context sets deprecated options of its own while it runs.
@@ -179,7 +180,7 @@ def test_ray_loads_a_tagged_torchvision_model_with_imagenet_labels(ray_session, 
     member = torchvision.models.ResNet18_Weights.DEFAULT
     cache = tmp_path / "torch" / "hub" / "checkpoints"
     cache.mkdir(parents=True)
-    torch = pytest.importorskip("torch")
+    import torch
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18().state_dict(), cache / Path(member.url).name)
     handle = xai_core.load_model("torchvision:resnet18", weights="DEFAULT", device="cpu", input_size=64)
@@ -192,7 +193,7 @@ def test_ray_loads_a_tagged_torchvision_model_with_imagenet_labels(ray_session, 
 
 
 def test_ray_loads_a_checkpoint_with_its_labels(ray_session, few_images, tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     torch.manual_seed(1)
     labels = ["cat", "coffee", "rocket"]
     module = xai_core.load_model("timm:resnet18", weights=None, device="cpu", labels=labels).module
@@ -211,7 +212,7 @@ def test_ray_loads_a_checkpoint_with_its_labels(ray_session, few_images, tmp_pat
 def test_a_failed_ray_job_exits_1_with_one_sentence(ray_session, few_images, tmp_path, monkeypatch, capsys):
     """The actors cannot load the weights file (it is gone once the job runs): `JobFailed`, one
     sentence, and the CLI exits with 1 (2 is for bad options)."""
-    torch = pytest.importorskip("torch")
+    import torch
     torch.manual_seed(2)
     module = xai_core.load_model("torchvision:resnet18", weights=None, device="cpu", labels=["a", "b"]).module
     weights = tmp_path / "gone.pt"
@@ -256,8 +257,8 @@ def test_ray_loads_a_hugging_face_folder_and_runs_the_attention_methods(ray_sess
     """`hf:FOLDER` on Ray: the actors load the same Hugging Face ViT from its absolute folder (the
     driver checks their fingerprint) and give the rows the local engine gives, LeGrad and rollout
     included."""
-    transformers = pytest.importorskip("transformers", reason="pip install -r requirements-hf.txt (CI installs it)")
-    torch = pytest.importorskip("torch")
+    transformers = need("transformers", reason="pip install -r requirements-hf.txt (CI installs it)")
+    import torch
     torch.manual_seed(2)
     config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
                                     num_attention_heads=2, intermediate_size=64, num_labels=5, initializer_range=0.2)

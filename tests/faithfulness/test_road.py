@@ -17,8 +17,12 @@ from xai_core.faithfulness import ROAD_PERCENTILES, RoadJobs, curves, imputation
 from conftest import IMAGES
 
 #: The largest per-pixel difference allowed from the exact solution, in normalised-pixel units
-#: (the library's noise is 0.01); about 1e-4 is measured on the sample photos.
+#: (the library's noise is 0.01); at most 1.2e-4 is measured on the sample photos (1 or 2 threads).
 PIXEL_TOLERANCE = 1e-3
+#: ROAD scores against the library's metric classes given the same noise: at most 6e-6 is measured on
+#: the sample photos (1 or 2 threads), what the 1.2e-4 per-pixel difference above leaves in the
+#: softmax; asserted with a margin of 10x.
+SCORE_TOLERANCE = 6e-5
 METHODS = ["gradcam", "layercam"]  # distinct maps at the default layer
 
 
@@ -87,9 +91,9 @@ def test_road_scores_equal_the_library_metrics(lite, photos, index):
         library_combined = combined(inputs, cams, targets, lite.module)
     for i, method in enumerate(METHODS + ["random"]):
         score = result.scores[method]
-        assert score["road_morf"] == pytest.approx(morf[i], abs=1e-3)
-        assert score["road_lerf"] == pytest.approx(lerf[i], abs=1e-3)
-        assert score["road_combined"] == pytest.approx(library_combined[i], abs=1e-3)
+        assert score["road_morf"] == pytest.approx(morf[i], abs=SCORE_TOLERANCE)
+        assert score["road_lerf"] == pytest.approx(lerf[i], abs=SCORE_TOLERANCE)
+        assert score["road_combined"] == pytest.approx(library_combined[i], abs=SCORE_TOLERANCE)
 
 
 def edge_systems():

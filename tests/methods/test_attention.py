@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import xai_core
+from _deps import need
 from conftest import IMAGES, no_hooks_left
 from xai_core.errors import InvalidOptionError
 from xai_core.methods import methods_for
@@ -26,8 +27,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ATTENTION = ["legrad", "rollout", "relevance"]
 TOL = 1e-5
-#: LeGrad's raw maps here are of order 1e-3, so parity with TorchCAM is checked well below 1e-4.
-LEGRAD_TOL = 1e-6
+#: LeGrad's raw maps here are of order 3e-3; ours and TorchCAM's differ by at most 1.9e-9 (a few float32
+#: ulps at that size, with 1 or 2 threads): asserted with a margin of 10x.
+LEGRAD_TOL = 2e-8
 PICTURES = [IMAGES / "cat.png", IMAGES / "coffee.png", IMAGES / "rocket.jpg"]
 
 
@@ -38,7 +40,7 @@ TARGETS = [3, 281, 7]
 
 
 def _timm(name: str, size: int):
-    pytest.importorskip("timm")
+    need("timm")
     torch.manual_seed(0)
     return xai_core.load_model(f"timm:{name}", weights=None, device="cpu", input_size=size)
 
@@ -104,7 +106,7 @@ def torchcam_legrad(model, x, class_idx, blocks: int, normalized: bool = False) 
 
 @pytest.mark.parametrize("blocks", [4, 2])
 def test_legrad_equals_torchcam_single_image(tv_vit, blocks):
-    pytest.importorskip("torchcam")
+    need("torchcam")
     x = batch_of(tv_vit)
     expected = torchcam_legrad(tv_vit.module, x, 281, blocks)
     got = ours(tv_vit, LeGrad, x, [281], {"blocks": blocks})
@@ -114,7 +116,7 @@ def test_legrad_equals_torchcam_single_image(tv_vit, blocks):
 
 @pytest.mark.parametrize("blocks", [4, 2])
 def test_legrad_equals_torchcam_batch_per_image_targets(tv_vit, blocks):
-    pytest.importorskip("torchcam")
+    need("torchcam")
     x = batch_of(tv_vit, 3)
     expected = torchcam_legrad(tv_vit.module, x, TARGETS, blocks)
     got = ours(tv_vit, LeGrad, x, TARGETS, {"blocks": blocks})
@@ -128,7 +130,7 @@ def test_explained_legrad_equals_torchcam_normalised_and_upsampled(tv_vit):
     """explain's map is TorchCAM's, min-max scaled as pytorch-grad-cam scales (1e-7 added to the
     maximum; TorchCAM adds 1e-8, a difference of up to 1e-7 / range, ~1e-4 on these small raw maps)
     and upsampled bilinearly (half-pixel centres)."""
-    pytest.importorskip("torchcam")
+    need("torchcam")
     x = batch_of(tv_vit)
     raw = torchcam_legrad(tv_vit.module, x, 281, 4)
     scaled = raw - raw.amin()

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import xai_core
+from _deps import need
 from conftest import IMAGES, no_hooks_left
 from xai_core.errors import InvalidOptionError
 from xai_core.methods import methods_for
@@ -21,7 +22,7 @@ from xai_core.methods.attention_capture import attention_layout, capturing
 from _attention import batch_of as _batch_of, ours, record
 from xai_core.methods.device_cams import scale
 
-transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
+transformers = need("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -10,6 +10,7 @@ import torchvision.models as tvm
 
 from xai_core.models.checkpoints import classifier_layers, load_checkpoint, read_labels, read_state_dict, strip_prefixes
 from xai_core.errors import InvalidOptionError, InvalidWeightsError, WeightsUnavailableError
+from _deps import need
 
 LABELS = ["cat", "dog", "bird"]
 
@@ -154,7 +155,7 @@ def test_classifier_layers(build, expected):
 
 
 def test_distilled_deit_checkpoint_resizes_both_heads(tmp_path):
-    timm = pytest.importorskip("timm")
+    timm = need("timm")
 
     def build(k):
         return timm.create_model("deit_tiny_distilled_patch16_224", pretrained=False, img_size=32, num_classes=k)

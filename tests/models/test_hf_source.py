@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 import xai_core
+from _deps import need
 from conftest import IMAGES, no_hooks_left
 from xai_core import catalog
 from xai_core.errors import InvalidOptionError, InvalidWeightsError, WeightsUnavailableError, XAIError
@@ -26,7 +27,7 @@ from xai_core.models import load_entry, load_model
 from xai_core.models.architecture import TokenGrid
 from xai_core.models.hf import HFClassifier, hf_transforms, misfit
 
-transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
+transformers = need("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
 
 LABELS = ["ant", "bee", "cat", "dog", "eel"]

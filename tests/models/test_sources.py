@@ -15,6 +15,7 @@ from xai_core import errors
 from xai_core.models import load_model
 from xai_core.predict import predict
 from xai_core.models.sources import list_torchvision
+from _deps import need
 
 IMAGE = Image.fromarray(np.random.default_rng(0).integers(0, 255, (80, 96, 3), dtype=np.uint8))
 
@@ -64,7 +65,7 @@ def test_labels_with_random_weights_set_the_class_count():
 
 
 def test_timm_source_uses_timms_data_config():
-    pytest.importorskip("timm")
+    need("timm")
     h = load_model("timm:resnet18", weights=None, device="cpu")
     assert h.title == "resnet18 (timm)" and h.transforms.crop_size == [224] and h.default_layer == "layer4"
     assert h.transforms.interpolation.value == "bicubic" and len(h.categories) == 1000
