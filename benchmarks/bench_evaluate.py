@@ -36,7 +36,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_batch  # noqa: E402
 import xai_core  # noqa: E402
 from xai_core._timing import synchronize  # noqa: E402
-from xai_core.faithfulness import ROAD_PERCENTILES, RoadJobs, curves, imputation, random_map, road, same_map_groups  # noqa: E402,E501
+from xai_core.faithfulness import ROAD_PERCENTILES, curves, imputation, road  # noqa: E402
+from xai_core.faithfulness.baseline import random_map, same_map_groups  # noqa: E402
+from xai_core.faithfulness.road import RoadJobs  # noqa: E402
 
 METHODS = ["gradcam", "hirescam", "gradcam++", "xgradcam", "layercam"]
 BATCH_METHODS = ["gradcam", "layercam"]

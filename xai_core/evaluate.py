@@ -12,11 +12,15 @@ import numpy as np
 import torch
 
 from . import _timing
-from . import faithfulness as faith
 from .errors import Cancelled, InvalidImageError, InvalidOptionError
 from .explain import Explanation
-from .faithfulness import RANDOM, ROAD_PERCENTILES, SANITY_THRESHOLD, Agreement, Evaluation, Results, Ticker
-from .faithfulness import agreement_matrices, sanity_scores
+from .faithfulness.baseline import RANDOM, identical_pairs, random_map, same_map_groups
+from .faithfulness.curves import (Scorer, assemble_curves, batch_count, chunk_curves, chunks, confidence_images, curve_makers,
+                                  curve_rows, default_batch_size, probabilities, rank_map, ranks, score_queue)
+from .faithfulness.estimate import observe_evaluation
+from .faithfulness.results import Agreement, Evaluation, Results, Ticker, evaluation_settings
+from .faithfulness.road import ROAD_PERCENTILES, RoadJobs, impute_together
+from .faithfulness.sanity import SANITY_THRESHOLD, agreement_matrices, sanity_scores
 from .images import ImageSource, load_image
 from .methods import list_methods
 from .models import ModelHandle
@@ -49,27 +53,27 @@ def evaluate(
     `Cancelled`. Every forward runs in the calling thread, holding `handle.lock` for one batch at
     a time."""
     started = time.perf_counter()
-    batch_size = batch_size or faith.default_batch_size(handle)
+    batch_size = batch_size or default_batch_size(handle)
     prepared = _prepare(handle, image, explanation, steps, road_percentiles, on_partial)
     x, methods, maps, rank_of = prepared.x, prepared.methods, prepared.maps, prepared.rank_of
     timings, results, reps, rank_maps = prepared.timings, prepared.results, prepared.reps, prepared.rank_maps
-    parts = faith.chunks(results.rep_of[RANDOM], results.rep_of[methods[0]], reps)
+    parts = chunks(results.rep_of[RANDOM], results.rep_of[methods[0]], reps)
     checked = [m for m in methods if m in list_methods()] if sanity else []
-    total = sum(faith.batch_count(len(c), steps, len(c), batch_size, ends=i == 0) for i, c in enumerate(parts))
+    total = sum(batch_count(len(c), steps, len(c), batch_size, ends=i == 0) for i, c in enumerate(parts))
     tick = Ticker(progress, total + 2 * len(road_percentiles) + bool(checked))
     later = ("road",) + (("sanity",) if checked else ())
-    scorer = faith.Scorer(handle, x, explanation.target, batch_size)
+    scorer = Scorer(handle, x, explanation.target, batch_size)
     with _timing.timer(handle.device, timings, "deletion_insertion"):
         tick.stage, ends = "insert/delete", None
         for i, chunk in enumerate(parts):
-            ends = faith.chunk_curves(scorer, chunk, maps, rank_of, steps, tick, ends, results.rows)
+            ends = chunk_curves(scorer, chunk, maps, rank_of, steps, tick, ends, results.rows)
             results.report(("deletion_insertion",) * (i < len(parts) - 1) + later)
     with _timing.timer(handle.device, timings, "road"):
         tick.stage = "ROAD"
-        road = faith.RoadJobs(scorer.x, rank_maps, road_percentiles)
+        road = RoadJobs(scorer.x, rank_maps, road_percentiles)
         for rep, *values in zip(reps, *road.scores(scorer, tick)):
             results.rows[rep].update(zip(("road_morf", "road_lerf", "road_combined"), map(float, values)))
-    faith.observe_evaluation(handle, len(reps), steps, road_percentiles, timings["deletion_insertion"] + timings["road"])
+    observe_evaluation(handle, len(reps), steps, road_percentiles, timings["deletion_insertion"] + timings["road"])
     if checked:
         results.report(("sanity",))
         with _timing.timer(handle.device, timings, "sanity"):
@@ -106,7 +110,7 @@ def evaluate_batch(
         raise InvalidOptionError(f"Give one explanation per image: {len(images)} images, {len(explanations)} explanations.")
     if not isinstance(group, int) or group < 1:
         raise InvalidOptionError(f"group must be a whole number of images, 1 or more, not {group!r}.")
-    batch_size = batch_size or faith.default_batch_size(handle)
+    batch_size = batch_size or default_batch_size(handle)
     out: list[Evaluation] = []
     for first in range(0, len(images), group):
         out += _evaluate_group(handle, images, explanations, range(first, min(first + group, len(images))),
@@ -125,29 +129,29 @@ def _evaluate_group(handle, images, explanations, indices, steps, road_percentil
         except (InvalidOptionError, InvalidImageError) as err:
             raise type(err)(f"Image {i + 1} of {len(images)}: {err}") from None
     targets = [p.results.fields["target"] for p in prepared]
-    bases = faith.probabilities(handle, torch.cat([p.x for p in prepared]), targets)
+    bases = probabilities(handle, torch.cat([p.x for p in prepared]), targets)
     tick = lambda: None  # noqa: E731  (progress is per group)
     timings: dict[str, float] = {}
     with _timing.timer(handle.device, timings, "deletion_insertion"):
         items, spans = [], []
         for p, target in zip(prepared, targets):
-            extra = faith.confidence_images(p.x, np.stack([p.maps[rep] for rep in p.reps]))
-            makers = faith.curve_makers(p.x, [p.rank_of[rep] for rep in p.reps], steps, extra, True)
+            extra = confidence_images(p.x, np.stack([p.maps[rep] for rep in p.reps]))
+            makers = curve_makers(p.x, [p.rank_of[rep] for rep in p.reps], steps, extra, True)
             spans.append(slice(len(items), len(items) + len(makers)))
             items += [(make, target) for make in makers]
-        flat = faith.score_queue(handle, items, batch_size, tick)
+        flat = score_queue(handle, items, batch_size, tick)
         for p, base, span in zip(prepared, bases, spans):
-            deletion, insertion, multiplied, _ = faith.assemble_curves(flat[span], len(p.reps), steps, float(base), None)
-            faith.curve_rows(p.results.rows, p.reps, deletion, insertion, multiplied, float(base), steps)
+            deletion, insertion, multiplied, _ = assemble_curves(flat[span], len(p.reps), steps, float(base), None)
+            curve_rows(p.results.rows, p.reps, deletion, insertion, multiplied, float(base), steps)
     with _timing.timer(handle.device, timings, "road"):
-        roads = [faith.RoadJobs(p.x, p.rank_maps, road_percentiles) for p in prepared]
-        faith.impute_together(roads)  # the group's imputations in one batch
+        roads = [RoadJobs(p.x, p.rank_maps, road_percentiles) for p in prepared]
+        impute_together(roads)  # the group's imputations in one batch
         items, spans = [], []
         for road, target in zip(roads, targets):
             makers = road.makers(handle.device)
             spans.append(slice(len(items), len(items) + len(makers)))
             items += [(make, target) for make in makers]
-        flat = faith.score_queue(handle, items, batch_size, tick)
+        flat = score_queue(handle, items, batch_size, tick)
         for p, road, base, span in zip(prepared, roads, bases, spans):
             for rep, *values in zip(p.reps, *road.combine(flat[span] - float(base))):
                 p.results.rows[rep].update(zip(("road_morf", "road_lerf", "road_combined"), map(float, values)))
@@ -176,19 +180,19 @@ def _prepare(handle, image, explanation, steps, road_percentiles, on_partial) ->
     x = _check(handle, image, explanation, steps, road_percentiles)
     methods = list(explanation.maps)
     maps = {m: np.float32(explanation.maps[m]) for m in methods}
-    maps[RANDOM] = faith.random_map(tuple(x.shape[-2:]))
-    rank_of = {m: faith.ranks(maps[m]) for m in maps}
+    maps[RANDOM] = random_map(tuple(x.shape[-2:]))
+    rank_of = {m: ranks(maps[m]) for m in maps}
     timings: dict[str, float] = {}
     rho, iou = agreement_matrices([maps[m] for m in methods], [rank_of[m] for m in methods])
     results = Results(
-        faith.same_map_groups(maps), methods + [RANDOM], timings, on_partial,
-        agreement=Agreement(tuple(methods), rho, iou, faith.identical_pairs(handle, methods, explanation.layers)),
+        same_map_groups(maps), methods + [RANDOM], timings, on_partial,
+        agreement=Agreement(tuple(methods), rho, iou, identical_pairs(handle, methods, explanation.layers)),
         fractions=np.linspace(0.0, 1.0, steps + 1), target=explanation.target, target_label=explanation.target_label,
         target_probability=explanation.target_probability, model=explanation.model, layers=explanation.layers,
-        settings=faith.evaluation_settings(steps, road_percentiles),
+        settings=evaluation_settings(steps, road_percentiles),
     )
     reps = list(results.rows)  # the methods' order, then the random map's (ROAD's noise follows it)
-    rank_maps = np.stack([faith.rank_map(rank_of[rep], maps[rep].shape) for rep in reps])
+    rank_maps = np.stack([rank_map(rank_of[rep], maps[rep].shape) for rep in reps])
     return _Prepared(x, methods, maps, rank_of, timings, results, reps, rank_maps)
 
 

@@ -26,7 +26,7 @@ from torchvision.transforms._presets import ImageClassification
 import xai_core
 from xai_core import _timing, cli
 from xai_core.faithfulness import curves, road, sanity
-from xai_core.faithfulness import random_map
+from xai_core.faithfulness.baseline import random_map
 from conftest import IMAGES, ROOT, no_hooks_left
 
 METHODS = ["gradcam", "hirescam", "layercam", "eigencam"]

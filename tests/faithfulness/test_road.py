@@ -13,7 +13,9 @@ from pytorch_grad_cam.metrics.road import ROADCombined, ROADLeastRelevantFirst, 
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
 import xai_core
-from xai_core.faithfulness import ROAD_PERCENTILES, RoadJobs, curves, imputation, random_map, road
+from xai_core.faithfulness import ROAD_PERCENTILES, curves, imputation, road
+from xai_core.faithfulness.baseline import random_map
+from xai_core.faithfulness.road import RoadJobs
 from conftest import IMAGES
 
 #: The largest per-pixel difference allowed from the exact solution, in normalised-pixel units

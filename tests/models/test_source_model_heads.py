@@ -14,7 +14,7 @@ from PIL import Image
 
 import xai_core
 from _arch_models import _well_scaled, no_hooks
-from xai_core.faithfulness import randomized_handle
+from xai_core.faithfulness.sanity import randomized_handle
 from xai_core.methods.cam_classes import library_ablation_values
 from xai_core.methods.shared_pass import recording
 from xai_core.methods.reference import library_map

@@ -196,3 +196,12 @@ def test_pages_use_only_what_public_modules_offer():
                         module = f"{module}.{attr}"
     assert used, "the pages use xai_core"
     assert [u for u in used if not _public(u[1], u[2])] == []
+
+
+def test_faithfulness_exports_only_what_other_packages_use():
+    """`xai_core.faithfulness` offers what the rest of the package imports from it, not its internals
+    (`evaluate.py`, which assembles the pieces, opens the modules)."""
+    used = {a for m in MODULES if not m.startswith("xai_core.faithfulness")
+            for target, names, _, _ in _imports(m) if target == "xai_core.faithfulness" for a in names or ()}
+    offered = set(importlib.import_module("xai_core.faithfulness").__all__)
+    assert offered == used
