@@ -145,7 +145,7 @@ def test_bad_weight_files_get_clear_errors(hub, tmp_path):
         xai_core.load_model("auto", weights=str(missing))
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(xai_core.InvalidWeightsError, match="not a loadable"):
+    with pytest.raises(xai_core.InvalidWeightsError, match="is not a PyTorch weights file"):
         xai_core.load_model("resnet50", weights=str(garbage))
     other = tmp_path / "other.pth"
     torch.save(torch.nn.Linear(2, 2).state_dict(), other)

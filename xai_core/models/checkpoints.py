@@ -103,10 +103,20 @@ def _load_error(path: str, what: str, err: Exception) -> InvalidWeightsError:
             f"{what} holds Python objects that a safe load refuses, not only tensors; "
             "save the model's state_dict() alone with torch.save(model.state_dict(), path)."
         )
-    return InvalidWeightsError(
-        f"{what} is not a loadable PyTorch weights file ({type(err).__name__}); "
-        "save one with torch.save(model.state_dict(), path)."
-    )
+    return InvalidWeightsError(f"{what} {_fault(path)}; save one with torch.save(model.state_dict(), path).")
+
+
+def _fault(path: str) -> str:
+    """What is wrong with a file that torch.load could not read, said from its bytes (never unpickled)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        return "is empty"
+    if zipfile.is_zipfile(path) or head.startswith(b"PK"):
+        return "is a damaged or incomplete torch.save archive (a copy or download cut short?)"
+    if head[:1] == b"\x80":  # a pickle's protocol opcode: the legacy torch.save format
+        return "is a damaged or incomplete torch.save file in the legacy format"
+    return "is not a PyTorch weights file (torch.save writes a zip archive; this file is neither that nor a pickle)"
 
 
 def _pickle_bytes(path: str) -> bytes:
