@@ -50,3 +50,30 @@ def test_readme_command_runs_as_written(command: str, tmp_path: Path) -> None:
         assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {written.name}" in done.stdout
     else:
         assert done.stdout.strip()  # eval prints its score table
+
+
+def _inline_commands() -> list[str]:
+    """Every `xai_core` command in the README, in code blocks and in inline code spans."""
+    text = (ROOT / "README.md").read_text()
+    spans = re.findall(r"`([^`\n]*-m xai_core[^`]*)`", text.replace("\n", " "))
+    return readme_commands() + [s.strip() for s in spans]
+
+
+def test_readme_commands_write_into_ignored_folders() -> None:
+    """A newcomer who runs the README's commands in the checkout leaves no untracked file behind."""
+    outputs = []
+    for command in _inline_commands():
+        argv = shlex.split(command)
+        outputs += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--output", "--output-dir")]
+    outputs = [o for o in outputs if not o.startswith("/") and o.upper() != o]  # not OUT / DIR placeholders
+    assert len(outputs) >= 4, outputs
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *outputs], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    assert set(ignored) == set(outputs)
+
+
+def test_readme_installs_with_the_venv_pip() -> None:
+    """Every `pip install` in the README is the set-up venv's (`.venv/bin/pip`), like its other commands."""
+    text = (ROOT / "README.md").read_text()
+    bare = [m.start() for m in re.finditer(r"pip install", text) if not text[: m.start()].endswith(".venv/bin/")]
+    assert bare == [], [text[i - 40:i + 40] for i in bare]
