@@ -47,7 +47,7 @@ def test_readme_command_runs_as_written(command: str, tmp_path: Path) -> None:
         assert done.stdout.strip().splitlines()[-1].startswith("Explained ")
     elif "--output" in argv:
         written = tmp_path / argv[argv.index("--output") + 1]
-        assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {written.name}" in done.stdout
+        assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {argv[argv.index('--output') + 1]}" in done.stdout
     else:
         assert done.stdout.strip()  # eval prints its score table
 
