@@ -97,6 +97,15 @@ def test_a_lock_held_by_this_process_refuses_a_run_here_too(lite, tmp_path):
     assert sorted(p.name for p in (out / "parts").iterdir()) == parts  # nothing was written
 
 
+def test_a_file_system_without_locks_runs_and_says_so(lite, tmp_path, monkeypatch):
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(dataset.lock.fcntl, "flock", no_locks)
+    result = dataset.run(lite, str(_inputs(tmp_path / "in", 1)), str(tmp_path / "out"), ["gradcam"])
+    assert result.explained == 1 and result.notes == (dataset.lock.UNLOCKED,)
+
+
 def test_temporary_names_are_unique_to_the_process_and_the_call(tmp_path):
     names = {xai_core._files.temporary_name(tmp_path / "summary.json") for _ in range(100)}
     assert len(names) == 100 and all(f".summary.json.{os.getpid()}-" in n.name for n in names)

@@ -5,6 +5,7 @@ finishes the results folder (see the package docstring)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..methods import ATTENTION, check_applies, get_method
 from ..models import ModelHandle
 from .check import notes, trusted_rows
 from .inputs import list_inputs
-from .lock import hold_folder
+from .lock import UNLOCKED, hold_folder
 from .ray_engine import run_ray
 from .records import compute_batch, copy_row, read_record
 from .settings import NOT_EXPLAINED, PICTURES, JobResult, Settings
@@ -70,8 +71,9 @@ def run(
     except OSError as err:
         raise InvalidOptionError(f"The results folder cannot be made ({type(err).__name__}); give --output a "
                                  "writable folder path.") from None
-    with hold_folder(out):  # one writer at a time: a second run stops here with one sentence
-        return _job(handle, settings, out, root, sources, size, pictures, engine, address, progress, started)
+    with hold_folder(out) as locked:  # one writer at a time: a second run stops here with one sentence
+        result = _job(handle, settings, out, root, sources, size, pictures, engine, address, progress, started)
+    return result if locked else dataclasses.replace(result, notes=(UNLOCKED, *result.notes))
 
 
 def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources: list, size: int, pictures: str,

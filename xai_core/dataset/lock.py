@@ -22,23 +22,34 @@ from ..errors import ResultsInUseError
 LOCK_NAME = ".lock"
 
 
+#: What flock raises on a file system without locks (some FUSE mounts of buckets).
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+#: The note of a run on such a file system (`JobResult.notes`).
+UNLOCKED = ("The results folder's file system does not support locks, so this run could not make sure that no "
+            "other run wrote the folder at the same time; run one at a time there.")
+
+
 @contextlib.contextmanager
-def hold_folder(out: Path) -> Iterator[None]:
-    """Hold `out`'s lock for the block (`out` exists). Raises `ResultsInUseError` at once when
-    another process holds it. Works on local disks and on NFS (Linux emulates flock there with
-    byte-range locks, which the server arbitrates)."""
+def hold_folder(out: Path) -> Iterator[bool]:
+    """Hold `out`'s lock for the block (`out` exists); yields True, or False on a file system
+    that has no locks (the run goes on: a bucket mounted for a Ray cluster may be one). Raises
+    `ResultsInUseError` at once when another process holds it. Works on local disks and on NFS
+    (Linux emulates flock there with byte-range locks, which the server arbitrates)."""
     fd = os.open(Path(out) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
+            if err.errno in _NO_LOCKS:
+                yield False
+                return
             if err.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
                 raise
             raise ResultsInUseError(f"The results folder is in use by another batch run ({_holder(fd)}); wait "
                                     "for it to finish, or give --output another folder.") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
-        yield
+        yield True
     finally:
         os.close(fd)  # releases the lock
 
@@ -57,4 +68,4 @@ def _holder(fd: int) -> str:
     return "another process"
 
 
-__all__ = ["LOCK_NAME", "hold_folder"]
+__all__ = ["LOCK_NAME", "UNLOCKED", "hold_folder"]
