@@ -229,6 +229,7 @@ def test_a_part_changed_by_hand_is_set_aside_and_its_files_explained_again(folde
     ("maps_index past its file", True, 1),  # set aside: its bytes changed
     ("maps_index past its file", False, 2),  # a previous version's part: that row is explained again
     ("raw map of the wrong shape", True, 1),  # both rows of the raw file are explained again
+    ("raw map of another size", True, 1),
 ])
 def test_a_damaged_part_or_raw_map_is_redone_not_a_traceback(folders, tmp_path, capsys, damage, checksum, skipped):
     """The three cases that crashed a rerun with a traceback, in a results folder written with
@@ -242,7 +243,8 @@ def test_a_damaged_part_or_raw_map_is_redone_not_a_traceback(folders, tmp_path, 
     else:
         part = sorted((out / "parts").glob("part-*.parquet"))[0]
         stem = pq.read_table(part).to_pylist()[0]["maps_file"]
-        np.save(out / "maps" / f"{stem}.gradcam.npy", np.zeros(10, np.float16))
+        wrong = np.zeros(10 if damage == "raw map of the wrong shape" else (2, 5, 5), np.float16)
+        np.save(out / "maps" / f"{stem}.gradcam.npy", wrong)
     status = cli.main(["batch", "--input", str(folders[1]), "--output", str(out), "--method", "gradcam",
                        "--model", "efficientnet_lite0", "--batch-size", "2", "--pictures", "maps"])
     stdout, stderr = capsys.readouterr()

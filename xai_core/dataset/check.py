@@ -35,9 +35,8 @@ def trusted_rows(out: Path, methods: Sequence[str], digest: str) -> tuple[list[d
             aside.append(target.name)
             continue
         rows.update((row["key"], row) for row in part_rows)
-    shapes: dict[Path, Optional[tuple]] = {}
-    damaged = {key for key, row in rows.items() if key.endswith(f"-{digest}")
-               and not _on_disk(Path(out) / "maps", row, methods, shapes)}
+    disk = _Disk(Path(out) / "maps")
+    damaged = {key for key, row in rows.items() if key.endswith(f"-{digest}") and not disk.holds(row, methods)}
     return [row for key, row in rows.items() if key not in damaged], damaged, aside
 
 
@@ -69,28 +68,45 @@ def _plausible(row: dict) -> bool:
     return True
 
 
-def _on_disk(maps: Path, row: dict, methods: Sequence[str], shapes: dict) -> bool:
-    """Whether every file `row` says was written is in `maps`, its raw maps holding its index at
-    its picture's size (`shapes`: each raw file's shape, read once)."""
-    level, key = pictures_written(row), row["key"]
-    if level == "none":
-        return True
-    size = _picture_size(maps / f"{key}.jpg")
-    if size is None:
-        return False
-    if row.get("pictures") is None:  # the previous layout: KEY_METHOD.png and KEY.npz
-        return (maps / f"{key}.npz").is_file() and all(
-            (maps / f"{key}_{m}.png").is_file() or (maps / f"{key}_{m}.jpg").is_file() for m in methods)
-    if level == "all" and not all((maps / f"{key}_{m}.jpg").is_file() for m in methods):
-        return False
-    for method in methods:
-        path = maps / f"{row['maps_file']}.{method}.npy"
-        if path not in shapes:
-            shapes[path] = _raw_shape(path)
-        shape = shapes[path]
-        if shape is None or len(shape) != 3 or row["maps_index"] >= shape[0] or tuple(shape[1:]) != size:
+class _Disk:
+    """The files of a results folder's maps/, listed once: whether a row's files are there, each
+    raw file's shape read once (its header) and compared once with the size of a picture it maps."""
+
+    def __init__(self, maps: Path):
+        self.maps = maps
+        try:
+            self.names = set(os.listdir(maps))
+        except OSError:
+            self.names = set()
+        self.shapes: dict[str, Optional[tuple]] = {}  # raw file name -> its shape, None when unusable
+
+    def holds(self, row: dict, methods: Sequence[str]) -> bool:
+        """Whether every file `row` says was written is there, its raw maps holding its index, at
+        the size of its picture."""
+        level, key = pictures_written(row), row["key"]
+        if level == "none":
+            return True
+        if f"{key}.jpg" not in self.names:
             return False
-    return True
+        if row.get("pictures") is None:  # the previous layout: KEY_METHOD.png and KEY.npz
+            return f"{key}.npz" in self.names and all(
+                f"{key}_{m}.png" in self.names or f"{key}_{m}.jpg" in self.names for m in methods)
+        if level == "all" and not all(f"{key}_{m}.jpg" in self.names for m in methods):
+            return False
+        for method in methods:
+            shape = self._shape(f"{row['maps_file']}.{method}.npy", key)
+            if shape is None or row["maps_index"] >= shape[0]:
+                return False
+        return True
+
+    def _shape(self, name: str, key: str) -> Optional[tuple]:
+        """The shape [N, H, W] of raw file `name` when it is one and its maps have the size of row
+        `key`'s picture (every row of a raw file has pictures of one size); else None."""
+        if name not in self.shapes:
+            shape = _raw_shape(self.maps / name) if name in self.names else None
+            fits = shape is not None and len(shape) == 3 and shape[1:] == _picture_size(self.maps / f"{key}.jpg")
+            self.shapes[name] = shape if fits else None
+        return self.shapes[name]
 
 
 def _picture_size(path: Path) -> Optional[tuple[int, int]]:
@@ -104,7 +120,7 @@ def _picture_size(path: Path) -> Optional[tuple[int, int]]:
 
 def _raw_shape(path: Path) -> Optional[tuple]:
     """The shape of the raw maps' array at `path` (memory-mapped: its header only), None when it
-    is missing, not an array file, or shorter than its header says."""
+    is not an array file or is shorter than its header says."""
     try:
         return tuple(np.load(path, mmap_mode="r").shape)
     except (OSError, ValueError):
