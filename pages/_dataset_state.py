@@ -93,7 +93,7 @@ def read_results(name: str, stamp: int) -> dict:
     if not isinstance(summary, dict) or not isinstance(summary.get("settings"), dict):
         raise xai_core.InvalidOptionError(f"The results folder “{name}” has no settings in its summary.json; "
                                           "run the batch command again.")
-    return {"summary": summary, "rows": rows}
+    return {"summary": xai_core.dataset.check_summary(summary, f"“{name}”"), "rows": rows}
 
 
 def results_picture(name: str, row: dict, method: Optional[str] = None) -> Optional[bytes]:

@@ -19,7 +19,7 @@ NEW_COLUMNS = ("pictures", "maps_file", "maps_index")
 def make_legacy(out: Path) -> None:
     """Turn a results folder of this version (written with "all") into the previous version's layout:
     KEY_METHOD.png overlays and KEY.npz raw maps per image, no raw batch files, rows without the
-    pictures, maps_file and maps_index columns."""
+    pictures, maps_file and maps_index columns, parts named part-TIME-PID.parquet."""
     rows = dataset.read_rows(out)
     methods = json.loads((out / "summary.json").read_text())["settings"]["methods"]
     for row in rows:
@@ -35,4 +35,6 @@ def make_legacy(out: Path) -> None:
     for table in [*(out / "parts").glob("part-*.parquet"), out / "results.parquet"]:
         old = pq.read_table(table)
         pq.write_table(old.drop_columns([c for c in NEW_COLUMNS if c in old.column_names]), table)
+        if table.parent.name == "parts":  # the previous version's name: part-TIME-PID (no hash of its bytes)
+            table.rename(table.with_name("-".join(table.name.split("-")[:3]) + ".parquet"))
     assert "pictures" not in pq.read_schema(out / "results.parquet").names

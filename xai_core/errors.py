@@ -36,5 +36,9 @@ class JobFailed(XAIError, RuntimeError):
     finished so far are kept, and rerunning the same command goes on."""
 
 
+class ResultsInUseError(XAIError, RuntimeError):
+    """Another process is writing the results folder (a dataset job holds its lock)."""
+
+
 class Cancelled(XAIError):
     """A long computation was cancelled through its progress callback."""

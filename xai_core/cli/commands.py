@@ -154,6 +154,8 @@ def _run_batch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: the finished batches are kept; rerun the same command to go on.", file=sys.stderr)
         return 130
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(result.line())
     return 1 if result.failed else 0
 

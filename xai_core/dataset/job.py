@@ -5,6 +5,7 @@ finishes the results folder (see the package docstring)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -15,11 +16,13 @@ from ..errors import InvalidOptionError
 from ..explain import images_per_batch
 from ..methods import ATTENTION, check_applies, get_method
 from ..models import ModelHandle
+from .check import notes, trusted_rows
 from .inputs import list_inputs
+from .lock import UNLOCKED, hold_folder
 from .ray_engine import run_ray
 from .records import compute_batch, copy_row, read_record
 from .settings import NOT_EXPLAINED, PICTURES, JobResult, Settings
-from .store import finish, read_rows, write_part
+from .store import finish, write_part
 from .writer import check_pictures, covers, pictures_written, store_pictures
 
 
@@ -43,8 +46,10 @@ def run(
     the files a previous run with the same settings already did. `pictures`: what is written
     besides the table (`PICTURES`: all, maps or none; see `writer.py`); a file done before with
     fewer pictures than asked for is explained again to write them, one done with more keeps
-    them. `progress(done, total)` after each batch. Raises `InvalidOptionError` for bad settings
-    (before any work); a bad file is an error row, never an exception."""
+    them. `progress(done, total)` after each batch. Holds the folder's lock for the whole run
+    (`lock.py`). Raises `InvalidOptionError` for bad settings (before any work),
+    `ResultsInUseError` when another process writes the folder; a bad file is an error row, never an
+    exception."""
     started = time.perf_counter()
     pictures = check_pictures(pictures)
     methods = [get_method(m).id for m in split_names(methods, lower=True)]
@@ -66,8 +71,18 @@ def run(
     except OSError as err:
         raise InvalidOptionError(f"The results folder cannot be made ({type(err).__name__}); give --output a "
                                  "writable folder path.") from None
+    with hold_folder(out) as locked:  # one writer at a time: a second run stops here with one sentence
+        result = _job(handle, settings, out, root, sources, size, pictures, engine, address, progress, started)
+    return result if locked else dataclasses.replace(result, notes=(UNLOCKED, *result.notes))
+
+
+def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources: list, size: int, pictures: str,
+         engine: str, address: Optional[str], progress: Optional[Callable[[int, int], None]],
+         started: float) -> JobResult:
+    """`run` once it holds the folder: what is stored is checked against the disk (`check.py`)."""
     digest = settings.digest()
-    stored = [row for row in read_rows(out) if not (row["error"] or "").startswith(NOT_EXPLAINED)]
+    stored, damaged, aside = trusted_rows(out, settings.methods, digest)
+    stored = [row for row in stored if not (row["error"] or "").startswith(NOT_EXPLAINED)]
     done = {row["key"]: row for row in stored if covers(row, pictures)}
     fewer = {row["key"] for row in stored if row["key"] not in done}  # explained again, to write them
     # content key -> a finished row whose results (and pictures) serve every file with that content
@@ -108,8 +123,9 @@ def run(
     rows, pruned = finish(out, sources, keys, settings, str(root), handle.categories)
     refused = [r for r in rows if r["error"] is not None]
     failed = sum(r["error"].startswith(NOT_EXPLAINED) for r in refused)
+    again = sum(record["key"] in damaged for record in todo + copies)
     return JobResult(len(rows) - len(refused), len(refused) - failed, len(sources) - total, failed, str(out),
-                     time.perf_counter() - started, len(copies), pruned, pictures, redone, richer)
+                     time.perf_counter() - started, len(copies), pruned, pictures, redone, richer, notes(aside, again))
 
 
 def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size: int,

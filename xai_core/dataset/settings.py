@@ -59,6 +59,7 @@ class JobResult:
     pictures: str = "all"
     redone: int = 0  # done before with fewer pictures than asked for: explained again to write them
     richer: int = 0  # skipped, with more pictures than asked for (kept)
+    notes: tuple[str, ...] = ()  # what the run found amiss in the folder, a sentence each (`check.notes`)
 
     def line(self) -> str:
         """The last line the CLI prints (a rerun with nothing to do says so)."""

@@ -3,7 +3,10 @@ for resuming, and finished into results.parquet, summary.json and index.html.
 
     OUT/results.parquet   one row per input file (columns: `columns`)
     OUT/parts/            the rows, one Parquet file per batch as it finishes (a killed run loses
-                          at most the batch in flight; a rerun skips every file already there)
+                          at most the batch in flight; a rerun skips every file already there),
+                          named with a hash of its bytes: a part changed by hand is set aside
+                          (`check.py`)
+    OUT/.lock             held by the run writing the folder (`lock.py`)
     OUT/maps/             what --pictures asks for (`writer.py`): with all (the default), per image
                           KEY.jpg (the picture the maps belong to) and KEY_METHOD.jpg (each map
                           over it), and per batch and method raw-BATCH.METHOD.npy (the raw maps,
@@ -21,13 +24,15 @@ in Ray actors and writes the same rows.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
+from .._files import atomic_file, write_atomic
 from ..report import write_dataset_report
 from .inputs import Source
 from .settings import Settings, columns
@@ -36,16 +41,21 @@ from .writer import KEY_PATTERN, RAW_PATTERN, with_thumbnails
 
 
 def write_part(out: Path, rows: list[dict], settings: Settings) -> Path:
-    """Write `rows` as the next part file (atomically: a killed run leaves no half part)."""
+    """Write `rows` as the next part file, atomically (a killed run leaves no half part), named
+    part-TIME-PID-SHA.parquet: SHA is its bytes' hash, so a part changed since (by hand) is told
+    from one this package wrote (`read_parts`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist(rows, schema=schema(settings))
-    name = f"part-{time.time_ns()}-{os.getpid()}.parquet"
-    tmp = out / "parts" / f".{name}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, out / "parts" / name)
-    return out / "parts" / name
+    buffer = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema(settings)), buffer)
+    data = buffer.getvalue().to_pybytes()
+    path = out / "parts" / f"part-{time.time_ns()}-{os.getpid()}-{_sha(data)}.parquet"
+    return write_atomic(path, data)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def schema(settings: Settings):
@@ -59,18 +69,37 @@ def schema(settings: Settings):
     return pa.schema([(c, types.get(c, pa.float64())) for c in columns(settings.methods, settings.evaluate)])
 
 
-def read_rows(out: Path) -> list[dict]:
-    """Every row in `out/parts` (the latest part wins for a key); [] when there is none. Part files
-    of other settings (other columns) are read too: their keys never match."""
+#: A part's name: its bytes' hash at the end (a part of an earlier version has none).
+_PART = re.compile(r"part-[0-9]+-[0-9]+(?:-([0-9a-f]{16}))?\.parquet")
+
+
+def read_parts(out: Path) -> Iterator[tuple[Path, Optional[list[dict]]]]:
+    """Each part file in `out/parts`, oldest first, with its rows, or None for a part that cannot be
+    read or whose bytes are not those it was written with (its name's hash: changed by hand)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows: dict[str, dict] = {}
     for part in sorted((Path(out) / "parts").glob("part-*.parquet")):
+        name = _PART.fullmatch(part.name)
         try:
-            for row in pq.read_table(part).to_pylist():
+            data = part.read_bytes()
+            if name is None or (name.group(1) is not None and name.group(1) != _sha(data)):
+                yield part, None
+                continue
+            yield part, pq.read_table(pa.BufferReader(data)).to_pylist()
+        except Exception:  # noqa: BLE001 - a damaged part (a disk error) is not trusted, never fatal
+            yield part, None
+
+
+def read_rows(out: Path) -> list[dict]:
+    """Every row in the parts of `out/parts` that can be trusted (`read_parts`; the latest part wins
+    for a key); [] when there is none. Part files of other settings (other columns) are read too:
+    their keys never match."""
+    rows: dict[str, dict] = {}
+    for _, part in read_parts(out):
+        for row in part or ():
+            if isinstance(row.get("key"), str):
                 rows[row["key"]] = row
-        except Exception:  # noqa: BLE001 - a damaged part (a disk error) is redone, never fatal
-            continue
     return list(rows.values())
 
 
@@ -78,8 +107,10 @@ def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings,
            categories: Optional[Sequence[str]] = None) -> tuple[list[dict], int]:
     """Write results.parquet (one row per input file, in order, from the parts; its path and true
     label always the current listing's), summary.json (`categories`: the model's labels, to tell
-    whether the true labels are its classes) and index.html, and remove the pictures of rows that
-    are gone (a changed, moved or deleted file's). Returns (the rows, how many pictures were removed)."""
+    whether the true labels are its classes) and index.html, each atomically (a full disk leaves the
+    previous complete file), and remove the pictures of files that are no longer in the input (a
+    changed, moved or deleted file's; `prune_pictures`). Returns (the rows, how many pictures were
+    removed)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -87,35 +118,46 @@ def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings,
     cols = columns(settings.methods, settings.evaluate)
     rows = [{**{c: by_key[keys[s.path]].get(c) for c in cols}, "path": s.path, "true_label": s.true_label}
             for s in sources if keys[s.path] in by_key]
-    tmp = out / ".results.parquet.tmp"
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema(settings)), tmp)
-    os.replace(tmp, out / "results.parquet")
+    with atomic_file(out / "results.parquet") as file:
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema(settings)), file)
     summary = summarize(rows, settings, categories)
     summary["input"] = os.path.basename(os.path.normpath(root))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
     write_dataset_report(out, with_thumbnails(out, rows, settings.methods), summary)
-    return rows, prune_pictures(out, rows)
+    return rows, prune_pictures(out, keys.values(), by_key.values())
 
 
-#: A raw file being written (a killed run's is removed).
-_PARTIAL = re.compile(r"\.raw-[0-9a-f]{24}\..*\.tmp")
+#: What a killed run left half written (`temporary_name`; under the lock no other run writes now).
+_PARTIAL = re.compile(r"\.(?:results\.parquet|summary\.json|index\.html|part-[0-9].*|raw-[0-9a-f]{24}\..*)"
+                      r"(?:\.[0-9]+-[0-9a-f]{12})?\.tmp")
 
 
-def prune_pictures(out: Path, rows: Sequence[dict]) -> int:
-    """Remove the pictures in `out/maps` whose row is not among `rows` (the results' rows: a
-    picture's name starts with its row's key, a raw file's with a stem no row names any more) and
-    raw files a killed run left half written; returns how many were removed."""
-    keys = {row["key"] for row in rows}
-    stems = {row.get("maps_file") for row in rows}
+def prune_pictures(out: Path, keys: Iterable[str], rows: Iterable[dict]) -> int:
+    """Remove the pictures in `out/maps` of files no longer in the input: those whose key's file
+    part (its path and content) is not that of any of `keys` (the input's rows' keys, under any
+    settings: another method's pictures of a file still there are kept), and the raw files that
+    only such rows name (`rows`: every stored row, of any settings). Raw files that no stored row
+    names (their rows were explained again) and what a killed run left half written are removed
+    too, uncounted. Returns how many pictures of files no longer in the input were removed."""
+    files = {str(key)[:32] for key in keys}
+    named: dict[str, bool] = {}  # raw stem -> whether a row of a file still in the input names it
+    for row in rows:
+        if row.get("maps_file") is not None:
+            stem = str(row["maps_file"])
+            named[stem] = named.get(stem, False) or str(row["key"])[:32] in files
     removed = 0
     maps = Path(out) / "maps"
     for picture in (maps.iterdir() if maps.is_dir() else ()):
         key, stem = KEY_PATTERN.match(picture.name), RAW_PATTERN.match(picture.name)
-        if (key and key.group(0) not in keys) or (stem and stem.group(0) not in stems) \
-                or _PARTIAL.fullmatch(picture.name):
+        gone = bool(key and key.group(0)[:32] not in files) or bool(stem and named.get(stem.group(0)) is False)
+        if gone or (stem and stem.group(0) not in named) or _PARTIAL.fullmatch(picture.name):
             picture.unlink(missing_ok=True)
-            removed += 1
+            removed += gone
+    for folder in (Path(out), Path(out) / "parts"):
+        for path in (folder.iterdir() if folder.is_dir() else ()):
+            if _PARTIAL.fullmatch(path.name):
+                path.unlink(missing_ok=True)
     return removed
 
 
-__all__ = ["finish", "prune_pictures", "read_rows", "schema", "write_part"]
+__all__ = ["finish", "prune_pictures", "read_parts", "read_rows", "schema", "write_part"]

@@ -14,8 +14,10 @@ import math
 from collections import Counter, defaultdict
 from typing import Iterable, Optional, Sequence
 
+import jsonschema
 import numpy as np
 
+from ..errors import InvalidOptionError
 from ..faithfulness import RANDOM
 from ..methods import get_method
 from ..predict import is_correct, label_key
@@ -199,5 +201,44 @@ def summarize(rows: Sequence[dict], settings: Settings, categories: Optional[Seq
     return _json_safe(summary)
 
 
-__all__ = ["BOOTSTRAP_CHUNK_BYTES", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "bootstrap_ci", "summarize",
-           "wilson_ci"]
+_NUMBER, _COUNT = {"type": ["number", "null"]}, {"type": "integer", "minimum": 0}
+#: A figure's entry: a value with its interval, or none (a mean of None).
+_ENTRY = {"type": ["object", "null"], "properties": {"low": _NUMBER, "high": _NUMBER, "k": _COUNT, "n": _COUNT,
+                                                     "not_scored": _COUNT, "interval": {"type": "string"}},
+          "anyOf": [{"properties": {"mean": {"type": "null"}}},
+                    {"properties": {"mean": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}},
+                     "required": ["mean", "low", "high"]}]}
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+#: The form of summary.json that readers (the Dataset page, the report) rely on: what `summarize` writes.
+SUMMARY_SCHEMA = {
+    "type": "object", "required": ["settings"],
+    "properties": {
+        "files": _COUNT, "explained": _COUNT, "refused": _COUNT, "fingerprint": {"type": "string"},
+        "input": {"type": "string"}, "target_label": {"type": ["string", "null"]},
+        "accuracy_note": {"type": "string", "minLength": 1}, "accuracy": _ENTRY, "seconds_per_image": _ENTRY,
+        "true_labels": {"type": "object"},
+        "settings": {"type": "object", "properties": {
+            "model": {"type": "string"}, "methods": _STRINGS, "layers": _STRINGS, "target": {"type": ["integer", "null"]},
+            "evaluate": {"type": "boolean"}, "steps": {"type": "integer"}}},
+        "methods": {"type": "object", "additionalProperties": {
+            "type": "object", "properties": {"title": {"type": "string"}},
+            "additionalProperties": _ENTRY}},
+    },
+}
+
+
+def check_summary(summary: object, name: str = "") -> dict:
+    """`summary` (summary.json's content as read) if it has the form `summarize` writes (checked with
+    jsonschema against `SUMMARY_SCHEMA`); raises `InvalidOptionError` with one sentence otherwise
+    (`name`: the results folder's, for the sentence)."""
+    try:
+        jsonschema.validate(summary, SUMMARY_SCHEMA)
+    except jsonschema.ValidationError as err:
+        where = "/".join(str(p) for p in err.absolute_path) or "its top level"
+        raise InvalidOptionError(f"The results folder {name + ' ' if name else ''}has a summary.json that is not "
+                                 f"one the batch command writes (at {where}); run the batch command again.") from None
+    return summary  # type: ignore[return-value]
+
+
+__all__ = ["BOOTSTRAP_CHUNK_BYTES", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "SUMMARY_SCHEMA", "bootstrap_ci",
+           "check_summary", "summarize", "wilson_ci"]

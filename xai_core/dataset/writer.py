@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from .._files import temporary_name
 from ..errors import InvalidOptionError
 from ..report.pictures import overlay_cam, overlay_cams
 from .settings import PICTURES
@@ -111,7 +112,7 @@ def save_pictures(out_dir: str, pictures: Sequence[tuple], level: str = "all") -
 
 
 def _save_array(path: Path, cams: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_name(path)  # unique to this process and call
     with open(tmp, "wb") as f:
         np.save(f, cams.astype(np.float16))
     os.replace(tmp, path)  # a killed run leaves no half raw file under its name

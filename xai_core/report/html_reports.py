@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from .._files import write_atomic
 from ..faithfulness import RANDOM
 from ..predict import LOW_CONFIDENCE
 from .dataset_figures import interval_text, scores_in
@@ -34,10 +35,9 @@ SHORT = {"deletion_auc": "deletion", "insertion_auc": "insertion", "road_combine
 
 
 def write_dataset_report(out: Path, rows: Sequence[dict], summary: dict) -> Path:
-    """Write `out/index.html` for `rows` (results.parquet's) and `summary` (summary.json's)."""
-    path = Path(out) / "index.html"
-    path.write_text(dataset_report_html(rows, summary), encoding="utf-8")
-    return path
+    """Write `out/index.html` for `rows` (results.parquet's) and `summary` (summary.json's),
+    atomically: a failed write (a full disk) leaves the previous index.html whole."""
+    return write_atomic(Path(out) / "index.html", dataset_report_html(rows, summary))
 
 
 def _summary_table(summary: dict) -> str:
