@@ -95,21 +95,32 @@ def sort_keys(rows: Sequence[dict]) -> list[str]:
     return [k for k in _columns(rows) if any(_is_number(r.get(k)) for r in rows)]
 
 
-def _thumb(row: dict, methods: Sequence[str]) -> Optional[list]:
-    """[h, w, [index in `methods` of each map in the row's thumbnail file, in order]], or None."""
+def _thumb(row: dict, methods: Sequence[str], known: dict) -> Optional[list]:
+    """[h, w, [index in `methods` of each map in the row's thumbnail file, in order]], or None
+    (`known`: the index lists made so far, by the row's maps, shared by the rows)."""
     thumbs = row.get("thumbs")
     if not thumbs or not _KEY.fullmatch(str(row.get("key"))):
         return None
-    present = [n for n, m in enumerate(methods) if m in thumbs["maps"]]
-    return [thumbs["h"], thumbs["w"], present] if present else None
+    names = tuple(thumbs["maps"])
+    if names not in known:
+        known[names] = [n for n, m in enumerate(methods) if m in thumbs["maps"]]
+    return [thumbs["h"], thumbs["w"], known[names]] if known[names] else None
+
+
+def _column(values: list) -> list:
+    """`values` with NaN and infinities as None (JSON has neither); one pass per column."""
+    if not any(isinstance(v, float) for v in values):
+        return values if all(v is None or isinstance(v, (str, int)) for v in values) else _finite(values)
+    return [v if isinstance(v, float) and math.isfinite(v) or v is None or isinstance(v, (str, int))
+            else _finite(v) for v in values]
 
 
 def index_columns(rows: Sequence[dict], methods: Sequence[str]) -> dict:
     """What the page filters, sorts and shows of every row, by column: {"n", "columns", "values",
     "thumb"} (`thumb`: each row's [h, w, method indices] of gallery/thumbs/KEY.png, or None)."""
-    names = _columns(rows)
-    return {"n": len(rows), "columns": names, "values": [[r.get(k) for r in rows] for k in names],
-            "thumb": [_thumb(r, methods) for r in rows]}
+    names, known = _columns(rows), {}
+    return {"n": len(rows), "columns": names, "values": [_column([r.get(k) for r in rows]) for k in names],
+            "thumb": [_thumb(r, methods, known) for r in rows]}
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -124,8 +135,9 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def _write_thumbs(folder: Path, rows: Sequence[dict], methods: Sequence[str]) -> None:
+    known: dict = {}
     for row in rows:
-        thumb = _thumb(row, methods)
+        thumb = _thumb(row, methods, known)
         path = folder / f"{row['key']}.png"
         if thumb is None or path.exists():  # a key names one image and settings: its maps never change
             continue
@@ -150,7 +162,8 @@ def write_gallery(out: Path, rows: Sequence[dict], methods: Sequence[str]) -> Op
     step = 256  # rows per task of the pool: Pillow's PNG encoder and the writes release the GIL
     list(worker_pool().map(lambda i: _write_thumbs(folder / "thumbs", rest[i:i + step], methods),
                            range(0, len(rest), step)))
-    text = f"xaiGallery({script_json(index_columns(rows, methods))});\n".encode()
+    index = json.dumps(index_columns(rows, methods), allow_nan=False, separators=(",", ":"))
+    text = f"xaiGallery({index.translate(_SCRIPT_UNSAFE)});\n".encode()  # index_columns has no NaN left
     name = f"rows-{hashlib.sha256(text).hexdigest()[:16]}.js"
     write_atomic(folder / name, text)
     return f"{FOLDER}/{name}"
