@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--input", required=True, help="a folder (an ImageFolder tree gives true labels), a glob, "
                        "or a .txt list of paths")
     batch.add_argument("--output", required=True, help="results folder: results.parquet, maps/, summary.json, "
-                       "index.html")
+                       "index.html and its gallery/")
     batch.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
                        help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
     batch.add_argument("--target", help=_TARGET_HELP)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence
 
 from .. import errors
+from .._pool import usable_cpus
 from .inputs import Source
 from .records import explain_records
 from .settings import Settings
@@ -144,7 +145,7 @@ def _connect(ray, address: Optional[str]) -> bool:
         if address:
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         else:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+            ray.init(num_cpus=usable_cpus(), include_dashboard=False, log_to_driver=False,
                      ignore_reinit_error=True, logging_level=logging.ERROR)
     except Exception as err:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError...
         if "ray[client]" in str(err):

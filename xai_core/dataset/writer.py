@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from .._files import temporary_name
+from .._pool import LazyPool
 from ..errors import InvalidOptionError
 from ..report.pictures import overlay_cam, overlay_cams
 from .settings import PICTURES
@@ -41,21 +42,19 @@ _METHOD_ID = re.compile(r"[a-z0-9+_-]{1,40}")
 _CHUNK = 8
 #: The largest side of the map thumbnails the HTML report draws for rows written with `maps`.
 THUMBNAIL = 32
-_POOL: Optional[ThreadPoolExecutor] = None
+_POOL = LazyPool(32, "xai-writer")
 
 
 def writer_pool() -> ThreadPoolExecutor:
-    """The threads that write the pictures, one per core (at most 32). Threads rather than
-    processes: the work is Pillow's JPEG encoder, OpenCV's colormap, numpy's blend over a chunk of
-    images and np.save, which release the GIL for most of their time (a pure-Python thread kept
-    about 3/4 of its speed while JPEGs were encoded next to it), so threads can use every core;
+    """The threads that write the pictures, one per CPU this process may use (`usable_cpus`: its
+    affinity, or inside a Ray actor the CPUs it was given), at most 32; made once, on first use.
+    Threads rather than processes: the work is Pillow's JPEG encoder, OpenCV's colormap, numpy's
+    blend over a chunk of images and np.save, which release the GIL for most of their time (a pure-Python thread kept
+    about 3/4 of its speed while JPEGs were encoded next to it), so threads can use every CPU;
     processes would have to be sent each batch's images and maps (about 22 MB for 64 images),
     would start with torch imported, and could not be forked safely from a process that holds CUDA
     and torch's threads. `benchmarks/bench_dataset.py --writer N` times both on a machine."""
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=min(32, os.cpu_count() or 1), thread_name_prefix="xai-writer")
-    return _POOL
+    return _POOL.get()
 
 
 def check_pictures(value: object) -> str:

@@ -3,21 +3,22 @@ exports) and a dataset run's (`dataset_report_html`, written as its index.html).
 
 index.html of a dataset run: the summary (score means with 95% intervals, win rates against the
 random map, accuracy) and a gallery of every image with its maps, filterable by class, correct or
-wrong and low confidence, sortable by any score. One self-contained file (the rows embedded as JSON,
-plain JavaScript, pictures from `maps/` by relative path): it opens offline from the results folder.
+wrong and low confidence, sortable by any score, `gallery.PAGE` images a page. Its size does not
+grow with the run: it embeds the summary and the gallery's first page (as JSON, plain JavaScript,
+pictures from `maps/` by relative path), and loads the whole run's rows from sidecar files in
+gallery/ (`gallery.py`) with a `<script src>`; it opens offline from the results folder.
 The gallery shows whichever pictures were written: the overlays (KEY_METHOD.jpg, or a previous
-version's .png), else each map drawn in the browser from the row's `thumbs` (a small copy of its raw
-map, `dataset.writer`) over the picture, else no images, with a sentence that says why.
+version's .png), else each map drawn in the browser over the picture from a small copy of its raw
+map (`dataset.writer`'s `thumbs`, embedded for the first page, gallery/thumbs/KEY.png beyond it),
+else no images, with a sentence that says why.
 Written here: no library we use builds such a report."""
 
 from __future__ import annotations
 
 import html
-import json
-import math
 import re
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -27,6 +28,7 @@ from ..faithfulness import RANDOM
 from ..predict import LOW_CONFIDENCE
 from .dataset_figures import interval_text, scores_in
 from .figures import PNG_EXPORT
+from .gallery import PAGE, classes_of, gallery_order, prune_gallery, script_json, sort_keys, write_gallery
 from .pictures import JET
 
 NAMES = {"deletion_auc": "deletion AUC (lower is better)", "insertion_auc": "insertion AUC (higher is better)",
@@ -35,9 +37,16 @@ SHORT = {"deletion_auc": "deletion", "insertion_auc": "insertion", "road_combine
 
 
 def write_dataset_report(out: Path, rows: Sequence[dict], summary: dict) -> Path:
-    """Write `out/index.html` for `rows` (results.parquet's) and `summary` (summary.json's),
-    atomically: a failed write (a full disk) leaves the previous index.html whole."""
-    return write_atomic(Path(out) / "index.html", dataset_report_html(rows, summary))
+    """Write `out/index.html` for `rows` (results.parquet's) and `summary` (summary.json's), with
+    the gallery's sidecars in `out/gallery` first (`gallery.write_gallery`) and, once index.html is
+    written, without those it no longer reads. Every file is written atomically: a failed write (a
+    full disk) leaves the previous index.html whole."""
+    path = Path(out) / "index.html"
+    rows = gallery_order(rows)
+    script = write_gallery(out, rows, summary.get("settings", {}).get("methods", []))
+    write_atomic(path, dataset_report_html(rows, summary, script))
+    prune_gallery(out, rows, script)
+    return path
 
 
 def _summary_table(summary: dict) -> str:
@@ -53,9 +62,11 @@ def _summary_table(summary: dict) -> str:
     return "\n".join(lines) + "</table>"
 
 
-def dataset_report_html(rows: Sequence[dict], summary: dict) -> str:
-    """The dataset run's index.html (see the module docstring). Every text is escaped for where it
-    goes: HTML text for the header and the table, and in the embedded JSON every `<`, `>` and `&`
+def dataset_report_html(rows: Sequence[dict], summary: dict, script: Optional[str] = None) -> str:
+    """The dataset run's index.html (see the module docstring): `rows`' first `PAGE` in the gallery's
+    order embedded, the whole run read from `script` (the path of `gallery.write_gallery`'s rows
+    script, relative to index.html; None: only the embedded rows). Every text is escaped for where
+    it goes: HTML text for the header and the table, and in the embedded JSON every `<`, `>` and `&`
     (so no file name or label can close the script or open a comment), with NaN and infinities as null."""
     settings = summary.get("settings", {})
     facts = [f"{summary.get('explained', 0)} of {summary.get('files', 0)} files explained",
@@ -73,7 +84,11 @@ def dataset_report_html(rows: Sequence[dict], summary: dict) -> str:
         facts.append(f"accuracy {interval_text(summary['accuracy'])}")
     if summary.get("accuracy_note"):
         facts.append(summary["accuracy_note"])
-    data = script_json({"rows": list(rows), "methods": list(settings.get("methods", [])),
+    rows = gallery_order(rows)
+    nopictures = bool(rows) and all(r.get("error") or r.get("pictures") == "none" for r in rows)
+    data = script_json({"rows": rows[:PAGE], "total": len(rows), "page": PAGE, "script": script,
+                        "nopictures": nopictures, "classes": classes_of(rows), "numeric": sort_keys(rows),
+                        "methods": list(settings.get("methods", [])),
                         "titles": {m: e.get("title", m) for m, e in summary.get("methods", {}).items()},
                         "low": LOW_CONFIDENCE, "jet": JET.tolist()})
     parts = {"title": html.escape(f"Explanations: {summary.get('input', 'dataset')}"),
@@ -83,27 +98,6 @@ def dataset_report_html(rows: Sequence[dict], summary: dict) -> str:
 
 #: A slot of `TEMPLATE`.
 _SLOT = re.compile(r"\{\{(title|facts|summary|data)\}\}")
-#: Characters that must not appear raw inside a <script> block (an HTML parser reads `</script>`,
-#: `<!--` before JSON.parse does).
-_SCRIPT_UNSAFE = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
-
-
-def script_json(value: object) -> str:
-    """`value` as JSON for a `<script type="application/json">` block: `<`, `>` and `&` escaped as
-    \\u003c, \\u003e and \\u0026 (JSON.parse reads them back as they were), NaN and infinities as null."""
-    return json.dumps(_finite(value), allow_nan=False).translate(_SCRIPT_UNSAFE)
-
-
-def _finite(value: object) -> object:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, (int, str, bool)) or value is None:
-        return value
-    return _finite(float(value))  # numpy scalars
 
 
 def image_report_html(
@@ -171,72 +165,134 @@ better; insertion and ROAD: higher).</p>
 <label>Sort by <select id="sort"><option value="path">file</option></select></label>
 <label><input type="checkbox" id="desc"> descending</label>
 <span id="count"></span>
+<span id="pager" hidden><button id="prev">previous</button> <span id="pageno"></span> <button id="next">next</button></span>
 </div>
 <p id="nopictures" hidden></p>
+<p id="partial" hidden></p>
 <div id="gallery"></div>
 <script id="data" type="application/json">{{data}}</script>
 <script>
 const D = JSON.parse(document.getElementById('data').textContent);
-const rows = D.rows, methods = D.methods;
+const methods = D.methods, first = D.rows;  // first: the first page, in the run's order, with thumbnails
 const $ = id => document.getElementById(id);
 $('lowv').textContent = D.low;
 const norm = s => String(s || '').replace(/_/g, ' ').trim().toLowerCase();
-const classes = [...new Set(rows.map(r => r.true_label || r.label).filter(Boolean))].sort();
-classes.forEach(c => $('cls').add(new Option(c, c)));
-const numeric = Object.keys(rows[0] || {}).filter(k => k !== 'maps_index' && rows.some(r => typeof r[k] === 'number'));
-numeric.forEach(k => $('sort').add(new Option(k, k)));
+D.classes.forEach(c => $('cls').add(new Option(c, c)));
+D.numeric.forEach(k => $('sort').add(new Option(k, k)));
 const esc = s => String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
-const index = new Map(rows.map((r, i) => [r, i]));
 const written = r => r.error ? 'none' : (r.pictures || 'legacy');  // legacy: a previous version's layout
-if (rows.length && rows.every(r => written(r) === 'none')) {
+// The rows: the embedded first page until the whole run's (gallery/rows-*.js, by column) has loaded.
+const fromRows = rows => ({n: rows.length, col: k => rows.map(r => r[k]), row: i => rows[i]});
+const fromColumns = c => {
+  const at = new Map(c.columns.map((k, j) => [k, c.values[j]]));
+  return {n: c.n, col: k => at.get(k) || [], row: i => {
+    const r = {thumb: c.thumb[i]}; at.forEach((v, k) => { r[k] = v[i]; }); return r; }};
+};
+let source = fromRows(first), loading = Boolean(D.script && D.total > first.length), pageNo = 0, order = [];
+if (D.nopictures) {
   $('nopictures').hidden = false;
   $('nopictures').textContent = 'This run wrote no pictures (--pictures none), so the gallery lists the files '
     + 'without images; rerun the batch command with --pictures maps or all to see them.';
 }
-function mapFigure(r, m) {
-  const title = `<figcaption>${esc(D.titles[m] || m)}</figcaption>`, level = written(r);
+const shownRows = new Map();  // row number -> row, for the page on screen
+function thumbsOf(r, i) {  // {h, w, has(m)}: embedded bytes for the first page, else gallery/thumbs/KEY.png
+  const t = i < first.length ? first[i].thumbs : null;
+  if (t) return {h: t.h, w: t.w, has: m => Boolean(t.maps[m])};
+  if (r.thumb) return {h: r.thumb[0], w: r.thumb[1], has: m => r.thumb[2].includes(methods.indexOf(m))};
+  return null;
+}
+function mapFigure(r, i, m) {
+  const title = `<figcaption>${esc(D.titles[m] || m)}</figcaption>`, level = written(r), t = thumbsOf(r, i);
   if (level === 'all' || level === 'legacy')
     return `<figure><img loading="lazy" src="maps/${esc(r.key)}_${esc(m)}.${level === 'all' ? 'jpg' : 'png'}" alt="${esc(m)}">${title}</figure>`;
-  if (level === 'maps' && r.thumbs && r.thumbs.maps[m])
+  if (level === 'maps' && t && t.has(m))
     return `<figure><div class="drawn"><img loading="lazy" src="maps/${esc(r.key)}.jpg" alt="${esc(m)}">`
-      + `<canvas data-row="${index.get(r)}" data-method="${esc(m)}"></canvas></div>${title}</figure>`;
+      + `<canvas data-row="${i}" data-method="${esc(m)}"></canvas></div>${title}</figure>`;
   return '';
 }
+const strips = new Map();  // key -> its thumbnails' file, loaded once per page
 function draw(canvas) {  // a raw map's thumbnail in jet colours, over its picture at half opacity
-  const t = rows[+canvas.dataset.row].thumbs, bytes = atob(t.maps[canvas.dataset.method]);
-  canvas.width = t.w; canvas.height = t.h;
-  const ctx = canvas.getContext('2d'), img = ctx.createImageData(t.w, t.h);
-  for (let i = 0; i < bytes.length; i++) {
-    const c = D.jet[bytes.charCodeAt(i)];
-    img.data.set([c[0], c[1], c[2], 255], 4 * i);
+  const i = +canvas.dataset.row, m = canvas.dataset.method, t = i < first.length ? first[i].thumbs : null;
+  if (t) {
+    const bytes = atob(t.maps[m]);
+    canvas.width = t.w; canvas.height = t.h;
+    const ctx = canvas.getContext('2d'), img = ctx.createImageData(t.w, t.h);
+    for (let j = 0; j < bytes.length; j++) {
+      const c = D.jet[bytes.charCodeAt(j)];
+      img.data.set([c[0], c[1], c[2], 255], 4 * j);
+    }
+    ctx.putImageData(img, 0, 0);
+    return;
   }
-  ctx.putImageData(img, 0, 0);
+  const r = shownRows.get(i), [h, w, present] = r.thumb, tile = present.indexOf(methods.indexOf(m));
+  canvas.width = w; canvas.height = h;
+  if (!strips.has(r.key)) { const img = new Image(); img.src = `gallery/thumbs/${esc(r.key)}.png`; strips.set(r.key, img); }
+  const img = strips.get(r.key), paint = () => canvas.getContext('2d').drawImage(img, 0, tile * h, w, h, 0, 0, w, h);
+  if (img.complete && img.naturalWidth) paint(); else img.addEventListener('load', paint);
 }
 function state(r) { if (r.error) return 'error'; if (!r.true_label) return ''; return norm(r.label) === norm(r.true_label) ? 'right' : 'wrong'; }
-function render() {
+function card(r, i) {
+  if (r.error) return `<div class="card"><div class="meta"><b>${esc(r.path)}</b><br><span class="error">${esc(r.error)}</span></div></div>`;
+  const s = state(r);
+  const truth = r.true_label ? `<br>true: <span class="${s}">${esc(r.true_label)}</span>` : '';
+  const scores = methods.map(m => ['deletion_auc', 'insertion_auc', 'road_combined'].filter(k => r[m + '_' + k] !== undefined && r[m + '_' + k] !== null)
+    .map(k => `${esc(D.titles[m] || m)} ${k}: ${r[m + '_' + k].toFixed(3)}`).join('<br>')).filter(Boolean).join('<br>');
+  const maps = methods.map(m => mapFigure(r, i, m)).join('');
+  const picture = written(r) === 'none' ? `<figure><figcaption>${esc(r.path)}</figcaption></figure>`
+    : `<figure><img loading="lazy" src="maps/${esc(r.key)}.jpg" alt="image"><figcaption>${esc(r.path)}</figcaption></figure>`;
+  return `<div class="card">${picture}${maps}
+    <div class="meta"><b>${esc(r.label)}</b> ${(100 * r.probability).toFixed(1)}%${truth}<br>target: ${esc(r.target_label)}<br>${scores}</div></div>`;
+}
+function select() {  // the row numbers the controls select, in their order (over the whole run once it has loaded)
   const cls = $('cls').value, want = $('correct').value, low = $('low').checked, key = $('sort').value, desc = $('desc').checked;
-  let shown = rows.filter(r => (!cls || (r.true_label || r.label) === cls) && (!want || state(r) === want)
-    && (!low || (r.probability !== null && r.probability < D.low)));
-  shown.sort((a, b) => { const x = a[key], y = b[key];
+  const truth = source.col('true_label'), label = source.col('label'), error = source.col('error'), p = source.col('probability');
+  const chosen = [];
+  for (let i = 0; i < source.n; i++) {
+    if (cls && (truth[i] || label[i]) !== cls) continue;
+    if (want && state({error: error[i], label: label[i], true_label: truth[i]}) !== want) continue;
+    if (low && !(p[i] !== null && p[i] < D.low)) continue;
+    chosen.push(i);
+  }
+  const v = source.col(key);
+  chosen.sort((a, b) => { const x = v[a], y = v[b];
     if (x === y) return 0; if (x === null || x === undefined) return 1; if (y === null || y === undefined) return -1;
     return (x < y ? -1 : 1) * (desc ? -1 : 1); });
-  $('count').textContent = shown.length + ' of ' + rows.length + ' images';
-  $('gallery').innerHTML = shown.map(r => {
-    if (r.error) return `<div class="card"><div class="meta"><b>${esc(r.path)}</b><br><span class="error">${esc(r.error)}</span></div></div>`;
-    const s = state(r);
-    const truth = r.true_label ? `<br>true: <span class="${s}">${esc(r.true_label)}</span>` : '';
-    const scores = methods.map(m => ['deletion_auc', 'insertion_auc', 'road_combined'].filter(k => r[m + '_' + k] !== undefined && r[m + '_' + k] !== null)
-      .map(k => `${esc(D.titles[m] || m)} ${k}: ${r[m + '_' + k].toFixed(3)}`).join('<br>')).filter(Boolean).join('<br>');
-    const maps = methods.map(m => mapFigure(r, m)).join('');
-    const picture = written(r) === 'none' ? `<figure><figcaption>${esc(r.path)}</figcaption></figure>`
-      : `<figure><img loading="lazy" src="maps/${esc(r.key)}.jpg" alt="image"><figcaption>${esc(r.path)}</figcaption></figure>`;
-    return `<div class="card">${picture}${maps}
-      <div class="meta"><b>${esc(r.label)}</b> ${(100 * r.probability).toFixed(1)}%${truth}<br>target: ${esc(r.target_label)}<br>${scores}</div></div>`;
-  }).join('');
+  return chosen;
+}
+function show() {
+  const pages = Math.max(1, Math.ceil(order.length / D.page));
+  pageNo = Math.min(Math.max(pageNo, 0), pages - 1);
+  const ids = order.slice(pageNo * D.page, (pageNo + 1) * D.page);
+  shownRows.clear(); strips.clear();
+  ids.forEach(i => shownRows.set(i, source.row(i)));
+  $('count').textContent = loading ? `${D.total} images, loading the gallery's other pages`
+    : order.length + ' of ' + source.n + ' images';
+  $('pager').hidden = loading || pages < 2;
+  $('pageno').textContent = `page ${pageNo + 1} of ${pages}`;
+  $('prev').disabled = pageNo === 0; $('next').disabled = pageNo === pages - 1;
+  $('gallery').innerHTML = ids.map(i => card(shownRows.get(i), i)).join('');
   document.querySelectorAll('#gallery canvas').forEach(draw);
 }
+function render() { if (!loading) { pageNo = 0; order = select(); show(); } }
 ['cls', 'correct', 'low', 'sort', 'desc'].forEach(id => $(id).addEventListener('change', render));
-render();
+$('prev').addEventListener('click', () => { pageNo--; show(); window.scrollTo(0, $('controls').offsetTop); });
+$('next').addEventListener('click', () => { pageNo++; show(); window.scrollTo(0, $('controls').offsetTop); });
+order = first.map((r, i) => i);
+if (loading) show(); else render();
+if (loading) {  // a script element, not fetch(): it works when the page is opened from a file
+  window.xaiGallery = columns => { source = fromColumns(columns); };
+  const tag = document.createElement('script');
+  tag.src = D.script;
+  tag.onload = () => { loading = false; render(); };
+  tag.onerror = () => {
+    loading = false;
+    $('partial').hidden = false;
+    $('partial').textContent = `The gallery's other pages are in ${D.script} next to this file, which could not be read: `
+      + `the filters and sorting work on the first ${first.length} of ${D.total} images only.`;
+    render();
+  };
+  document.head.appendChild(tag);
+}
 </script></body></html>
 """
 

@@ -1,0 +1,179 @@
+"""The dataset report's gallery, kept out of index.html so that its size does not grow with the run.
+
+index.html embeds the summary and the gallery's first page (`PAGE` rows in file order, each with its
+map thumbnails); the whole run is in sidecar files in OUT/gallery, which the page loads with a
+`<script src>` (that works from file://, where Chromium refuses fetch() of a local file):
+
+    gallery/rows-HASH.js       every row but its pictures, by column (`index_columns`), as a call
+                               `xaiGallery({...})`; HASH is its content's, so an index.html never
+                               reads another run's rows
+    gallery/thumbs/KEY.png     for a row written with `--pictures maps` (no overlay files) beyond the
+                               first page: its map thumbnails, one under the other, in jet colours
+
+A run of at most `PAGE` rows has no sidecar: every row is in index.html. Each sidecar is written
+atomically (`write_atomic`), and those no index.html names any more are removed (`prune_gallery`).
+Written here: no library we use pages a static report."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import math
+import re
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .._files import write_atomic
+from .._pool import worker_pool
+from .pictures import JET
+
+#: Rows per page of the gallery: the page embedded in index.html, and each page shown after.
+PAGE = 50
+FOLDER = "gallery"
+#: The row columns the page never reads (the thumbnails travel apart, the rest is for the job).
+_LEFT_OUT = ("thumbs", "maps_file", "maps_index", "content_key", "top5_labels", "top5_probabilities")
+#: A key that is safe as a file name (the dataset's keys are hex digits and a dash).
+_KEY = re.compile(r"[0-9a-f-]{1,64}")
+_PALETTE = np.uint8(JET).reshape(-1).tolist()
+#: Characters that must not appear raw inside a <script> block (an HTML parser reads `</script>`,
+#: `<!--` before JSON.parse does).
+_SCRIPT_UNSAFE = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+
+
+def script_json(value: object) -> str:
+    """`value` as JSON for a `<script type="application/json">` block: `<`, `>` and `&` escaped as
+    \\u003c, \\u003e and \\u0026 (JSON.parse reads them back as they were), NaN and infinities as null."""
+    return json.dumps(_finite(value), allow_nan=False, separators=(",", ":")).translate(_SCRIPT_UNSAFE)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (int, str, bool)) or value is None:
+        return value
+    return _finite(float(value))  # numpy scalars
+
+
+def _js_order(text: object) -> bytes:
+    """The key that sorts strings as JavaScript's `<` does (by UTF-16 code units)."""
+    return str(text).encode("utf-16-be", "surrogatepass")
+
+
+def gallery_order(rows: Sequence[dict]) -> list[dict]:
+    """`rows` in the gallery's first order (by file, as the page sorts them)."""
+    return sorted(rows, key=lambda r: _js_order(r.get("path") or ""))
+
+
+def classes_of(rows: Sequence[dict]) -> list[str]:
+    """The class filter's choices: each row's true label, else its label, sorted as the page sorts."""
+    return sorted({str(r.get("true_label") or r.get("label")) for r in rows if r.get("true_label") or r.get("label")},
+                  key=_js_order)
+
+
+def _columns(rows: Sequence[dict]) -> list[str]:
+    names: dict[str, None] = {}
+    for row in rows[:1] or ():
+        names.update(dict.fromkeys(row))
+    return [k for k in names if k not in _LEFT_OUT]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def sort_keys(rows: Sequence[dict]) -> list[str]:
+    """The columns the gallery can sort by: those with a number in some row."""
+    return [k for k in _columns(rows) if any(_is_number(r.get(k)) for r in rows)]
+
+
+def _thumb(row: dict, methods: Sequence[str], known: dict) -> Optional[list]:
+    """[h, w, [index in `methods` of each map in the row's thumbnail file, in order]], or None
+    (`known`: the index lists made so far, by the row's maps, shared by the rows)."""
+    thumbs = row.get("thumbs")
+    if not thumbs or not _KEY.fullmatch(str(row.get("key"))):
+        return None
+    names = tuple(thumbs["maps"])
+    if names not in known:
+        known[names] = [n for n, m in enumerate(methods) if m in thumbs["maps"]]
+    return [thumbs["h"], thumbs["w"], known[names]] if known[names] else None
+
+
+def _column(values: list) -> list:
+    """`values` with NaN and infinities as None (JSON has neither); one pass per column."""
+    if not any(isinstance(v, float) for v in values):
+        return values if all(v is None or isinstance(v, (str, int)) for v in values) else _finite(values)
+    return [v if isinstance(v, float) and math.isfinite(v) or v is None or isinstance(v, (str, int))
+            else _finite(v) for v in values]
+
+
+def index_columns(rows: Sequence[dict], methods: Sequence[str]) -> dict:
+    """What the page filters, sorts and shows of every row, by column: {"n", "columns", "values",
+    "thumb"} (`thumb`: each row's [h, w, method indices] of gallery/thumbs/KEY.png, or None)."""
+    names, known = _columns(rows), {}
+    return {"n": len(rows), "columns": names, "values": [_column([r.get(k) for r in rows]) for k in names],
+            "thumb": [_thumb(r, methods, known) for r in rows]}
+
+
+def _write_thumbs(folder: Path, rows: Sequence[dict], methods: Sequence[str]) -> None:
+    known: dict = {}
+    for row in rows:
+        thumb = _thumb(row, methods, known)
+        path = folder / f"{row['key']}.png"
+        if thumb is None or path.exists():  # a key names one image and settings: its maps never change
+            continue
+        h, w, present = thumb
+        tiles = b"".join(base64.b64decode(row["thumbs"]["maps"][methods[n]]) for n in present)
+        strip = Image.frombytes("P", (w, h * len(present)), tiles)
+        strip.putpalette(_PALETTE)
+        data = io.BytesIO()
+        strip.save(data, "PNG", compress_level=1)
+        write_atomic(path, data.getvalue(), sync=False)  # thumbnails: made again from the maps
+
+
+def write_gallery(out: Path, rows: Sequence[dict], methods: Sequence[str]) -> Optional[str]:
+    """Write the sidecars of `rows` (in `gallery_order`) into `out/gallery`: the thumbnails of the
+    rows beyond the first page, then the rows' script. Returns that script's path relative to
+    `out`, or None when every row fits in index.html (nothing written)."""
+    if len(rows) <= PAGE:
+        return None
+    folder = Path(out) / FOLDER
+    (folder / "thumbs").mkdir(parents=True, exist_ok=True)
+    rest = rows[PAGE:]
+    step = 256  # rows per task of the pool: Pillow's PNG encoder and the writes release the GIL
+    list(worker_pool().map(lambda i: _write_thumbs(folder / "thumbs", rest[i:i + step], methods),
+                           range(0, len(rest), step)))
+    index = json.dumps(index_columns(rows, methods), allow_nan=False, separators=(",", ":"))
+    text = f"xaiGallery({index.translate(_SCRIPT_UNSAFE)});\n".encode()  # index_columns has no NaN left
+    name = f"rows-{hashlib.sha256(text).hexdigest()[:16]}.js"
+    write_atomic(folder / name, text)
+    return f"{FOLDER}/{name}"
+
+
+def prune_gallery(out: Path, rows: Sequence[dict], script: Optional[str]) -> int:
+    """Remove what of `out/gallery` index.html no longer reads (other rows scripts, thumbnails of
+    rows that are gone or in the first page; everything when `script` is None); returns how many
+    files were removed."""
+    folder = Path(out) / FOLDER
+    if not folder.is_dir():
+        return 0
+    keep = {Path(script).name} if script else set()
+    keep |= {f"{r.get('key')}.png" for r in rows[PAGE:] if script and r.get("thumbs")}
+    removed = 0
+    for path in [*folder.glob("rows-*.js"), *folder.glob("thumbs/*.png"), *folder.glob("**/.*.tmp")]:
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+__all__ = ["FOLDER", "PAGE", "classes_of", "gallery_order", "index_columns", "prune_gallery", "script_json",
+           "sort_keys", "write_gallery"]
