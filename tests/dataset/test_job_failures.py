@@ -125,3 +125,16 @@ def test_symbolic_links_and_loops_get_one_sentence(lite, tmp_path, capsys):
                        "--model", "efficientnet_lite0"])
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_glob_does_not_follow_a_symbolic_link_loop(tmp_path):
+    """`DIR/**/*.jpg` over 10 files and a link back up (`ln -s .. loop`) lists each file once, as
+    the folder input does: `**` never enters a linked folder."""
+    root = tmp_path / "in"
+    (root / "sub").mkdir(parents=True)
+    for i in range(10):
+        shutil.copy(PHOTOS[0], root / ("sub" if i % 2 else ".") / f"{i:02d}.jpg")
+    (root / "sub" / "loop").symlink_to("..")
+    base, sources = dataset.list_inputs(str(root / "**" / "*.jpg"))
+    assert len(sources) == 10 and base == root
+    assert [s.path for s in sources] == [s.path for s in dataset.list_inputs(str(root))[1]]
