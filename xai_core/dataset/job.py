@@ -6,10 +6,12 @@ finishes the results folder (see the package docstring)."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
+from .. import versions
 from .._names import split_names
 from ..errors import InvalidOptionError
 from ..explain import images_per_batch
@@ -38,12 +40,15 @@ def run(
     engine: str = "local",
     address: Optional[str] = None,
     pictures: str = "all",
+    refresh: bool = False,
 ) -> JobResult:
     """Explain every file of `input_spec` (see `list_inputs`) into the folder `output`, skipping
     the files a previous run with the same settings already did. `pictures`: what is written
     besides the table (`PICTURES`: all, maps or none; see `writer.py`); a file done before with
     fewer pictures than asked for is explained again to write them, one done with more keeps
-    them. `progress(done, total)` after each batch. Raises `InvalidOptionError` for bad settings
+    them. A file done before by another results version (`versions.RESULTS_VERSION`) keeps its row,
+    and the result says how many did, unless `refresh`: then it is explained again.
+    `progress(done, total)` after each batch. Raises `InvalidOptionError` for bad settings
     (before any work); a bad file is an error row, never an exception."""
     started = time.perf_counter()
     pictures = check_pictures(pictures)
@@ -68,6 +73,8 @@ def run(
                                  "writable folder path.") from None
     digest = settings.digest()
     stored = [row for row in read_rows(out) if not (row["error"] or "").startswith(NOT_EXPLAINED)]
+    older = {row["key"] for row in stored if refresh and _older(row)}  # explained again
+    stored = [row for row in stored if row["key"] not in older]
     done = {row["key"]: row for row in stored if covers(row, pictures)}
     fewer = {row["key"] for row in stored if row["key"] not in done}  # explained again, to write them
     # content key -> a finished row whose results (and pictures) serve every file with that content
@@ -89,6 +96,7 @@ def run(
     if progress is not None:
         progress(0, total)
     redone = sum(record["key"] in fewer for record in todo + copies)
+    refreshed = sum(record["key"] in older for record in todo + copies)
     asked = PICTURES.index(pictures)  # skipped files with more pictures than asked for keep them
     richer = sum(keys[s.path] in done and PICTURES.index(pictures_written(done[keys[s.path]])) < asked
                  for s in sources)
@@ -108,8 +116,15 @@ def run(
     rows, pruned = finish(out, sources, keys, settings, str(root), handle.categories)
     refused = [r for r in rows if r["error"] is not None]
     failed = sum(r["error"].startswith(NOT_EXPLAINED) for r in refused)
+    kept = Counter(r.get("results_version") for r in rows if _older(r))
     return JobResult(len(rows) - len(refused), len(refused) - failed, len(sources) - total, failed, str(out),
-                     time.perf_counter() - started, len(copies), pruned, pictures, redone, richer)
+                     time.perf_counter() - started, len(copies), pruned, pictures, redone, richer,
+                     tuple(sorted(kept.items(), key=lambda vn: (vn[0] is None, vn[0] or 0))), refreshed)
+
+
+def _older(row: dict) -> bool:
+    """Whether `row` holds maps and scores of another results version than this xai_core's."""
+    return row["error"] is None and row.get("results_version") != versions.RESULTS_VERSION
 
 
 def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size: int,
