@@ -133,7 +133,9 @@ def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size:
     batch's pictures (spread over the writer pool's threads, one per core: `writer.py`) and then, at
     once, its part (so a part never names a missing picture) while the next batch is computed; a
     batch waits for the previous one's writing before its own starts, so at most two batches are
-    held and a kill loses at most the batch in flight and the one being written."""
+    held and a kill loses at most two batches: the one being computed and the one being written
+    (its pictures may be on disk, its part is not). The files copied from one of the same content
+    (`copy_row`) are written as one part at the end; a rerun copies them again."""
     pending: Optional[Future] = None
     with ThreadPoolExecutor(max_workers=1) as writer:
         for i in range(0, len(todo), size):

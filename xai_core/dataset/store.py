@@ -2,8 +2,11 @@
 for resuming, and finished into results.parquet, summary.json and index.html.
 
     OUT/results.parquet   one row per input file (columns: `columns`)
-    OUT/parts/            the rows, one Parquet file per batch as it finishes (a killed run loses
-                          at most the batch in flight; a rerun skips every file already there)
+    OUT/parts/            the rows, one Parquet file per batch, written (atomically) once the
+                          batch's pictures are on disk; the local engine computes a batch while
+                          the previous one is written, so a killed run loses at most two batches,
+                          the one being computed and the one being written (with Ray, the
+                          batches in flight on the actors); a rerun skips every file already there
     OUT/maps/             what --pictures asks for (`writer.py`): with all (the default), per image
                           KEY.jpg (the picture the maps belong to) and KEY_METHOD.jpg (each map
                           over it), and per batch and method raw-BATCH.METHOD.npy (the raw maps,
