@@ -23,6 +23,7 @@ from .methods import Cost, MethodSpec, OptionSpec, estimate_cost, get_method, li
 from .models import ModelHandle, default_device, list_models, load_model
 from .predict import Prediction, predict
 from .models import ModelSpec, get_model_spec
+from .versions import RESULTS_VERSION  # bumped by any change to a map or a score (see versions.py)
 
 __all__ = [
     "catalog",
@@ -61,4 +62,5 @@ __all__ = [
     "load_image",
     "load_model",
     "predict",
+    "RESULTS_VERSION",
 ]

@@ -1,23 +1,28 @@
-"""What a dataset job survives (issue 18): a kill loses at most the batch in flight (each batch's
-part is written as soon as its pictures are on disk), running out of memory retries a batch at half
-size down to one image, and odd inputs (symbolic links, a link loop) get one sentence, never a traceback."""
+"""What a dataset job survives (issue 18): a kill loses at most two batches, the one being computed
+and the one being written (each batch's part is written as soon as its pictures are on disk, while
+the next batch is computed), running out of memory retries a batch at half size down to one image,
+and odd inputs (symbolic links, a link loop) get one sentence, never a traceback."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from unittest import mock
 
 import pyarrow.parquet as pq
 import torch
+from PIL import Image
 
 import xai_core
 from conftest import IMAGES, ROOT
 from xai_core import cli, dataset
-from xai_core.dataset import records
+from xai_core.dataset import job, records
 
 PHOTOS = sorted(IMAGES.iterdir())
 
@@ -60,6 +65,63 @@ def test_a_kill_after_batch_two_keeps_batches_one_and_two(tmp_path):
     handle = xai_core.load_model("efficientnet_lite0", device="cpu")
     again = dataset.run(handle, str(root), str(out), ["gradcam"], batch_size=2)
     assert (again.skipped, again.explained) == (4, 6)
+
+
+def test_a_kill_while_one_batch_is_written_and_the_next_computed_loses_those_two_only(tmp_path):
+    """The worst case of the local engine: a SIGKILL from outside while batch 3 is being written
+    (its pictures on disk, its part not yet) and batch 4 is computed. The parts hold exactly
+    batches 1 and 2, every part reads, and a rerun explains the two lost batches and the last one."""
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    for i in range(10):  # 5 batches of 2, no two files alike (a copy would be copied, not explained)
+        Image.open(PHOTOS[i % len(PHOTOS)]).convert("RGB").resize((64 + i, 64)).save(root / f"{i:02d}.png")
+    script = textwrap.dedent(f"""
+        import threading, time
+        import xai_core
+        from xai_core.dataset import job
+        real_store, real_compute, stores, computes = job.store_pictures, job.compute_batch, [], []
+        written = threading.Event()
+        def store(*args, **kwargs):
+            stores.append(1)
+            result = real_store(*args, **kwargs)
+            if len(stores) == 3:  # batch 3's pictures are on disk; its part comes after
+                written.set()
+                time.sleep(600)
+            return result
+        def compute(handle, batch, settings):
+            computes.append(1)
+            if len(computes) == 4:  # batch 4 in flight, batch 3 being written
+                written.wait(120)
+                print("batch 3 written, batch 4 computed", flush=True)
+                time.sleep(600)
+            return real_compute(handle, batch, settings)
+        job.store_pictures, job.compute_batch = store, compute
+        handle = xai_core.load_model("efficientnet_lite0", device="cpu")
+        xai_core.dataset.run(handle, {str(root)!r}, {str(out)!r}, ["gradcam"], batch_size=2)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=dict(os.environ, XAI_OFFLINE="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(300, proc.kill)  # never wait for ever on a driver that went wrong
+    watchdog.start()
+    try:
+        ready = proc.stdout.readline()
+        os.kill(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+        proc.kill()
+    assert ready.strip() == "batch 3 written, batch 4 computed" and proc.returncode == -9, err
+    names = sorted(p.name for p in root.iterdir())
+    assert len(list((out / "maps").glob("*_gradcam.jpg"))) == 6  # batch 3's pictures were written
+    kept = [row["path"] for part in (out / "parts").glob("part-*.parquet") for row in pq.read_table(part).to_pylist()]
+    assert sorted(kept) == names[:4]  # batches 1 and 2: the loss is batches 3 and 4
+    seen = []
+    real = job.compute_batch
+    handle = xai_core.load_model("efficientnet_lite0", device="cpu")
+    with mock.patch.object(job, "compute_batch", lambda h, batch, s: seen.append(len(batch)) or real(h, batch, s)):
+        again = dataset.run(handle, str(root), str(out), ["gradcam"], batch_size=2)
+    assert (again.skipped, again.explained, seen) == (4, 10, [2, 2, 2])
+    assert sorted(r["path"] for r in pq.read_table(out / "results.parquet").to_pylist()) == names
 
 
 def test_out_of_memory_retries_the_batch_at_half_size(lite, tmp_path, monkeypatch):
@@ -125,3 +187,16 @@ def test_symbolic_links_and_loops_get_one_sentence(lite, tmp_path, capsys):
                        "--model", "efficientnet_lite0"])
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_glob_does_not_follow_a_symbolic_link_loop(tmp_path):
+    """`DIR/**/*.jpg` over 10 files and a link back up (`ln -s .. loop`) lists each file once, as
+    the folder input does: `**` never enters a linked folder."""
+    root = tmp_path / "in"
+    (root / "sub").mkdir(parents=True)
+    for i in range(10):
+        shutil.copy(PHOTOS[0], root / ("sub" if i % 2 else ".") / f"{i:02d}.jpg")
+    (root / "sub" / "loop").symlink_to("..")
+    base, sources = dataset.list_inputs(str(root / "**" / "*.jpg"))
+    assert len(sources) == 10 and base == root
+    assert [s.path for s in sources] == [s.path for s in dataset.list_inputs(str(root))[1]]

@@ -137,7 +137,7 @@ def _run_batch(args: argparse.Namespace) -> int:
             result = dataset.run(handle, args.input, args.output, args.method, target=args.target, layer=args.layer,
                                  evaluate=args.eval, steps=args.steps, batch_size=args.batch_size,
                                  progress=RateBar(), engine=args.engine, address=args.address,
-                                 pictures=args.pictures)
+                                 pictures=args.pictures, refresh=args.refresh)
     except JobFailed as err:  # the job ran and failed partway: not a bad option
         _fail(str(err))
         return 1

@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(the picture and the raw maps; overlays are drawn from them when shown) or none (the "
                        "table only); a rerun asking for more explains the files again to write them "
                        "(default: %(default)s)")
+    batch.add_argument("--refresh", action="store_true", help="explain again the files done before by another "
+                       "results version of xai_core (whose maps or scores may differ); without it a rerun keeps "
+                       "their rows and says how many it kept")
     return parser
 
 

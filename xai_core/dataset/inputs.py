@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import glob
+import fnmatch
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from ..errors import InvalidOptionError
 
@@ -28,7 +29,8 @@ def list_inputs(spec: str, exclude: Optional[Path] = None) -> tuple[Path, list[S
     image exactly one subfolder deep, gives each file its subfolder's name as true label), a text
     file listing one path a line (relative to its folder; `#` starts a comment), or a glob.
     Files under `exclude` (a results folder inside the input) are left out. A file reached through
-    a symbolic link keeps the path it is listed under. Returns (the folder paths are relative to,
+    a symbolic link keeps the path it is listed under; neither a folder's walk nor a glob's `**`
+    enters a linked folder, so a link loop is never followed. Returns (the folder paths are relative to,
     the files sorted by path). Raises `InvalidOptionError` (one sentence) when nothing is found or
     the input cannot be listed (a symbolic-link loop, a folder that cannot be read...)."""
     text = str(spec).strip()
@@ -59,7 +61,7 @@ def _list(text: str, exclude: Optional[Path]) -> tuple[Path, list[Source]]:
             sources.append(Source(os.path.relpath(f, root).replace(os.sep, "/"), str(f)))
     elif any(ch in text for ch in "*?["):
         root = Path(os.path.abspath(_glob_root(text)))  # not resolved: a linked file keeps its listed path
-        files = sorted(Path(os.path.abspath(f)) for f in glob.glob(text, recursive=True) if os.path.isfile(f))
+        files = sorted(dict.fromkeys(Path(os.path.abspath(f)) for f in _glob(text) if f.is_file()))
         sources = [Source(Path(os.path.relpath(f, root)).as_posix(), str(f)) for f in files]
     elif path.is_file():
         root = path.resolve().parent
@@ -76,8 +78,33 @@ def _list(text: str, exclude: Optional[Path]) -> tuple[Path, list[Source]]:
 
 def _glob_root(pattern: str) -> str:
     parts = Path(pattern).parts
-    fixed = [p for p in parts[:next(i for i, p in enumerate(parts) if any(ch in p for ch in "*?["))]]
+    fixed = [p for p in parts[:_wild(parts)]]
     return str(Path(*fixed)) if fixed else "."
+
+
+def _wild(parts: tuple[str, ...]) -> int:
+    """The index of the first part of a glob with a wildcard."""
+    return next(i for i, p in enumerate(parts) if any(ch in p for ch in "*?["))
+
+
+def _glob(pattern: str) -> Iterator[Path]:
+    """The paths `pattern` matches as `glob.glob(pattern, recursive=True)` finds them, except that
+    `**` never enters a linked folder, as a folder input's walk (`rglob`) does not: a symbolic-link
+    loop is not followed, and each file under the folder is found once. The walk is pathlib's
+    (whose `**` skips linked folders; glob.glob's follows them into a loop until the path is too
+    long); hand-written here: its trailing `**` lists folders only (glob.glob's lists files too),
+    it takes `**` only as a whole part, and it matches hidden names, which glob.glob leaves to
+    parts that start with a dot."""
+    parts = Path(pattern).parts
+    root = Path(_glob_root(pattern))
+    rest = [p if p == "**" else re.sub(r"\*{2,}", "*", p) for p in parts[_wild(parts):]]
+    if rest[-1] == "**":
+        rest.append("*")
+    dotted = [p for p in rest if p.startswith(".")]
+    for path in root.glob("/".join(rest)):
+        names = path.relative_to(root).parts
+        if all(not n.startswith(".") or any(fnmatch.fnmatchcase(n, p) for p in dotted) for n in names):
+            yield path
 
 
 __all__ = ["IMAGE_SUFFIXES", "Source", "list_inputs"]

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
+from .. import versions
 from .._names import split_names
 from ..errors import InvalidOptionError
 from ..explain import images_per_batch
@@ -41,12 +43,15 @@ def run(
     engine: str = "local",
     address: Optional[str] = None,
     pictures: str = "all",
+    refresh: bool = False,
 ) -> JobResult:
     """Explain every file of `input_spec` (see `list_inputs`) into the folder `output`, skipping
     the files a previous run with the same settings already did. `pictures`: what is written
     besides the table (`PICTURES`: all, maps or none; see `writer.py`); a file done before with
     fewer pictures than asked for is explained again to write them, one done with more keeps
-    them. `progress(done, total)` after each batch. Holds the folder's lock for the whole run
+    them. A file done before by another results version (`versions.RESULTS_VERSION`) keeps its row,
+    and the result says how many did, unless `refresh`: then it is explained again.
+    `progress(done, total)` after each batch. Holds the folder's lock for the whole run
     (`lock.py`). Raises `InvalidOptionError` for bad settings (before any work),
     `ResultsInUseError` when another process writes the folder; a bad file is an error row, never an
     exception."""
@@ -72,17 +77,20 @@ def run(
         raise InvalidOptionError(f"The results folder cannot be made ({type(err).__name__}); give --output a "
                                  "writable folder path.") from None
     with hold_folder(out) as locked:  # one writer at a time: a second run stops here with one sentence
-        result = _job(handle, settings, out, root, sources, size, pictures, engine, address, progress, started)
+        result = _job(handle, settings, out, root, sources, size, pictures, engine, address, progress, started,
+                      refresh)
     return result if locked else dataclasses.replace(result, notes=(UNLOCKED, *result.notes))
 
 
 def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources: list, size: int, pictures: str,
          engine: str, address: Optional[str], progress: Optional[Callable[[int, int], None]],
-         started: float) -> JobResult:
+         started: float, refresh: bool) -> JobResult:
     """`run` once it holds the folder: what is stored is checked against the disk (`check.py`)."""
     digest = settings.digest()
     stored, damaged, aside = trusted_rows(out, settings.methods, digest)
     stored = [row for row in stored if not (row["error"] or "").startswith(NOT_EXPLAINED)]
+    older = {row["key"] for row in stored if refresh and _older(row)}  # explained again
+    stored = [row for row in stored if row["key"] not in older]
     done = {row["key"]: row for row in stored if covers(row, pictures)}
     fewer = {row["key"] for row in stored if row["key"] not in done}  # explained again, to write them
     # content key -> a finished row whose results (and pictures) serve every file with that content
@@ -104,6 +112,7 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
     if progress is not None:
         progress(0, total)
     redone = sum(record["key"] in fewer for record in todo + copies)
+    refreshed = sum(record["key"] in older for record in todo + copies)
     asked = PICTURES.index(pictures)  # skipped files with more pictures than asked for keep them
     richer = sum(keys[s.path] in done and PICTURES.index(pictures_written(done[keys[s.path]])) < asked
                  for s in sources)
@@ -124,8 +133,16 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
     refused = [r for r in rows if r["error"] is not None]
     failed = sum(r["error"].startswith(NOT_EXPLAINED) for r in refused)
     again = sum(record["key"] in damaged for record in todo + copies)
+    kept = Counter(r.get("results_version") for r in rows if _older(r))
     return JobResult(len(rows) - len(refused), len(refused) - failed, len(sources) - total, failed, str(out),
-                     time.perf_counter() - started, len(copies), pruned, pictures, redone, richer, notes(aside, again))
+                     time.perf_counter() - started, len(copies), pruned, pictures, redone, richer,
+                     notes(aside, again), tuple(sorted(kept.items(), key=lambda vn: (vn[0] is None, vn[0] or 0))),
+                     refreshed)
+
+
+def _older(row: dict) -> bool:
+    """Whether `row` holds maps and scores of another results version than this xai_core's."""
+    return row["error"] is None and row.get("results_version") != versions.RESULTS_VERSION
 
 
 def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size: int,
@@ -134,7 +151,9 @@ def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size:
     batch's pictures (spread over the writer pool's threads, one per core: `writer.py`) and then, at
     once, its part (so a part never names a missing picture) while the next batch is computed; a
     batch waits for the previous one's writing before its own starts, so at most two batches are
-    held and a kill loses at most the batch in flight and the one being written."""
+    held and a kill loses at most two batches: the one being computed and the one being written
+    (its pictures may be on disk, its part is not). The files copied from one of the same content
+    (`copy_row`) are written as one part at the end; a rerun copies them again."""
     pending: Optional[Future] = None
     with ThreadPoolExecutor(max_workers=1) as writer:
         for i in range(0, len(todo), size):

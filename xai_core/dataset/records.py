@@ -17,6 +17,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
+from .. import versions
 from .._pool import worker_pool
 from ..errors import Cancelled, InvalidImageError, XAIError
 from ..evaluate import evaluate_batch
@@ -160,7 +161,7 @@ def _row(record: dict, settings: Settings, error: Optional[str] = None) -> dict:
     row = {c: None for c in columns(settings.methods, settings.evaluate)}
     source = record["source"]
     row.update(path=source.path, key=record["key"], content_key=record.get("content_key"), error=error,
-               true_label=source.true_label)
+               true_label=source.true_label, results_version=versions.RESULTS_VERSION)
     return row
 
 

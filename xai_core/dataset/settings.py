@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from .. import versions
 from ..faithfulness import HIGHER_IS_BETTER, RANDOM, ROAD_PERCENTILES
 
 #: The scores of `--eval`, each with whether higher is better (for win rates against the random map).
@@ -25,7 +26,9 @@ _WRITTEN = {"maps": "the pictures and raw maps, no overlays (--pictures maps)",
 class Settings:
     """What makes the maps; `digest` (part of every row's key) covers all but the model's name, a
     display string: the model is identified by its fingerprint (`ModelHandle.fingerprint`: weights,
-    architecture, preprocessing and labels)."""
+    architecture, preprocessing and labels). The code's results version (`versions.RESULTS_VERSION`)
+    is not in the digest but in each row (`results_version`): a row of another version keeps its
+    key, so a rerun finds it, says so and keeps it unless asked to refresh it (`run`'s `refresh`)."""
 
     model: str
     fingerprint: str
@@ -60,6 +63,10 @@ class JobResult:
     redone: int = 0  # done before with fewer pictures than asked for: explained again to write them
     richer: int = 0  # skipped, with more pictures than asked for (kept)
     notes: tuple[str, ...] = ()  # what the run found amiss in the folder, a sentence each (`check.notes`)
+    #: ((results version, rows) ...): the explained rows kept from another results version (None:
+    #: written before versions were recorded); `refreshed`: rows of another version explained again
+    older: tuple[tuple[Optional[int], int], ...] = ()
+    refreshed: int = 0
 
     def line(self) -> str:
         """The last line the CLI prints (a rerun with nothing to do says so)."""
@@ -69,7 +76,8 @@ class JobResult:
         files = self.explained + self.refused + self.failed
         if files and self.skipped >= files:
             return (f"Nothing to do: all {files} files were done before with these settings ({self.explained} "
-                    f"explained, {self.refused + self.failed} not){richer}{pruned}; results in {self.output}.")
+                    f"explained, {self.refused + self.failed} not){self._versions()}{richer}{pruned}; results in "
+                    f"{self.output}.")
         done = f"Explained {self.explained} file{'s' * (self.explained != 1)}"
         refused = f"refused {self.refused} (see the error column of results.parquet)"
         skipped = f"; {self.skipped} already done were skipped" if self.skipped else ""
@@ -80,14 +88,30 @@ class JobResult:
                   f"{'were' if self.redone != 1 else 'was'} explained again to write them"
                   if self.redone else "")
         written = f"; {_WRITTEN[self.pictures]}" if self.pictures in _WRITTEN else ""
-        return f"{done}, {refused}{skipped}{redone}{richer}{copied}{failed}{written}{pruned}; results in {self.output}."
+        return (f"{done}, {refused}{skipped}{redone}{self._versions()}{richer}{copied}{failed}{written}{pruned}; "
+                f"results in {self.output}.")
+
+    def _versions(self) -> str:
+        """The clause about rows of another results version: kept, or explained again (--refresh)."""
+        refreshed = (f"; {self.refreshed} of another results version {'were' if self.refreshed != 1 else 'was'} "
+                     f"explained again (--refresh)" if self.refreshed else "")
+        if not self.older:
+            return refreshed
+        count = sum(n for _, n in self.older)
+        which = " and ".join(f"{n} of results version {v}" if v is not None else
+                             f"{n} from before results versions were recorded" for v, n in self.older)
+        return (f"{refreshed}; {count} row{'s' * (count != 1)} kept from another results version ({which}; this "
+                f"xai_core writes version {versions.RESULTS_VERSION}, whose maps or scores may differ): rerun with "
+                "--refresh to explain them again")
 
 
 def columns(methods: Sequence[str], evaluate: bool) -> list[str]:
     """The columns of results.parquet, in order: `pictures` says what was written for the row (see
-    `PICTURES`), `maps_file` and `maps_index` where its raw maps are (`writer.py`)."""
+    `PICTURES`), `maps_file` and `maps_index` where its raw maps are (`writer.py`), `results_version`
+    the version of xai_core's results that computed it (`versions.RESULTS_VERSION`; null in rows
+    written before versions were recorded)."""
     cols = ["path", "key", "content_key", "error", "label", "probability", "top5_labels", "top5_probabilities", "target",
-            "target_label", "true_label", "pictures", "maps_file", "maps_index"]
+            "target_label", "true_label", "pictures", "maps_file", "maps_index", "results_version"]
     cols += ["seconds"] + [f"{m}_seconds" for m in methods]
     if evaluate:
         cols += [f"{m}_{score}" for m in list(methods) + [RANDOM] for score in EVAL_SCORES]

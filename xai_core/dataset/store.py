@@ -2,10 +2,13 @@
 for resuming, and finished into results.parquet, summary.json and index.html.
 
     OUT/results.parquet   one row per input file (columns: `columns`)
-    OUT/parts/            the rows, one Parquet file per batch as it finishes (a killed run loses
-                          at most the batch in flight; a rerun skips every file already there),
-                          named with a hash of its bytes: a part changed by hand is set aside
-                          (`check.py`)
+    OUT/parts/            the rows, one Parquet file per batch, written (atomically) once the
+                          batch's pictures are on disk; the local engine computes a batch while
+                          the previous one is written, so a killed run loses at most two batches,
+                          the one being computed and the one being written (with Ray, the
+                          batches in flight on the actors); a rerun skips every file already there.
+                          Each part is named with a hash of its bytes: a part changed by hand is
+                          set aside (`check.py`)
     OUT/.lock             held by the run writing the folder (`lock.py`)
     OUT/maps/             what --pictures asks for (`writer.py`): with all (the default), per image
                           KEY.jpg (the picture the maps belong to) and KEY_METHOD.jpg (each map
@@ -65,7 +68,8 @@ def schema(settings: Settings):
              "label": pa.string(),
              "probability": pa.float64(), "top5_labels": pa.list_(pa.string()),
              "top5_probabilities": pa.list_(pa.float64()), "target": pa.int64(), "target_label": pa.string(),
-             "true_label": pa.string(), "pictures": pa.string(), "maps_file": pa.string(), "maps_index": pa.int64()}
+             "true_label": pa.string(), "pictures": pa.string(), "maps_file": pa.string(), "maps_index": pa.int64(),
+             "results_version": pa.int64()}
     return pa.schema([(c, types.get(c, pa.float64())) for c in columns(settings.methods, settings.evaluate)])
 
 

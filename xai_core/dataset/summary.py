@@ -17,6 +17,7 @@ from typing import Iterable, Optional, Sequence
 import jsonschema
 import numpy as np
 
+from .. import versions
 from ..errors import InvalidOptionError
 from ..faithfulness import RANDOM
 from ..methods import get_method
@@ -158,8 +159,19 @@ def _json_safe(value):
     return value
 
 
+def results_versions(rows: Sequence[dict]) -> dict:
+    """{"results_version": the version this xai_core writes, "rows_by_results_version": {version:
+    how many of `rows` it computed}} ("unrecorded": rows written before versions were recorded)."""
+    counts = Counter(row.get("results_version") for row in rows)
+    return {"results_version": versions.RESULTS_VERSION,
+            "rows_by_results_version": {"unrecorded" if v is None else str(v): n
+                                        for v, n in sorted(counts.items(), key=lambda vn: (vn[0] is None, vn[0] or 0))}}
+
+
 def summarize(rows: Sequence[dict], settings: Settings, categories: Optional[Sequence[str]] = None) -> dict:
     """summary.json's content: counts, settings, the model's fingerprint (12 hex digits), the
+    results version of this xai_core and how many explained rows each version computed
+    (`results_versions`: a rerun keeps the rows of another version unless refreshed), the
     accuracy (see below), and per method its seconds per image and, with evaluation, each score's
     mean (bootstrap entry, with "not_scored": the explained images without a finite score, left out
     of the mean) and the paired win rate against the random map ("<score>_win_rate", a Wilson entry:
@@ -178,6 +190,7 @@ def summarize(rows: Sequence[dict], settings: Settings, categories: Optional[Seq
     summary["target_label"] = next((r["target_label"] for r in ok), None) if settings.target is not None else None
     summary["seconds_per_image"] = None  # filled below, all means at once
     summary.update(_accuracy(ok, categories))
+    summary.update(results_versions(ok))
     means: list[tuple[dict, str, np.ndarray]] = [(summary, "seconds_per_image", _column(ok, "seconds"))]
     methods = list(settings.methods) + ([RANDOM] if settings.evaluate else [])
     scores = {m: {s: _column(ok, f"{m}_{s}") for s in EVAL_SCORES} for m in methods} if settings.evaluate else {}
@@ -241,4 +254,4 @@ def check_summary(summary: object, name: str = "") -> dict:
 
 
 __all__ = ["BOOTSTRAP_CHUNK_BYTES", "BOOTSTRAP_RESAMPLES", "BOOTSTRAP_SEED", "SUMMARY_SCHEMA", "bootstrap_ci",
-           "check_summary", "summarize", "wilson_ci"]
+           "check_summary", "results_versions", "summarize", "wilson_ci"]
