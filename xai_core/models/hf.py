@@ -1,9 +1,12 @@
 """Model source `hf:PATH_OR_ID`: a Hugging Face image classifier (`AutoModelForImageClassification`)
 from a local `save_pretrained` folder, or by hub id from the local Hugging Face cache. The network
-is never used (`local_files_only`, and `HF_HUB_OFFLINE=1` unless set), nor code shipped with a model
-(`trust_remote_code=False`). The model is wrapped in `HFClassifier` (images in, logits out), its
-labels are `config.id2label`, and its image processor becomes a torchvision `ImageClassification`
-(resize, centre crop, normalise), checked against the processor itself (`hf_processor.py`).
+is never tried, whatever the environment says: a hub id is looked up in the cache's folders
+(`try_to_load_from_cache`), transformers only ever reads local folders (`local_files_only`), and
+huggingface_hub's offline switch is held on while a model loads (`offline`), then set back; the
+environment is left as it was. Code shipped with a model is never run (`trust_remote_code=False`).
+The model is wrapped in `HFClassifier` (images in, logits out), its labels are `config.id2label`,
+and its image processor becomes a torchvision `ImageClassification` (resize, centre crop,
+normalise), checked against the processor itself (`hf_processor.py`).
 
 transformers is optional: `pip install -r requirements-hf.txt`."""
 
@@ -14,6 +17,7 @@ import inspect
 import json
 import os
 import re
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence, Union
@@ -62,9 +66,10 @@ def is_hub_id(text: str) -> bool:
 
 @dataclass(frozen=True)
 class _Place:
-    """Where a model is: `target` for `from_pretrained` (an absolute folder or a hub id), its `name`
-    (the folder's base name or the id), its weights' origin in words (no path), and the folder
-    holding its files (the cache's snapshot for an id)."""
+    """Where a model is: `target`, what loads it again from any folder (its absolute folder or hub
+    id), its `name` (the folder's own name or the id), its weights' origin in words
+    (no path), and the local folder holding its files (the cache's snapshot for an id), the only
+    place transformers is given."""
 
     target: str
     name: str
@@ -74,18 +79,19 @@ class _Place:
 
 def load_hf(arch: str, weights: Union[str, os.PathLike, None], names: Optional[Sequence[str]] = None,
             input_size: Optional[int] = None) -> SourceModel:
-    """Load `hf:arch` (a folder or a cached hub id): the folder's weights (`weights` "DEFAULT") or
-    random ones from its config (None), labelled `names` (default: `config.id2label`), at crop
-    `input_size` (default: its processor's). Raises `WeightsUnavailableError` (not on this machine,
-    no weights), `InvalidWeightsError` (unreadable or incomplete weights) or `InvalidOptionError`
-    (no transformers, not an image classifier, a processor or input size that cannot be used)."""
-    transformers = _transformers()
+    """Load `hf:arch` (a folder or a cached hub id), offline: the folder's weights (`weights`
+    "DEFAULT") or random ones from its config (None), labelled `names` (default: `config.id2label`),
+    at crop `input_size` (default: its processor's). Raises `WeightsUnavailableError` (not on this
+    machine, no weights), `InvalidWeightsError` (unreadable or incomplete weights) or
+    `InvalidOptionError` (no transformers, not an image classifier, a processor or input size that
+    cannot be used)."""
+    transformers, hub = _transformers()
     source = f"{HF}:{arch}"
-    place = _place(arch.strip(), source, transformers)
+    place = _place(arch.strip(), source, hub)
     if weights is not None and weights != DEFAULT:
         raise InvalidOptionError(f"{source} takes its weights from its own folder, not from {os.fspath(weights)!r}; "
                                  "give no weights (or DEFAULT), or none for random ones.")
-    with _quiet(transformers):
+    with offline(hub), _quiet(transformers):
         config = _config(place, source, transformers)
         title = f"{place.name} (Hugging Face, {config.model_type})"
         if names is not None and weights is not None and len(names) != config.num_labels:
@@ -113,13 +119,43 @@ def load_hf(arch: str, weights: Union[str, os.PathLike, None], names: Optional[S
 
 
 def _transformers():
-    """The transformers package, loaded offline; one sentence when it is not installed."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read when huggingface_hub is first imported
+    """The transformers and huggingface_hub packages; one sentence when they are not installed."""
     try:
+        import huggingface_hub.constants
         import transformers
     except ImportError:
         raise InvalidOptionError("Hugging Face models need transformers; pip install -r requirements-hf.txt.") from None
-    return transformers
+    return transformers, huggingface_hub
+
+
+class _Offline:
+    """huggingface_hub's offline switch (`constants.HF_HUB_OFFLINE`), held on while any load runs
+    (loads in several threads may overlap) and then set back to what it was. huggingface_hub reads
+    `HF_HUB_OFFLINE` from the environment once, when it is first imported (often by timm, before
+    any model is loaded), so setting the environment variable cannot be relied on; and the user's
+    environment is theirs, so it is left alone."""
+
+    def __init__(self) -> None:
+        self._lock, self._loads, self._before = threading.Lock(), 0, False
+
+    @contextmanager
+    def __call__(self, hub) -> Iterator[None]:
+        with self._lock:
+            if not self._loads:
+                self._before = hub.constants.HF_HUB_OFFLINE
+                hub.constants.HF_HUB_OFFLINE = True
+            self._loads += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._loads -= 1
+                if not self._loads:
+                    hub.constants.HF_HUB_OFFLINE = self._before
+
+
+#: `with offline(huggingface_hub):` no request to the hub can be made (see `_Offline`).
+offline = _Offline()
 
 
 @contextmanager
@@ -138,8 +174,11 @@ def _quiet(transformers) -> Iterator[None]:
             logging.enable_progress_bar()
 
 
-def _place(text: str, source: str, transformers) -> _Place:
-    """The folder `text` names, else the cached model of hub id `text`."""
+def _place(text: str, source: str, hub) -> _Place:
+    """The folder `text` names, else the cached model of hub id `text`, found by reading the cache's
+    folders (huggingface_hub's `try_to_load_from_cache`: no request, unlike transformers'
+    `cached_file`, which builds request headers and may fetch a registry even with
+    `local_files_only`)."""
     if not text:
         raise InvalidOptionError("hf: needs a folder or a Hugging Face hub id after it, e.g. hf:./my-vit.")
     path = os.path.expanduser(text)
@@ -153,11 +192,10 @@ def _place(text: str, source: str, transformers) -> _Place:
         return _Place(folder, name, f"the Hugging Face folder {name}", folder)
     if is_hub_id(text):
         try:
-            found = transformers.utils.cached_file(text, CONFIG, local_files_only=True,
-                                                   _raise_exceptions_for_missing_entries=False)
-        except (OSError, ValueError):  # not in the cache (nothing is downloaded)
+            found = hub.try_to_load_from_cache(text, CONFIG)
+        except (OSError, ValueError):  # an id the cache cannot hold
             found = None
-        if found:
+        if isinstance(found, str) and os.path.isfile(found):  # not None, nor "known to be missing"
             return _Place(text, text, f"the Hugging Face cache ({text})", os.path.dirname(found))
     raise WeightsUnavailableError(
         f"{source} is not on this machine (no such folder, nor in the Hugging Face cache) and models are loaded "
@@ -183,7 +221,7 @@ def _config(place: _Place, source: str, transformers):
         raise InvalidOptionError(f"{source} holds {what}, not an image classifier that transformers' "
                                  "AutoModelForImageClassification loads (e.g. vit, deit, swin, beit, convnext).")
     try:
-        return transformers.AutoConfig.from_pretrained(place.target, local_files_only=True, trust_remote_code=False)
+        return transformers.AutoConfig.from_pretrained(place.folder, local_files_only=True, trust_remote_code=False)
     except Exception as err:  # noqa: BLE001 - any failure to read the config is the file's fault
         raise InvalidOptionError(f"{source}'s {CONFIG} cannot be read as a {kind} config ({type(err).__name__}); "
                                  "save the model again with save_pretrained.") from None
@@ -207,7 +245,7 @@ def _pretrained(auto, place: _Place, config, source: str) -> nn.Module:
     """The model with its own weights, every tensor of it read from them (a base model without its
     classifier is refused: its head would be random)."""
     try:
-        model, info = auto.from_pretrained(place.target, config=config, local_files_only=True,
+        model, info = auto.from_pretrained(place.folder, config=config, local_files_only=True,
                                            trust_remote_code=False, dtype=torch.float32, output_loading_info=True)
     except OSError:  # no weights file (the folder) or not downloaded (the cache)
         raise WeightsUnavailableError(f"{source} holds no weights transformers can read (model.safetensors or "
@@ -224,7 +262,7 @@ def _pretrained(auto, place: _Place, config, source: str) -> nn.Module:
 
 def _processor(place: _Place, source: str, transformers):
     try:
-        return transformers.AutoImageProcessor.from_pretrained(place.target, local_files_only=True,
+        return transformers.AutoImageProcessor.from_pretrained(place.folder, local_files_only=True,
                                                                trust_remote_code=False)
     except Exception as err:  # noqa: BLE001 - a missing or unreadable preprocessor_config.json
         raise InvalidOptionError(f"{source} has no usable image processor ({PROCESSOR}: {type(err).__name__}); "
@@ -242,4 +280,4 @@ def _check_input(module: nn.Module, crop: tuple, source: str, input_size: Option
         raise InvalidOptionError(f"{source} does not take {size} images ({type(err).__name__}); {fix}.") from None
 
 
-__all__ = ["HF", "HFClassifier", "is_hub_id", "load_hf"]
+__all__ = ["HF", "HFClassifier", "is_hub_id", "load_hf", "offline"]
