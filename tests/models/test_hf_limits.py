@@ -1,5 +1,7 @@
 """Model source `hf:` at its limits: the network is never tried, whatever the environment says and
-whoever imported huggingface_hub first (timm does); the user's environment is left as it was."""
+whoever imported huggingface_hub first (timm does); the user's environment is left as it was; and a
+config that describes a model larger than the free memory is refused in one sentence before
+anything is allocated (a real build would end the process through the OOM killer, without a word)."""
 
 from __future__ import annotations
 
@@ -8,14 +10,16 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from xai_core.errors import WeightsUnavailableError
-from xai_core.models import hf, load_model
+from xai_core.errors import InvalidOptionError, WeightsUnavailableError
+from xai_core.models import hf, load_model, memory
 
-from test_hf_source import _hub_cache, _save
+from test_hf_source import _hub_cache, _one_sentence, _save
 
 transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
@@ -97,3 +101,75 @@ def test_overlapping_loads_hold_the_offline_switch_until_the_last_ends(monkeypat
             assert huggingface_hub.constants.HF_HUB_OFFLINE is True
         assert huggingface_hub.constants.HF_HUB_OFFLINE is True  # another load still runs
     assert huggingface_hub.constants.HF_HUB_OFFLINE is False
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").is_file(), reason="reads this process's memory from /proc")
+@pytest.mark.parametrize("weights,blocks", [("DEFAULT", 10_000), (None, 100)])
+def test_a_config_larger_than_the_free_memory_is_refused_before_it_is_built(weights, blocks, tmp_path, monkeypatch):
+    """ViT-Base's width and 10,000 blocks: 71 billion parameters, 283 GB, which no machine here could
+    build (random weights: 100 blocks, 2.8 GB, so that a regression fails this test instead of
+    ending it). 1 GB free is pretended, so that the refusal comes at once on any machine."""
+    folder = tmp_path / "huge"
+    transformers.ViTConfig(hidden_size=768, num_hidden_layers=blocks, num_attention_heads=12,
+                           intermediate_size=3072, num_labels=10).save_pretrained(folder)
+    transformers.ViTImageProcessor().save_pretrained(folder)  # no weights: none are needed to refuse it
+    monkeypatch.setattr(hf, "host_available_bytes", lambda: 10**9, raising=False)
+    before, started = _rss(), time.perf_counter()
+    with pytest.raises(InvalidOptionError) as info:
+        load_model(f"hf:{folder}", weights=weights, device="cpu")
+    seconds, grown = time.perf_counter() - started, _rss() - before
+    message = _one_sentence(info.value)
+    assert "parameters alone need more than the 1.0 GB of memory free here" in message
+    assert message.startswith(f"hf:{folder}'s config.json describes a model")
+    assert grown < 200 * 2**20, grown  # nothing was allocated (the meta device)
+    assert seconds < 60, seconds  # measured: about 1 s
+    assert torch.empty(1).device.type == "cpu"  # the meta device is not left on
+
+
+def test_a_model_that_fits_is_counted_exactly_without_being_allocated():
+    config = transformers.ViTConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                                    intermediate_size=3072, num_labels=1000)
+    auto = transformers.AutoModelForImageClassification
+    counted = memory.meta_bytes(lambda: auto.from_config(config))
+    with torch.device("meta"):
+        model = auto.from_config(config)
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}.values()
+    assert counted == sum(t.numel() * (4 if t.is_floating_point() else t.element_size()) for t in tensors)
+    assert counted > 300 * 10**6  # ViT-Base: 86 million parameters
+    assert memory.meta_bytes(lambda: auto.from_config(config), limit=10**6) is None
+
+
+def test_the_free_memory_is_the_hosts_within_a_containers_limit(tmp_path, monkeypatch):
+    meminfo, cgroup = tmp_path / "meminfo", tmp_path / "cgroup"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:   20000000 kB\n")
+    cgroup.mkdir()
+    monkeypatch.setattr(memory, "MEMINFO", str(meminfo))
+    monkeypatch.setattr(memory, "CGROUP", str(cgroup))
+    assert memory.host_available_bytes() == 20_480_000_000  # not in a container
+    (cgroup / "memory.max").write_text("max\n")
+    assert memory.host_available_bytes() == 20_480_000_000  # a container without a limit
+    (cgroup / "memory.max").write_text(f"{3 * 10**9}\n")
+    (cgroup / "memory.current").write_text(f"{2 * 10**9}\n")
+    (cgroup / "memory.stat").write_text(f"anon 1\ninactive_file {5 * 10**8}\n")
+    assert memory.host_available_bytes() == 15 * 10**8  # its limit, less its use but for the page cache
+    monkeypatch.setattr(memory, "MEMINFO", str(tmp_path / "none"))  # not Linux: free pages, if known
+    assert memory.host_available_bytes() is None or memory.host_available_bytes() <= 15 * 10**8
+
+
+def test_a_gpu_without_room_refuses_the_model_in_one_sentence(monkeypatch):
+    module = torch.nn.Linear(1000, 1000)  # 4.0 MB
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (3 * 10**6, 80 * 10**9))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 10**6 - 10**5)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
+    with pytest.raises(InvalidOptionError) as info:
+        memory.check_fits(module, torch.device("cuda"), "hf:big")
+    assert _one_sentence(info.value) == ("hf:big needs 4.0 MB for its parameters but cuda has 3.9 MB free; use "
+                                         "another device (e.g. cpu) or free its memory.")
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 2 * 10**6)
+    memory.check_fits(module, torch.device("cuda"), "hf:big")  # 5 MB: the allocator's unused cache counts
+    memory.check_fits(module, torch.device("cpu"), "hf:big")  # the CPU's is checked before the build

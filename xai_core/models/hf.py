@@ -4,9 +4,10 @@ is never tried, whatever the environment says: a hub id is looked up in the cach
 (`try_to_load_from_cache`), transformers only ever reads local folders (`local_files_only`), and
 huggingface_hub's offline switch is held on while a model loads (`offline`), then set back; the
 environment is left as it was. Code shipped with a model is never run (`trust_remote_code=False`).
-The model is wrapped in `HFClassifier` (images in, logits out), its labels are `config.id2label`,
-and its image processor becomes a torchvision `ImageClassification` (resize, centre crop,
-normalise), checked against the processor itself (`hf_processor.py`).
+A config that describes a model larger than the free memory is refused before it is built
+(`memory.meta_bytes`). The model is wrapped in `HFClassifier` (images in, logits out), its labels
+are `config.id2label`, and its image processor becomes a torchvision `ImageClassification`
+(resize, centre crop, normalise), checked against the processor itself (`hf_processor.py`).
 
 transformers is optional: `pip install -r requirements-hf.txt`."""
 
@@ -27,6 +28,7 @@ from torch import nn
 
 from ..errors import InvalidOptionError, InvalidWeightsError, WeightsUnavailableError
 from .hf_processor import hf_transforms
+from .memory import host_available_bytes, in_words, meta_bytes
 from .specs import SourceModel
 
 HF = "hf"
@@ -83,8 +85,8 @@ def load_hf(arch: str, weights: Union[str, os.PathLike, None], names: Optional[S
     "DEFAULT") or random ones from its config (None), labelled `names` (default: `config.id2label`),
     at crop `input_size` (default: its processor's). Raises `WeightsUnavailableError` (not on this
     machine, no weights), `InvalidWeightsError` (unreadable or incomplete weights) or
-    `InvalidOptionError` (no transformers, not an image classifier, a processor or input size that
-    cannot be used)."""
+    `InvalidOptionError` (no transformers, not an image classifier, larger than the free memory, a
+    processor or input size that cannot be used)."""
     transformers, hub = _transformers()
     source = f"{HF}:{arch}"
     place = _place(arch.strip(), source, hub)
@@ -100,6 +102,7 @@ def load_hf(arch: str, weights: Union[str, os.PathLike, None], names: Optional[S
         if names is not None:
             config = _relabelled(config, names)
         auto = transformers.AutoModelForImageClassification
+        _check_size(auto, config, source)
         model = _pretrained(auto, place, config, source) if weights is not None else auto.from_config(config)
         transforms = hf_transforms(_processor(place, source, transformers), source, input_size)
     crop = tuple(transforms.crop_size)
@@ -202,6 +205,16 @@ def _place(text: str, source: str, hub) -> _Place:
         "offline; save it with save_pretrained into a folder (model and image processor), or download it into the "
         "Hugging Face cache on a machine with internet (huggingface-cli download ID) and copy the cache here."
     )
+
+
+def _check_size(auto, config, source: str) -> None:
+    """Refuse (one sentence) a config whose model would not fit in the memory free now: it is built
+    on the meta device first, and the count of its parameters stops as soon as it passes that."""
+    free = host_available_bytes()
+    if free is not None and meta_bytes(lambda: auto.from_config(copy.deepcopy(config)), free) is None:
+        raise InvalidOptionError(f"{source}'s {CONFIG} describes a model whose parameters alone need more than the "
+                                 f"{in_words(free)} of memory free here, so it is not built; give a smaller model "
+                                 "or free memory.")
 
 
 def _config(place: _Place, source: str, transformers):

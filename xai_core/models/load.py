@@ -18,6 +18,7 @@ from .architecture import describe, head_for, probe_input
 from .catalog import CatalogEntry
 from .checkpoints import Labels
 from .handle import ModelHandle, default_device
+from .memory import check_fits
 from .sources import SourceModel, is_source, load_source
 from .specs import AUTO, ModelSpec, builtin_models, get_model_spec
 from .weights import WEIGHTS_ENV, how_to_get, load_into, resolve
@@ -162,7 +163,9 @@ def _source_args(name: str, weights, labels, input_size, loaded: SourceModel) ->
 
 def _from_source(loaded: SourceModel, device: torch.device, load_args: dict) -> ModelHandle:
     """A handle for a source model: layers, default layer and reshapes from `architecture.describe`,
-    the default layer's head checked at once (and whether it is global-average-pool + linear)."""
+    the default layer's head checked at once (and whether it is global-average-pool + linear). A GPU
+    without room for it refuses it in one sentence."""
+    check_fits(loaded.module, device, loaded.source)
     module = loaded.module.eval().to(device)
     crop = loaded.transforms.crop_size
     size = (crop[0], crop[-1])
