@@ -6,8 +6,9 @@ huggingface_hub's offline switch is held on while a model loads (`offline`), the
 environment is left as it was. Code shipped with a model is never run (`trust_remote_code=False`).
 A config that describes a model larger than the free memory is refused before it is built
 (`memory.meta_bytes`). The model is wrapped in `HFClassifier` (images in, logits out), its labels
-are `config.id2label`, and its image processor becomes a torchvision `ImageClassification`
-(resize, centre crop, normalise), checked against the processor itself (`hf_processor.py`).
+are `config.id2label`, its name is its folder's own name (never its path) or its hub id, and its
+image processor becomes a torchvision `ImageClassification` (resize, centre crop, normalise),
+checked against the processor itself (`hf_processor.py`).
 
 transformers is optional: `pip install -r requirements-hf.txt`."""
 
@@ -69,7 +70,7 @@ def is_hub_id(text: str) -> bool:
 @dataclass(frozen=True)
 class _Place:
     """Where a model is: `target`, what loads it again from any folder (its absolute folder or hub
-    id), its `name` (the folder's own name or the id), its weights' origin in words
+    id), its `name` (the folder's own name or the id; never a path), its weights' origin in words
     (no path), and the local folder holding its files (the cache's snapshot for an id), the only
     place transformers is given."""
 
@@ -117,7 +118,7 @@ def load_hf(arch: str, weights: Union[str, os.PathLike, None], names: Optional[S
         source=source, title=title, module=module, categories=names or _labels(config), transforms=transforms,
         weights_source=place.words if weights is not None else RANDOM,
         weights_file=place.folder if weights is not None else None, build=build,
-        load_name=f"{HF}:{place.target}",
+        load_name=f"{HF}:{place.target}", name=f"{HF}:{place.name}",
     )
 
 
