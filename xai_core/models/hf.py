@@ -39,6 +39,10 @@ RANDOM = "random initialisation (no pretrained weights)"
 DEFAULT = "DEFAULT"
 #: A hub id: `name` or `owner/name`.
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+#: Config fields that say where, with what or in which dtype a model was saved (its tensors are
+#: float32 once loaded), or switch on extra outputs at run time; none changes the logits.
+_NOT_IDENTITY = frozenset({"_name_or_path", "_commit_hash", "transformers_version", "architectures", "dtype",
+                           "torch_dtype", "output_attentions", "output_hidden_states", "return_dict"})
 
 
 class HFClassifier(nn.Module):
@@ -51,6 +55,11 @@ class HFClassifier(nn.Module):
         super().__init__()
         self.model = model
         self.interpolate = interpolate
+        config = _identity_fields(model.config.to_dict())
+        #: What, besides its tensors, decides the outputs (for `ModelHandle.fingerprint`): the
+        #: model's class, its configuration (JSON, sorted keys) and `interpolate`, as built.
+        self.identity = (f"{type(model).__module__}.{type(model).__qualname__}\n"
+                         f"{json.dumps(config, sort_keys=True, default=str)}\ninterpolate={interpolate}")
 
     @property
     def config(self):
@@ -216,6 +225,13 @@ def _check_size(auto, config, source: str) -> None:
         raise InvalidOptionError(f"{source}'s {CONFIG} describes a model whose parameters alone need more than the "
                                  f"{in_words(free)} of memory free here, so it is not built; give a smaller model "
                                  "or free memory.")
+
+
+def _identity_fields(data):
+    """`data` (a config's dict, nested configs included) without the `_NOT_IDENTITY` fields."""
+    if isinstance(data, dict):
+        return {k: _identity_fields(v) for k, v in data.items() if k not in _NOT_IDENTITY}
+    return data
 
 
 def _config(place: _Place, source: str, transformers):
