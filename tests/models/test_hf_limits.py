@@ -19,7 +19,7 @@ import torch
 from xai_core.errors import InvalidOptionError, WeightsUnavailableError
 from xai_core.models import hf, load_model, memory
 
-from test_hf_source import _hub_cache, _one_sentence, _save
+from test_hf_source import EXPECTED, _classifier, _hub_cache, _one_sentence, _save
 
 transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
@@ -141,7 +141,30 @@ def test_a_model_that_fits_is_counted_exactly_without_being_allocated():
     tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}.values()
     assert counted == sum(t.numel() * (4 if t.is_floating_point() else t.element_size()) for t in tensors)
     assert counted > 300 * 10**6  # ViT-Base: 86 million parameters
-    assert memory.meta_bytes(lambda: auto.from_config(config), limit=10**6) is None
+    stopped = memory.meta_bytes(lambda: auto.from_config(config), limit=10**6)
+    assert 10**6 < stopped < counted  # stopped on the way
+
+
+@pytest.mark.parametrize("family", sorted(EXPECTED))
+def test_every_family_is_counted_on_the_meta_device(family):
+    """So that the size check is not skipped for any of them (None: not countable)."""
+    model = _classifier(family)[0]
+    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}.values()
+    real = sum(t.numel() * (4 if t.is_floating_point() else t.element_size()) for t in tensors)
+    config = model.config
+    config.architectures = [type(model).__name__]  # as saved (DeiT's auto class needs it)
+    assert memory.meta_bytes(lambda: transformers.AutoModelForImageClassification.from_config(config)) == real
+
+
+def test_a_model_that_cannot_be_built_on_the_meta_device_is_not_counted():
+    class ReadsValues(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(3))
+            self.steps = int(torch.linspace(0, 1, 3).sum().item())  # no values on the meta device
+
+    assert memory.meta_bytes(ReadsValues) is None
+    assert torch.empty(1).device.type == "cpu"
 
 
 def test_the_free_memory_is_the_hosts_within_a_containers_limit(tmp_path, monkeypatch):

@@ -219,9 +219,11 @@ def _place(text: str, source: str, hub) -> _Place:
 
 def _check_size(auto, config, source: str) -> None:
     """Refuse (one sentence) a config whose model would not fit in the memory free now: it is built
-    on the meta device first, and the count of its parameters stops as soon as it passes that."""
+    on the meta device first, and the count of its parameters stops as soon as it passes that (a
+    model that cannot be built there is not checked, as before)."""
     free = host_available_bytes()
-    if free is not None and meta_bytes(lambda: auto.from_config(copy.deepcopy(config)), free) is None:
+    need = None if free is None else meta_bytes(lambda: auto.from_config(copy.deepcopy(config)), free)
+    if need is not None and need > free:
         raise InvalidOptionError(f"{source}'s {CONFIG} describes a model whose parameters alone need more than the "
                                  f"{in_words(free)} of memory free here, so it is not built; give a smaller model "
                                  "or free memory.")

@@ -32,8 +32,10 @@ class _Passed(Exception):
 def meta_bytes(build: Callable[[], object], limit: Optional[int] = None) -> Optional[int]:
     """Bytes of the parameters and buffers registered by the modules `build()` makes (floating
     point counted as float32, the dtype models are run in), with `build` run on the meta device so
-    nothing is allocated; None as soon as they pass `limit` (the build is stopped there). Only this
-    thread's modules are counted; a tensor registered twice (tied weights) counts once."""
+    nothing is allocated. The build is stopped as soon as the count passes `limit` (the count so far
+    is returned, more than `limit`). None when `build` cannot run on the meta device (e.g. a model
+    that reads a tensor's values while it is built): the size is then unknown. Only this thread's
+    modules are counted; a tensor registered twice (tied weights) counts once."""
     me, seen, total = threading.get_ident(), {}, [0]
 
     def count(module: nn.Module, name: str, tensor: Optional[torch.Tensor]) -> None:
@@ -49,6 +51,8 @@ def meta_bytes(build: Callable[[], object], limit: Optional[int] = None) -> Opti
         with torch.device("meta"):
             build()
     except _Passed:
+        pass
+    except Exception:  # noqa: BLE001 - the model cannot be built without real tensors: its size is unknown
         return None
     finally:
         for hook in hooks:
