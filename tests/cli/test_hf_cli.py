@@ -34,7 +34,8 @@ def test_cam_on_a_hugging_face_folder(tiny_vit, tmp_path, capsys):
     assert cli.main(["cam", "--img", str(IMAGES / "cat.png"), "--model", f"hf:{tiny_vit}", "--method", "gradcam",
                      "--target", "dog", "--json", "--output", str(tmp_path / "c.png")]) == 0
     summary = json.loads(capsys.readouterr().out)  # nothing else on stdout (no progress bar, no load report)
-    assert summary["model"] == f"hf:{tiny_vit}" and summary["title"] == "tiny-vit (Hugging Face, vit)"
+    # the model is named by its folder's own name, never by the folder's path
+    assert summary["model"] == "hf:tiny-vit" and summary["title"] == "tiny-vit (Hugging Face, vit)"
     assert summary["weights_source"] == "the Hugging Face folder tiny-vit"
     assert summary["target"]["label"] == "dog" and summary["prediction"]["label"] in ("cat", "dog", "bird")
     assert (tmp_path / "c.png").is_file()

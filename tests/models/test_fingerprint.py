@@ -6,6 +6,7 @@ string is read as an index."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,32 @@ def test_a_label_names_its_class_before_a_digit_string_is_an_index(tmp_path):
     result = xai_core.explain(handle, Path(xai_core.__file__).parents[1] / "assets" / "images" / "cat.png",
                               ["gradcam"], target="20")
     assert (result.target, result.target_label) == (1, "20")
+
+
+@pytest.mark.parametrize("change", [{"hidden_act": "relu"}, {"layer_norm_eps": 1e-6}])
+def test_a_hugging_face_models_configuration_is_part_of_its_fingerprint(tmp_path, monkeypatch, change):
+    """The same tensors under another activation or layer-norm epsilon compute other outputs, so
+    they are another model; the same folder loaded twice, or again by its `load_args` (from another
+    working folder, with its labels), is the same model."""
+    transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional")
+    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=64, num_labels=3)
+    torch.manual_seed(0)
+    model = transformers.ViTForImageClassification(config)
+    processor = transformers.ViTImageProcessor(size={"height": 32, "width": 32})
+    for name in ("vit", "other"):
+        model.save_pretrained(tmp_path / name)
+        processor.save_pretrained(tmp_path / name)
+    other = json.loads((tmp_path / "other" / "config.json").read_text())
+    (tmp_path / "other" / "config.json").write_text(json.dumps({**other, **change}))
+    monkeypatch.chdir(tmp_path)
+    vit = xai_core.load_model("hf:vit", device="cpu", labels=["a", "b", "c"])
+    changed = xai_core.load_model("hf:other", device="cpu", labels=["a", "b", "c"])
+    assert changed.module.config.to_dict().items() >= change.items()  # the file was read as changed
+    for a, b in zip(vit.module.state_dict().values(), changed.module.state_dict().values()):
+        assert torch.equal(a, b)  # the same tensors
+    assert changed.fingerprint != vit.fingerprint
+    _same_model(xai_core.load_model("hf:vit", device="cpu", labels=["a", "b", "c"]), vit)
+    monkeypatch.chdir(tmp_path / "other")
+    _same_model(_again(vit), vit)
+    _same_model(_again(changed), changed)

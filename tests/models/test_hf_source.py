@@ -25,7 +25,8 @@ from xai_core import catalog
 from xai_core.errors import InvalidOptionError, InvalidWeightsError, WeightsUnavailableError, XAIError
 from xai_core.models import load_entry, load_model
 from xai_core.models.architecture import TokenGrid
-from xai_core.models.hf import HFClassifier, hf_transforms, misfit
+from xai_core.models.hf import HFClassifier
+from xai_core.models.hf_processor import hf_transforms, misfit
 
 transformers = need("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")

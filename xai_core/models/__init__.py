@@ -2,7 +2,8 @@
 checkpoint and labels, `hf:PATH_OR_ID` (a Hugging Face classifier, `hf.py`), or an entry of the
 deployment's models file) and the `ModelHandle` it returns. Open `load.py` first (`load_model`,
 `list_models`); `handle.py` holds `ModelHandle` and the guard around its shared module;
-`architecture/` finds a model's layers, reshapes and heads."""
+`architecture/` finds a model's layers, reshapes and heads; `memory.py` checks that a model fits
+before it is built or moved to a GPU."""
 
 from . import catalog
 from .architecture import Head

@@ -20,6 +20,7 @@ from torch import nn
 from .._names import split_names
 from ..errors import InvalidOptionError, UnknownNameError
 from .architecture import Head, head_for, probe_input
+from .hf import HFClassifier
 from .preprocessing import Prepared, prepare
 from .specs import ModelSpec
 
@@ -64,10 +65,14 @@ class ModelHandle:
     def fingerprint(self) -> str:
         """SHA-256 (hex) of what decides this model's outputs: its architecture and every parameter
         and buffer (name, dtype, shape, bytes), its preprocessing (resize, crop, mean, std,
-        interpolation) and its labels. The same weights read from another file or place give the
-        same fingerprint; retrained weights another. Computed once per handle."""
+        interpolation) and its labels; for a Hugging Face model also the wrapped model's class and
+        its configuration (activation, epsilons...: `HFClassifier.identity`). The same weights read
+        from another file or place give the same fingerprint; retrained weights, or the same ones
+        in another configuration, another. Computed once per handle."""
         digest = hashlib.sha256()
         digest.update(f"{type(self.module).__module__}.{type(self.module).__qualname__}\n".encode())
+        if isinstance(self.module, HFClassifier):
+            digest.update(f"{self.module.identity}\n".encode())
         for name, tensor in self.module.state_dict().items():
             flat = tensor.detach().to("cpu").contiguous().reshape(-1)
             digest.update(f"{name} {flat.dtype} {tuple(tensor.shape)}\n".encode())

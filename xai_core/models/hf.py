@@ -1,9 +1,14 @@
 """Model source `hf:PATH_OR_ID`: a Hugging Face image classifier (`AutoModelForImageClassification`)
 from a local `save_pretrained` folder, or by hub id from the local Hugging Face cache. The network
-is never used (`local_files_only`, and `HF_HUB_OFFLINE=1` unless set), nor code shipped with a model
-(`trust_remote_code=False`). The model is wrapped in `HFClassifier` (images in, logits out), its
-labels are `config.id2label`, and its image processor becomes a torchvision `ImageClassification`
-(resize, centre crop, normalise), checked against the processor itself on a probe image.
+is never tried, whatever the environment says: a hub id is looked up in the cache's folders
+(`try_to_load_from_cache`), transformers only ever reads local folders (`local_files_only`), and
+huggingface_hub's offline switch is held on while a model loads (`offline`), then set back; the
+environment is left as it was. Code shipped with a model is never run (`trust_remote_code=False`).
+A config that describes a model larger than the free memory is refused before it is built
+(`memory.meta_bytes`). The model is wrapped in `HFClassifier` (images in, logits out), its labels
+are `config.id2label`, its name is its folder's own name (never its path) or its hub id, and its
+image processor becomes a torchvision `ImageClassification` (resize, centre crop, normalise),
+checked against the processor itself (`hf_processor.py`).
 
 transformers is optional: `pip install -r requirements-hf.txt`."""
 
@@ -12,22 +17,19 @@ from __future__ import annotations
 import copy
 import inspect
 import json
-import math
 import os
 import re
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence, Union
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import nn
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms._presets import ImageClassification
 
 from ..errors import InvalidOptionError, InvalidWeightsError, WeightsUnavailableError
-from .preprocessing import prepare
+from .hf_processor import hf_transforms
+from .memory import host_available_bytes, in_words, meta_bytes
 from .specs import SourceModel
 
 HF = "hf"
@@ -35,16 +37,12 @@ CONFIG, PROCESSOR = "config.json", "preprocessor_config.json"
 RANDOM = "random initialisation (no pretrained weights)"
 #: The weights argument that means "the folder's own weights" (load_model's default).
 DEFAULT = "DEFAULT"
-#: Largest mean |ours - processor's| (normalised units) on the probe image, up to a one-pixel shift
-#: of the crop (`misfit`): our resize, crop and normalisation must be the processor's; only the
-#: kernels' rounding may differ (LANCZOS, approximated by BICUBIC, measures 5e-4).
-PREPROCESS_TOLERANCE = 0.02
 #: A hub id: `name` or `owner/name`.
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
-#: PIL resampling codes (the processors' `resample`) -> what the tensor resize offers. LANCZOS (1) is
-#: approximated by BICUBIC, as transformers' own torchvision backend does off the CPU.
-_RESAMPLE = {0: InterpolationMode.NEAREST_EXACT, 1: InterpolationMode.BICUBIC, 2: InterpolationMode.BILINEAR,
-             3: InterpolationMode.BICUBIC}
+#: Config fields that say where, with what or in which dtype a model was saved (its tensors are
+#: float32 once loaded), or switch on extra outputs at run time; none changes the logits.
+_NOT_IDENTITY = frozenset({"_name_or_path", "_commit_hash", "transformers_version", "architectures", "dtype",
+                           "torch_dtype", "output_attentions", "output_hidden_states", "return_dict"})
 
 
 class HFClassifier(nn.Module):
@@ -57,6 +55,11 @@ class HFClassifier(nn.Module):
         super().__init__()
         self.model = model
         self.interpolate = interpolate
+        config = _identity_fields(model.config.to_dict())
+        #: What, besides its tensors, decides the outputs (for `ModelHandle.fingerprint`): the
+        #: model's class, its configuration (JSON, sorted keys) and `interpolate`, as built.
+        self.identity = (f"{type(model).__module__}.{type(model).__qualname__}\n"
+                         f"{json.dumps(config, sort_keys=True, default=str)}\ninterpolate={interpolate}")
 
     @property
     def config(self):
@@ -75,9 +78,10 @@ def is_hub_id(text: str) -> bool:
 
 @dataclass(frozen=True)
 class _Place:
-    """Where a model is: `target` for `from_pretrained` (an absolute folder or a hub id), its `name`
-    (the folder's base name or the id), its weights' origin in words (no path), and the folder
-    holding its files (the cache's snapshot for an id)."""
+    """Where a model is: `target`, what loads it again from any folder (its absolute folder or hub
+    id), its `name` (the folder's own name or the id; never a path), its weights' origin in words
+    (no path), and the local folder holding its files (the cache's snapshot for an id), the only
+    place transformers is given."""
 
     target: str
     name: str
@@ -87,18 +91,19 @@ class _Place:
 
 def load_hf(arch: str, weights: Union[str, os.PathLike, None], names: Optional[Sequence[str]] = None,
             input_size: Optional[int] = None) -> SourceModel:
-    """Load `hf:arch` (a folder or a cached hub id): the folder's weights (`weights` "DEFAULT") or
-    random ones from its config (None), labelled `names` (default: `config.id2label`), at crop
-    `input_size` (default: its processor's). Raises `WeightsUnavailableError` (not on this machine,
-    no weights), `InvalidWeightsError` (unreadable or incomplete weights) or `InvalidOptionError`
-    (no transformers, not an image classifier, a processor or input size that cannot be used)."""
-    transformers = _transformers()
+    """Load `hf:arch` (a folder or a cached hub id), offline: the folder's weights (`weights`
+    "DEFAULT") or random ones from its config (None), labelled `names` (default: `config.id2label`),
+    at crop `input_size` (default: its processor's). Raises `WeightsUnavailableError` (not on this
+    machine, no weights), `InvalidWeightsError` (unreadable or incomplete weights) or
+    `InvalidOptionError` (no transformers, not an image classifier, larger than the free memory, a
+    processor or input size that cannot be used)."""
+    transformers, hub = _transformers()
     source = f"{HF}:{arch}"
-    place = _place(arch.strip(), source, transformers)
+    place = _place(arch.strip(), source, hub)
     if weights is not None and weights != DEFAULT:
         raise InvalidOptionError(f"{source} takes its weights from its own folder, not from {os.fspath(weights)!r}; "
                                  "give no weights (or DEFAULT), or none for random ones.")
-    with _quiet(transformers):
+    with offline(hub), _quiet(transformers):
         config = _config(place, source, transformers)
         title = f"{place.name} (Hugging Face, {config.model_type})"
         if names is not None and weights is not None and len(names) != config.num_labels:
@@ -107,6 +112,7 @@ def load_hf(arch: str, weights: Union[str, os.PathLike, None], names: Optional[S
         if names is not None:
             config = _relabelled(config, names)
         auto = transformers.AutoModelForImageClassification
+        _check_size(auto, config, source)
         model = _pretrained(auto, place, config, source) if weights is not None else auto.from_config(config)
         transforms = hf_transforms(_processor(place, source, transformers), source, input_size)
     crop = tuple(transforms.crop_size)
@@ -121,18 +127,48 @@ def load_hf(arch: str, weights: Union[str, os.PathLike, None], names: Optional[S
         source=source, title=title, module=module, categories=names or _labels(config), transforms=transforms,
         weights_source=place.words if weights is not None else RANDOM,
         weights_file=place.folder if weights is not None else None, build=build,
-        load_name=f"{HF}:{place.target}",
+        load_name=f"{HF}:{place.target}", name=f"{HF}:{place.name}",
     )
 
 
 def _transformers():
-    """The transformers package, loaded offline; one sentence when it is not installed."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # read when huggingface_hub is first imported
+    """The transformers and huggingface_hub packages; one sentence when they are not installed."""
     try:
+        import huggingface_hub.constants
         import transformers
     except ImportError:
         raise InvalidOptionError("Hugging Face models need transformers; pip install -r requirements-hf.txt.") from None
-    return transformers
+    return transformers, huggingface_hub
+
+
+class _Offline:
+    """huggingface_hub's offline switch (`constants.HF_HUB_OFFLINE`), held on while any load runs
+    (loads in several threads may overlap) and then set back to what it was. huggingface_hub reads
+    `HF_HUB_OFFLINE` from the environment once, when it is first imported (often by timm, before
+    any model is loaded), so setting the environment variable cannot be relied on; and the user's
+    environment is theirs, so it is left alone."""
+
+    def __init__(self) -> None:
+        self._lock, self._loads, self._before = threading.Lock(), 0, False
+
+    @contextmanager
+    def __call__(self, hub) -> Iterator[None]:
+        with self._lock:
+            if not self._loads:
+                self._before = hub.constants.HF_HUB_OFFLINE
+                hub.constants.HF_HUB_OFFLINE = True
+            self._loads += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._loads -= 1
+                if not self._loads:
+                    hub.constants.HF_HUB_OFFLINE = self._before
+
+
+#: `with offline(huggingface_hub):` no request to the hub can be made (see `_Offline`).
+offline = _Offline()
 
 
 @contextmanager
@@ -151,8 +187,11 @@ def _quiet(transformers) -> Iterator[None]:
             logging.enable_progress_bar()
 
 
-def _place(text: str, source: str, transformers) -> _Place:
-    """The folder `text` names, else the cached model of hub id `text`."""
+def _place(text: str, source: str, hub) -> _Place:
+    """The folder `text` names, else the cached model of hub id `text`, found by reading the cache's
+    folders (huggingface_hub's `try_to_load_from_cache`: no request, unlike transformers'
+    `cached_file`, which builds request headers and may fetch a registry even with
+    `local_files_only`)."""
     if not text:
         raise InvalidOptionError("hf: needs a folder or a Hugging Face hub id after it, e.g. hf:./my-vit.")
     path = os.path.expanduser(text)
@@ -166,17 +205,35 @@ def _place(text: str, source: str, transformers) -> _Place:
         return _Place(folder, name, f"the Hugging Face folder {name}", folder)
     if is_hub_id(text):
         try:
-            found = transformers.utils.cached_file(text, CONFIG, local_files_only=True,
-                                                   _raise_exceptions_for_missing_entries=False)
-        except (OSError, ValueError):  # not in the cache (nothing is downloaded)
+            found = hub.try_to_load_from_cache(text, CONFIG)
+        except (OSError, ValueError):  # an id the cache cannot hold
             found = None
-        if found:
+        if isinstance(found, str) and os.path.isfile(found):  # not None, nor "known to be missing"
             return _Place(text, text, f"the Hugging Face cache ({text})", os.path.dirname(found))
     raise WeightsUnavailableError(
         f"{source} is not on this machine (no such folder, nor in the Hugging Face cache) and models are loaded "
         "offline; save it with save_pretrained into a folder (model and image processor), or download it into the "
         "Hugging Face cache on a machine with internet (huggingface-cli download ID) and copy the cache here."
     )
+
+
+def _check_size(auto, config, source: str) -> None:
+    """Refuse (one sentence) a config whose model would not fit in the memory free now: it is built
+    on the meta device first, and the count of its parameters stops as soon as it passes that (a
+    model that cannot be built there is not checked, as before)."""
+    free = host_available_bytes()
+    need = None if free is None else meta_bytes(lambda: auto.from_config(copy.deepcopy(config)), free)
+    if need is not None and need > free:
+        raise InvalidOptionError(f"{source}'s {CONFIG} describes a model whose parameters alone need more than the "
+                                 f"{in_words(free)} of memory free here, so it is not built; give a smaller model "
+                                 "or free memory.")
+
+
+def _identity_fields(data):
+    """`data` (a config's dict, nested configs included) without the `_NOT_IDENTITY` fields."""
+    if isinstance(data, dict):
+        return {k: _identity_fields(v) for k, v in data.items() if k not in _NOT_IDENTITY}
+    return data
 
 
 def _config(place: _Place, source: str, transformers):
@@ -196,7 +253,7 @@ def _config(place: _Place, source: str, transformers):
         raise InvalidOptionError(f"{source} holds {what}, not an image classifier that transformers' "
                                  "AutoModelForImageClassification loads (e.g. vit, deit, swin, beit, convnext).")
     try:
-        return transformers.AutoConfig.from_pretrained(place.target, local_files_only=True, trust_remote_code=False)
+        return transformers.AutoConfig.from_pretrained(place.folder, local_files_only=True, trust_remote_code=False)
     except Exception as err:  # noqa: BLE001 - any failure to read the config is the file's fault
         raise InvalidOptionError(f"{source}'s {CONFIG} cannot be read as a {kind} config ({type(err).__name__}); "
                                  "save the model again with save_pretrained.") from None
@@ -220,7 +277,7 @@ def _pretrained(auto, place: _Place, config, source: str) -> nn.Module:
     """The model with its own weights, every tensor of it read from them (a base model without its
     classifier is refused: its head would be random)."""
     try:
-        model, info = auto.from_pretrained(place.target, config=config, local_files_only=True,
+        model, info = auto.from_pretrained(place.folder, config=config, local_files_only=True,
                                            trust_remote_code=False, dtype=torch.float32, output_loading_info=True)
     except OSError:  # no weights file (the folder) or not downloaded (the cache)
         raise WeightsUnavailableError(f"{source} holds no weights transformers can read (model.safetensors or "
@@ -237,136 +294,11 @@ def _pretrained(auto, place: _Place, config, source: str) -> nn.Module:
 
 def _processor(place: _Place, source: str, transformers):
     try:
-        return transformers.AutoImageProcessor.from_pretrained(place.target, local_files_only=True,
+        return transformers.AutoImageProcessor.from_pretrained(place.folder, local_files_only=True,
                                                                trust_remote_code=False)
     except Exception as err:  # noqa: BLE001 - a missing or unreadable preprocessor_config.json
         raise InvalidOptionError(f"{source} has no usable image processor ({PROCESSOR}: {type(err).__name__}); "
                                  "save it next to the model with processor.save_pretrained(folder).") from None
-
-
-# --- preprocessing -----------------------------------------------------------------------------
-
-
-def hf_transforms(processor, source: str, input_size: Optional[int] = None) -> ImageClassification:
-    """The image processor's resize, centre crop, scaling and normalisation as a torchvision
-    `ImageClassification` (sizes may be [height, width] lists: an exact resize), at crop
-    `input_size` when given. Raises `InvalidOptionError` for a processor it cannot express, or whose
-    output it does not reproduce on a probe image."""
-    kind = type(processor).__name__
-    factor = float(getattr(processor, "rescale_factor", 0) or 0) if getattr(processor, "do_rescale", True) else 1.0
-    if not math.isclose(factor, 1 / 255, rel_tol=1e-4):
-        raise InvalidOptionError(f"{source}'s image processor ({kind}) scales pixels by {factor:g}, not 1/255; "
-                                 "only processors that map pixels to [0, 1] before normalising are supported.")
-    resize, crop = _sizes(processor, source, kind)
-    if getattr(processor, "do_normalize", True):
-        mean, std = _triple(processor.image_mean), _triple(processor.image_std)
-    else:
-        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    resample = getattr(processor, "resample", None)
-    interpolation = _interpolation(resample)
-    if interpolation is None:
-        raise InvalidOptionError(f"{source}'s image processor ({kind}) resizes with resampling {resample!r}; "
-                                 "only nearest, bilinear, bicubic and lanczos are supported.")
-    transforms = _classification(resize, crop, mean, std, interpolation)
-    _check_preprocessing(transforms, processor, source, kind)
-    if not input_size:
-        return transforms
-    size = int(input_size)
-    scaled = [round(size * r / c) for r, c in zip(resize, crop)] if len(resize) == 2 else \
-        [round(size * resize[0] / min(crop))]
-    return _classification(scaled, [size, size], mean, std, interpolation)
-
-
-def _interpolation(resample) -> Optional[InterpolationMode]:
-    """The tensor resize's mode for a processor's `resample` (a PIL code, or a torchvision mode;
-    None: bilinear, transformers' default), or None when it has none."""
-    if isinstance(resample, InterpolationMode):
-        return resample if resample in _RESAMPLE.values() else None
-    try:
-        return _RESAMPLE.get(int(2 if resample is None else resample))
-    except (TypeError, ValueError):
-        return None
-
-
-def _sizes(processor, source: str, kind: str) -> tuple[list[int], list[int]]:
-    """(resize, crop) in torchvision's terms: [h, w] resizes to exactly that, [n] the shorter edge to n."""
-    size = getattr(processor, "size", None)
-    height, width, short = (_field(size, k) for k in ("height", "width", "shortest_edge"))
-    cropped = getattr(processor, "do_center_crop", False) and getattr(processor, "crop_size", None) is not None
-    crop = [_field(processor.crop_size, "height"), _field(processor.crop_size, "width")] if cropped else None
-    pct = getattr(processor, "crop_pct", None)
-    unsupported = not getattr(processor, "do_resize", True) or any(
-        _field(size, k) for k in ("longest_edge", "max_height", "max_width")) or (crop is not None and None in crop)
-    if not unsupported and height and width and not short and not pct:
-        return [height, width], crop or [height, width]  # ViT: an exact resize, then maybe a crop (DeiT)
-    if not unsupported and short and pct and crop is None:  # ConvNeXt: shorter edge to short / crop_pct, crop
-        return ([int(short / pct)], [short, short]) if short < 384 else ([short, short], [short, short])
-    if not unsupported and short and crop:  # BiT / DINOv2 / CLIP (and PoolFormer, by short / crop_pct)
-        return [int(short / pct) if pct else short], crop
-    raise InvalidOptionError(f"{source}'s image processor ({kind}) does not resize every image to one size "
-                             f"(size {_shown(size)}, centre crop {crop}); only fixed-size processors are supported.")
-
-
-def _field(size, key: str) -> Optional[int]:
-    """`size[key]` of a size dict or transformers' `SizeDict` (None when absent or zero)."""
-    if size is None:
-        return None
-    value = size.get(key) if isinstance(size, dict) else getattr(size, key, None)
-    return int(value) if value else None
-
-
-def _shown(size) -> dict:
-    keys = ("height", "width", "shortest_edge", "longest_edge", "max_height", "max_width")
-    return {k: _field(size, k) for k in keys if _field(size, k)}
-
-
-def _triple(values) -> tuple[float, float, float]:
-    values = [float(values)] * 3 if isinstance(values, (int, float)) else [float(v) for v in values]
-    return tuple(values) * (3 // len(values))  # type: ignore[return-value]
-
-
-def _classification(resize: list[int], crop: list[int], mean, std, interpolation) -> ImageClassification:
-    """torchvision's preset with `resize` and `crop` as given: its constructor takes one int each
-    and wraps it in a list, so [height, width] sizes are set afterwards (its `forward`, and
-    `preprocessing.prepare`, resize and crop to exactly a two-element list)."""
-    transforms = ImageClassification(crop_size=crop[0], resize_size=resize[0], mean=mean, std=std,
-                                     interpolation=interpolation, antialias=True)
-    transforms.resize_size, transforms.crop_size = list(resize), list(crop)
-    return transforms
-
-
-def _probe_image() -> Image.Image:
-    """A smooth, textured, landscape picture (not square: the resize rule shows)."""
-    y, x = np.mgrid[0:300, 0:400] / 40.0
-    rgb = np.stack([np.sin(x) * np.cos(y), np.sin(x + y), np.cos(0.5 * x - y)], axis=-1)
-    return Image.fromarray(((rgb + 1) * 127.5).astype(np.uint8))
-
-
-def _check_preprocessing(transforms: ImageClassification, processor, source: str, kind: str) -> None:
-    """Refuse (one sentence) when `transforms` does not give the processor's pixel values."""
-    image = _probe_image()
-    try:
-        want = torch.as_tensor(processor(images=image, return_tensors="pt")["pixel_values"], dtype=torch.float32)
-    except Exception as err:  # noqa: BLE001 - a processor that cannot take an RGB picture
-        raise InvalidOptionError(f"{source}'s image processor ({kind}) fails on an RGB picture "
-                                 f"({type(err).__name__}); save a working processor with save_pretrained.") from None
-    got = prepare(transforms, [image], torch.device("cpu")).x
-    if got.shape != want.shape or misfit(got, want) > PREPROCESS_TOLERANCE:
-        raise InvalidOptionError(f"{source}'s image processor ({kind}) prepares images in a way that resize, centre "
-                                 "crop and normalisation do not reproduce; use a model with a standard processor.")
-
-
-def misfit(got: torch.Tensor, want: torch.Tensor) -> float:
-    """Mean |got - want| at the best of the nine one-pixel shifts: torchvision's centre crop rounds a
-    half-pixel offset (Python's `round`), transformers' truncates it, so a crop may sit one pixel off."""
-    h, w = got.shape[-2:]
-    best = float("inf")
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            a = got[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)]
-            b = want[..., max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
-            best = min(best, float((a - b).abs().mean()))
-    return best
 
 
 def _check_input(module: nn.Module, crop: tuple, source: str, input_size: Optional[int]) -> None:
@@ -380,4 +312,4 @@ def _check_input(module: nn.Module, crop: tuple, source: str, input_size: Option
         raise InvalidOptionError(f"{source} does not take {size} images ({type(err).__name__}); {fix}.") from None
 
 
-__all__ = ["HF", "HFClassifier", "hf_transforms", "is_hub_id", "load_hf", "misfit"]
+__all__ = ["HF", "HFClassifier", "is_hub_id", "load_hf", "offline"]

@@ -18,6 +18,7 @@ from .architecture import describe, head_for, probe_input
 from .catalog import CatalogEntry
 from .checkpoints import Labels
 from .handle import ModelHandle, default_device
+from .memory import check_fits
 from .sources import SourceModel, is_source, load_source
 from .specs import AUTO, ModelSpec, builtin_models, get_model_spec
 from .weights import WEIGHTS_ENV, how_to_get, load_into, resolve
@@ -162,8 +163,11 @@ def _source_args(name: str, weights, labels, input_size, loaded: SourceModel) ->
 
 def _from_source(loaded: SourceModel, device: torch.device, load_args: dict) -> ModelHandle:
     """A handle for a source model: layers, default layer and reshapes from `architecture.describe`,
-    the default layer's head checked at once (and whether it is global-average-pool + linear)."""
+    the default layer's head checked at once (and whether it is global-average-pool + linear), named
+    by its `name` (else as asked for). A GPU without room for it refuses it in one sentence."""
+    check_fits(loaded.module, device, loaded.source)
     module = loaded.module.eval().to(device)
+    name = loaded.name or loaded.source
     crop = loaded.transforms.crop_size
     size = (crop[0], crop[-1])
     try:
@@ -172,7 +176,7 @@ def _from_source(loaded: SourceModel, device: torch.device, load_args: dict) -> 
         raise InvalidOptionError(f"{loaded.source} cannot be explained: {err}") from None
     head = head_for(module, arch.default_layer, probe_input(module, size))
     spec = ModelSpec(
-        name=loaded.source,
+        name=name,
         title=loaded.title,
         build=loaded.build,
         weights={},
@@ -183,7 +187,7 @@ def _from_source(loaded: SourceModel, device: torch.device, load_args: dict) -> 
         gap_linear_layers=frozenset({arch.default_layer} if head.gap_linear else ()),
     )
     handle = ModelHandle(
-        name=loaded.source,
+        name=name,
         spec=spec,
         module=module,
         categories=loaded.categories,

@@ -60,7 +60,8 @@ class SourceModel:
     """A model from a source: `module` in eval mode (on the CPU), its labels and preprocessing,
     where its weights came from (in words, no path) and the file (or folder) read (or None).
     `load_name`: the name that loads it again from any folder (e.g. an `hf:` folder made
-    absolute), when it differs from `source`."""
+    absolute), when it differs from `source`; `name`: the model's name on pages and in reports,
+    when it differs from `source` (an `hf:` folder is named by its own name, never by its path)."""
 
     source: str
     title: str
@@ -71,6 +72,7 @@ class SourceModel:
     weights_file: Optional[str]
     build: Callable[[], nn.Module]
     load_name: Optional[str] = None
+    name: Optional[str] = None
 
 
 #: The virtual model name: ResNet-50 when its weights can be had, else the bundled EfficientNet-Lite0.

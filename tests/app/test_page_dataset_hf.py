@@ -1,0 +1,67 @@
+"""A results folder made by `python -m xai_core batch --model hf:/absolute/folder` names its model by
+the folder's own name: summary.json, index.html, the Dataset page and the CAM page it hands an image
+to show no server path."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from xai_core import cli
+from _apptest import errors as _errors, new_app, page as _page, run as _run
+from _no_paths import forbidden_strings, leaks
+from test_app_no_paths import all_text
+
+transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
+                                                          "pip install -r requirements-hf.txt (CI installs it)")
+IMAGES = Path(__file__).resolve().parents[2] / "assets" / "images"
+
+
+@pytest.fixture(scope="module")
+def hf_results(tmp_path_factory) -> tuple[Path, Path]:
+    """(results root, the model's folder): a tiny random ViT saved under an absolute path, and its
+    batch run over two photos, "vit-run"."""
+    base = tmp_path_factory.mktemp("hfdata")
+    folder = base / "models" / "tiny-vit"
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=2, intermediate_size=64, num_labels=3,
+                                    id2label={0: "cat", 1: "coffee", 2: "flower"})
+    transformers.ViTForImageClassification(config).save_pretrained(folder)
+    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    photos = base / "photos"
+    photos.mkdir()
+    for name in ("cat.png", "coffee.png"):
+        shutil.copy(IMAGES / name, photos / name)
+    root = base / "results"
+    assert cli.main(["batch", "--model", f"hf:{folder.resolve()}", "--input", str(photos), "--output",
+                     str(root / "vit-run"), "--method", "gradcam", "--pictures", "maps", "--device", "cpu"]) == 0
+    return root, folder
+
+
+def test_summary_and_index_name_the_model_by_its_folders_name(hf_results):
+    root, folder = hf_results
+    forbidden = forbidden_strings(folder, root)
+    for name in ("summary.json", "index.html"):
+        text = (root / "vit-run" / name).read_text()
+        assert "hf:tiny-vit" in text and not leaks(text, forbidden), name
+
+
+def test_the_dataset_page_and_the_cam_page_show_no_server_path(monkeypatch, hf_results):
+    root, folder = hf_results
+    monkeypatch.setenv("XAI_RESULTS_ROOT", str(root))
+    app = _page(_run(new_app(monkeypatch)), "dataset")
+    app.segmented_control(key="w:dataset.source").set_value("Results folder")
+    app = _run(app)
+    assert not _errors(app) and app.selectbox(key="w:dataset.folder").value == "vit-run"
+    forbidden = forbidden_strings(folder, root)
+    assert not leaks(all_text(app), forbidden)
+    buttons = [b for b in app.button if str(b.key).startswith("open.")]
+    buttons[0].click()
+    app = _run(app)  # the CAM page: the results' model is not offered there, which a notice says
+    assert app.title[0].value == "Compare CAM methods" and not _errors(app)
+    text = all_text(app)
+    assert "hf:tiny-vit" in text and not leaks(text, forbidden)
