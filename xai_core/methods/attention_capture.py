@@ -191,7 +191,7 @@ def _probe(handle: ModelHandle, size: tuple) -> Layout:
         with torch.no_grad():
             if torch.allclose(skipping(captured.tokens[-1]), logits, rtol=1e-4, atol=1e-5):
                 tail = skipping
-    weights = token_weights(model, sites[-1].block, x, captured.tokens[-1])
+    weights = token_weights(model, tail, captured.tokens[-1])
     if weights is None:
         return Layout(sites, reason=f"{handle.title}'s classifier does not read the tokens of its last attention "
                                     "block")

@@ -6,9 +6,9 @@ class token joined with the patch mean (DINOv2), or the mean of two heads on the
 distillation tokens (distilled DeiT). Attention rollout and gradient-weighted relevance read the
 matching weighted sum of rows, so the weights are measured on the model rather than assumed.
 
-The probe: one forward of the probe input with the last block's output replaced by tokens that are
-all equal (each image's mean token), and `f`, the input of the classifier (every `nn.Linear` that
-runs after the block and outputs [B, classes]; their inputs joined; the logits where there is none).
+The probe: the model's tail (last block's tokens -> logits) applied to tokens that are all equal (the
+probe image's mean token), and `f`, the input of the classifier (every `nn.Linear` of the tail that
+outputs [B, classes]; their inputs joined; the logits where there is none).
 A token's weight is the Frobenius norm of the Jacobian d f / d token, normalised over tokens. For a
 head that maps every token through the same function (a final norm) and then pools linearly (class
 token, mean, concatenation of both, average of heads) this is exact: equal tokens make that function's
@@ -19,7 +19,7 @@ transformers reports how a head pools, so this is written here."""
 from __future__ import annotations
 
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -28,36 +28,27 @@ from torch import nn
 _CHUNK = 128
 
 
-def token_weights(model: nn.Module, block: str, x: torch.Tensor, tokens: torch.Tensor) -> Optional[tuple]:
-    """The weight (summing to 1) of each of the N tokens that `block` (a module path) outputs, as
-    the head pools them, probed on input `x` whose `block` tokens were `tokens` [B, N, D]; None
-    when the classifier's input does not depend on them. Raises what the model's forward raises."""
+def token_weights(model: nn.Module, tail: Callable, tokens: torch.Tensor) -> Optional[tuple]:
+    """The weight (summing to 1) of each of the N tokens of the last attention block, as the head
+    pools them: `tail` maps that block's tokens [B, N, D] to the logits (the layout's, checked to
+    reproduce them), `tokens` are the block's tokens on the probe input (its first image is used).
+    None when the classifier's input does not depend on them. Raises what the model's code raises."""
     owner = threading.get_ident()
-    equal = tokens.detach().mean(dim=1, keepdim=True).expand_as(tokens).clone().requires_grad_(True)
-    state = {"after": False}
+    equal = tokens[:1].detach().mean(dim=1, keepdim=True).expand_as(tokens[:1]).clone().requires_grad_(True)
     features: list = []
 
-    def replace(module, inputs, output):
-        if threading.get_ident() != owner:
-            return None
-        state["after"] = True
-        if isinstance(output, torch.Tensor):
-            return equal
-        return type(output)([equal, *output[1:]]) if isinstance(output, (tuple, list)) else None
-
     def record(module, inputs, output):
-        if threading.get_ident() == owner and state["after"]:
+        if threading.get_ident() == owner and isinstance(output, torch.Tensor) and output.dim() == 2:
             features.append((inputs[0], output))
 
-    hooks = [model.get_submodule(block).register_forward_hook(replace)]
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, nn.Linear)]
     try:
-        hooks += [m.register_forward_hook(record) for m in model.modules() if isinstance(m, nn.Linear)]
         with torch.enable_grad():
-            logits = model(x)
+            logits = tail(equal)
     finally:
         for hook in hooks:
             hook.remove()
-    heads = [i for i, o in features if isinstance(o, torch.Tensor) and o.shape == logits.shape and o.dim() == 2]
+    heads = [i for i, o in features if o.shape == logits.shape and i.requires_grad]
     f = torch.cat([i.flatten(1) for i in heads], dim=1) if heads else logits
     norms = _jacobian_norms(f.float(), equal)
     total = float(norms.sum())
@@ -81,7 +72,7 @@ def _jacobian_norms(f: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
             grads = [torch.autograd.grad(f, tokens, c, retain_graph=True, allow_unused=True)[0] for c in cotangents]
             grads = None if grads[0] is None else torch.stack(grads)
         if grads is not None:
-            squared += grads.double().pow(2).sum(dim=(0, 3))
+            squared += torch.linalg.vector_norm(grads, dim=(0, 3)).double().square()  # one pass, no copy
     return squared.sqrt().mean(dim=0)
 
 
