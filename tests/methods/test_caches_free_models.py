@@ -16,6 +16,7 @@ import xai_core
 from conftest import IMAGES
 from xai_core.faithfulness.estimate import estimate_evaluation_seconds, observe_evaluation
 from xai_core.faithfulness.sanity import randomized_handle
+from xai_core.models.architecture import head_for, probe_input
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -69,3 +70,32 @@ def test_a_timm_or_torchvision_vit_is_freed(name):
     refs = _use(handle)
     del handle
     assert _freed(refs)
+
+
+class _NoIsolation(torch.nn.Module):
+    """Only a whole-model replay can serve as this model's head."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m(x) * (2 + x.mean())
+
+
+def test_a_weak_replay_head_gives_the_same_logits_and_frees_its_model():
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = _NoIsolation(torchvision.models.resnet18(num_classes=5)).eval()
+    x = probe_input(model, (32, 32))
+    head = head_for(model, "m.layer3", x)
+    assert not head.exact
+    weak = head.weakly()
+    activations = torch.randn(1, 256, 2, 2)
+    with torch.no_grad():
+        assert torch.equal(weak(activations), head(activations))
+    ref = weakref.ref(model)
+    del model, head
+    assert _freed([ref])
+    with pytest.raises(ReferenceError):
+        weak(activations)
