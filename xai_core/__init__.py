@@ -19,7 +19,8 @@ from .errors import (
 )
 from .explain import Explanation, explain, explain_batch
 from .images import load_image
-from .methods import Cost, MethodSpec, OptionSpec, estimate_cost, get_method, list_methods, methods_for
+from .methods import (Cost, MethodSpec, OptionSpec, attention_unavailable, estimate_cost, get_method, list_methods,
+                      methods_for)
 from .models import ModelHandle, default_device, list_models, load_model
 from .predict import Prediction, predict
 from .models import ModelSpec, get_model_spec
@@ -50,6 +51,7 @@ __all__ = [
     "UnknownNameError",
     "WeightsUnavailableError",
     "XAIError",
+    "attention_unavailable",
     "default_device",
     "explain",
     "explain_batch",

@@ -95,6 +95,7 @@ def test_cam_page_with_the_bundled_cnn_does_not_offer_them(app: AppTest):
     offered = _offered(pills)
     assert "gradcam" in offered and not set(ATTENTION) & set(offered)
     assert "read the transformer's attention" not in pills.help
+    assert "are not offered:" in pills.help and "it is a convolutional network" in pills.help  # and why
 
 
 def test_faithfulness_page_scores_legrad(saved_vit, monkeypatch):

@@ -23,11 +23,12 @@ from .registry import (
     get_method,
     list_methods,
     method_specs,
+    attention_unavailable,
     methods_for,
     register_method,
     resolve_options,
 )
 
-__all__ = ["ACTIVATION", "ATTENTION", "ATTENTION_METHODS", "attention_layout", "check_applies", "Cost", "GAP_IDENTICAL", "GRADIENT", "GRADIENT8", "KPCA_KERNELS", "MethodSpec", "MethodsArg",
+__all__ = ["ACTIVATION", "ATTENTION", "ATTENTION_METHODS", "attention_layout", "attention_unavailable", "check_applies", "Cost", "GAP_IDENTICAL", "GRADIENT", "GRADIENT8", "KPCA_KERNELS", "MethodSpec", "MethodsArg",
            "OWN_PASS", "OptionSpec", "PERTURBATION", "estimate_cost", "get_method", "list_methods", "method_specs", "methods_for",
            "register_method", "resolve_options"]

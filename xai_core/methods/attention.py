@@ -15,8 +15,10 @@ explained forward recorded (`attention_capture`), for a whole batch at once.
   the self-attention rule): R = I, then R += mean over heads of (dy_t/dA (.) A) clipped at zero, times R,
   block by block, where y_t is the target logit.
 
-Rollout and relevance read the class token's row (the first token; the mean of all rows for a model
-without prefix tokens). Nothing here exists in pytorch-grad-cam or in TorchCAM beyond LeGrad on
+Rollout and relevance read the row of the tokens the classifier reads: the rows weighted as the head
+pools the last block's tokens (`attention_pooling`, probed once per model): the class token's row for
+a class-token classifier, the patch rows' mean for mean pooling (BEiT, CLIP), half the class token's
+and half the patches' mean for DINOv2, the class and distillation tokens' mean for distilled DeiT. Nothing here exists in pytorch-grad-cam or in TorchCAM beyond LeGrad on
 torchvision ViTs, so it is written here; TorchCAM is the tests' oracle for LeGrad."""
 
 from __future__ import annotations
@@ -109,8 +111,14 @@ def _discard(fused: torch.Tensor, ratio: float) -> torch.Tensor:
 
 
 def _read(relevance: torch.Tensor, layout: Layout) -> torch.Tensor:
-    """The row the classifier reads: the class token's, or all rows' mean without prefix tokens."""
-    row = relevance[:, 0] if layout.prefix else relevance.mean(dim=1)
+    """The row of the tokens the classifier reads: the rows weighted by `layout.weights` (how the
+    head pools the last block's tokens), a single row where it reads one token (the class token's)."""
+    weights = torch.as_tensor(layout.weights, dtype=relevance.dtype, device=relevance.device)
+    read = weights.nonzero().flatten()
+    if read.numel() == 1 and float(weights[read[0]]) == 1.0:
+        row = relevance[:, int(read[0])]
+    else:
+        row = torch.einsum("bqk,q->bk", relevance, weights)
     return row[:, layout.prefix:]
 
 

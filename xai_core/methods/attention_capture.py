@@ -34,6 +34,7 @@ from torch import nn
 from ..models import ModelHandle, guard
 from ..models.architecture import TokenGrid, head_for, probe_input
 from ..models.architecture.layers import is_attention
+from .attention_pooling import token_weights
 
 TORCH, TIMM, HF = "torch", "timm", "transformers"
 
@@ -52,15 +53,18 @@ class Site:
 @dataclass(frozen=True, eq=False)
 class Layout:
     """What a model offers the attention methods: its attention sites in forward order, the prefix
-    tokens (class, distillation, registers) before the gh x gw patch grid, and `tail`, the head from
-    the last block's tokens to the logits. `reason`: why the methods do not apply (one sentence about
-    the model), or None when they do."""
+    tokens (class, distillation, registers) before the gh x gw patch grid, `tail`, the head from
+    the last block's tokens to the logits (it holds the model only by weak reference), and `weights`,
+    the weight of each of the last block's tokens in what the head reads (`attention_pooling`:
+    one-hot on the class token for a class-token classifier). `reason`: why the methods do not apply
+    (one sentence about the model), or None when they do."""
 
     sites: tuple = ()
     prefix: int = 0
     grid: tuple = (0, 0)
     tail: Optional[Callable] = None
     reason: Optional[str] = None
+    weights: tuple = ()
 
 
 @dataclass
@@ -116,25 +120,48 @@ def _block(model: nn.Module, path: str) -> str:
     return ""
 
 
-_LAYOUTS: "weakref.WeakKeyDictionary[nn.Module, Layout]" = weakref.WeakKeyDictionary()
+# module -> {input size: Layout}. No value references its module (the tails hold it weakly), so a
+# dropped model is freed with its entry.
+_LAYOUTS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
 def attention_layout(handle: ModelHandle) -> Layout:
-    """The model's `Layout`, found once per model by one probe forward of two images (cached)."""
+    """The model's `Layout` at the handle's input size, found once per model and size by one probe
+    forward of two images (cached). Never raises for the model's sake: a probe that fails gives a
+    `Layout` whose `reason` says so (not cached, so a passing failure is probed again)."""
+    crop = tuple(handle.transforms.crop_size)
+    size = (int(crop[0]), int(crop[-1]))
     with guard(handle):
-        layout = _LAYOUTS.get(handle.module)
+        per_size = _LAYOUTS.setdefault(handle.module, {})
+        layout = per_size.get(size)
         if layout is None:
-            layout = _LAYOUTS[handle.module] = _probe(handle)
+            try:
+                layout = per_size[size] = _probe(handle, size)
+            except Exception as err:  # noqa: BLE001 - any failure of the model's own code: not offered, and why
+                first = (str(err).splitlines() or [""])[0].strip().rstrip(".") or type(err).__name__
+                layout = Layout(reason=f"probing {handle.title}'s attention failed ({first})")
     return layout
 
 
-def _probe(handle: ModelHandle) -> Layout:
+def _unreadable(handle: ModelHandle) -> str:
+    """Why a model without attention sites is refused: a CNN, or attention modules of a kind this
+    module cannot record (named)."""
+    kinds = sorted({type(m).__name__ for m in handle.module.modules() if is_attention(m)})
+    if not kinds:
+        return f"{handle.title} has no attention blocks (it is a convolutional network)"
+    windows = any("Window" in k for k in kinds)
+    return (f"{handle.title}'s attention cannot be read: its attention modules ({', '.join(kinds)}) are not a "
+            "kind whose weights can be recorded (PyTorch's nn.MultiheadAttention, timm's Attention or a Hugging "
+            "Face attention declared for output_attentions)"
+            + (" and they attend inside local windows (as Swin does), so no map would cover the whole image"
+               if windows else ""))
+
+
+def _probe(handle: ModelHandle, size: tuple) -> Layout:
     model = handle.module
     sites = tuple(find_sites(model))
     if not sites:
-        return Layout(reason=f"{handle.title} has no attention blocks (it is a convolutional network)")
-    crop = tuple(handle.transforms.crop_size)
-    size = (crop[0], crop[-1])
+        return Layout(reason=_unreadable(handle))
     one = probe_input(model, size).to(handle.device)
     x = torch.cat([one, one.flip(-1)])
     try:
@@ -158,13 +185,17 @@ def _probe(handle: ModelHandle) -> Layout:
     if any(a.shape[-1] != tokens for a in captured.attentions):
         return Layout(sites, reason=f"{handle.title}'s blocks do not all attend over the same tokens (a pooling "
                                     "transformer)")
-    tail = head_for(model, sites[-1].block, one)
+    tail = head_for(model, sites[-1].block, one).weakly()  # cached with the model as key: held weakly
     if not tail.exact:  # a replay re-runs every block: skip them instead, where that gives the logits
         skipping = SkippingTail(model, [s.block for s in sites], handle.lock, size)
         with torch.no_grad():
             if torch.allclose(skipping(captured.tokens[-1]), logits, rtol=1e-4, atol=1e-5):
                 tail = skipping
-    return Layout(sites, grid.prefix, (grid.height, grid.width), tail)
+    weights = token_weights(model, tail, captured.tokens[-1])
+    if weights is None:
+        return Layout(sites, reason=f"{handle.title}'s classifier does not read the tokens of its last attention "
+                                    "block")
+    return Layout(sites, grid.prefix, (grid.height, grid.width), tail, weights=weights)
 
 
 class SkippingTail:
@@ -177,16 +208,20 @@ class SkippingTail:
     exact = True
 
     def __init__(self, model: nn.Module, blocks: list, lock, size: tuple) -> None:
-        self._model, self._blocks, self._lock, self._size = model, list(blocks), lock, size
+        # weakly: the tail lives in the layout cache, whose key is the model
+        self._model, self._blocks, self._lock, self._size = weakref.ref(model), list(blocks), lock, size
 
     def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+        model = self._model()
+        if model is None:
+            raise ReferenceError("the model of this attention layout has been freed")
         blank = torch.zeros(tokens.shape[0], 3, *self._size, device=tokens.device, dtype=tokens.dtype)
         with self._lock, ExitStack() as stack:
             for path in self._blocks[:-1]:
-                stack.enter_context(_forward_replaced(self._model.get_submodule(path), _pass_through))
-            stack.enter_context(_forward_replaced(self._model.get_submodule(self._blocks[-1]),
+                stack.enter_context(_forward_replaced(model.get_submodule(path), _pass_through))
+            stack.enter_context(_forward_replaced(model.get_submodule(self._blocks[-1]),
                                                   lambda *args, **kwargs: tokens))
-            return self._model(blank)
+            return model(blank)
 
 
 def _pass_through(*args, **kwargs):

@@ -161,9 +161,21 @@ def list_methods(kind: Optional[str] = None) -> list[str]:
 
 def methods_for(handle: ModelHandle) -> list[str]:
     """The method ids that apply to `handle`'s model: all of them, less the attention methods where
-    the model has no global self-attention (a CNN, Swin's windows): what a method picker offers."""
-    applies = attention_layout(handle).reason is None
+    `attention_unavailable` gives a reason (a CNN, Swin's windows, a probe that failed): what a method
+    picker offers. Never raises for the model's sake."""
+    applies = attention_unavailable(handle) is None
     return [m for m in list_methods() if applies or _METHODS.get(m).kind != ATTENTION]
+
+
+def attention_unavailable(handle: ModelHandle) -> Optional[str]:
+    """Why the attention methods are not offered for `handle`'s model (one sentence about the model,
+    without the final period), or None when they are. Never raises: any failure of the probe is the
+    reason."""
+    try:
+        return attention_layout(handle).reason
+    except Exception as err:  # noqa: BLE001 - the picker must open whatever the model does
+        first = (str(err).splitlines() or [""])[0].strip().rstrip(".") or type(err).__name__
+        return f"probing {handle.title}'s attention failed ({first})"
 
 
 def get_method(method_id: str) -> MethodSpec:

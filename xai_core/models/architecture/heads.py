@@ -9,7 +9,9 @@ slower, correct by construction, and also checked. A wrong head is never returne
 
 from __future__ import annotations
 
+import copy
 import threading
+import weakref
 from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
@@ -46,14 +48,41 @@ class _ClassToken(nn.Module):
 
 
 class _ForwardHead(nn.Module):
-    """timm's `model.forward_head`; the model is held without being registered as a child."""
+    """timm's `model.forward_head`; the model (or a weak reference to it: `Head.weakly`) is held
+    without being registered as a child."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model) -> None:
         super().__init__()
         self.__dict__["_model"] = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.__dict__["_model"].forward_head(x)
+        return _held(self.__dict__["_model"]).forward_head(x)
+
+
+def _held(model) -> nn.Module:
+    """`model`, or the model a weak reference points to (ReferenceError once it is freed)."""
+    if isinstance(model, weakref.ref):
+        model = model()
+        if model is None:
+            raise ReferenceError("the model of this head has been freed")
+    return model
+
+
+def _weak(module):
+    """`module` with every reference to the whole model made weak (`Head.weakly`)."""
+    if isinstance(module, _ForwardHead):
+        held = module.__dict__["_model"]
+        return _ForwardHead(held if isinstance(held, weakref.ref) else weakref.ref(held))
+    if isinstance(module, _Replay):
+        weak = copy.copy(module)
+        weak.model = module.model if isinstance(module.model, weakref.ref) else weakref.ref(module.model)
+        weak.tail = _weak(module.tail)
+        return weak
+    if isinstance(module, nn.Sequential):
+        children = [_weak(child) for child in module]
+        changed = any(a is not b for a, b in zip(children, module))
+        return nn.Sequential(*children) if changed else module
+    return module
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +102,12 @@ class Head:
 
     def __call__(self, activations: torch.Tensor) -> torch.Tensor:
         return self.module(activations)
+
+    def weakly(self) -> "Head":
+        """This head holding the whole model only by weak reference (its layers, children of the
+        model, are held as before), for a cache keyed by the model: the cache must not keep its
+        key alive. Calling it after the model is freed raises ReferenceError."""
+        return replace(self, module=_weak(self.module))
 
     def bind(self, model: nn.Module, x: torch.Tensor) -> "Head":
         """This head for activations computed from input `x` (an exact head ignores the input, a
@@ -115,9 +150,10 @@ class _Replay:
                                  f"got activations of shape {tuple(activations.shape)}.")
             return activations.clone()
 
-        handle = self.model.get_submodule(self.layer).register_forward_hook(swap)
+        model = _held(self.model)
+        handle = model.get_submodule(self.layer).register_forward_hook(swap)
         try:
-            out = self.model.get_submodule(self.anchor)(*args, **kwargs)
+            out = model.get_submodule(self.anchor)(*args, **kwargs)
         finally:
             handle.remove()
         return self.tail(out)
