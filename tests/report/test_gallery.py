@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from _browser import chromium
-from xai_core.report.gallery import PAGE, gallery_order
+from xai_core.report.gallery import CHUNK, PAGE, gallery_order
 from xai_core.report.html_reports import write_dataset_report
 
 METHODS = ("gradcam", "layercam")
@@ -159,3 +159,27 @@ def test_without_its_sidecar_the_page_says_so_and_shows_the_first_page(paged_run
         assert f"the first {PAGE} of {len(rows)} images only" in page.locator("#partial").inner_text()
         assert page.locator(".card").count() == PAGE and page.locator("#count").inner_text() == f"{PAGE} of {PAGE} images"
         assert errors == []
+
+
+def test_thumbnails_are_made_a_chunk_at_a_time(tmp_path):
+    """The job gives the report its rows without thumbnails and a function that makes them: the
+    report asks for at most a page or a chunk at a time (the whole run's thumbnails, about 1 GB at
+    100k images x 8 methods, are never in memory at once), and writes exactly what it writes for
+    rows that carry their thumbnails."""
+    rows = make_rows(3 * CHUNK + 7)
+    bare = [{k: v for k, v in r.items() if k != "thumbs"} for r in rows]
+    by_key = {r["key"]: r for r in rows}
+    asked = []
+
+    def thumbnails(some):
+        asked.append(len(some))
+        return [by_key[r["key"]] for r in some]
+
+    out_given, out_made = tmp_path / "given", tmp_path / "made"
+    for out in (out_given, out_made):
+        out.mkdir()
+    write_dataset_report(out_given, rows, _summary(len(rows)))
+    write_dataset_report(out_made, bare, _summary(len(rows)), thumbnails)
+    assert max(asked) <= max(CHUNK, PAGE) and sum(asked) == len(rows)
+    files = lambda out: {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert files(out_made) == files(out_given)

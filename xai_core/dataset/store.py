@@ -127,7 +127,7 @@ def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings,
     summary = summarize(rows, settings, categories)
     summary["input"] = os.path.basename(os.path.normpath(root))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
-    write_dataset_report(out, with_thumbnails(out, rows, settings.methods), summary)
+    write_dataset_report(out, rows, summary, lambda some: with_thumbnails(out, some, settings.methods))
     return rows, prune_pictures(out, keys.values(), by_key.values())
 
 

@@ -23,7 +23,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -40,6 +40,12 @@ _LEFT_OUT = ("thumbs", "maps_file", "maps_index", "content_key", "top5_labels", 
 #: A key that is safe as a file name (the dataset's keys are hex digits and a dash).
 _KEY = re.compile(r"[0-9a-f-]{1,64}")
 _PALETTE = np.uint8(JET).reshape(-1).tolist()
+#: Rows with their map thumbnails (`thumbs`) from rows without (`dataset.with_thumbnails`): called on
+#: a page or a chunk of rows at a time, so the whole run's thumbnails are never in memory at once.
+Thumbnails = Callable[[Sequence[dict]], list[dict]]
+#: Rows per chunk of the thumbnails and per task of the pool (Pillow's PNG encoder and the writes
+#: release the GIL).
+CHUNK = 256
 #: Characters that must not appear raw inside a <script> block (an HTML parser reads `</script>`,
 #: `<!--` before JSON.parse does).
 _SCRIPT_UNSAFE = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
@@ -115,18 +121,24 @@ def _column(values: list) -> list:
             else _finite(v) for v in values]
 
 
-def index_columns(rows: Sequence[dict], methods: Sequence[str]) -> dict:
+def index_columns(rows: Sequence[dict], methods: Sequence[str], thumbs: Optional[list] = None) -> dict:
     """What the page filters, sorts and shows of every row, by column: {"n", "columns", "values",
-    "thumb"} (`thumb`: each row's [h, w, method indices] of gallery/thumbs/KEY.png, or None)."""
+    "thumb"} (`thumb`: each row's [h, w, method indices] of gallery/thumbs/KEY.png, or None; given
+    as `thumbs`, else read from the rows' own `thumbs`)."""
     names, known = _columns(rows), {}
     return {"n": len(rows), "columns": names, "values": [_column([r.get(k) for r in rows]) for k in names],
-            "thumb": [_thumb(r, methods, known) for r in rows]}
+            "thumb": thumbs if thumbs is not None else [_thumb(r, methods, known) for r in rows]}
 
 
-def _write_thumbs(folder: Path, rows: Sequence[dict], methods: Sequence[str]) -> None:
+def _write_thumbs(folder: Path, rows: Sequence[dict], methods: Sequence[str],
+                  thumbnails: Optional[Thumbnails]) -> list:
+    """Each row's `_thumb` entry, writing its gallery/thumbs/KEY.png where missing (the rows' thumbnails
+    made by `thumbnails` first, when given, and dropped once written)."""
     known: dict = {}
-    for row in rows:
+    entries = []
+    for row in thumbnails(rows) if thumbnails is not None else rows:
         thumb = _thumb(row, methods, known)
+        entries.append(thumb)
         path = folder / f"{row['key']}.png"
         if thumb is None or path.exists():  # a key names one image and settings: its maps never change
             continue
@@ -137,36 +149,39 @@ def _write_thumbs(folder: Path, rows: Sequence[dict], methods: Sequence[str]) ->
         data = io.BytesIO()
         strip.save(data, "PNG", compress_level=1)
         write_atomic(path, data.getvalue(), sync=False)  # thumbnails: made again from the maps
+    return entries
 
 
-def write_gallery(out: Path, rows: Sequence[dict], methods: Sequence[str]) -> Optional[str]:
-    """Write the sidecars of `rows` (in `gallery_order`) into `out/gallery`: the thumbnails of the
-    rows beyond the first page, then the rows' script. Returns that script's path relative to
-    `out`, or None when every row fits in index.html (nothing written)."""
+def write_gallery(out: Path, rows: Sequence[dict], methods: Sequence[str],
+                  thumbnails: Optional[Thumbnails] = None) -> tuple[Optional[str], set[str]]:
+    """Write the sidecars of `rows` (in `gallery_order`; the first page with its `thumbs`) into
+    `out/gallery`: the thumbnails of the rows beyond the first page (from their own `thumbs`, or
+    made by `thumbnails` a chunk at a time), then the rows' script. Returns that script's path
+    relative to `out` (None when every row fits in index.html: nothing written) and the names of
+    the thumbnail files it reads (for `prune_gallery`)."""
     if len(rows) <= PAGE:
-        return None
+        return None, set()
     folder = Path(out) / FOLDER
     (folder / "thumbs").mkdir(parents=True, exist_ok=True)
-    rest = rows[PAGE:]
-    step = 256  # rows per task of the pool: Pillow's PNG encoder and the writes release the GIL
-    list(worker_pool().map(lambda i: _write_thumbs(folder / "thumbs", rest[i:i + step], methods),
-                           range(0, len(rest), step)))
-    index = json.dumps(index_columns(rows, methods), allow_nan=False, separators=(",", ":"))
+    rest, known = rows[PAGE:], {}
+    chunks = worker_pool().map(lambda i: _write_thumbs(folder / "thumbs", rest[i:i + CHUNK], methods, thumbnails),
+                               range(0, len(rest), CHUNK))
+    thumbs = [_thumb(r, methods, known) for r in rows[:PAGE]] + [t for chunk in chunks for t in chunk]
+    index = json.dumps(index_columns(rows, methods, thumbs), allow_nan=False, separators=(",", ":"))
     text = f"xaiGallery({index.translate(_SCRIPT_UNSAFE)});\n".encode()  # index_columns has no NaN left
     name = f"rows-{hashlib.sha256(text).hexdigest()[:16]}.js"
     write_atomic(folder / name, text)
-    return f"{FOLDER}/{name}"
+    return f"{FOLDER}/{name}", {f"{r.get('key')}.png" for r, t in zip(rest, thumbs[PAGE:]) if t is not None}
 
 
-def prune_gallery(out: Path, rows: Sequence[dict], script: Optional[str]) -> int:
-    """Remove what of `out/gallery` index.html no longer reads (other rows scripts, thumbnails of
-    rows that are gone or in the first page; everything when `script` is None); returns how many
-    files were removed."""
+def prune_gallery(out: Path, script: Optional[str], thumbs: set[str]) -> int:
+    """Remove what of `out/gallery` index.html no longer reads (other rows scripts, thumbnails not in
+    `thumbs`: of rows that are gone or in the first page; everything when `script` is None); returns
+    how many files were removed."""
     folder = Path(out) / FOLDER
     if not folder.is_dir():
         return 0
-    keep = {Path(script).name} if script else set()
-    keep |= {f"{r.get('key')}.png" for r in rows[PAGE:] if script and r.get("thumbs")}
+    keep = ({Path(script).name} | thumbs) if script else set()
     removed = 0
     for path in [*folder.glob("rows-*.js"), *folder.glob("thumbs/*.png"), *folder.glob("**/.*.tmp")]:
         if path.name not in keep:
@@ -175,5 +190,5 @@ def prune_gallery(out: Path, rows: Sequence[dict], script: Optional[str]) -> int
     return removed
 
 
-__all__ = ["FOLDER", "PAGE", "classes_of", "gallery_order", "index_columns", "prune_gallery", "script_json",
+__all__ = ["CHUNK", "FOLDER", "PAGE", "Thumbnails", "classes_of", "gallery_order", "index_columns", "prune_gallery", "script_json",
            "sort_keys", "write_gallery"]

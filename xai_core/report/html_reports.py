@@ -28,7 +28,8 @@ from ..faithfulness import RANDOM
 from ..predict import LOW_CONFIDENCE
 from .dataset_figures import interval_text, scores_in
 from .figures import PNG_EXPORT
-from .gallery import PAGE, classes_of, gallery_order, prune_gallery, script_json, sort_keys, write_gallery
+from .gallery import (PAGE, Thumbnails, classes_of, gallery_order, prune_gallery, script_json, sort_keys,
+                      write_gallery)
 from .pictures import JET
 
 NAMES = {"deletion_auc": "deletion AUC (lower is better)", "insertion_auc": "insertion AUC (higher is better)",
@@ -36,16 +37,21 @@ NAMES = {"deletion_auc": "deletion AUC (lower is better)", "insertion_auc": "ins
 SHORT = {"deletion_auc": "deletion", "insertion_auc": "insertion", "road_combined": "ROAD"}
 
 
-def write_dataset_report(out: Path, rows: Sequence[dict], summary: dict) -> Path:
+def write_dataset_report(out: Path, rows: Sequence[dict], summary: dict,
+                         thumbnails: Optional[Thumbnails] = None) -> Path:
     """Write `out/index.html` for `rows` (results.parquet's) and `summary` (summary.json's), with
     the gallery's sidecars in `out/gallery` first (`gallery.write_gallery`) and, once index.html is
-    written, without those it no longer reads. Every file is written atomically: a failed write (a
-    full disk) leaves the previous index.html whole."""
+    written, without those it no longer reads. `thumbnails` gives rows their map thumbnails a page
+    or a chunk at a time (None: the rows carry theirs). Every file is written atomically: a failed
+    write (a full disk) leaves the previous index.html whole."""
     path = Path(out) / "index.html"
     rows = gallery_order(rows)
-    script = write_gallery(out, rows, summary.get("settings", {}).get("methods", []))
+    if thumbnails is not None:
+        rows[:PAGE] = thumbnails(rows[:PAGE])
+    methods = summary.get("settings", {}).get("methods", [])
+    script, thumbs = write_gallery(out, rows, methods, thumbnails)
     write_atomic(path, dataset_report_html(rows, summary, script))
-    prune_gallery(out, rows, script)
+    prune_gallery(out, script, thumbs)
     return path
 
 
