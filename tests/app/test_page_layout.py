@@ -328,7 +328,8 @@ def test_hostile_names_are_text_on_every_page(app, hostile_app):
     try:
         _settle(page, "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 6")
         text = page.locator("body").inner_text().replace("\u2060", "")
-        assert f"Model: {TITLE}" in text  # the banner shows the title as it was written
+        if f"Model: {TITLE}" not in text:  # the banner shows the title as it was written
+            problems.append("start: the model's title is not shown as written")
         check("start")
         _go(page, "Compare CAM methods", "Compare CAM methods")
         _settle(page, HEATMAPS.format(n=5))
@@ -345,7 +346,8 @@ def test_hostile_names_are_text_on_every_page(app, hostile_app):
         _settle(page, "document.querySelectorAll('.js-plotly-plot').length >= 2 && "
                       "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 8")
         check("dataset")
-        assert "<img src=x onerror=alert(1)>" in page.locator("body").inner_text()  # a class folder, as text
+        if "<img src=x onerror=alert(1)>" not in page.locator("body").inner_text():  # a class folder, as text
+            problems.append("dataset: the class folder's name is not shown as written")
     finally:
         page.close()
     assert problems == [] and page.foreign == [], "\n".join(problems + page.foreign)

@@ -7,7 +7,6 @@ Images are embedded once per panel as PNG data URIs (`go.Image(source=...)`), he
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 import textwrap
@@ -138,7 +137,7 @@ def build_heatmap_grid(
         fig.add_trace(
             heatmap_trace(
                 maps[title], coloraxis="coloraxis", opacity=float(opacity), name=html_text(title),
-                hovertemplate="x=%{x}, y=%{y}<br>importance %{z:.2f}<extra>" + html.escape(title) + "</extra>",
+                hovertemplate="x=%{x}, y=%{y}<br>importance %{z:.2f}<extra>" + html_text(title) + "</extra>",
             ),
             row=row + 1, col=col + 1,
         )
