@@ -13,6 +13,7 @@ import xai_core
 from pages import _panels as P
 from pages import _state as S
 from pages._streamlit_internals import forget_unknown_page
+from xai_core.report import markdown_text
 
 #: The browser tab's icon: a local file the app serves itself (an emoji or :material: icon would be
 #: fetched from the internet, and a server offline would show none).
@@ -40,16 +41,17 @@ def _model_picker() -> None:
     titles = {name: S.model_title(name) for name in S.model_names()}
     if ss[S.MODEL] not in titles:  # a models-file model no longer offered (file edited or broken)
         ss[S.MODEL] = S.AUTO
-    st.selectbox(
+    st.selectbox(  # a select box shows its options as plain text (no Markdown): titles as they are
         "Model", list(titles), **S.bind(S.MODEL), format_func=titles.__getitem__,
         help="auto uses ResNet-50 when its weights are available, else the bundled EfficientNet-Lite0. "
         "The server's models file (the README's *Explain your own model*) can offer more.",
     )
     if S.models_file_error():
-        st.error(f"{S.models_file_error()} Only the built-in models are offered.", icon=":material/error:")
+        st.error(f"{markdown_text(S.models_file_error())} Only the built-in models are offered.",
+                 icon=":material/error:")
     notice = ss.pop(S.QUERY_NOTICE, None)
     if notice:
-        st.warning(notice, icon=":material/link_off:")
+        st.warning(markdown_text(notice), icon=":material/link_off:")
 
 
 def _take_new_file(file, source: str) -> None:
@@ -88,14 +90,14 @@ def _image_picker() -> None:
     else:
         _take_new_file(st.camera_input("Take a photo", key="w:camera"), "camera")
     if ss[S.UPLOAD_ERROR] and source != samples:
-        st.error(ss[S.UPLOAD_ERROR] + " The previous image is still in use.", icon=":material/error:")
+        st.error(markdown_text(ss[S.UPLOAD_ERROR]) + " The previous image is still in use.", icon=":material/error:")
     digest, data, name = S.current_image()
     try:
-        st.image(S.thumbnail(digest, data), caption=f"Current image: {name}", width="stretch")
+        st.image(S.thumbnail(digest, data), caption=f"Current image: {markdown_text(name)}", width="stretch")
         for notice in S.image_notices(digest, data):
             st.info(notice, icon=":material/photo_size_select_large:")
     except xai_core.XAIError as err:  # cannot happen for a validated image, but never show a traceback
-        st.error(str(err))
+        st.error(markdown_text(err))
 
 
 with st.sidebar:

@@ -4,7 +4,6 @@ Widgets and layout only; computing goes through the cached wrappers in `_state`.
 
 from __future__ import annotations
 
-import html
 import threading
 import time
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ import streamlit as st
 import xai_core
 from pages import _state as S
 from pages import _streamlit_internals as internals
-from xai_core.report import figures, image_report_html
+from xai_core.report import figures, html_text, image_report_html, markdown_text
 from xai_core.models import PREFERRED
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": figures.PNG_EXPORT}
@@ -27,7 +26,7 @@ def safe(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         return call(*args, **kwargs)
     except xai_core.XAIError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(markdown_text(err), icon=":material/error:")
         return None
 
 
@@ -40,9 +39,9 @@ def load_active_model() -> tuple[xai_core.ModelHandle, str]:
         handle = S.get_model(name, S.catalog_entry(name))
     except xai_core.XAIError as err:
         if name == S.AUTO:
-            st.error(str(err), icon=":material/error:")
+            st.error(markdown_text(err), icon=":material/error:")
             st.stop()
-        st.error(f"{err} Showing the automatic choice instead.", icon=":material/error:")
+        st.error(f"{markdown_text(err)} Showing the automatic choice instead.", icon=":material/error:")
         handle = safe(S.get_model, S.AUTO)
         if handle is None:
             st.stop()
@@ -58,14 +57,14 @@ def active_model() -> tuple[xai_core.ModelHandle, str]:
 def model_banner(handle: xai_core.ModelHandle) -> None:
     """One line naming the model and where its weights came from; why this model, and how to get
     ResNet-50, behind it (an expander). Shows no server path: `weights_source` and `notice` have none."""
-    with st.expander(f"Model: {model_description(handle)}", icon=":material/memory:"):
+    with st.expander(f"Model: {markdown_text(model_description(handle))}", icon=":material/memory:"):
         entry = S.catalog_entry(handle.name)
         if handle.notice:
-            st.markdown(_escape_markdown(f"**Why this model:** {handle.notice}"))
-        elif entry is not None:
-            st.markdown(_escape_markdown(f"**Why this model:** {entry.title} was chosen in the sidebar; this "
-                                         f"server's models file offers it (id `{entry.name}`, source `{entry.source}`, "
-                                         f"{len(handle.categories)} classes)."))
+            st.markdown(f"**Why this model:** {markdown_text(handle.notice)}")
+        elif entry is not None:  # the models file's strings as text (no code span: a ` in them would end it)
+            st.markdown(f"**Why this model:** {markdown_text(entry.title)} was chosen in the sidebar; this server's "
+                        f"models file offers it (id “{markdown_text(entry.name)}”, source "
+                        f"“{markdown_text(entry.source)}”, {len(handle.categories)} classes).")
         elif handle.name == PREFERRED:
             st.markdown(f"**Why this model:** {handle.spec.title} is the default: torchvision's ImageNet-pretrained "
                         "weights, found on the server.")
@@ -80,11 +79,6 @@ def model_banner(handle: xai_core.ModelHandle) -> None:
 def model_description(handle: xai_core.ModelHandle) -> str:
     """'<title> · weights: <source>' (no server path): the banner's line and the reports' model setting."""
     return f"{handle.spec.title} · weights: {handle.weights_source}"
-
-
-def _escape_markdown(text: str) -> str:
-    """`text` with the characters Streamlit's Markdown would turn into LaTeX escaped."""
-    return text.replace("$", "\\$")
 
 
 def page_header(title: str, intro: str) -> None:
@@ -106,7 +100,7 @@ def method_picker(label: str, options: list[str], key: str, help: str) -> list[s
 def fitted_caption(text: str) -> None:
     """A caption on one line that ends with an ellipsis where its column is too narrow, the whole text
     on hover (Streamlit's captions break inside a long word, e.g. a file name, in a narrow column)."""
-    escaped = html.escape(text, quote=True)
+    escaped = html_text(text, quote=True)  # one line: a blank line would end the HTML block
     st.markdown(f'<div class="xai-fit" title="{escaped}" style="overflow:hidden;text-overflow:ellipsis;'
                 f'white-space:nowrap;font-size:0.8rem;color:rgba(49,51,63,0.6);text-align:center">{escaped}</div>',
                 unsafe_allow_html=True)
@@ -146,10 +140,10 @@ def prediction_panel(handle: xai_core.ModelHandle, model: str, stacked: bool = F
         rank = st.radio(
             "Explain which class?", options, **S.bind(S.TARGET_RANK),
             format_func=lambda r: "Another class (why not X?)" if r == S.OTHER
-            else f"{predictions[r][1]} ({S.percent(predictions[r][2])})",
+            else f"{markdown_text(predictions[r][1])} ({S.percent(predictions[r][2])})",  # radio options: Markdown
         )
         if rank == S.OTHER:
-            other = st.selectbox(
+            other = st.selectbox(  # its options are plain text (no Markdown)
                 f"Search all {n_classes} classes", range(n_classes), **S.bind(S.TARGET_OTHER),
                 format_func=lambda i: f"{handle.categories[i]} (#{i})",
             )

@@ -7,7 +7,7 @@ import streamlit as st
 import xai_core
 from pages import _panels as P
 from pages import _state as S
-from xai_core.report import figures
+from xai_core.report import figures, markdown_text
 
 S.ensure_entry_point()
 P.page_header(
@@ -43,7 +43,7 @@ def _controls() -> tuple[list[str], str, bool, bool]:
     layers = list(handle.layers)
     layer = layer_col.selectbox(
         "Target layer", layers, **S.bind(S.CAM_LAYER),
-        help=f"Default: {S.cam_default_layer(handle)}, the last layer before global pooling, where the "
+        help=f"Default: {markdown_text(S.cam_default_layer(handle))}, the last layer before global pooling, where the "
         "methods differ (at the pooled layer Grad-CAM and HiResCAM are identical by construction).",
     )
     aug = smoothing_col.toggle("Augmentation smoothing", **S.bind(S.AUG_SMOOTH),
@@ -80,7 +80,7 @@ def _slow_maps(methods, layer, aug, eig, costs) -> tuple[list[xai_core.Explanati
     pending = [m for m in methods if costs[m].seconds > S.CONFIRM_ABOVE_S and (run, m) not in ss[S.CAM_APPROVED]]
     if pending:
         total = sum(costs[m].seconds for m in pending)
-        lines = "\n".join(f"- **{xai_core.get_method(m).title}** at {layer}: {costs[m].detail}, "
+        lines = "\n".join(f"- **{xai_core.get_method(m).title}** at {markdown_text(layer)}: {costs[m].detail}, "
                           f"about {S.duration(costs[m].seconds)}" for m in pending)
         ask = st.empty()
         with ask.container():
@@ -136,14 +136,14 @@ if not explanations:
 maps, seconds, notes = _collect(explanations, methods)
 first = explanations[0]
 later = f" ({len(waiting)} more waiting for your go-ahead above)" if waiting else ""
-st.subheader(f"Why “{first.target_label}” ({S.percent(first.target_probability)})? "
-             f"{len(maps)} method{'s' * (len(maps) != 1)} at {layer}{later}")
+st.subheader(f"Why “{markdown_text(first.target_label)}” ({S.percent(first.target_probability)})? "
+             f"{len(maps)} method{'s' * (len(maps) != 1)} at {markdown_text(layer)}{later}")
 empty = [t for t, cam in maps.items() if float(cam.max()) == 0.0]
 if empty:
     notes.append(f"Empty maps ({', '.join(empty)}): at {layer}, no region raised the score of "
                  f"“{first.target_label}”.")
-for note in notes:
-    st.info(note, icon=":material/lightbulb:")
+for note in notes:  # sentences naming layers and classes: text
+    st.info(markdown_text(note), icon=":material/lightbulb:")
 fig = figures.build_cam_grid(first.image, maps, seconds, opacity=opacity, colorscale=cmap, columns=columns)
 P.show_chart(fig, f"cam_{image_name.rsplit('.', 1)[0]}_{layer}", key="cam_grid")
 if shared_pass is not None and len(shared_pass.maps) > 1:  # counts the maps shown, not those asked for

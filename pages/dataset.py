@@ -12,6 +12,7 @@ from pages import _panels as P
 from pages import _dataset_state as D
 from pages import _state as S
 from xai_core.report import dataset_figures as DF
+from xai_core.report import markdown_text
 
 PER_PAGE = 12
 
@@ -138,7 +139,7 @@ def _explain(files, request, methods, layer, target, evaluate, steps) -> Optiona
         st.stop()  # a control changed or Cancel was pressed: the next run starts at once
     except xai_core.XAIError as err:
         ss[D.DATA_PENDING] = None
-        st.error(str(err), icon=":material/error:")
+        st.error(markdown_text(err), icon=":material/error:")
         return None
     finally:
         cancel.empty()
@@ -189,12 +190,12 @@ def _summary(view: dict) -> None:
                            if settings.get("target") is not None else "each image’s top class")]
     if summary.get("fingerprint"):
         facts.append(f"model fingerprint {summary['fingerprint']}")
-    st.markdown(" · ".join(facts))
+    st.markdown(" · ".join(markdown_text(fact) for fact in facts))  # read from the folder: text
     if "accuracy" in summary:
         st.metric("Top-1 accuracy (against the folder names)", DF.interval_text(summary["accuracy"], percent=True),
                   help="The share of images whose top class is their folder's name, with its 95% Wilson interval.")
     if summary.get("accuracy_note"):
-        st.caption(summary["accuracy_note"][0].upper() + summary["accuracy_note"][1:] + ".")
+        st.caption(markdown_text(summary["accuracy_note"][0].upper() + summary["accuracy_note"][1:] + "."))
     if not summary.get("explained"):
         return
     scored = bool(DF.scores_in(summary))
@@ -202,7 +203,8 @@ def _summary(view: dict) -> None:
     P.show_chart(DF.build_score_intervals(summary), "dataset_scores", key="dataset_scores")
     if scored:
         P.show_chart(DF.build_win_rates(summary), "dataset_win_rates", key="dataset_win_rates")
-        st.table(DF.win_rate_table(summary))  # a static table wraps its cells: it fits any width
+        table = DF.win_rate_table(summary)  # a static table wraps its cells: it fits any width; cells are Markdown
+        st.table({markdown_text(c): [markdown_text(v) for v in values] for c, values in table.items()})
         st.caption("A win: the method's map scores better than the random map on the same image (deletion: lower; "
                    "insertion and ROAD: higher). Near 50% is no better than chance.")
     else:
@@ -242,7 +244,7 @@ def _gallery(view: dict) -> None:
 def _item(view: dict, row: dict, titles: dict) -> None:
     with st.container(border=True):
         if row.get("error"):
-            st.warning(f"{row['path']}: {row['error']}", icon=":material/block:")
+            st.warning(markdown_text(f"{row['path']}: {row['error']}"), icon=":material/block:")
             return
         columns = st.columns([1] * (1 + len(titles)) + [1.6 + 0.25 * len(titles)], gap="small")
         picture = view["picture"]
@@ -263,10 +265,10 @@ def _item(view: dict, row: dict, titles: dict) -> None:
 
 def _meta(view: dict, row: dict, titles: dict) -> None:
     truth = DF.outcome(row)
-    lines = [f"**{_md(row['label'])}** {S.percent(row['probability'])}"]
+    lines = [f"**{markdown_text(row['label'])}** {S.percent(row['probability'])}"]
     if row.get("true_label"):
-        lines.append(f"true: {_md(row['true_label'])} " + ("✓" if truth == "right" else "✗ wrong"))
-    lines.append(f"target: {_md(row['target_label'])}")
+        lines.append(f"true: {markdown_text(row['true_label'])} " + ("✓" if truth == "right" else "✗ wrong"))
+    lines.append(f"target: {markdown_text(row['target_label'])}")
     for method, title in titles.items():
         scores = [f"{DF.SCORE_TITLES[s].split()[0].lower()} {row[f'{method}_{s}']:.3f}"
                   for s in DF.SCORE_TITLES if row.get(f"{method}_{s}") is not None]
@@ -285,10 +287,6 @@ def _open(view: dict, row: dict) -> None:
     D.open_on_cam(data, row["path"].rsplit("/", 1)[-1], view["methods"], view["layer"], view["target_of"](row),
                   model=view["model"])
     st.switch_page("pages/cam.py")
-
-
-def _md(text) -> str:
-    return str(text).replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("$", "\\$")
 
 
 D.init_dataset_state()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import _panels as P
 from pages import _state as S
-from xai_core.report import figures
+from xai_core.report import figures, markdown_text
 
 S.ensure_entry_point()
 P.page_header(
@@ -47,7 +47,8 @@ with bars_col:
     st.subheader("What each concept means")
     bars = figures.build_concept_bars(result.labels, colors)
     P.show_chart(bars, "dff_concepts", key="dff_bars")
-    st.caption(f"{len(result.labels)} concepts at {layer}, computed in {S.duration(result.timings['total'])} "
+    st.caption(f"{len(result.labels)} concepts at {markdown_text(layer)}, computed in "
+               f"{S.duration(result.timings['total'])} "
                f"(NMF {S.duration(result.timings['nmf'])}).")
 
 st.subheader("Each concept's heatmap")

@@ -12,7 +12,7 @@ import xai_core
 from pages import _live as L
 from pages import _panels as P
 from pages import _state as S
-from xai_core.report import eval_figures
+from xai_core.report import eval_figures, markdown_text
 
 S.ensure_entry_point()
 P.page_header(
@@ -80,14 +80,14 @@ def show_results(evaluation: xai_core.Evaluation, live: int = 0) -> list:
     figures for the report."""
     key_of = (lambda name: f"live{live}_{name}") if live else (lambda name: name)
     pending = evaluation.pending
-    st.subheader(f"How faithful are the maps of “{evaluation.target_label}” "
-                 f"({S.percent(evaluation.target_probability)}) at {layer}?")
+    st.subheader(f"How faithful are the maps of “{markdown_text(evaluation.target_label)}” "
+                 f"({S.percent(evaluation.target_probability)}) at {markdown_text(layer)}?")
     if live:
         st.caption(plan)
     if "deletion_insertion" not in pending:
         st.markdown(eval_figures.headline(evaluation, titles))
     for note in evaluation.named_notes(titles):
-        st.info(note, icon=":material/lightbulb:")
+        st.info(markdown_text(note), icon=":material/lightbulb:")
 
     st.subheader("Scores")
     table = eval_figures.score_table(evaluation, titles)
@@ -167,7 +167,8 @@ def show_sanity(evaluation: xai_core.Evaluation, key_of):
     P.show_chart(sanity_fig, "sanity_check", key=key_of("sanity_chart"))
     if failed:
         st.warning(
-            f"A red bar is a map that barely changed when {layer} and every layer after it were given random "
+            f"A red bar is a map that barely changed when {markdown_text(layer)} and every layer after it were given "
+            "random "
             f"weights (Spearman above {threshold:g}). This is a finding about the method at this layer, not a "
             "bug: such maps follow the strength of the activations (edges, textures, the object's outline) more "
             "than the class the model learned, as Adebayo et al. found for several popular methods. Trust them "
@@ -175,7 +176,7 @@ def show_sanity(evaluation: xai_core.Evaluation, key_of):
             icon=":material/report:",
         )
     else:
-        st.success(f"Every checked map changed when {layer} and the layers after it were randomized "
+        st.success(f"Every checked map changed when {markdown_text(layer)} and the layers after it were randomized "
                    f"(Spearman at most {threshold:g}): they depend on the learned weights.", icon=":material/check:")
     return sanity_fig
 

@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages import _panels as P
 from pages import _state as S
+from xai_core.report import markdown_text
 
 S.ensure_entry_point()
 P.page_header(
@@ -49,7 +50,7 @@ image_col, panel_col = st.columns([1, 3], gap="large")
 with image_col:
     image = P.safe(S.display_image, handle, model, digest, data)
     if image is not None:
-        st.image(image, caption=f"{name}, as the model sees it ({image.shape[1]}x{image.shape[0]} crop)",
+        st.image(image, caption=f"{markdown_text(name)}, as the model sees it ({image.shape[1]}x{image.shape[0]} crop)",
                  width="stretch")
 with panel_col:
     P.prediction_panel(handle, model, stacked=True)

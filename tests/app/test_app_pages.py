@@ -11,6 +11,7 @@ import pytest
 import xai_core
 from _apptest import APP, AppTest, chart as _chart, charts as _charts, errors as _errors
 from _apptest import heatmap_names as _heatmap_names, new_app, page as _page, run as _run
+from _hostile import shown
 
 
 def _intro(app: AppTest) -> str:
@@ -336,9 +337,10 @@ def test_broken_models_file_shows_one_sentence_and_keeps_the_built_ins(tmp_path:
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     _models_file(tmp_path, monkeypatch, LITE_ENTRY + 'weight = "typo.pt"\n')
     at = _run(new_app(monkeypatch))
-    (error,) = _errors(at)
+    (raw,) = _errors(at)
+    error = shown(raw)  # what a person reads: the models file's sentence is escaped Markdown ($ included)
     assert error.startswith("The models file shop.toml ($XAI_MODELS), model 1 ('my-lite') has unknown keys (weight)")
-    assert str(tmp_path) not in error and "Traceback" not in error and "\n" not in error
+    assert str(tmp_path) not in error and "Traceback" not in error and "\n" not in raw
     assert "My Lite model" not in at.selectbox(key="w:model").options
     assert at.expander[0].label.startswith("Model: EfficientNet-Lite0")
     assert len(_chart(at, "prediction_chart")["data"][0]["y"]) == 5  # the app keeps working

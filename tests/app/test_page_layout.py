@@ -10,7 +10,11 @@ fails when
 - a word is broken mid-word;
 - a visible cell reads None or nan;
 - a chart's title or annotation runs past its chart;
-- a page shows a traceback or a server path.
+- a page shows a traceback or a server path;
+- the browser asks any origin but the app's own for anything (every request is intercepted);
+- on a deployment whose models file, labels and results folder hold hostile names (Markdown links
+  and images, HTML, blank lines: tests/_hostile.py), a link or an image comes of one of them, or
+  the name is not shown as the text it is.
 
 A screenshot of every page at every width is saved in `test-results/page-layout/` (`LAYOUT_SHOTS`
 overrides the folder) for a person to look at.
@@ -26,6 +30,7 @@ from typing import Iterator
 import pytest
 
 from _browser import chromium, streamlit_server
+from _hostile import HOST, NAME, TITLE, environment
 from _no_paths import forbidden_strings, leaks
 from conftest import IMAGES, ROOT
 
@@ -153,11 +158,32 @@ def app(results_root: Path) -> Iterator[tuple[str, object]]:
         yield url, browser
 
 
-def _open(browser, url: str, width: int):
+def _guard(page, origin: str) -> list[str]:
+    """Intercept every request of `page`: one to any origin but `origin` (or a data:/blob: address)
+    is refused and listed in the list returned."""
+    foreign: list[str] = []
+
+    def route(request_route) -> None:
+        address = request_route.request.url
+        if address.startswith((origin, "data:", "blob:")):
+            request_route.continue_()
+        else:
+            foreign.append(address)
+            request_route.abort()
+
+    page.route("**/*", route)
+    page.on("request", lambda request: None if request.url.startswith((origin, "data:", "blob:"))
+            or request.url in foreign else foreign.append(request.url))
+    return foreign
+
+
+def _open(browser, url: str, width: int, query: str = ""):
+    """A new page of the app at `width` (its foreign requests: `page.foreign`)."""
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": width, "height": 1000})
-    page.goto(url, timeout=120_000)
+    page.foreign = _guard(page, url + "/")
+    page.goto(url + "/" + query, timeout=120_000)
     expect(page.get_by_text("Why did the classifier decide that?").first).to_be_visible(timeout=120_000)
     return page
 
@@ -234,13 +260,14 @@ def test_every_page_shows_every_element_whole(app, results_root, width):
         problems += _check(page, "dataset", width, forbidden)
     finally:
         page.close()
-    assert problems == []
+    assert problems == [] and page.foreign == [], "\n".join(problems + page.foreign)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_dataset_report_shows_every_element_whole(app, results_root, width):
     _, browser = app
     page = browser.new_page(viewport={"width": width, "height": 1000})
+    foreign = _guard(page, "file://")
     try:
         page.goto((results_root / RUN / "index.html").as_uri())
         page.wait_for_selector(".card")
@@ -248,4 +275,79 @@ def test_the_dataset_report_shows_every_element_whole(app, results_root, width):
         problems = _check(page, "report", width, forbidden_strings(results_root))
     finally:
         page.close()
-    assert problems == []
+    assert problems == [] and foreign == []
+
+
+#: Links and images that came of a hostile string: an anchor or an image (HTML or Plotly's SVG) that
+#: names the hostile host or a relative "x", and any element with an event handler attribute.
+_HOSTILE_ELEMENTS = r"""(host) => {
+  const found = [];
+  for (const a of document.querySelectorAll('a')) {
+    const href = a.getAttribute('href') || a.getAttribute('xlink:href') || '';
+    if (href.includes(host) || href.includes('\\')) found.push('a ' + href);
+  }
+  for (const img of document.querySelectorAll('img, image')) {
+    const src = img.getAttribute('src') || img.getAttribute('href') || img.getAttribute('xlink:href') || '';
+    if (src.includes(host) || src.includes('\\') || src === 'x') found.push('img ' + src);
+  }
+  for (const el of document.querySelectorAll('[onerror], [onclick], [onload]')) found.push('handler ' + el.tagName);
+  return found;
+}"""
+
+
+@pytest.fixture(scope="module")
+def hostile_app(app, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """The app of a hostile deployment (tests/_hostile.py), in the same browser: (URL, base folder)."""
+    base = tmp_path_factory.mktemp("hostile")
+    env = environment(base, IMAGES)
+    with streamlit_server(**env) as url:
+        yield url, base
+
+
+#: Layout findings that come of the hostile strings' length alone (60 characters without a space
+#: where a label has a few words): not asked of the hostile deployment.
+_LENGTH_ONLY = ("value cut", "chart text cut", "broken mid-word")
+
+
+def test_hostile_names_are_text_on_every_page(app, hostile_app):
+    """Every page of a deployment whose model title, labels and results folder are hostile, at one
+    width: the layout checks (but `_LENGTH_ONLY`), no foreign request, no link or image of a hostile
+    string, and the names shown as the text they are."""
+    _, browser = app
+    url, base = hostile_app
+    width, forbidden = 1280, forbidden_strings(base)
+    page = _open(browser, url, width, query=f"?model={NAME}")
+    problems: list[str] = []
+
+    def check(name: str) -> None:
+        nonlocal problems
+        problems += [p for p in _check(page, f"hostile-{name}", width, forbidden)
+                     if not any(f" px: {kind}: " in p for kind in _LENGTH_ONLY)]
+        problems += [f"{name}: {what}" for what in page.evaluate(_HOSTILE_ELEMENTS, HOST)]
+
+    try:
+        _settle(page, "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 6")
+        text = page.locator("body").inner_text().replace("\u2060", "")
+        if f"Model: {TITLE}" not in text:  # the banner shows the title as it was written
+            problems.append("start: the model's title is not shown as written")
+        check("start")
+        _go(page, "Compare CAM methods", "Compare CAM methods")
+        _settle(page, HEATMAPS.format(n=5))
+        check("cam")
+        _go(page, "Concepts (DFF)", "Concepts")
+        _settle(page, HEATMAPS.format(n=1))
+        check("dff")
+        _go(page, "Faithfulness", "Faithfulness: which map can I trust?")
+        _settle(page, "[...document.querySelectorAll('h2, h3')].some(h => h.innerText.startsWith('Do the methods agree'))"
+                      " && document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=300_000)
+        check("faithfulness")
+        _go(page, "Dataset", "Dataset: rank the methods over many images")
+        page.get_by_text("Results folder", exact=True).click()
+        _settle(page, "document.querySelectorAll('.js-plotly-plot').length >= 2 && "
+                      "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 8")
+        check("dataset")
+        if "<img src=x onerror=alert(1)>" not in page.locator("body").inner_text():  # a class folder, as text
+            problems.append("dataset: the class folder's name is not shown as written")
+    finally:
+        page.close()
+    assert problems == [] and page.foreign == [], "\n".join(problems + page.foreign)

@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from ..faithfulness import HIGHER_IS_BETTER, RANDOM
 from ..predict import LOW_CONFIDENCE, is_correct
+from .escaping import html_text
 from .figures import title_margin, wrapped
 
 #: How the figures name the scores, each with which way is better.
@@ -43,6 +44,11 @@ def _titles(summary: dict) -> dict[str, str]:
     return {m: e.get("title", m) for m, e in summary.get("methods", {}).items()}
 
 
+def _chart_titles(summary: dict) -> dict[str, str]:
+    """`_titles` as a chart's text (read from a file: never Plotly markup)."""
+    return {m: html_text(t) for m, t in _titles(summary).items()}
+
+
 def _error_bar(entries: Sequence[Optional[dict]]) -> tuple[list, dict]:
     """Means, and Plotly's asymmetric error bars from {"mean", "low", "high"} (None: no value)."""
     means = [e["mean"] if e and e.get("mean") is not None else None for e in entries]
@@ -55,7 +61,7 @@ def build_score_intervals(summary: dict) -> go.Figure:
     """One panel per score (deletion, insertion, ROAD): each method's mean over the images with its
     95% bootstrap interval as an error bar, the random map in grey; the hover says how many images
     were not scored. Without scores, the seconds per image instead."""
-    titles = _titles(summary)
+    titles = _chart_titles(summary)
     scores = scores_in(summary) or ["seconds"]
     names = {**SCORE_TITLES, "seconds": "Seconds per image ↓"}
     fig = make_subplots(rows=1, cols=len(scores), subplot_titles=[names[s] for s in scores], horizontal_spacing=0.08)
@@ -86,7 +92,7 @@ def build_win_rates(summary: dict) -> go.Figure:
     """Grouped bars: per method and score, the share of images where the method's map scores
     better than the random map on the same image (over the images where both have a score), with
     its 95% interval (Wilson's for summaries that carry counts); a dashed line at 50%."""
-    titles = _titles(summary)
+    titles = _chart_titles(summary)
     fig = go.Figure()
     methods = [m for m in summary.get("methods", {}) if m != RANDOM]
     for score in scores_in(summary):

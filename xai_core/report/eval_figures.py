@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from ..faithfulness import RANDOM
+from .escaping import html_text, markdown_text
 from .figures import title_margin, wrapped
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def build_curves(evaluation: "Evaluation", kind: str = "deletion",
         title=title, font=_FONT, height=420 + legend_px, margin=dict(l=10, r=10, t=title_margin(title), b=10 + legend_px),
         plot_bgcolor="white",
         xaxis=dict(title=x_title, range=[0, 1], tickformat=".0%", gridcolor="#eee", automargin=True),
-        yaxis=dict(title=f"probability of {evaluation.target_label}", rangemode="tozero", gridcolor="#eee",
+        yaxis=dict(title=f"probability of {html_text(evaluation.target_label)}", rangemode="tozero", gridcolor="#eee",
                    automargin=True),
         # below the x-axis title, in the bottom margin: the charts sit in narrow columns
         legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, xanchor="left", x=0),
@@ -151,9 +152,11 @@ def build_agreement(evaluation: "Evaluation", metric: str = "spearman",
 def headline(evaluation: "Evaluation", names: Optional[Mapping[str, str]] = None) -> str:
     """Markdown bullets: the best map by deletion, by insertion (each next to the random map's
     score), how many maps beat the random map on both, and a caution when the class is so unlikely
-    (under 1%) that every probability-based score is near zero. Counts the maps scored so far."""
-    return "\n".join("- " + "".join(f"**{text}**" if bold else text for text, bold in line)
-                     for line in _headline_lines(evaluation, _namer(names)))
+    (under 1%) that every probability-based score is near zero. Counts the maps scored so far. Its
+    texts (a class label among them) are `markdown_text`: the bullets and bold are its only markup."""
+    return "\n".join("- " + "".join(f"**{markdown_text(text)}**" if bold else markdown_text(text)
+                                     for text, bold in line)
+                      for line in _headline_lines(evaluation, _namer(names)))
 
 
 def headline_html(evaluation: "Evaluation", names: Optional[Mapping[str, str]] = None) -> str:

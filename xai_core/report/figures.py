@@ -7,7 +7,6 @@ Images are embedded once per panel as PNG data URIs (`go.Image(source=...)`), he
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 import textwrap
@@ -18,6 +17,8 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
+
+from .escaping import html_text
 
 #: Colormaps offered for the importance maps (Plotly's named colour scales).
 COLORSCALES = ("Jet", "Turbo", "Viridis", "Inferno", "Hot", "Greys")
@@ -74,7 +75,7 @@ def build_image(image: np.ndarray, title: str = "") -> go.Figure:
     """The picture alone (uint8 [H, W, 3]), in pixel coordinates, for reports."""
     fig = go.Figure(go.Image(source=image_uri(image), hoverinfo="skip", name="image"))
     _link_image_axes(fig, 1, image.shape[1], image.shape[0])
-    fig.update_layout(title=title or None, height=420, width=460, margin=_MARGIN, font=_FONT)
+    fig.update_layout(title=html_text(title) or None, height=420, width=460, margin=_MARGIN, font=_FONT)
     return fig
 
 
@@ -83,7 +84,7 @@ def build_prediction_bars(
 ) -> go.Figure:
     """Horizontal bars of `(label, probability)` pairs, best on top; bar `highlight` (a position in
     `predictions`, e.g. the explained class) is drawn in the accent colour."""
-    labels = [str(label) for label, _ in predictions]
+    labels = [html_text(label) for label, _ in predictions]  # class labels: text, never Plotly markup
     probs = [float(p) for _, p in predictions]
     colors = ["#d62728" if i == highlight else "#1f77b4" for i in range(len(labels))]
     fig = go.Figure(
@@ -121,7 +122,7 @@ def build_heatmap_grid(
     cols = max(1, min(int(columns), len(titles)))
     rows = math.ceil(len(titles) / cols)
     # a panel's title wraps to its share of a narrow window (about 1024 px: 72 characters in all)
-    shown = [wrapped(t, max(12, _GRID_TITLE_CHARS // cols)) for t in titles]
+    shown = [wrapped(html_text(t), max(12, _GRID_TITLE_CHARS // cols)) for t in titles]
     extra = _TITLE_LINE_PX * (max(t.count("<br>") for t in shown))
     total_height = panel_height * rows + 40 + extra * rows
     gap_px = (70 if captions else 45) + extra  # room for the caption under a panel and the title of the next
@@ -135,8 +136,8 @@ def build_heatmap_grid(
         fig.add_trace(go.Image(source=source, hoverinfo="skip", name="image"), row=row + 1, col=col + 1)
         fig.add_trace(
             heatmap_trace(
-                maps[title], coloraxis="coloraxis", opacity=float(opacity), name=title,
-                hovertemplate="x=%{x}, y=%{y}<br>importance %{z:.2f}<extra>" + html.escape(title) + "</extra>",
+                maps[title], coloraxis="coloraxis", opacity=float(opacity), name=html_text(title),
+                hovertemplate="x=%{x}, y=%{y}<br>importance %{z:.2f}<extra>" + html_text(title) + "</extra>",
             ),
             row=row + 1, col=col + 1,
         )
@@ -218,7 +219,8 @@ def build_dff_overview(
     for i, color in enumerate(colors):
         fig.add_trace(
             go.Scatter(x=[None], y=[None], mode="markers", marker=dict(size=14, color=color, symbol="square"),
-                       name=wrapped(concept_name(i, labels[i], probabilities=True), _LEGEND_CHARS), showlegend=True)
+                       name=wrapped(html_text(concept_name(i, labels[i], probabilities=True)), _LEGEND_CHARS),
+                       showlegend=True)
         )
     height, width = image.shape[:2]
     _link_image_axes(fig, 1, width, height)
@@ -237,7 +239,7 @@ def build_concept_bars(labels: Sequence[Sequence[tuple[str, float]]],
     colors = list(colors) if colors is not None else [CONCEPT_COLORS[i % len(CONCEPT_COLORS)] for i in range(len(labels))]
     fig = go.Figure()
     for i, concept in enumerate(labels):
-        names = [f"{i + 1}: {label}" for label, _ in concept]
+        names = [f"{i + 1}: {html_text(label)}" for label, _ in concept]
         probs = [float(p) for _, p in concept]
         fig.add_trace(
             go.Bar(x=probs, y=names, orientation="h", name=f"concept {i + 1}",
