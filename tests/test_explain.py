@@ -10,7 +10,7 @@ import torch
 
 import xai_core
 from xai_core.methods import shared_pass
-from xai_core.methods import ACTIVATION, ATTENTION_METHODS, GRADIENT
+from xai_core.methods import ACTIVATION, ATTENTION, GRADIENT
 from xai_core.methods.reference import library_map
 from conftest import CAT_CLASSES, no_hooks_left
 
@@ -95,7 +95,7 @@ def test_hooks_removed_after_success_and_after_failure(random_resnet, cat_path, 
     assert all(p.grad is None for p in module.parameters())
 
 
-@pytest.mark.parametrize("method", [m for m in xai_core.list_methods() if m not in ATTENTION_METHODS])
+@pytest.mark.parametrize("method", [m for m in xai_core.list_methods() if m not in xai_core.list_methods(ATTENTION)])
 def test_no_gradient_left_on_the_shared_model(random_resnet, cat_path, method):
     """The cached model serves every session: no explanation may leave a `.grad` on it (FullGrad's
     full backward fills every parameter's, ShapleyCAM's keeps a second-order graph)."""
@@ -237,7 +237,7 @@ def test_bad_options_raise_clear_errors(lite, cat_path, kwargs, error):
 def test_every_method_runs_on_the_bundled_model(lite, cat_path):
     """Smoke test over the registry on the second architecture (scorecam excluded: 1280 passes)."""
     methods = [m for m in xai_core.methods_for(lite) if m != "scorecam"]
-    assert not set(ATTENTION_METHODS) & set(methods)  # a CNN: the attention methods are not offered
+    assert not set(xai_core.list_methods(ATTENTION)) & set(methods)  # a CNN: the attention methods are not offered
     result = xai_core.explain(lite, cat_path, methods=methods, layer="stage6")
     assert set(result.maps) == set(methods)
     assert all(np.isfinite(m).all() and m.max() > 0 for m in result.maps.values())

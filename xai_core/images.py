@@ -23,7 +23,7 @@ WORK_PIXELS = 16_000_000
 #: `image.info` key recording the original (width, height) of a downscaled image.
 DOWNSCALED_FROM = "xai_downscaled_from"
 #: Transparent pixels are put on this neutral grey before the model sees them.
-BACKGROUND = (128, 128, 128)
+TRANSPARENT_FILL = (128, 128, 128)
 
 
 def load_image(source: ImageSource) -> Image.Image:
@@ -162,10 +162,10 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        background = Image.new("RGBA", rgba.size, TRANSPARENT_FILL + (255,))
         img = Image.alpha_composite(background, rgba)
     return img.convert("RGB")
 
 
-__all__ = ["BACKGROUND", "DOWNSCALED_FROM", "MAX_ASPECT", "MAX_PIXELS", "WORK_PIXELS", "ImageSource", "bounded_aspect",
+__all__ = ["TRANSPARENT_FILL", "DOWNSCALED_FROM", "MAX_ASPECT", "MAX_PIXELS", "WORK_PIXELS", "ImageSource", "bounded_aspect",
            "downscaled_from", "input_notices", "load_image"]

@@ -215,7 +215,7 @@ def test_cam_page_in_chromium(served, tmp_path: Path) -> None:
         page.wait_for_timeout(500)
         labels = page.evaluate(_LABELS)
         pills = [label for label in labels if label["pill"]]
-        cnn_methods = [m for m in xai_core.list_methods() if m not in xai_core.methods.ATTENTION_METHODS]
+        cnn_methods = [m for m in xai_core.list_methods() if m not in xai_core.list_methods(xai_core.methods.ATTENTION)]
         assert len(pills) == len(cnn_methods) and sum(p["selected"] for p in pills) == 5, pills
         assert [label for label in labels if label["clipped"] or not label["inside"]] == [], width
     page.close()

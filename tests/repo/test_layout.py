@@ -205,3 +205,30 @@ def test_faithfulness_exports_only_what_other_packages_use():
             for target, names, _, _ in _imports(m) if target == "xai_core.faithfulness" for a in names or ()}
     offered = set(importlib.import_module("xai_core.faithfulness").__all__)
     assert offered == used
+
+
+def _module_constants(path: Path) -> set[str]:
+    """The public upper-case names a module assigns at its top level (`A = ...`, `A, B = ...`)."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        for target in targets:
+            for name in target.elts if isinstance(target, ast.Tuple) else [target]:
+                if isinstance(name, ast.Name) and name.id.isupper() and not name.id.startswith("_"):
+                    names.add(name.id)
+    return names
+
+
+def test_one_name_per_thing():
+    """A public constant is defined in one module (others import it): two modules defining `HF`, `TIMM`,
+    `RANDOM` or `PREFIXES` each for themselves gave one name two meanings, or one thing two copies."""
+    where = defaultdict(list)
+    for name, path in MODULES.items():
+        for constant in _module_constants(path):
+            where[constant].append(name)
+    assert {c: m for c, m in where.items() if len(m) > 1} == {}
+
+
+def test_the_random_weights_text_is_written_once():
+    text = "random initialisation (no pretrained weights)"
+    assert sum(p.read_text().count(text) for p in MODULES.values()) == 1

@@ -10,7 +10,6 @@ from .attention_capture import attention_layout
 from .registry import (
     ACTIVATION,
     ATTENTION,
-    ATTENTION_METHODS,
     GAP_IDENTICAL,
     GRADIENT,
     GRADIENT8,
@@ -29,6 +28,6 @@ from .registry import (
     resolve_options,
 )
 
-__all__ = ["ACTIVATION", "ATTENTION", "ATTENTION_METHODS", "attention_layout", "attention_unavailable", "check_applies", "Cost", "GAP_IDENTICAL", "GRADIENT", "GRADIENT8", "KPCA_KERNELS", "MethodSpec", "MethodsArg",
+__all__ = ["ACTIVATION", "ATTENTION", "attention_layout", "attention_unavailable", "check_applies", "Cost", "GAP_IDENTICAL", "GRADIENT", "GRADIENT8", "KPCA_KERNELS", "MethodSpec", "MethodsArg",
            "OWN_PASS", "OptionSpec", "PERTURBATION", "estimate_cost", "get_method", "list_methods", "method_specs", "methods_for",
            "register_method", "resolve_options"]

@@ -126,11 +126,6 @@ def _grid(columns: torch.Tensor, layout: Layout) -> torch.Tensor:
     return columns.reshape(columns.shape[0], *layout.grid)
 
 
-def attention_method(cam_class: type) -> bool:
-    """True for the classes of this module (the methods computed from recorded attention)."""
-    return cam_class in (LeGrad, AttentionRollout, GradientRelevance)
-
-
 def check_applies(handle: ModelHandle, titles: Sequence[str]) -> None:
     """Raise `InvalidOptionError` (one sentence) when attention methods named by `titles` cannot run
     on `handle`'s model."""
@@ -150,5 +145,5 @@ def grid_maps(cam_class: type, captured: Captured, layout: Layout, logits: torch
     return cam_class.grid_maps(captured, layout, logits, index, **(options or {}))
 
 
-__all__ = ["AttentionRollout", "GradientRelevance", "HEAD_FUSIONS", "LeGrad", "attention_method", "check_applies",
+__all__ = ["AttentionRollout", "GradientRelevance", "HEAD_FUSIONS", "LeGrad", "check_applies",
            "grid_maps"]

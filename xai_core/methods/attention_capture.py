@@ -36,13 +36,13 @@ from ..models.architecture import TokenGrid, head_for, probe_input
 from ..models.architecture.layers import is_attention
 from .attention_pooling import token_weights
 
-TORCH, TIMM, HF = "torch", "timm", "transformers"
+MULTIHEAD, TIMM_ATTENTION, HF_ATTENTION = "torch", "timm", "transformers"
 
 
 @dataclass(frozen=True)
 class Site:
     """One attention module: its path, its transformer block's path (whose output is the block's
-    tokens), its kind (TORCH, TIMM or HF) and, for HF, where its output tuple holds the weights."""
+    tokens), its kind (MULTIHEAD: torch's nn.MultiheadAttention, TIMM_ATTENTION or HF_ATTENTION) and, for HF_ATTENTION, where its output tuple holds the weights."""
 
     path: str
     block: str
@@ -84,11 +84,11 @@ def find_sites(model: nn.Module) -> list[Site]:
         if any(path.startswith(s.path + ".") for s in sites):
             continue  # inside a site already found
         if isinstance(module, nn.MultiheadAttention):
-            kind, index = TORCH, 1
+            kind, index = MULTIHEAD, 1
         elif type(module) in declared:
-            kind, index = HF, declared[type(module)]
+            kind, index = HF_ATTENTION, declared[type(module)]
         elif all(hasattr(module, a) for a in ("fused_attn", "attn_drop", "num_heads")):
-            kind, index = TIMM, 1
+            kind, index = TIMM_ATTENTION, 1
         else:
             continue
         sites.append(Site(path, _block(model, path), kind, index))
@@ -258,9 +258,9 @@ def capturing(model: nn.Module, sites) -> Iterator[Captured]:
     with ExitStack() as stack:
         for i, site in enumerate(sites):
             module = model.get_submodule(site.path)
-            if site.kind == TORCH:
+            if site.kind == MULTIHEAD:
                 _torch_hooks(stack, module, i, captured, owner)
-            elif site.kind == TIMM:
+            elif site.kind == TIMM_ATTENTION:
                 stack.enter_context(_switched(module, "fused_attn", False))
                 stack.callback(module.attn_drop.register_forward_hook(
                     _recorder(captured.attentions, i, owner, None)).remove)
@@ -339,4 +339,4 @@ def _replay(mod: nn.MultiheadAttention, attention: torch.Tensor, value: torch.Te
     return out if mod.batch_first else out.transpose(0, 1)
 
 
-__all__ = ["Captured", "HF", "Layout", "Site", "TIMM", "TORCH", "attention_layout", "capturing", "find_sites"]
+__all__ = ["Captured", "HF_ATTENTION", "Layout", "MULTIHEAD", "Site", "TIMM_ATTENTION", "attention_layout", "capturing", "find_sites"]

@@ -37,8 +37,6 @@ from ..errors import InvalidOptionError
 GRADIENT, ACTIVATION, PERTURBATION, OWN_PASS = "gradient", "activation", "perturbation", "own pass"
 #: Methods made for vision transformers, computed from the attention the shared forward recorded.
 ATTENTION = "attention"
-#: The attention methods (offered only for transformers with global self-attention).
-ATTENTION_METHODS = ("legrad", "rollout", "relevance")
 
 #: The eight CAMs one `explain` computes from one forward and one backward pass, their formulas on
 #: the model's device (`device_cams`).

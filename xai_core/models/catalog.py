@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import InvalidOptionError, UnknownNameError
-from .hf import HF, is_hub_id
-from .specs import AUTO, builtin_models
+from .hf import is_hub_id
+from .specs import AUTO, HF, SOURCE_PREFIXES, builtin_models
 
 ENV = "XAI_MODELS"
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "models.toml"
 #: The keys of a `[[model]]` table; the first two are required.
 KEYS = ("name", "source", "weights", "labels", "title")
-SOURCE_KINDS = ("torchvision", "timm", HF)
 _NAME = re.compile(r"[a-z0-9_.-]+")
 _TAG = re.compile(r"[A-Z0-9_]+")  # a weights tag ("DEFAULT", "IMAGENET1K_V2"), as load_model tells them
 
@@ -117,7 +116,7 @@ def _entry(table: dict, origin: str, folder: Path) -> CatalogEntry:
     if name == AUTO or name in builtins:
         raise InvalidOptionError(f"{origin}: name {name!r} is taken by a built-in model; choose another name.")
     kind, _, arch = source.partition(":")
-    if not ((kind in SOURCE_KINDS and arch.strip()) or source in builtins):
+    if not ((kind in SOURCE_PREFIXES and arch.strip()) or source in builtins):
         raise InvalidOptionError(
             f"{origin}: source {source!r} is none of torchvision:NAME, timm:NAME, hf:PATH or a built-in model "
             f"({', '.join(builtins)})."

@@ -18,7 +18,7 @@ from ..errors import InvalidOptionError, InvalidWeightsError, WeightsUnavailable
 #: Keys under which training scripts nest the state dict (Lightning: state_dict; many: model).
 NESTING_KEYS = ("state_dict", "model", "model_state_dict")
 #: Prefixes added by DataParallel / DistributedDataParallel and by Lightning modules.
-PREFIXES = ("module.", "model.")
+WRAPPER_PREFIXES = ("module.", "model.")
 #: Bytes of a legacy (non-zip) torch file scanned for the classes a pickled model references.
 _SCAN_BYTES = 64 << 20
 
@@ -137,7 +137,7 @@ def strip_prefixes(state: dict, expected: Optional[Sequence[str]] = None) -> dic
     changed = True
     while changed and state:
         changed = False
-        for prefix in PREFIXES:
+        for prefix in WRAPPER_PREFIXES:
             own = bool(expected) and all(k.startswith(prefix) for k in expected)
             if all(k.startswith(prefix) for k in state) and not own:
                 state = {k[len(prefix):]: v for k, v in state.items()}

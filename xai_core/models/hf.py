@@ -30,11 +30,9 @@ from torch import nn
 from ..errors import InvalidOptionError, InvalidWeightsError, WeightsUnavailableError
 from .hf_processor import hf_transforms
 from .memory import host_available_bytes, in_words, meta_bytes
-from .specs import SourceModel
+from .specs import HF, RANDOM_WEIGHTS, SourceModel
 
-HF = "hf"
 CONFIG, PROCESSOR = "config.json", "preprocessor_config.json"
-RANDOM = "random initialisation (no pretrained weights)"
 #: The weights argument that means "the folder's own weights" (load_model's default).
 DEFAULT = "DEFAULT"
 #: A hub id: `name` or `owner/name`.
@@ -125,7 +123,7 @@ def load_hf(arch: str, weights: Union[str, os.PathLike, None], names: Optional[S
 
     return SourceModel(
         source=source, title=title, module=module, categories=names or _labels(config), transforms=transforms,
-        weights_source=place.words if weights is not None else RANDOM,
+        weights_source=place.words if weights is not None else RANDOM_WEIGHTS,
         weights_file=place.folder if weights is not None else None, build=build,
         load_name=f"{HF}:{place.target}", name=f"{HF}:{place.name}",
     )
@@ -312,4 +310,4 @@ def _check_input(module: nn.Module, crop: tuple, source: str, input_size: Option
         raise InvalidOptionError(f"{source} does not take {size} images ({type(err).__name__}); {fix}.") from None
 
 
-__all__ = ["HF", "HFClassifier", "is_hub_id", "load_hf", "offline"]
+__all__ = ["HFClassifier", "is_hub_id", "load_hf", "offline"]

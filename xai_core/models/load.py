@@ -20,7 +20,7 @@ from .checkpoints import Labels
 from .handle import ModelHandle, default_device
 from .memory import check_fits
 from .sources import SourceModel, is_source, load_source
-from .specs import AUTO, ModelSpec, builtin_models, get_model_spec
+from .specs import AUTO, RANDOM_WEIGHTS, ModelSpec, builtin_models, get_model_spec
 from .weights import WEIGHTS_ENV, how_to_get, load_into, resolve
 
 #: The default model of `auto`, and the bundled fallback used when its weights cannot be had.
@@ -120,7 +120,7 @@ def _device(device: Union[str, torch.device, None]) -> torch.device:
 def _load(spec: ModelSpec, weights: Union[str, os.PathLike, None], device: torch.device) -> ModelHandle:
     module = spec.build()
     if weights is None:
-        record, source, file = spec.weights_record(), "random initialisation (no pretrained weights)", None
+        record, source, file = spec.weights_record(), RANDOM_WEIGHTS, None
     else:
         tagged = _is_tag(spec, weights)
         if not tagged and re.fullmatch(r"[A-Z0-9_]+", str(weights)) and not os.path.exists(str(weights)):

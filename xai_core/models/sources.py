@@ -15,20 +15,18 @@ from torchvision.transforms._presets import ImageClassification
 
 from .checkpoints import Labels, load_checkpoint, read_labels
 from ..errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
-from .hf import HF, load_hf
-from .specs import SourceModel
+from .hf import load_hf
+from .specs import HF, RANDOM_WEIGHTS, SOURCE_PREFIXES, TIMM, TORCHVISION, SourceModel
 from .weights import OFFLINE_ENV, cache_path, reachable
 from .zoo import imagenet_categories
 
-TORCHVISION, TIMM = "torchvision", "timm"
-PREFIXES = (TORCHVISION, TIMM, HF)
 #: Resize / crop ratio of the usual ImageNet evaluation (256 / 224).
 _RESIZE_RATIO = 256 / 224
 
 
 def is_source(name: str) -> bool:
     """True for `torchvision:NAME`, `timm:NAME` and `hf:PATH_OR_ID`."""
-    return isinstance(name, str) and name.partition(":")[0] in PREFIXES and ":" in name
+    return isinstance(name, str) and name.partition(":")[0] in SOURCE_PREFIXES and ":" in name
 
 
 def list_torchvision() -> list[str]:
@@ -99,7 +97,7 @@ def _torchvision(arch: str, weights, names, input_size) -> SourceModel:
     if weights is None:
         count = len(names) if names is not None else len(reference)
         return SourceModel(source, title, build(count).eval(), _default_labels(count, names, reference),
-                           transforms, "random initialisation (no pretrained weights)", None, lambda: build(count))
+                           transforms, RANDOM_WEIGHTS, None, lambda: build(count))
     tags = [w.name for w in enum]
     if isinstance(weights, str) and (weights == "DEFAULT" or weights in tags):
         member = default if weights == "DEFAULT" else enum[weights]
@@ -190,7 +188,7 @@ def _timm(arch: str, weights, names, input_size) -> SourceModel:
         count = len(names) if names is not None else (own or len(reference))
         module = probe if count == own else build(count)
         return SourceModel(source, title, module.eval(), _default_labels(count, names, reference), transforms,
-                           "random initialisation (no pretrained weights)", None, lambda: build(count))
+                           RANDOM_WEIGHTS, None, lambda: build(count))
     return _loaded_from_file(source, title, weights, build, names, reference, transforms)
 
 

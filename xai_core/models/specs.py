@@ -11,6 +11,12 @@ from torchvision.transforms._presets import ImageClassification
 
 from .._registry import Registry
 
+#: The model sources besides the built-in models: `torchvision:NAME`, `timm:NAME`, `hf:FOLDER_OR_ID`.
+TORCHVISION, TIMM, HF = "torchvision", "timm", "hf"
+SOURCE_PREFIXES = (TORCHVISION, TIMM, HF)
+#: The weights source (`ModelHandle.weights_source`) of a model built without pretrained weights.
+RANDOM_WEIGHTS = "random initialisation (no pretrained weights)"
+
 
 @dataclass(frozen=True)
 class WeightsRecord:
