@@ -35,7 +35,7 @@ def _controls() -> tuple[list[str], str, bool, bool]:
         + (" LeGrad, attention rollout and gradient-weighted relevance read the transformer's attention."
            if "legrad" in offered else
            f" LeGrad, attention rollout and gradient-weighted relevance are not offered: "
-           f"{xai_core.attention_unavailable(handle)}."),
+           f"{markdown_text(xai_core.attention_unavailable(handle))}."),
     )
     layer_col, smoothing_col = st.columns([1, 1.4], gap="medium")  # toggles stacked: labels never truncated
     if ss[S.CAM_LAYER] not in handle.layers:
