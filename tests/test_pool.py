@@ -18,6 +18,7 @@ import pytest
 
 from xai_core import _pool
 from xai_core._pool import LazyPool, usable_cpus
+from _deps import need
 
 ROOT = Path(__file__).resolve().parents[1]
 affinity = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
@@ -103,7 +104,7 @@ def test_threads_asking_at_once_get_one_pool_made_once(monkeypatch):
 
 
 def test_a_real_ray_actor_sizes_its_pools_by_the_cpus_it_was_given():
-    ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
+    ray = need("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
     if ray.is_initialized():
         pytest.skip("a Ray session of another test is running")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from xai_core import cli
+from _deps import need
 from _apptest import errors as _errors, new_app, page as _page, run as _run
 from _no_paths import forbidden_strings, leaks
 from test_app_no_paths import all_text
 
-transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
+transformers = need("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
 IMAGES = Path(__file__).resolve().parents[2] / "assets" / "images"
 

@@ -21,7 +21,7 @@ from xai_core.errors import InvalidOptionError
 from xai_core.methods import methods_for
 from xai_core.methods.attention import AttentionRollout, GradientRelevance, LeGrad, grid_maps
 from xai_core.methods.attention_capture import attention_layout, capturing
-from _attention import batch_of as _batch_of, ours, record
+from _attention import batch_of as _batch_of, max_diff, ours, record, timm_attentions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -85,12 +85,6 @@ def swin():
 
 
 
-def max_diff(a, b) -> float:
-    a, b = (torch.as_tensor(np.asarray(v)) if not isinstance(v, torch.Tensor) else v for v in (a, b))
-    assert a.shape == b.shape
-    return float((a.double() - b.double()).abs().max())
-
-
 # --- 1. LeGrad = TorchCAM's LeGrad --------------------------------------------------------------------
 
 
@@ -144,27 +138,6 @@ def test_explained_legrad_equals_torchcam_normalised_and_upsampled(tv_vit):
 
 
 # --- 2. Rollout = the paper's rule + vit-explain's discard ------------------------------------------
-
-
-def timm_attentions(model, x) -> list[torch.Tensor]:
-    """Each block's softmax(q k^T * scale) [B, heads, N, N], computed here from the block's own qkv
-    projection and q/k norms, with the model's fused attention left as it is."""
-    inputs = []
-    hooks = [b.attn.register_forward_pre_hook(lambda m, args: inputs.append(args[0])) for b in model.blocks]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    attentions = []
-    with torch.no_grad():
-        for block, tokens in zip(model.blocks, inputs):
-            attn, (b, n, _) = block.attn, tokens.shape
-            q, k, _ = attn.qkv(tokens).reshape(b, n, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-            q, k = attn.q_norm(q), attn.k_norm(k)
-            attentions.append((q * attn.scale @ k.transpose(-2, -1)).softmax(dim=-1))
-    return attentions
 
 
 def reference_rollout(attentions, prefix: int, grid, head_fusion: str, discard_ratio: float) -> torch.Tensor:

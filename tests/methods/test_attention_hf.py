@@ -19,7 +19,7 @@ from xai_core.errors import InvalidOptionError
 from xai_core.methods import methods_for
 from xai_core.methods.attention import AttentionRollout, GradientRelevance, LeGrad, grid_maps
 from xai_core.methods.attention_capture import attention_layout, capturing
-from _attention import batch_of as _batch_of, ours, record
+from _attention import batch_of as _batch_of, max_diff, ours, record, reference_rollout
 from xai_core.methods.device_cams import scale
 
 transformers = need("transformers", reason="Hugging Face models are optional: "
@@ -116,12 +116,6 @@ def reference_outputs(model, x, **kwargs):
     return out
 
 
-def max_diff(a, b) -> float:
-    a, b = (v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)) for v in (a, b))
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return float((a.double() - b.double()).abs().max())
-
-
 def test_layouts_of_the_transformers(handles):
     for family, prefix in PREFIX.items():
         layout = attention_layout(handles[family])
@@ -166,28 +160,6 @@ def test_explain_batch_per_image_targets_equals_explain(handles, family):
 
 
 # --- 2. Rollout = Abnar & Zuidema's rule on the model's own output_attentions ---------------------
-
-
-def reference_rollout(attentions, prefix: int, grid, head_fusion: str, discard_ratio: float) -> torch.Tensor:
-    """Attention rollout, one image at a time, with vit-explain's discard (the smallest share of the
-    fused N x N weights set to 0, except flat index 0)."""
-    maps = []
-    for i in range(attentions[0].shape[0]):
-        n = attentions[0].shape[-1]
-        result = torch.eye(n, dtype=torch.float64)
-        for attention in attentions:
-            heads = attention[i].detach().double()
-            fused = {"mean": heads.mean(0), "max": heads.max(0).values, "min": heads.min(0).values}[head_fusion]
-            flat = fused.reshape(-1).clone()
-            k = int(flat.numel() * discard_ratio)
-            if k:
-                order = flat.argsort()[:k]
-                flat[order[order != 0]] = 0
-            a = (flat.reshape(n, n) + torch.eye(n, dtype=torch.float64)) / 2
-            a = a / a.sum(dim=-1, keepdim=True)
-            result = a @ result
-        maps.append(result[0, prefix:].reshape(grid))
-    return torch.stack(maps)
 
 
 def test_rollout_equals_reference_from_output_attentions(vit, reference):

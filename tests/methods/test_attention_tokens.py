@@ -13,20 +13,20 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 
-import numpy as np
 import pytest
 import torch
 
 import xai_core
+from _deps import need
 from conftest import IMAGES, no_hooks_left
 from xai_core.errors import InvalidOptionError
 from xai_core.methods import attention as attention_module
 from xai_core.methods import attention_unavailable, methods_for
 from xai_core.methods.attention import AttentionRollout, GradientRelevance, grid_maps
 from xai_core.methods.attention_capture import attention_layout
-from _attention import batch_of as _batch_of, ours, record
+from _attention import batch_of as _batch_of, max_diff, ours, record, reference_rollout, timm_attentions
 
-transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
+transformers = need("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -117,33 +117,6 @@ def reference(saved, family: str):
     return model.eval()
 
 
-def max_diff(a, b) -> float:
-    a, b = (v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)) for v in (a, b))
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return float((a.double() - b.double()).abs().max())
-
-
-def reference_rollout(attentions, read, prefix: int, head_fusion: str, discard_ratio: float) -> torch.Tensor:
-    """Abnar & Zuidema's rollout with vit-explain's discard, one image at a time, read by `read`."""
-    maps = []
-    for i in range(attentions[0].shape[0]):
-        n = attentions[0].shape[-1]
-        result = torch.eye(n, dtype=torch.float64)
-        for attention in attentions:
-            heads = attention[i].detach().double()
-            fused = {"mean": heads.mean(0), "max": heads.max(0).values, "min": heads.min(0).values}[head_fusion]
-            flat = fused.reshape(-1).clone()
-            k = int(flat.numel() * discard_ratio)
-            if k:
-                order = flat.argsort()[:k]
-                flat[order[order != 0]] = 0
-            a = (flat.reshape(n, n) + torch.eye(n, dtype=torch.float64)) / 2
-            a = a / a.sum(dim=-1, keepdim=True)
-            result = a @ result
-        maps.append(read(result)[prefix:].reshape(4, 4))
-    return torch.stack(maps)
-
-
 def reference_relevance(model, x, target: int, read, prefix: int) -> torch.Tensor:
     """Chefer et al.'s rule, one image: R = I, then R += mean over heads of (dlogit/dA * A)^+ @ R."""
     with torch.enable_grad():
@@ -176,12 +149,12 @@ def test_rollout_reads_the_tokens_the_head_reads(saved, handles, family):
     assert layout.reason is None and layout.prefix == prefix and layout.grid == (4, 4)
     for head_fusion, discard_ratio in (("mean", 0.0), ("max", 0.9)):
         options = {"head_fusion": head_fusion, "discard_ratio": discard_ratio}
-        expected = reference_rollout(attentions, read, prefix, head_fusion, discard_ratio)
+        expected = reference_rollout(attentions, prefix, (4, 4), head_fusion, discard_ratio, read=read)
         assert expected.std() > 1e-4, options  # not a flat map
         got = grid_maps(AttentionRollout, captured, layout, logits, [0, 0], options)
         assert max_diff(got, expected) <= TOL, (family, options)
         if family != "vit":  # the class token's row is another map: the reading matters here
-            by_class_token = reference_rollout(attentions, class_token_row, prefix, head_fusion, discard_ratio)
+            by_class_token = reference_rollout(attentions, prefix, (4, 4), head_fusion, discard_ratio, read=class_token_row)
             assert max_diff(by_class_token, expected) > 100 * TOL, (family, options)
 
 
@@ -216,7 +189,7 @@ def _former_read(relevance, layout):
 
 @pytest.mark.parametrize("model", ["hf_vit", "timm_vit", "tv_vit"])
 def test_class_token_models_give_exactly_the_former_maps(request, handles, model, monkeypatch):
-    pytest.importorskip("timm")
+    need("timm")
     if model == "hf_vit":
         handle = handles["vit"]
     elif model == "timm_vit":
@@ -236,30 +209,9 @@ def test_class_token_models_give_exactly_the_former_maps(request, handles, model
         assert torch.equal(got, ours(handle, cam_class, x, TARGETS[:2])), (model, cam_class.__name__)
 
 
-def timm_attentions(model, x) -> list[torch.Tensor]:
-    """Each block's softmax(q k^T * scale), computed here from the block's own qkv projection (the
-    model's fused attention left as it is)."""
-    inputs = []
-    hooks = [b.attn.register_forward_pre_hook(lambda m, args: inputs.append(args[0])) for b in model.blocks]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    attentions = []
-    with torch.no_grad():
-        for block, tokens in zip(model.blocks, inputs):
-            attn, (b, n, _) = block.attn, tokens.shape
-            q, k, _ = attn.qkv(tokens).reshape(b, n, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-            q, k = attn.q_norm(q), attn.k_norm(k)
-            attentions.append((q * attn.scale @ k.transpose(-2, -1)).softmax(dim=-1))
-    return attentions
-
-
 def test_timm_distilled_deit_reads_both_heads():
     """timm's distilled DeiT averages its class-token and distillation-token heads in eval mode."""
-    pytest.importorskip("timm")
+    need("timm")
     torch.manual_seed(0)
     handle = xai_core.load_model("timm:deit_tiny_distilled_patch16_224", weights=None, device="cpu", input_size=64)
     assert handle.module.distilled_training is False
@@ -272,8 +224,8 @@ def test_timm_distilled_deit_reads_both_heads():
     assert not any(layout.weights[2:])
     x = _batch_of(handle, PICTURES, 2)
     attentions = timm_attentions(handle.module, x)
-    expected = reference_rollout(attentions, lambda r: 0.5 * (r[0] + r[1]), 2, "mean", 0.0)
-    assert max_diff(reference_rollout(attentions, class_token_row, 2, "mean", 0.0), expected) > 10 * TOL
+    expected = reference_rollout(attentions, 2, (4, 4), "mean", 0.0, read=lambda r: 0.5 * (r[0] + r[1]))
+    assert max_diff(reference_rollout(attentions, 2, (4, 4), "mean", 0.0, read=class_token_row), expected) > 10 * TOL
     assert max_diff(ours(handle, AttentionRollout, x, [0, 0]), expected) <= TOL
 
 

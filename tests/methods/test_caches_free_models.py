@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import xai_core
+from _deps import need
 from conftest import IMAGES
 from xai_core.faithfulness.estimate import estimate_evaluation_seconds, observe_evaluation
 from xai_core.faithfulness.sanity import randomized_handle
@@ -26,7 +27,7 @@ METHODS = ["rollout", "legrad", "relevance", "gradcam"]
 
 @pytest.fixture(scope="module")
 def hf_folder(tmp_path_factory):
-    transformers = pytest.importorskip("transformers")
+    transformers = need("transformers")
     folder = tmp_path_factory.mktemp("hf_free") / "vit"
     torch.manual_seed(0)
     config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
@@ -64,7 +65,7 @@ def test_an_hf_model_loaded_three_times_is_freed_each_time(hf_folder):
 @pytest.mark.parametrize("name", ["timm:deit_tiny_distilled_patch16_224", "torchvision:vit_b_16"])
 def test_a_timm_or_torchvision_vit_is_freed(name):
     if name.startswith("timm:"):
-        pytest.importorskip("timm")
+        need("timm")
     torch.manual_seed(0)
     handle = xai_core.load_model(name, weights=None, device="cpu", input_size=32)
     refs = _use(handle)
@@ -84,7 +85,7 @@ class _NoIsolation(torch.nn.Module):
 
 
 def test_a_weak_replay_head_gives_the_same_logits_and_frees_its_model():
-    torchvision = pytest.importorskip("torchvision")
+    import torchvision
     torch.manual_seed(0)
     model = _NoIsolation(torchvision.models.resnet18(num_classes=5)).eval()
     x = probe_input(model, (32, 32))

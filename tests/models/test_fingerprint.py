@@ -15,6 +15,7 @@ import torchvision
 from torchvision.transforms._presets import ImageClassification
 
 import xai_core
+from _deps import need
 
 
 def _same_model(a: xai_core.ModelHandle, b: xai_core.ModelHandle) -> None:
@@ -119,7 +120,7 @@ def test_a_hugging_face_models_configuration_is_part_of_its_fingerprint(tmp_path
     """The same tensors under another activation or layer-norm epsilon compute other outputs, so
     they are another model; the same folder loaded twice, or again by its `load_args` (from another
     working folder, with its labels), is the same model."""
-    transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional")
+    transformers = need("transformers", reason="Hugging Face models are optional")
     config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
                                     num_attention_heads=2, intermediate_size=64, num_labels=3)
     torch.manual_seed(0)

@@ -19,9 +19,10 @@ import torch
 from xai_core.errors import InvalidOptionError, WeightsUnavailableError
 from xai_core.models import hf, load_model, memory
 
+from _deps import need
 from test_hf_source import EXPECTED, _classifier, _hub_cache, _one_sentence, _save
 
-transformers = pytest.importorskip("transformers", reason="Hugging Face models are optional: "
+transformers = need("transformers", reason="Hugging Face models are optional: "
                                                           "pip install -r requirements-hf.txt (CI installs it)")
 import huggingface_hub  # noqa: E402  (comes with transformers)
 
