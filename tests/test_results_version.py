@@ -29,7 +29,7 @@ import pytest
 import torch
 
 import xai_core
-from _deps import need
+from _hf import save_tiny_vit
 from conftest import IMAGES, small_input
 from xai_core import versions
 
@@ -48,12 +48,7 @@ def _cnn() -> xai_core.ModelHandle:
 
 def _vit(folder) -> xai_core.ModelHandle:
     """A tiny random ViT (5 classes, 3 blocks, 4x4 patches of 8 pixels), saved and loaded as hf:FOLDER."""
-    transformers = need("transformers")
-    torch.manual_seed(0)
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=3,
-                                    num_attention_heads=2, intermediate_size=64, num_labels=5, initializer_range=0.2)
-    transformers.ViTForImageClassification(config).save_pretrained(folder)
-    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    save_tiny_vit(folder, blocks=3, classes=5, initializer_range=0.2)
     return xai_core.load_model(f"hf:{folder}", device="cpu")
 
 

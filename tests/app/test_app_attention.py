@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import xai_core
+from _hf import save_tiny_vit
 from _deps import need
 from _apptest import AppTest, array as _array, chart as _chart, errors as _errors, heatmap_names as _heatmap_names
 from _apptest import new_app, page as _page, run as _run
@@ -30,12 +30,7 @@ def saved_vit(tmp_path_factory) -> Path:
     """A deployment folder: models.toml and, next to it, models/tiny-vit (5 classes, 3 blocks, 32 px)."""
     deploy = tmp_path_factory.mktemp("deploy")
     folder = deploy / "models" / "tiny-vit"
-    torch.manual_seed(0)
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=3,
-                                    num_attention_heads=2, intermediate_size=64, initializer_range=0.2, num_labels=5,
-                                    id2label=dict(enumerate(["ant", "bee", "cat", "dog", "eel"])))
-    transformers.ViTForImageClassification(config).save_pretrained(folder)
-    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    save_tiny_vit(folder, blocks=3, labels=["ant", "bee", "cat", "dog", "eel"], initializer_range=0.2)
     (deploy / "models.toml").write_text(MODELS_FILE, encoding="utf-8")
     return deploy
 

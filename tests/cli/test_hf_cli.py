@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from xai_core import cli
 
+from _hf import save_tiny_vit
 from _deps import need
 from conftest import IMAGES
 
@@ -21,13 +21,7 @@ transformers = need("transformers", reason="Hugging Face models are optional: "
 @pytest.fixture(scope="module")
 def tiny_vit(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hf") / "tiny-vit"
-    torch.manual_seed(0)
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=2, intermediate_size=64, num_labels=3,
-                                    id2label={0: "cat", 1: "dog", 2: "bird"})
-    transformers.ViTForImageClassification(config).save_pretrained(folder)
-    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
+    return save_tiny_vit(folder, labels=["cat", "dog", "bird"])
 
 
 def test_cam_on_a_hugging_face_folder(tiny_vit, tmp_path, capsys):

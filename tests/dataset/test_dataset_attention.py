@@ -11,9 +11,9 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 import xai_core
+from _hf import save_tiny_vit
 from _deps import need
 from conftest import IMAGES
 from xai_core import dataset
@@ -33,11 +33,7 @@ PHOTOS = [IMAGES / "cat.png", IMAGES / "coffee.png", IMAGES / "rocket.jpg"]
 def vit(tmp_path_factory):
     """A tiny random ViT (5 classes, 3 blocks, 4x4 patches of 8 pixels), saved and loaded as hf:FOLDER."""
     folder = tmp_path_factory.mktemp("hf") / "tiny-vit"
-    torch.manual_seed(0)
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=3,
-                                    num_attention_heads=2, intermediate_size=64, num_labels=5, initializer_range=0.2)
-    transformers.ViTForImageClassification(config).save_pretrained(folder)
-    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    save_tiny_vit(folder, blocks=3, classes=5, initializer_range=0.2)
     return xai_core.load_model(f"hf:{folder}", device="cpu")
 
 

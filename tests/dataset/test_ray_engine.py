@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import xai_core
+from _hf import save_tiny_vit
 from _deps import need
 from conftest import IMAGES
 from xai_core import cli, dataset
@@ -257,14 +258,7 @@ def test_ray_loads_a_hugging_face_folder_and_runs_the_attention_methods(ray_sess
     """`hf:FOLDER` on Ray: the actors load the same Hugging Face ViT from its absolute folder (the
     driver checks their fingerprint) and give the rows the local engine gives, LeGrad and rollout
     included."""
-    transformers = need("transformers", reason="pip install -r requirements-hf.txt (CI installs it)")
-    import torch
-    torch.manual_seed(2)
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=2, intermediate_size=64, num_labels=5, initializer_range=0.2)
-    folder = tmp_path / "tiny-vit"
-    transformers.ViTForImageClassification(config).save_pretrained(folder)
-    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    folder = save_tiny_vit(tmp_path / "tiny-vit", classes=5, seed=2, initializer_range=0.2)
     handle = xai_core.load_model(f"hf:{folder}", device="cpu")
     assert ray_engine.model_args(handle)["name"] == f"hf:{folder}"
     methods = ["gradcam", "legrad", "rollout"]

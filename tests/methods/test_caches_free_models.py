@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import xai_core
+from _hf import save_tiny_vit
 from _deps import need
 from conftest import IMAGES
 from xai_core.faithfulness.estimate import estimate_evaluation_seconds, observe_evaluation
@@ -27,14 +28,7 @@ METHODS = ["rollout", "legrad", "relevance", "gradcam"]
 
 @pytest.fixture(scope="module")
 def hf_folder(tmp_path_factory):
-    transformers = need("transformers")
-    folder = tmp_path_factory.mktemp("hf_free") / "vit"
-    torch.manual_seed(0)
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
-                                    num_attention_heads=2, intermediate_size=64, num_labels=5)
-    transformers.ViTForImageClassification(config).save_pretrained(folder)
-    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
+    return save_tiny_vit(tmp_path_factory.mktemp("hf_free") / "vit", classes=5)
 
 
 def _use(handle) -> list:
