@@ -27,3 +27,16 @@ def save_tiny_vit(folder, *, blocks: int = 2, labels: Optional[Sequence[str]] = 
     transformers.ViTForImageClassification(vit).save_pretrained(folder)
     transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return Path(folder)
+
+
+def save_classifiers(root: Path, families: Sequence[str], make) -> dict:
+    """family -> the folder under `root` that `make(family)`'s (model, processor) was saved into, each
+    model's random weights drawn after `torch.manual_seed(0)`."""
+    folders = {}
+    for family in families:
+        torch.manual_seed(0)
+        model, processor = make(family)
+        model.save_pretrained(root / family)
+        processor.save_pretrained(root / family)
+        folders[family] = root / family
+    return folders

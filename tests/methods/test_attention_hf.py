@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import xai_core
+from _hf import save_classifiers
 from _deps import need
 from conftest import IMAGES, no_hooks_left
 from xai_core.errors import InvalidOptionError
@@ -77,15 +78,7 @@ def _classifier(family: str):
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> dict:
     """family -> the folder it was saved into (model and processor)."""
-    root = tmp_path_factory.mktemp("hf_attention")
-    folders = {}
-    for family in [*PREFIX, "swin", "convnext"]:
-        torch.manual_seed(0)
-        model, processor = _classifier(family)
-        model.save_pretrained(root / family)
-        processor.save_pretrained(root / family)
-        folders[family] = root / family
-    return folders
+    return save_classifiers(tmp_path_factory.mktemp("hf_attention"), [*PREFIX, "swin", "convnext"], _classifier)
 
 
 @pytest.fixture(scope="module")

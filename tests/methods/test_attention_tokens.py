@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import xai_core
+from _hf import save_classifiers
 from _deps import need
 from conftest import IMAGES, no_hooks_left
 from xai_core.errors import InvalidOptionError
@@ -94,15 +95,8 @@ def _classifier(family: str):
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("hf_tokens")
-    folders = {}
-    for family in [*PREFIX, "data2vec"]:
-        torch.manual_seed(0)
-        model, processor = _classifier(family)
-        model.save_pretrained(root / family)
-        processor.save_pretrained(root / family)
-        folders[family] = root / family
-    return folders
+    """family -> the folder it was saved into (model and processor)."""
+    return save_classifiers(tmp_path_factory.mktemp("hf_tokens"), [*PREFIX, "data2vec"], _classifier)
 
 
 @pytest.fixture(scope="module")
