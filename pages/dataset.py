@@ -79,8 +79,8 @@ def _uploads() -> Optional[dict]:
     result = ss.get(D.DATA_RESULT)
     if not files:
         if result is None:
-            st.info(f"Upload up to {D.MAX_UPLOADS} photos to explain them here, or choose a results folder of the "
-                    "batch command above.", icon=":material/upload:")
+            st.info(f"Upload up to {D.MAX_UPLOADS} photos to explain them here, or choose *Results folder* above "
+                    "to open what the batch command wrote.", icon=":material/upload:")
             return None
         st.caption("The photos explained earlier in this session; upload photos to explain others.")
         return _upload_view(result)

@@ -92,7 +92,10 @@ def _open_buttons(app: AppTest) -> list:
 def test_without_a_results_root_the_page_says_so_in_one_sentence(monkeypatch) -> None:
     app = _dataset_page(monkeypatch)
     assert not _errors(app) and app.title[0].value.startswith("Dataset")
-    assert any("upload up to 50 photos" in i.value.lower() for i in app.info)
+    (first,) = [i.value for i in app.info if "upload up to 50 photos" in i.value.lower()]
+    # it points at what the page shows: the Results folder choice, not a command shown elsewhere
+    assert "*Results folder*" in first and "command above" not in first
+    assert "Results folder" in app.segmented_control(key="w:dataset.source").options
     app.segmented_control(key="w:dataset.source").set_value("Results folder")
     _run(app)
     info = [i.value for i in app.info]

@@ -13,6 +13,7 @@ import xai_core
 from xai_core import catalog
 from xai_core.models import load_entry
 from xai_core.errors import InvalidOptionError, UnknownNameError, WeightsUnavailableError
+from _deps import need
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,14 +155,19 @@ def test_the_worked_example_checkpoint_loads_with_its_labels(tmp_path: Path, mon
     """README's "Explain your own model": examples/make_checkpoint.py out/ and examples/models.toml."""
     sys.path.insert(0, str(ROOT / "examples"))
     try:
-        from make_checkpoint import CLASSES, make_checkpoint
+        from make_checkpoint import CLASSES, make_checkpoint, make_vit
     finally:
         sys.path.remove(str(ROOT / "examples"))
     (tmp_path / "examples").mkdir()
     shutil.copy(ROOT / "examples" / "models.toml", tmp_path / "examples" / "models.toml")
     make_checkpoint(tmp_path / "out")
+    need("transformers")
+    make_vit(tmp_path / "out")
     monkeypatch.setenv(catalog.ENV, str(tmp_path / "examples" / "models.toml"))
-    (entry,) = catalog.entries()
+    entry, vit_entry = catalog.entries()
+    vit = load_entry(vit_entry.name, device="cpu")  # the hf: example: a folder next to the checkpoint
+    assert vit.name == "tiny_vit_3class" and vit.categories == CLASSES and vit.spec.title == vit_entry.title
+    assert "rollout" in xai_core.methods_for(vit) and str(tmp_path) not in vit.weights_source
     handle = load_entry(entry.name, device="cpu")
     assert handle.name == "resnet18_3class" and handle.categories == CLASSES
     assert handle.spec.title == entry.title and str(tmp_path) not in handle.weights_source
