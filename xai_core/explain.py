@@ -360,7 +360,8 @@ def _notes(handle: ModelHandle, specs: list[MethodSpec], names: list[str]) -> li
     if "shapleycam" in ids:
         notes.append(f"{_title('shapleycam')} uses the ReST target (logit minus cross-entropy), as its paper "
                      "proposes.")
-    agnostic = [_title(m) for m in ("eigencam", "kpcacam") if m in ids]
+    # the class-agnostic CAMs, as the registry declares them (rollout's own note says so above)
+    agnostic = [s.title for s in specs if s.kind != ATTENTION and not s.uses_target]
     if agnostic:
         verb = "ignores" if len(agnostic) == 1 else "ignore"
         notes.append(f"{' and '.join(agnostic)} {verb} the target class (class-agnostic: the main component of "

@@ -14,6 +14,7 @@ from PIL import Image
 
 import xai_core
 from xai_core import cli
+from xai_core.report import pictures
 
 from conftest import IMAGES, ROOT
 
@@ -78,6 +79,22 @@ def test_several_methods_write_one_file_each(out):
     expected = [str(out / "multi" / f"cat_{m}.png") for m in ("gradcam", "layercam")]
     assert summary["outputs"] == expected and all(os.path.isfile(p) for p in expected)
     assert (summary["target"]["index"], summary["target"]["label"]) == (281, "tabby")
+
+
+def test_cam_captions_say_what_each_map_depends_on(tmp_path, capsys, monkeypatch):
+    """Grad-CAM's caption names the layer and the target, EigenCAM's the layer only (it is
+    class-agnostic); the pictures carry the captions the JSON reports."""
+    drawn = []
+    draw = pictures._with_caption
+    monkeypatch.setattr(pictures, "_with_caption", lambda picture, lines: drawn.append(list(lines)) or draw(picture,
+                                                                                                           lines))
+    assert cli.main(["cam", "--img", str(IMAGES / "cat.png"), "--method", "gradcam,eigencam", "--target", "tabby",
+                     "--output-dir", str(tmp_path), "--json", *LITE]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    layer, score = ", ".join(summary["layers"]), summary["target"]["score"]
+    assert summary["captions"] == {"gradcam": ["Grad-CAM", f"layer {layer} · target tabby ({score:.1%})"],
+                                   "eigencam": ["EigenCAM", f"layer {layer} · class-agnostic"]}
+    assert drawn == list(summary["captions"].values())
 
 
 def test_dff_with_the_seed_spelling(out):

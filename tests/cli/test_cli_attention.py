@@ -96,6 +96,13 @@ def test_the_three_methods_write_one_picture_each(folders, tmp_path):
     assert {"legrad", "rollout", "relevance"} <= set(summary["timings"])
     assert any("LeGrad, Attention rollout and Gradient-weighted relevance read the attention" in n
                for n in summary["notes"]), summary["notes"]
+    # each caption says what its map depends on: never the target layer; rollout is class-agnostic;
+    # LeGrad's last 4 blocks are all 3 of this model's
+    bee = f"target bee ({summary['target']['score']:.1%})"
+    assert summary["captions"] == {"legrad": ["LeGrad", f"last 3 blocks · {bee}"],
+                                   "rollout": ["Attention rollout", "all blocks · class-agnostic"],
+                                   "relevance": ["Gradient-weighted relevance", f"all blocks · {bee}"]}
+    assert summary["layers"] and not any(layer in " ".join(lines) for layer in summary["layers"] for lines in summary["captions"].values())
 
 
 def test_all_on_a_transformer_includes_the_attention_methods(folders, tmp_path, capsys):

@@ -22,7 +22,7 @@ from ..explain import explain
 from ..factorize import factorize
 from ..faithfulness import RANDOM
 from ..images import load_image
-from ..methods import methods_for
+from ..methods import LAST_BLOCKS, attention_layout, get_method, methods_for
 from ..models import load_model
 from ..predict import predict
 from ..report import pictures
@@ -84,7 +84,10 @@ def _run_cam(args: argparse.Namespace) -> dict:
     result = explain(handle, image, args.method, target=args.target, layer=args.layer,
                      aug_smooth=args.aug_smooth, eigen_smooth=args.eigen_smooth, progress=MethodBar())
     paths = _output_paths(args, args.method)
-    outputs = [_save(pictures.build_cam_picture(result, m), paths[m]) for m in args.method]
+    # how many blocks the model has, for the methods that read the last few (LeGrad)
+    blocks = len(attention_layout(handle).sites) if any(get_method(m).reads == LAST_BLOCKS for m in args.method) \
+        else None
+    outputs = [_save(pictures.build_cam_picture(result, m, blocks), paths[m]) for m in args.method]
     return {
         **summary,
         "target": {"index": result.target, "label": result.target_label, "score": result.target_probability},
@@ -93,6 +96,8 @@ def _run_cam(args: argparse.Namespace) -> dict:
         "timings": result.timings,
         "notes": list(result.notes),
         "outputs": outputs,
+        # each picture's caption: the method's title, and what its map depends on
+        "captions": {m: pictures.cam_caption(result, m, blocks) for m in args.method},
     }
 
 

@@ -9,11 +9,15 @@ from .attention import check_applies
 from .attention_capture import attention_layout
 from .registry import (
     ACTIVATION,
+    ALL_BLOCKS,
+    ALL_LAYERS,
     ATTENTION,
     GAP_IDENTICAL,
     GRADIENT,
     GRADIENT8,
     KPCA_KERNELS,
+    LAST_BLOCKS,
+    LAYER,
     OWN_PASS,
     PERTURBATION,
     MethodSpec,
@@ -28,6 +32,6 @@ from .registry import (
     resolve_options,
 )
 
-__all__ = ["ACTIVATION", "ATTENTION", "attention_layout", "attention_unavailable", "check_applies", "Cost", "GAP_IDENTICAL", "GRADIENT", "GRADIENT8", "KPCA_KERNELS", "MethodSpec", "MethodsArg",
+__all__ = ["ACTIVATION", "ALL_BLOCKS", "ALL_LAYERS", "ATTENTION", "attention_layout", "attention_unavailable", "check_applies", "Cost", "GAP_IDENTICAL", "GRADIENT", "GRADIENT8", "KPCA_KERNELS", "LAST_BLOCKS", "LAYER", "MethodSpec", "MethodsArg",
            "OWN_PASS", "OptionSpec", "PERTURBATION", "estimate_cost", "get_method", "list_methods", "method_specs", "methods_for",
            "register_method", "resolve_options"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from pytorch_grad_cam import (
@@ -37,6 +37,11 @@ from ..errors import InvalidOptionError
 GRADIENT, ACTIVATION, PERTURBATION, OWN_PASS = "gradient", "activation", "perturbation", "own pass"
 #: Methods made for vision transformers, computed from the attention the shared forward recorded.
 ATTENTION = "attention"
+
+#: What a map is computed from (`MethodSpec.reads`): the chosen target layer(s), every layer of the
+#: network (FullGrad's bias gradients), the attention of all the transformer's blocks, or of its
+#: last `blocks` blocks (LeGrad's option).
+LAYER, ALL_LAYERS, ALL_BLOCKS, LAST_BLOCKS = "layer", "all layers", "all blocks", "last blocks"
 
 #: The eight CAMs one `explain` computes from one forward and one backward pass, their formulas on
 #: the model's device (`device_cams`).
@@ -129,6 +134,34 @@ class MethodSpec:
     #: the layers after the target layer per channel), "bias" (a map rescaled per bias channel of the
     #: whole network: FullGrad), or None.
     per_channel: Optional[str] = None
+    #: What the map depends on, declared by every method (no default: a new method must say), and
+    #: what every caption states (`depends_on`): `reads` is LAYER, ALL_LAYERS, ALL_BLOCKS or
+    #: LAST_BLOCKS; `uses_target` is False for a class-agnostic map (the same whatever the target).
+    reads: str = field(kw_only=True)
+    uses_target: bool = field(kw_only=True)
+
+    @property
+    def uses_layer(self) -> bool:
+        """True when the map depends on the chosen target layer(s)."""
+        return self.reads == LAYER
+
+    def depends_on(self, layers: Sequence[str], target: str, options: Optional[Mapping] = None,
+                   model_blocks: Optional[int] = None) -> str:
+        """What this method's map depends on, as a caption line: e.g. "layer layer4 · target tabby",
+        "layer layer4 · class-agnostic", "last 4 blocks · target tabby", "all blocks · class-agnostic".
+        `layers`: the target layer(s) of the explanation; `target`: the target as it should read;
+        `options`: this method's options (LeGrad's `blocks`, default the declared one);
+        `model_blocks`: how many blocks the model has (caps the last blocks), None if unknown."""
+        if self.reads == LAYER:
+            source = f"layer {', '.join(layers)}"
+        elif self.reads == LAST_BLOCKS:
+            count = int({**self.defaults, **(options or {})}["blocks"])
+            if model_blocks is not None:
+                count = min(count, model_blocks)
+            source = "last block" if count == 1 else f"last {count} blocks"
+        else:
+            source = self.reads
+        return f"{source} · {f'target {target}' if self.uses_target else 'class-agnostic'}"
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -250,51 +283,59 @@ _GAMMA = OptionSpec("gamma", float, None, minimum=0.0, exclusive_minimum=True, n
                     help="kernel coefficient of rbf, poly and sigmoid (None: 1 / channels)")
 for _spec in (
     MethodSpec("gradcam", "Grad-CAM", GradCAM, GradCAM, GRADIENT, _ARXIV + "1610.02391",
-               "Weights each channel by its average gradient.", grads="logit"),
+               "Weights each channel by its average gradient.", grads="logit", reads=LAYER, uses_target=True),
     MethodSpec("hirescam", "HiResCAM", HiResCAM, HiResCAM, GRADIENT, _ARXIV + "2011.08891",
-               "Multiplies activations by gradients element-wise, so the map shows what the score used.", grads="logit"),
+               "Multiplies activations by gradients element-wise, so the map shows what the score used.", grads="logit",
+               reads=LAYER, uses_target=True),
     MethodSpec("gradcam++", "Grad-CAM++", GradCAMPlusPlus, GradCAMPlusPlus, GRADIENT, _ARXIV + "1710.11063",
-               "Grad-CAM with higher-order gradient weights, better for several instances.", grads="logit"),
+               "Grad-CAM with higher-order gradient weights, better for several instances.", grads="logit",
+               reads=LAYER, uses_target=True),
     MethodSpec("xgradcam", "XGrad-CAM", XGradCAM, XGradCAM, GRADIENT, _ARXIV + "2008.02312",
-               "Grad-CAM with gradients weighted by the normalised activations.", grads="logit"),
+               "Grad-CAM with gradients weighted by the normalised activations.", grads="logit",
+               reads=LAYER, uses_target=True),
     MethodSpec("layercam", "LayerCAM", LayerCAM, LayerCAM, GRADIENT, "https://ieeexplore.ieee.org/document/9462463",
-               "Weights every location by its positive gradient; sharper at early layers.", grads="logit"),
+               "Weights every location by its positive gradient; sharper at early layers.", grads="logit",
+               reads=LAYER, uses_target=True),
     MethodSpec("eigencam", "EigenCAM", FastEigenCAM, EigenCAM, ACTIVATION, _ARXIV + "2008.00299",
-               "First principal component of the activations; class-agnostic.", grads=None),
+               "First principal component of the activations; class-agnostic.", grads=None,
+               reads=LAYER, uses_target=False),
     MethodSpec("eigengradcam", "EigenGrad-CAM", FastEigenGradCAM, EigenGradCAM, GRADIENT, _ARXIV + "2008.00299",
-               "First principal component of activations x gradients.", grads="logit"),
+               "First principal component of activations x gradients.", grads="logit", reads=LAYER, uses_target=True),
     MethodSpec("gradcamelementwise", "Grad-CAM element-wise", GradCAMElementWise, GradCAMElementWise, GRADIENT,
-               _ARXIV + "2011.08891", "Like HiResCAM, with a ReLU on each activation x gradient term.", grads="logit"),
+               _ARXIV + "2011.08891", "Like HiResCAM, with a ReLU on each activation x gradient term.", grads="logit",
+               reads=LAYER, uses_target=True),
     MethodSpec("kpcacam", "KPCA-CAM", KPCA_CAM, KPCA_CAM, ACTIVATION, _ARXIV + "2410.00267",
                "Kernel-PCA projection of the activations; class-agnostic.", grads=None,
-               options=(_KERNEL, _GAMMA), extra_passes=0.1),
+               options=(_KERNEL, _GAMMA), extra_passes=0.1, reads=LAYER, uses_target=False),
     MethodSpec("scorecam", "Score-CAM", BatchedScoreCAM, ScoreCAM, PERTURBATION, _ARXIV + "1910.01279",
                "Weights each channel by the score of the image masked with it (one forward pass per channel).",
-               grads=None, per_channel="network"),
+               grads=None, per_channel="network", reads=LAYER, uses_target=True),
     MethodSpec("ablationcam", "Ablation-CAM", HeadAblationCAM, AblationCAM, PERTURBATION,
                "https://openaccess.thecvf.com/content_WACV_2020/papers/Desai_Ablation-CAM_Visual_Explanations_for_Deep_Convolutional_Network_via_Gradient-free_Localization_WACV_2020_paper.pdf",
-               "Weights each channel by the score drop when it is removed.", grads=None, per_channel="head"),
+               "Weights each channel by the score drop when it is removed.", grads=None, per_channel="head",
+               reads=LAYER, uses_target=True),
     MethodSpec("fullgrad", "FullGrad", FullGrad, FullGrad, OWN_PASS, _ARXIV + "1905.00780",
                "Input gradients plus every bias gradient in the network (ignores the target layer).", grads=None,
-               extra_passes=3.0, per_channel="bias"),
+               extra_passes=3.0, per_channel="bias", reads=ALL_LAYERS, uses_target=True),
     MethodSpec("shapleycam", "ShapleyCAM", ReshapingShapleyCAM, ShapleyCAM, GRADIENT, _ARXIV + "2501.06261",
                "Gradient minus half the Hessian-vector product, on the ReST target (logit minus cross-entropy).",
-               grads="rest", extra_passes=0.5),
+               grads="rest", extra_passes=0.5, reads=LAYER, uses_target=True),
     MethodSpec("finercam", "Finer-CAM", GradCAM, FinerCAM, GRADIENT, _ARXIV + "2501.11309",
                "Grad-CAM of the target's score minus the 3 most similar classes': what tells them apart.",
-               grads="finer", extra_passes=0.1),
+               grads="finer", extra_passes=0.1, reads=LAYER, uses_target=True),
     MethodSpec("fastscorecam", "Faster Score-CAM", BatchedScoreCAM, None, PERTURBATION, _ARXIV + "2010.00672",
                "Score-CAM on only the channels with the highest activation variance (64 by default).", grads=None,
-               options=(_TOP_K,), per_channel="network"),
+               options=(_TOP_K,), per_channel="network", reads=LAYER, uses_target=True),
     MethodSpec("legrad", "LeGrad", LeGrad, None, ATTENTION, _ARXIV + "2404.03214",
                "How much each patch's attention moves each of the last blocks' own class score (positive "
                "gradients with respect to attention, averaged over heads and blocks).", grads=None,
-               options=(_BLOCKS,), extra_passes=0.3),
+               options=(_BLOCKS,), extra_passes=0.3, reads=LAST_BLOCKS, uses_target=True),
     MethodSpec("rollout", "Attention rollout", AttentionRollout, None, ATTENTION, _ARXIV + "2005.00928",
                "Where the class token's information comes from: attention multiplied through all blocks, with "
-               "the residual path; class-agnostic.", grads=None, options=(_FUSION, _DISCARD)),
+               "the residual path; class-agnostic.", grads=None, options=(_FUSION, _DISCARD),
+               reads=ALL_BLOCKS, uses_target=False),
     MethodSpec("relevance", "Gradient-weighted relevance", GradientRelevance, None, ATTENTION, _ARXIV + "2103.15679",
                "Chefer et al.'s relevance: attention weighted by the target's gradient, positive parts kept, "
-               "propagated through all blocks.", grads=None, extra_passes=1.0),
+               "propagated through all blocks.", grads=None, extra_passes=1.0, reads=ALL_BLOCKS, uses_target=True),
 ):
     register_method(_spec)

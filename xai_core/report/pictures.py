@@ -81,18 +81,25 @@ def concept_labels(labels: Sequence[Sequence[tuple[str, float]]]) -> list[str]:
     return ["\n".join(f"{','.join(name.split(',')[:3])}:{score:.2f}" for name, score in comp) for comp in labels]
 
 
-def build_cam_picture(explanation: Explanation, method: str) -> Image.Image:
-    """The preprocessed input and its `method` heatmap overlay side by side, over a caption with the
-    method's title, the layer(s), and the target label and probability. Raises `KeyError` when
-    `method` is not in `explanation.maps`."""
+def cam_caption(explanation: Explanation, method: str, model_blocks: Optional[int] = None) -> list[str]:
+    """The caption lines of `method`'s picture: its title, then exactly what its map depends on, as
+    the method registry declares it (`MethodSpec.depends_on`): the target layer(s) or the blocks
+    read, and the target label and probability or "class-agnostic". `model_blocks`: how many
+    transformer blocks the model has (caps LeGrad's last blocks), None if unknown. Raises
+    `UnknownNameError` for an unknown method."""
+    spec = get_method(method)
+    target = f"{explanation.target_label} ({explanation.target_probability:.1%})"
+    options = explanation.options.get("methods", {}).get(spec.id)
+    return [spec.title, spec.depends_on(explanation.layers, target, options, model_blocks)]
+
+
+def build_cam_picture(explanation: Explanation, method: str, model_blocks: Optional[int] = None) -> Image.Image:
+    """The preprocessed input and its `method` heatmap overlay side by side, over `cam_caption`'s
+    lines (the method's title, and what its map depends on). Raises `KeyError` when `method` is not
+    in `explanation.maps`."""
     image = explanation.image
     panels = np.hstack([image, overlay_cam(image, explanation.maps[method])])
-    caption = [
-        get_method(method).title,
-        f"layer {', '.join(explanation.layers)} · target {explanation.target_label} "
-        f"({explanation.target_probability:.1%})",
-    ]
-    return _with_caption(Image.fromarray(panels), caption)
+    return _with_caption(Image.fromarray(panels), cam_caption(explanation, method, model_blocks))
 
 
 def build_dff_picture(factorization: Factorization) -> Image.Image:
@@ -166,5 +173,5 @@ def _legend(entries: Sequence[str], colors: Sequence[np.ndarray], height: int, w
     return panel
 
 
-__all__ = ["JET", "build_cam_picture", "build_dff_picture", "component_colors", "concept_labels", "overlay_cam",
+__all__ = ["JET", "build_cam_picture", "build_dff_picture", "cam_caption", "component_colors", "concept_labels", "overlay_cam",
            "overlay_cams", "overlay_factorization", "save"]
