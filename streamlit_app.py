@@ -100,11 +100,12 @@ def _image_picker() -> None:
         st.error(markdown_text(err))
 
 
+active = P.load_active_model()  # first: a model that cannot be loaded puts the Model box back on auto
 with st.sidebar:
     _model_picker()
     _image_picker()
-
-handle, _ = P.load_active_model()
-P.model_banner(handle)
+if active is None:  # not even auto can be loaded (its one sentence is shown): another model can be picked
+    st.stop()
+P.model_banner(active[0])
 S.mark_entry_point()
 page.run()

@@ -16,7 +16,7 @@ import xai_core
 from pages import _state as S
 from pages import _streamlit_internals as internals
 from xai_core.report import figures, html_text, image_report_html, markdown_text
-from xai_core.models import PREFERRED
+from xai_core.models import PREFERRED, how_to_get
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": figures.PNG_EXPORT}
 
@@ -30,23 +30,37 @@ def safe(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return None
 
 
-def load_active_model() -> tuple[xai_core.ModelHandle, str]:
+def load_active_model() -> Optional[tuple[xai_core.ModelHandle, str]]:
     """(handle, cache key) of the chosen model, also kept for this run's page (`active_model`).
     A model that cannot be loaded (e.g. ResNet-50 offline) is reported with st.error and replaced
-    by `auto`; stops the app if even that fails."""
+    by `auto`, and the Model box is put back on auto (draw it after this); None (after its error)
+    when even auto fails: draw the sidebar, then stop."""
     name = st.session_state[S.MODEL]
     try:
         handle = S.get_model(name, S.catalog_entry(name))
     except xai_core.XAIError as err:
         if name == S.AUTO:
             st.error(markdown_text(err), icon=":material/error:")
-            st.stop()
-        st.error(f"{markdown_text(err)} Showing the automatic choice instead.", icon=":material/error:")
+            return None
         handle = safe(S.get_model, S.AUTO)
         if handle is None:
-            st.stop()
+            return None
+        st.session_state[S.MODEL] = S.AUTO  # the Model box shows the model really loaded (draw it after this)
+        st.error(_fallback_message(name, err), icon=":material/error:")
     st.session_state[S.ACTIVE] = (handle, S.model_key(handle))
     return st.session_state[S.ACTIVE]
+
+
+def _fallback_message(name: str, err: xai_core.XAIError) -> str:
+    """One sentence (Markdown): why model `name` could not be loaded and what the dashboard shows
+    instead; for a built-in without its weights, how to get them on the server (no CLI flag)."""
+    auto = S.model_title(S.AUTO)
+    if isinstance(err, xai_core.WeightsUnavailableError) and name in xai_core.list_models(models_file=False):
+        spec = xai_core.get_model_spec(name)
+        return markdown_text(f"{spec.title} cannot be loaded because its weights are not on this server, so the "
+                             f"Model box is back on {auto}; "
+                             + how_to_get(spec, spec.weights_record(), for_dashboard=True) + ".")
+    return f"{markdown_text(err)} Showing the automatic choice instead ({markdown_text(auto)})."
 
 
 def active_model() -> tuple[xai_core.ModelHandle, str]:
@@ -59,8 +73,8 @@ def model_banner(handle: xai_core.ModelHandle) -> None:
     ResNet-50, behind it (an expander). Shows no server path: `weights_source` and `notice` have none."""
     with st.expander(f"Model: {markdown_text(model_description(handle))}", icon=":material/memory:"):
         entry = S.catalog_entry(handle.name)
-        if handle.notice:
-            st.markdown(f"**Why this model:** {markdown_text(handle.notice)}")
+        if S.model_notices(handle):
+            st.markdown(f"**Why this model:** {markdown_text(S.model_notices(handle)[0])}")
         elif entry is not None:  # the models file's strings as text (no code span: a ` in them would end it)
             st.markdown(f"**Why this model:** {markdown_text(entry.title)} was chosen in the sidebar; this server's "
                         f"models file offers it (id “{markdown_text(entry.name)}”, source "

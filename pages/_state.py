@@ -21,7 +21,7 @@ from PIL import ImageOps
 import xai_core
 from xai_core import catalog
 from xai_core.images import input_notices
-from xai_core.models import AUTO
+from xai_core.models import AUTO, PREFERRED
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = ROOT / "assets" / "images"
@@ -139,12 +139,38 @@ def model_names() -> list[str]:
     return [AUTO] + xai_core.list_models(models_file=False) + list(st.session_state[OFFER][0])
 
 
+#: How the picker marks ResNet-50 when `auto` could not load it on this server.
+UNAVAILABLE = "weights not on this server"
+
+
+def auto_model() -> Optional[xai_core.ModelHandle]:
+    """The model `auto` loads on this server (`get_model`, cached), or None when even it cannot be loaded."""
+    try:
+        return get_model(AUTO)
+    except xai_core.XAIError:
+        return None
+
+
 def model_title(name: str) -> str:
-    """How the picker names model id `name`."""
+    """How the picker names model id `name`: auto with the model it loads on this server, and
+    ResNet-50 marked unavailable when `auto` could not load it (so the picker, the banner and the
+    maps name one model)."""
     if name == AUTO:
-        return "auto (best available)"
+        auto = auto_model()
+        return f"auto — {auto.spec.title}" if auto is not None else "auto (best available)"
     entry = catalog_entry(name)
-    return entry.title if entry is not None else xai_core.get_model_spec(name).title
+    if entry is not None:
+        return entry.title
+    title = xai_core.get_model_spec(name).title
+    if name == PREFERRED and getattr(auto_model(), "name", None) != PREFERRED:
+        return f"{title} — {UNAVAILABLE}"
+    return title
+
+
+def model_notices(handle: xai_core.ModelHandle) -> list[str]:
+    """[why this model was loaded], worded for a dashboard user (no CLI flag), or []."""
+    notice = handle.dashboard_notice or handle.notice
+    return [notice] if notice else []
 
 
 QUERY_SEEN, QUERY_TARGET, QUERY_NOTICE = "query.seen", "query.target", "query.notice"

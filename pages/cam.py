@@ -170,5 +170,5 @@ settings = {
 }
 P.report_button(f"CAM comparison: {image_name}",
                 [("Image", image_fig), (f"Prediction (top {len(predictions)})", prediction_fig), ("Maps", fig)],
-                settings, tuple(([handle.notice] if handle.notice else []) + notes),
+                settings, tuple(S.model_notices(handle) + notes),
                 file_name=f"cam_report_{image_name.rsplit('.', 1)[0]}.html", key="cam_report")

@@ -60,5 +60,5 @@ settings = {"model": P.model_description(handle), "image": image_name,
             "layer": layer, "concepts": len(result.labels), "colormap": cmap, "opacity": opacity}
 P.report_button(f"DFF concepts: {image_name}", [("Dominant concept per pixel", overview),
                 ("What each concept means", bars), ("Each concept's heatmap", components)], settings,
-                tuple([handle.notice] if handle.notice else []),
+                tuple(S.model_notices(handle)),
                 file_name=f"dff_report_{image_name.rsplit('.', 1)[0]}.html", key="dff_report")

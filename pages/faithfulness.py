@@ -232,7 +232,7 @@ sections = (("Headline", eval_figures.headline_html(evaluation, titles)),
 report_col, json_col = st.columns(2)
 with report_col:
     P.report_button(f"Faithfulness: {image_name}", figs, settings,
-                    tuple(([handle.notice] if handle.notice else []) + list(evaluation.named_notes(titles))),
+                    tuple(S.model_notices(handle) + list(evaluation.named_notes(titles))),
                     file_name=f"faithfulness_report_{image_name.rsplit('.', 1)[0]}.html", key="eval_report",
                     sections=sections)
 with json_col:

@@ -80,5 +80,20 @@ def heatmap_names(spec: dict) -> list[str]:
     return [t["name"] for t in spec["data"] if t["type"] == "heatmap"]
 
 
+def all_text(at: AppTest) -> str:
+    """Every element's protobuf (labels, values, options, captions, help texts, chart specs) as text."""
+    parts: list[str] = []
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            parts.append(str(proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(parts)
+
+
 def errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]

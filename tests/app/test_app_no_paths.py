@@ -11,23 +11,8 @@ import pytest
 import streamlit as st
 import torch
 
-from _apptest import AppTest, errors as _errors, new_app, page as _page, run as _run
+from _apptest import AppTest, all_text, errors as _errors, new_app, page as _page, run as _run
 from _no_paths import forbidden_strings, leaks
-
-
-def all_text(at: AppTest) -> str:
-    """Every element's protobuf (labels, values, captions, help texts, chart specs) as text."""
-    parts: list[str] = []
-
-    def walk(node) -> None:
-        proto = getattr(node, "proto", None)
-        if proto is not None:
-            parts.append(str(proto))
-        for child in getattr(node, "children", {}).values():
-            walk(child)
-
-    walk(at._tree)
-    return "\n".join(parts)
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from .preprocessing import Prepared, from_tensor
 from .load import AUTO, DEFAULT_WEIGHTS, FALLBACK, PREFERRED, list_models, load_entry, load_model
 from .sources import is_source
 from .specs import ModelSpec, builtin_models, get_model_spec
+from .weights import how_to_get
 
 __all__ = ["AUTO", "DEFAULT_WEIGHTS", "FALLBACK", "GuardedModule", "Head", "Labels", "LayerArg", "ModelHandle",
            "ModelSpec", "PREFERRED", "Prepared", "builtin_models", "catalog", "default_device", "from_tensor", "get_model_spec", "guard",
-           "is_source", "layer_names", "list_models", "load_entry", "load_model"]
+           "how_to_get", "is_source", "layer_names", "list_models", "load_entry", "load_model"]

@@ -46,6 +46,9 @@ class ModelHandle:
     #: One-line notice for the user (e.g. why `auto` fell back to the bundled model), without any
     #: server path, or None.
     notice: Optional[str] = None
+    #: The same notice for a dashboard's user, who has no command line (it names the server's hub
+    #: cache, XAI_WEIGHTS and the models file instead of `--weights PATH`), or None: use `notice`.
+    dashboard_notice: Optional[str] = None
     #: Absolute path of the weights file that was read (for the CLI and the API; the dashboard
     #: never shows it), or None (random weights).
     weights_file: Optional[str] = None
@@ -138,6 +141,8 @@ class ModelHandle:
         renamed = dataclasses.replace(self, name=name, spec=dataclasses.replace(self.spec, title=title),
                                       weights_source=public(self.weights_source),
                                       notice=public(self.notice) if self.notice else self.notice,
+                                      dashboard_notice=public(self.dashboard_notice) if self.dashboard_notice
+                                      else self.dashboard_notice,
                                       load_args=dict(self.load_args if load_args is None else load_args))
         object.__setattr__(renamed, "_heads", self._heads)  # one module: its heads serve both names
         return renamed

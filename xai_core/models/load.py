@@ -70,11 +70,10 @@ def load_model(
         spec = get_model_spec(PREFERRED)
         handle = _load(get_model_spec(FALLBACK), DEFAULT_WEIGHTS, dev)
         reason = str(err).split(";")[0]
-        notice = (
-            f"Using the bundled {handle.spec.title}: {reason[0].lower() + reason[1:]}; "
-            + how_to_get(spec, spec.weights_record()) + "."
-        )
-        return _replace_notice(handle, notice)
+        why = f"Using the bundled {handle.spec.title}: {reason[0].lower() + reason[1:]}; "
+        return dataclasses.replace(  # one notice for the CLI and the API, one for the dashboard
+            handle, notice=why + how_to_get(spec, spec.weights_record()) + ".",
+            dashboard_notice=why + how_to_get(spec, spec.weights_record(), for_dashboard=True) + ".")
 
 
 def list_models(*, models_file: bool = True) -> list[str]:
@@ -204,10 +203,6 @@ def _from_source(loaded: SourceModel, device: torch.device, load_args: dict) -> 
     )
     handle._heads[arch.default_layer] = head
     return handle
-
-
-def _replace_notice(handle: ModelHandle, notice: str) -> ModelHandle:
-    return dataclasses.replace(handle, notice=notice)
 
 
 def load_entry(entry: Union[str, CatalogEntry], device=None) -> ModelHandle:

@@ -70,9 +70,15 @@ def resolve(spec: ModelSpec, record: WeightsRecord, path: Optional[str], progres
 CACHE_FOLDER = "the checkpoints folder of the torch hub cache ($TORCH_HOME/hub/checkpoints, by default ~/.cache/torch/hub/checkpoints)"
 
 
-def how_to_get(spec: ModelSpec, record: WeightsRecord) -> str:
-    """One clause telling the user where to put the weights file, without any server path."""
+def how_to_get(spec: ModelSpec, record: WeightsRecord, *, for_dashboard: bool = False) -> str:
+    """One clause telling the user where to put the weights file, without any server path: for the
+    CLI and the API (`--weights PATH`), or `for_dashboard`, whose user has no command line (the
+    server's hub cache, `XAI_WEIGHTS`, or a models-file entry)."""
     name = os.path.basename(urlparse(record.url).path) if record.url else ""
+    if for_dashboard:
+        return (f"to use {spec.title}, put {name} (from {record.url}) on the server into {CACHE_FOLDER}, "
+                f"or set {WEIGHTS_ENV} to the weights file's path before starting the dashboard, or give the "
+                'models file an entry with weights = "PATH" (see “Explain your own model” in the README)')
     return f"to use {spec.name}, put {name} (from {record.url}) into {CACHE_FOLDER}, or pass --weights PATH (or set {WEIGHTS_ENV})"
 
 
