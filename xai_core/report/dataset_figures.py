@@ -203,8 +203,10 @@ def sort_choices(rows: Sequence[dict], titles: dict[str, str]) -> dict[str, str]
 def outcome_choices(rows: Sequence[dict]) -> dict[str, Optional[str]]:
     """The outcome filter's choices that apply to `rows` (a subset of `OUTCOMES`, by label): correct
     and wrong only when some explained row has a true label, refused files only when a file was refused."""
-    found = {outcome(r) for r in rows}
-    return {label: value for label, value in OUTCOMES.items() if value is None or value in found}
+    truth = any(r.get("true_label") and not r.get("error") for r in rows)
+    refused = any(r.get("error") for r in rows)
+    applies = {None: True, "right": truth, "wrong": truth, "error": refused}
+    return {label: value for label, value in OUTCOMES.items() if applies[value]}
 
 
 def has_predictions(rows: Sequence[dict]) -> bool:
