@@ -3,7 +3,8 @@ exports) and a dataset run's (`dataset_report_html`, written as its index.html).
 
 index.html of a dataset run: the summary (score means with 95% intervals, win rates against the
 random map, accuracy) and a gallery of every image with its maps, filterable by class, correct or
-wrong and low confidence, sortable by any score, `gallery.PAGE` images a page. Its size does not
+wrong and low confidence (each filter only where it applies), sortable by any score or time, in the
+Dataset page's words (`dataset_figures.sort_choices`), `gallery.PAGE` images a page. Its size does not
 grow with the run: it embeds the summary and the gallery's first page (as JSON, plain JavaScript,
 pictures from `maps/` by relative path), and loads the whole run's rows from sidecar files in
 gallery/ (`gallery.py`) with a `<script src>`; it opens offline from the results folder.
@@ -182,7 +183,7 @@ better; insertion and ROAD: higher).</p>
 const D = JSON.parse(document.getElementById('data').textContent);
 const methods = D.methods, first = D.rows;  // first: the first page, in the run's order, with thumbnails
 const $ = id => document.getElementById(id);
-$('lowv').textContent = D.low;
+$('lowv').textContent = `${Math.round(100 * D.low)}%`;  // as the Dataset page says it
 const norm = s => String(s || '').replace(/_/g, ' ').trim().toLowerCase();
 D.classes.forEach(c => $('cls').add(new Option(c, c)));
 D.sorts.forEach(([k, label]) => $('sort').add(new Option(label, k)));  // labels shown, ids as values
