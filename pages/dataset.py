@@ -215,18 +215,17 @@ def _summary(view: dict) -> None:
 def _gallery(view: dict) -> None:
     rows, vid = view["rows"], view["id"]
     st.subheader("Gallery")
-    outcomes = {"all": None}
-    if any(r.get("true_label") for r in rows):
-        outcomes.update(correct="right", wrong="wrong")
-    if any(r.get("error") for r in rows):
-        outcomes["refused files"] = "error"
+    outcomes = DF.outcome_choices(rows)  # only the filters that apply, as in the dataset report
     cls_col, outcome_col, sort_col = st.columns([1.5, 1.2, 1.6], gap="small")
     cls = cls_col.selectbox("Class", ["all", *DF.classes(rows)], key=f"dataset.cls.{vid}")
-    want = outcome_col.selectbox("Prediction", list(outcomes), key=f"dataset.outcome.{vid}")
-    sort = sort_col.selectbox("Sort by", ["path", *DF.sortable_columns(rows)], key=f"dataset.sort.{vid}")
+    want = (outcome_col.selectbox("Prediction", list(outcomes), key=f"dataset.outcome.{vid}")
+            if len(outcomes) > 1 else "all")
+    sorts = DF.sort_choices(rows, DF.method_titles(view["summary"]))  # labels shown, column ids kept
+    sort = sort_col.selectbox("Sort by", list(sorts), format_func=sorts.get, key=f"dataset.sort.{vid}")
     low_col, desc_col = st.columns(2, gap="small")  # toggles in wide columns: their labels never cut
-    low = low_col.toggle("Low confidence only", key=f"dataset.low.{vid}",
-                         help=f"Only the images whose top-1 probability is below {DF.LOW_CONFIDENCE:.0%}.")
+    low = DF.has_predictions(rows) and low_col.toggle(
+        "Low confidence only", key=f"dataset.low.{vid}",
+        help=f"Only the images whose top-1 probability is below {DF.LOW_CONFIDENCE:.0%}.")
     desc = desc_col.toggle("Sort descending", key=f"dataset.desc.{vid}")
     shown = DF.sort_rows(DF.filter_rows(rows, None if cls == "all" else cls, outcomes[want], low), sort, desc)
     number = st.number_input("Page", min_value=1, step=1, key=f"dataset.page.{vid}") if len(shown) > PER_PAGE else 1
@@ -270,8 +269,8 @@ def _meta(view: dict, row: dict, titles: dict) -> None:
         lines.append(f"true: {markdown_text(row['true_label'])} " + ("✓" if truth == "right" else "✗ wrong"))
     lines.append(f"target: {markdown_text(row['target_label'])}")
     for method, title in titles.items():
-        scores = [f"{DF.SCORE_TITLES[s].split()[0].lower()} {row[f'{method}_{s}']:.3f}"
-                  for s in DF.SCORE_TITLES if row.get(f"{method}_{s}") is not None]
+        scores = [f"{DF.SCORE_WORDS[s]} {row[f'{method}_{s}']:.3f}"
+                  for s in DF.SCORE_WORDS if row.get(f"{method}_{s}") is not None]
         if scores:
             lines.append(f"{title}: {', '.join(scores)}")
     st.markdown("  \n".join(lines))

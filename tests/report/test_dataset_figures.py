@@ -97,3 +97,18 @@ def test_images_without_a_score_are_counted_in_the_table_and_hovers() -> None:
     assert scores.data[0].customdata[0][1] == ", 1 not scored" and scores.data[0].customdata[1][1] == ""
     assert "not scored" not in DF.win_rate_table(summarize(ROWS, Settings("m", "w", ("gradcam",), None,
                                                                           ("stage7",), True, 4)))
+
+
+def test_the_gallerys_controls_have_one_vocabulary_and_apply_to_the_run(summary) -> None:
+    """The sort menu's labels (the Dataset page's and the report's), and only the filters that apply."""
+    choices = DF.sort_choices(ROWS, DF.method_titles(summary))
+    assert choices == {"path": "file", "probability": "probability", "seconds": "seconds",
+                       "gradcam_seconds": "Grad-CAM · seconds", "gradcam_deletion_auc": "Grad-CAM · deletion",
+                       "gradcam_insertion_auc": "Grad-CAM · insertion", "gradcam_road_combined": "Grad-CAM · ROAD",
+                       "random_deletion_auc": "Random map · deletion", "random_insertion_auc": "Random map · insertion",
+                       "random_road_combined": "Random map · ROAD"}  # "target" (a class index) is not offered
+    assert DF.column_label("results_version", {}) is None and DF.column_label("eigencam_seconds", {}) == "eigencam · seconds"
+    assert list(DF.outcome_choices(ROWS)) == ["all", "correct", "wrong", "refused files"]
+    untrue = [{**r, "true_label": None} for r in ROWS[:3]]
+    assert list(DF.outcome_choices(untrue)) == ["all"] and DF.has_predictions(untrue)
+    assert list(DF.outcome_choices(ROWS[3:])) == ["all", "refused files"] and not DF.has_predictions(ROWS[3:])

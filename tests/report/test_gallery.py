@@ -24,7 +24,7 @@ CLASSES = ("cat", "dog", "fox", "owl", "yak")
 
 def make_rows(count: int, seed: int = 0) -> list[dict]:
     """`count` rows as the job writes them with --pictures maps (each with `thumbs`, as
-    `dataset.with_thumbnails` gives them), every 37th of a class a refused file, in shuffled order."""
+    `dataset.with_thumbnails` gives them), five of every 185 rows refused files, in shuffled order."""
     rng = np.random.default_rng(seed)
     rows = []
     for i in rng.permutation(count):
@@ -32,7 +32,7 @@ def make_rows(count: int, seed: int = 0) -> list[dict]:
         key = f"{hashlib.sha256(str(i).encode()).hexdigest()[:32]}-{'0' * 16}"
         row = {"path": f"{true}/{i:05d}.jpg", "key": key, "true_label": true, "error": None, "maps_file": "raw-x",
                "maps_index": 0, "target": 1, "target_label": "tabby"}
-        if (i // len(CLASSES)) % 37 == 36:
+        if (i // len(CLASSES)) % 37 == 20:  # some in the paged run beyond its first page
             row.update(error="Not an image.", label=None, probability=None, pictures=None)
         else:
             row.update(label=true if rng.random() < 0.5 else "tabby", probability=float(rng.random()), pictures="maps",

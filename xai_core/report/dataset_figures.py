@@ -4,6 +4,7 @@ filters and sorting. Pure functions, no Streamlit: the dashboard's Dataset page 
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import plotly.graph_objects as go
@@ -16,7 +17,12 @@ from .figures import title_margin, wrapped
 
 #: How the figures name the scores, each with which way is better.
 SCORE_TITLES = {"deletion_auc": "Deletion AUC ↓", "insertion_auc": "Insertion AUC ↑", "road_combined": "ROAD combined ↑"}
-#: The gallery's outcome filter: its values, by label.
+#: The one word for each score in running text, the gallery's scores and its sort menu: the same on
+#: the Dataset page and in the dataset report (index.html).
+SCORE_WORDS = {"deletion_auc": "deletion", "insertion_auc": "insertion", "road_combined": "ROAD"}
+#: The sort menu's label of each column that is not a method's (a method's: `column_label`).
+COLUMN_WORDS = {"path": "file", "probability": "probability", "seconds": "seconds"}
+#: The gallery's outcome filter: its values, by label (`outcome_choices`: those that apply to a run).
 OUTCOMES = {"all": None, "correct": "right", "wrong": "wrong", "refused files": "error"}
 _RANDOM_COLOR, _METHOD_COLOR = "#9e9e9e", "#1f77b4"
 
@@ -40,13 +46,14 @@ def scores_in(summary: dict) -> list[str]:
     return [s for s in HIGHER_IS_BETTER if any(s in entry for entry in methods)]
 
 
-def _titles(summary: dict) -> dict[str, str]:
+def method_titles(summary: dict) -> dict[str, str]:
+    """{method id: its title} of a summary's methods, the random map's included."""
     return {m: e.get("title", m) for m, e in summary.get("methods", {}).items()}
 
 
 def _chart_titles(summary: dict) -> dict[str, str]:
-    """`_titles` as a chart's text (read from a file: never Plotly markup)."""
-    return {m: html_text(t) for m, t in _titles(summary).items()}
+    """`method_titles` as a chart's text (read from a file: never Plotly markup)."""
+    return {m: html_text(t) for m, t in method_titles(summary).items()}
 
 
 def _error_bar(entries: Sequence[Optional[dict]]) -> tuple[list, dict]:
@@ -114,7 +121,7 @@ def win_rate_table(summary: dict) -> dict[str, list[str]]:
     """{column: values}: each method's win rate against the random map per score, with its interval
     and count; a "not scored" column when some images of a method or the random map have no score
     (they are left out of its means and win rates)."""
-    titles = _titles(summary)
+    titles = method_titles(summary)
     entries = summary.get("methods", {})
     methods = [m for m in entries if m != RANDOM]
     scores = scores_in(summary)
@@ -154,11 +161,57 @@ def classes(rows: Sequence[dict]) -> list[str]:
     return sorted({c for c in map(row_class, rows) if c})
 
 
+def _method_column(column: str) -> Optional[tuple[str, str]]:
+    """(method, its score id or "seconds") of a column such as `gradcam_deletion_auc`, else None."""
+    for suffix in ("seconds", *SCORE_WORDS):
+        if column.endswith(f"_{suffix}") and len(column) > len(suffix) + 1:
+            return column[:-len(suffix) - 1], suffix
+    return None
+
+
+def column_label(column: str, titles: dict[str, str]) -> Optional[str]:
+    """How people read column `column`: 'file', 'probability', 'seconds', or a method's title (from
+    `titles`, else its id) and the score's word, 'Grad-CAM · deletion', 'Grad-CAM · seconds'; None
+    for a column that has no label (it is not offered for sorting)."""
+    if column in COLUMN_WORDS:
+        return COLUMN_WORDS[column]
+    split = _method_column(column)
+    if split is None:
+        return None
+    method, what = split
+    return f"{titles.get(method, method)} · {SCORE_WORDS.get(what, what)}"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def sortable_columns(rows: Sequence[dict]) -> list[str]:
-    """The numeric columns (probability, seconds, scores) the gallery can sort by, in column order."""
+    """The numeric columns the gallery can sort by (probability, seconds, each method's seconds and
+    scores: those with a label, a finite number in some row), in column order."""
     keys = list(rows[0]) if rows else []
-    return [k for k in keys if k not in ("target", "maps_index") and any(isinstance(r.get(k), (int, float)) and
-                                                            not isinstance(r.get(k), bool) for r in rows)]
+    return [k for k in keys if k != "path" and column_label(k, {}) is not None
+            and any(_is_number(r.get(k)) for r in rows)]
+
+
+def sort_choices(rows: Sequence[dict], titles: dict[str, str]) -> dict[str, str]:
+    """The gallery's sort menu: {column id: its label (`column_label`)}, the file first, then
+    `sortable_columns`. The Dataset page and the dataset report both show these labels."""
+    return {k: column_label(k, titles) for k in ["path", *sortable_columns(rows)]}
+
+
+def outcome_choices(rows: Sequence[dict]) -> dict[str, Optional[str]]:
+    """The outcome filter's choices that apply to `rows` (a subset of `OUTCOMES`, by label): correct
+    and wrong only when some explained row has a true label, refused files only when a file was refused."""
+    truth = any(r.get("true_label") and not r.get("error") for r in rows)
+    refused = any(r.get("error") for r in rows)
+    applies = {None: True, "right": truth, "wrong": truth, "error": refused}
+    return {label: value for label, value in OUTCOMES.items() if applies[value]}
+
+
+def has_predictions(rows: Sequence[dict]) -> bool:
+    """Whether some row has a top-1 probability (the low-confidence filter applies)."""
+    return any(not r.get("error") and _is_number(r.get("probability")) for r in rows)
 
 
 def filter_rows(rows: Sequence[dict], cls: Optional[str] = None, want: Optional[str] = None,
@@ -183,6 +236,7 @@ def page_of(rows: Sequence[dict], page: int, per_page: int = 12) -> tuple[list[d
     return list(rows[(page - 1) * per_page: page * per_page]), pages
 
 
-__all__ = ["LOW_CONFIDENCE", "OUTCOMES", "SCORE_TITLES", "build_score_intervals", "build_win_rates", "classes",
-           "filter_rows", "interval_text", "outcome", "page_of", "row_class", "scores_in", "sort_rows", "sortable_columns",
-           "win_rate_table"]
+__all__ = ["COLUMN_WORDS", "LOW_CONFIDENCE", "OUTCOMES", "SCORE_TITLES", "SCORE_WORDS", "build_score_intervals",
+           "build_win_rates", "classes", "column_label", "filter_rows", "has_predictions", "interval_text",
+           "method_titles", "outcome", "outcome_choices", "page_of", "row_class", "scores_in", "sort_choices",
+           "sort_rows", "sortable_columns", "win_rate_table"]

@@ -92,15 +92,6 @@ def _columns(rows: Sequence[dict]) -> list[str]:
     return [k for k in names if k not in _LEFT_OUT]
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def sort_keys(rows: Sequence[dict]) -> list[str]:
-    """The columns the gallery can sort by: those with a number in some row."""
-    return [k for k in _columns(rows) if any(_is_number(r.get(k)) for r in rows)]
-
-
 def _thumb(row: dict, methods: Sequence[str], known: dict) -> Optional[list]:
     """[h, w, [index in `methods` of each map in the row's thumbnail file, in order]], or None
     (`known`: the index lists made so far, by the row's maps, shared by the rows)."""
@@ -191,4 +182,4 @@ def prune_gallery(out: Path, script: Optional[str], thumbs: set[str]) -> int:
 
 
 __all__ = ["CHUNK", "FOLDER", "PAGE", "Thumbnails", "classes_of", "gallery_order", "index_columns", "prune_gallery", "script_json",
-           "sort_keys", "write_gallery"]
+           "write_gallery"]

@@ -3,7 +3,8 @@ exports) and a dataset run's (`dataset_report_html`, written as its index.html).
 
 index.html of a dataset run: the summary (score means with 95% intervals, win rates against the
 random map, accuracy) and a gallery of every image with its maps, filterable by class, correct or
-wrong and low confidence, sortable by any score, `gallery.PAGE` images a page. Its size does not
+wrong and low confidence (each filter only where it applies), sortable by any score or time, in the
+Dataset page's words (`dataset_figures.sort_choices`), `gallery.PAGE` images a page. Its size does not
 grow with the run: it embeds the summary and the gallery's first page (as JSON, plain JavaScript,
 pictures from `maps/` by relative path), and loads the whole run's rows from sidecar files in
 gallery/ (`gallery.py`) with a `<script src>`; it opens offline from the results folder.
@@ -26,15 +27,14 @@ import plotly.io as pio
 from .._files import write_atomic
 from ..faithfulness import RANDOM
 from ..predict import LOW_CONFIDENCE
-from .dataset_figures import interval_text, scores_in
+from .dataset_figures import (SCORE_WORDS, has_predictions, interval_text, method_titles, outcome_choices, scores_in,
+                              sort_choices)
 from .figures import PNG_EXPORT
-from .gallery import (PAGE, Thumbnails, classes_of, gallery_order, prune_gallery, script_json, sort_keys,
-                      write_gallery)
+from .gallery import PAGE, Thumbnails, classes_of, gallery_order, prune_gallery, script_json, write_gallery
 from .pictures import JET
 
 NAMES = {"deletion_auc": "deletion AUC (lower is better)", "insertion_auc": "insertion AUC (higher is better)",
          "road_combined": "ROAD combined (higher is better)"}
-SHORT = {"deletion_auc": "deletion", "insertion_auc": "insertion", "road_combined": "ROAD"}
 
 
 def write_dataset_report(out: Path, rows: Sequence[dict], summary: dict,
@@ -58,7 +58,7 @@ def write_dataset_report(out: Path, rows: Sequence[dict], summary: dict,
 def _summary_table(summary: dict) -> str:
     methods = summary.get("methods", {})
     scores = scores_in(summary)
-    head = ["Method"] + [f"{NAMES[s]} (mean, 95% CI)" for s in scores] + [f"beats random on {SHORT[s]} (share of images)" for s in scores]
+    head = ["Method"] + [f"{NAMES[s]} (mean, 95% CI)" for s in scores] + [f"beats random on {SCORE_WORDS[s]} (share of images)" for s in scores]
     lines = ["<table class='summary'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     for method, entry in methods.items():
         cells = [entry.get("title", method)]
@@ -92,10 +92,13 @@ def dataset_report_html(rows: Sequence[dict], summary: dict, script: Optional[st
         facts.append(summary["accuracy_note"])
     rows = gallery_order(rows)
     nopictures = bool(rows) and all(r.get("error") or r.get("pictures") == "none" for r in rows)
+    titles = method_titles(summary)
+    # the filters and the sort menu the Dataset page offers, with its words (`dataset_figures`)
     data = script_json({"rows": rows[:PAGE], "total": len(rows), "page": PAGE, "script": script,
-                        "nopictures": nopictures, "classes": classes_of(rows), "numeric": sort_keys(rows),
-                        "methods": list(settings.get("methods", [])),
-                        "titles": {m: e.get("title", m) for m, e in summary.get("methods", {}).items()},
+                        "nopictures": nopictures, "classes": classes_of(rows),
+                        "sorts": list(sort_choices(rows, titles).items()),
+                        "outcomes": list(outcome_choices(rows).items()), "lowfilter": has_predictions(rows),
+                        "methods": list(settings.get("methods", [])), "titles": titles, "words": SCORE_WORDS,
                         "low": LOW_CONFIDENCE, "jet": JET.tolist()})
     parts = {"title": html.escape(f"Explanations: {summary.get('input', 'dataset')}"),
              "facts": html.escape(" · ".join(facts)), "summary": _summary_table(summary), "data": data}
@@ -165,10 +168,9 @@ better; insertion and ROAD: higher).</p>
 <h2>Gallery</h2>
 <div id="controls">
 <label>Class <select id="cls"><option value="">all</option></select></label>
-<label>Prediction <select id="correct"><option value="">all</option><option value="right">correct</option>
-<option value="wrong">wrong</option><option value="error">refused files</option></select></label>
-<label><input type="checkbox" id="low"> low confidence only (top-1 below <span id="lowv"></span>)</label>
-<label>Sort by <select id="sort"><option value="path">file</option></select></label>
+<label id="outcomefilter">Prediction <select id="correct"></select></label>
+<label id="lowfilter"><input type="checkbox" id="low"> low confidence only (top-1 below <span id="lowv"></span>)</label>
+<label>Sort by <select id="sort"></select></label>
 <label><input type="checkbox" id="desc"> descending</label>
 <span id="count"></span>
 <span id="pager" hidden><button id="prev">previous</button> <span id="pageno"></span> <button id="next">next</button></span>
@@ -181,10 +183,13 @@ better; insertion and ROAD: higher).</p>
 const D = JSON.parse(document.getElementById('data').textContent);
 const methods = D.methods, first = D.rows;  // first: the first page, in the run's order, with thumbnails
 const $ = id => document.getElementById(id);
-$('lowv').textContent = D.low;
+$('lowv').textContent = `${Math.round(100 * D.low)}%`;  // as the Dataset page says it
 const norm = s => String(s || '').replace(/_/g, ' ').trim().toLowerCase();
 D.classes.forEach(c => $('cls').add(new Option(c, c)));
-D.numeric.forEach(k => $('sort').add(new Option(k, k)));
+D.sorts.forEach(([k, label]) => $('sort').add(new Option(label, k)));  // labels shown, ids as values
+D.outcomes.forEach(([label, v]) => $('correct').add(new Option(label, v || '')));  // only those that apply
+$('outcomefilter').hidden = D.outcomes.length < 2;
+$('lowfilter').hidden = !D.lowfilter;
 const esc = s => String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
 const written = r => r.error ? 'none' : (r.pictures || 'legacy');  // legacy: a previous version's layout
 // The rows: the embedded first page until the whole run's (gallery/rows-*.js, by column) has loaded.
@@ -241,8 +246,10 @@ function card(r, i) {
   if (r.error) return `<div class="card"><div class="meta"><b>${esc(r.path)}</b><br><span class="error">${esc(r.error)}</span></div></div>`;
   const s = state(r);
   const truth = r.true_label ? `<br>true: <span class="${s}">${esc(r.true_label)}</span>` : '';
-  const scores = methods.map(m => ['deletion_auc', 'insertion_auc', 'road_combined'].filter(k => r[m + '_' + k] !== undefined && r[m + '_' + k] !== null)
-    .map(k => `${esc(D.titles[m] || m)} ${k}: ${r[m + '_' + k].toFixed(3)}`).join('<br>')).filter(Boolean).join('<br>');
+  const scores = methods.map(m => {  // as the Dataset page: "Grad-CAM: deletion 0.123, insertion 0.456"
+    const s = Object.keys(D.words).filter(k => r[m + '_' + k] !== undefined && r[m + '_' + k] !== null)
+      .map(k => `${esc(D.words[k])} ${r[m + '_' + k].toFixed(3)}`);
+    return s.length ? `${esc(D.titles[m] || m)}: ${s.join(', ')}` : ''; }).filter(Boolean).join('<br>');
   const maps = methods.map(m => mapFigure(r, i, m)).join('');
   const picture = written(r) === 'none' ? `<figure><figcaption>${esc(r.path)}</figcaption></figure>`
     : `<figure><img loading="lazy" src="maps/${esc(r.key)}.jpg" alt="image"><figcaption>${esc(r.path)}</figcaption></figure>`;
