@@ -196,6 +196,8 @@ def _summary(view: dict) -> None:
                   help="The share of images whose top class is their folder's name, with its 95% Wilson interval.")
     if summary.get("accuracy_note"):
         st.caption(markdown_text(summary["accuracy_note"][0].upper() + summary["accuracy_note"][1:] + "."))
+    if summary.get("duplicates_note"):  # copies count once in the figures below
+        st.caption(markdown_text(summary["duplicates_note"] + "."))
     if not summary.get("explained"):
         return
     scored = bool(DF.scores_in(summary))

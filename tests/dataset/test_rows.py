@@ -2,10 +2,12 @@
 moved file is reported under its new path and label, identical content is never explained twice
 (its results and pictures are copied), the pictures of rows that are gone are removed, and the
 settings are keyed by the model's fingerprint (a retrained checkpoint at the same path runs again;
-a first download and a later cached load resume each other)."""
+a first download and a later cached load resume each other). A copy counts once in the summary, and
+the last line says what the run did (issue 27)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -17,7 +19,7 @@ import torch
 
 import xai_core
 from conftest import IMAGES
-from xai_core import dataset
+from xai_core import cli, dataset
 from xai_core.dataset import job
 
 PHOTOS = sorted(IMAGES.iterdir())
@@ -105,6 +107,54 @@ def test_a_changed_files_old_pictures_are_removed(lite, tmp_path):
     assert sorted(p.name for p in (out / "maps").iterdir()) == sorted(
         [new["key"] + end for end in (".jpg", "_gradcam.jpg")] + [f"{new['maps_file']}.gradcam.npy"])
     assert old["maps_file"] != new["maps_file"]  # the old row's raw file went with it
+
+
+def test_the_last_line_says_what_this_run_did(lite, tmp_path, counted, capsys):
+    """A first run, a rerun after a rename (nothing explained: the renamed file reused the results of
+    its content), a new file, a file that is refused, and a rerun with nothing to do."""
+    root, out = tmp_path / "in", (tmp_path / "out").resolve()
+    root.mkdir()
+    shutil.copy(PHOTOS[1], root / "x.png")
+    shutil.copy(PHOTOS[2], root / "y.png")
+    assert dataset.run(lite, str(root), str(out), ["gradcam"]).line() == f"Explained 2 files; results in {out}."
+    os.rename(root / "x.png", root / "z.png")
+    counted.clear()
+    assert cli.main(["batch", "--input", str(root), "--output", str(out), "--method", "gradcam",
+                     "--model", "efficientnet_lite0"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert counted == [] and last.startswith("Explained 0 files; 1 already done were skipped; ")
+    assert "; 1 renamed or copied file reused the results of the same content; " in last
+    assert last.endswith(f"; results of all 2 files (2 explained) in {out}.") and "refused" not in last
+    shutil.copy(PHOTOS[3], root / "w.png")  # a new file
+    line = dataset.run(lite, str(root), str(out), ["gradcam"]).line()
+    assert sum(counted) == 1 and line.startswith("Explained 1 file; 2 already done were skipped; ")
+    assert line.endswith(f"; results of all 3 files (3 explained) in {out}.") and "reused" not in line
+    (root / "v.png").write_bytes(b"not a picture")
+    line = dataset.run(lite, str(root), str(out), ["gradcam"]).line()
+    assert line.startswith("Explained 0 files, refused 1 (see the error column of results.parquet); 3 already done")
+    assert line.endswith(f"; results of all 4 files (3 explained, 1 not) in {out}.")
+    line = dataset.run(lite, str(root), str(out), ["gradcam"]).line()
+    assert line == (f"Nothing to do: all 4 files were done before with these settings (3 explained, 1 not); "
+                    f"results in {out}.")
+
+
+def test_a_copy_counts_once_in_the_summary_and_the_report(lite, tmp_path):
+    """Two photos and a byte-identical copy of one: every mean and win rate counts 2 images, the
+    summary and the report say that 2 files shared 1 content, and the line that 1 reused results."""
+    root, out = tmp_path / "in", (tmp_path / "out").resolve()
+    root.mkdir()
+    for name, photo in (("a.png", PHOTOS[1]), ("b.png", PHOTOS[2]), ("c.png", PHOTOS[1])):
+        shutil.copy(photo, root / name)
+    line = dataset.run(lite, str(root), str(out), ["gradcam"], evaluate=True, steps=2, pictures="none").line()
+    assert line.startswith("Explained 2 files; 1 renamed or copied file reused the results of the same content; ")
+    assert line.endswith(f"; results of all 3 files (3 explained) in {out}.")
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["files"], summary["explained"]) == (3, 3)
+    assert summary["duplicates"] == {"files": 2, "contents": 1}
+    entries = [summary["seconds_per_image"]] + [v for e in summary["methods"].values() for v in e.values()
+                                                if isinstance(v, dict)]
+    assert len(entries) == 11 and all(e["n"] == 2 for e in entries)
+    assert summary["duplicates_note"] in (out / "index.html").read_text()
 
 
 def _checkpoint(path: Path, seed: int) -> Path:

@@ -194,3 +194,44 @@ def test_a_summary_of_100000_rows() -> None:
     assert (summary["accuracy"]["k"], summary["accuracy"]["n"]) == (right.sum(), labelled.sum())
     assert summary["accuracy_note"] == (f"2 of 4 folder names are the model's classes; "
                                         f"accuracy over their {labelled.sum()} images")
+
+
+def _entries(summary: dict) -> list[dict]:
+    """Every mean and win rate of `summary` (the accuracy left out)."""
+    entries = [summary["seconds_per_image"]]
+    for entry in summary["methods"].values():
+        entries += [value for value in entry.values() if isinstance(value, dict)]
+    return entries
+
+
+def test_a_byte_identical_copy_counts_once_in_every_mean_and_win_rate() -> None:
+    """15 distinct photos and a copy of one (the row `copy_row` makes: the same content key and
+    results, its own path and key): every mean and win rate has n 15 and the numbers of the 15
+    alone; the summary says 2 files shared 1 content, in a sentence too."""
+    rng = np.random.default_rng(5)
+    rows = [_row(i, true_label="tabby", content_key=f"{i:032x}-{SETTINGS.digest()}",
+                 seconds=float(rng.uniform(.1, 1)), gradcam_seconds=float(rng.uniform(.01, .1)),
+                 **{f"{m}_{s}": float(rng.uniform()) for m in ("gradcam", "random") for s in EVAL_SCORES})
+            for i in range(15)]
+    copy = dict(rows[3], path="copy of 3.png", key="k-copy")
+    alone, both = summarize(rows, SETTINGS), summarize(rows + [copy], SETTINGS)
+    assert (both["files"], both["explained"]) == (16, 16)
+    assert len(_entries(both)) == 1 + (1 + 3 + 3) + 3 and all(e["n"] == 15 for e in _entries(both))
+    assert both["methods"] == alone["methods"] and both["seconds_per_image"] == alone["seconds_per_image"]
+    assert both["duplicates"] == {"files": 2, "contents": 1} and alone["duplicates"] == {"files": 0, "contents": 0}
+    assert both["duplicates_note"].startswith("2 files have the same content as another (1 distinct content)")
+    assert "duplicates_note" not in alone and S.check_summary(json.loads(json.dumps(both)))
+
+
+def test_accuracy_counts_each_content_once_per_folder_name() -> None:
+    """A copy in the same class folder adds nothing to the accuracy; the same photo in another class
+    folder is another labelled example (a right answer under one label, a wrong one under the other)."""
+    rows = [_row(i, label="tabby", true_label="tabby", content_key=f"c{i}") for i in range(4)]
+    same = dict(rows[0], path="tabby/copy.png", key="k-same")
+    other = dict(rows[0], path="tiger cat/copy.png", key="k-other", true_label="tiger cat")
+    summary = summarize(rows + [same, other], SETTINGS, categories=imagenet_categories())
+    assert (summary["accuracy"]["k"], summary["accuracy"]["n"]) == (4, 5)
+    assert summary["accuracy_note"].endswith("accuracy over their 5 images")
+    assert summary["duplicates"] == {"files": 3, "contents": 1}
+    assert summary["duplicates_note"].endswith("count each content once, the accuracy each content once per folder name")
+    assert all(e["n"] == 4 for e in _entries(summary))

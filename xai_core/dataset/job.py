@@ -120,8 +120,11 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
         batches = _written(out, settings, run_ray(handle, todo, settings, str(out), size, address, pictures=pictures))
     else:
         batches = _local(handle, todo, settings, out, size, pictures)
+    explained_now = refused_now = 0  # the files this run explained or refused itself (not copied)
     for rows in batches:
         reusable.update({row["content_key"]: row for row in rows if row.get("content_key")})
+        explained_now += sum(row["error"] is None for row in rows)
+        refused_now += sum(row["error"] is not None and not row["error"].startswith(NOT_EXPLAINED) for row in rows)
         finished += len(rows)
         if progress is not None:
             progress(finished, total)
@@ -137,7 +140,7 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
     return JobResult(len(rows) - len(refused), len(refused) - failed, len(sources) - total, failed, str(out),
                      time.perf_counter() - started, len(copies), pruned, pictures, redone, richer,
                      notes(aside, again), tuple(sorted(kept.items(), key=lambda vn: (vn[0] is None, vn[0] or 0))),
-                     refreshed)
+                     refreshed, explained_now=explained_now, refused_now=refused_now)
 
 
 def _older(row: dict) -> bool:

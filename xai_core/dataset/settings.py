@@ -47,9 +47,12 @@ class Settings:
 
 @dataclass(frozen=True)
 class JobResult:
-    """What `run` did: the files in the results (explained, refused: an error row, failed: readable
-    but not explained), those skipped (done before), those whose results were copied from a file
-    with the same content, and the pictures of rows that are gone that were removed."""
+    """What `run` did. The files in the results folder now: `explained`, `refused` (an error row) and
+    `failed` (readable but not explained; always retried, so each was tried by this run). What this
+    run did: `explained_now` and `refused_now`, the files it explained or refused itself (new,
+    changed, or done again: `redone`, `refreshed`, damaged), `copied`, those that got the results of
+    a file with the same content (a copy, a renamed or moved file), `skipped`, those done before,
+    and `pruned`, the pictures of rows that are gone that it removed."""
 
     explained: int
     refused: int
@@ -67,29 +70,37 @@ class JobResult:
     #: written before versions were recorded); `refreshed`: rows of another version explained again
     older: tuple[tuple[Optional[int], int], ...] = ()
     refreshed: int = 0
+    explained_now: int = 0
+    refused_now: int = 0
 
     def line(self) -> str:
-        """The last line the CLI prints (a rerun with nothing to do says so)."""
+        """The last line the CLI prints: what this run did ("Explained N files" counts the files it
+        explained itself, then those it refused, skipped, copied and failed), and where the
+        results of every file are; a rerun with nothing to do says so ("Nothing to do: ...")."""
         pruned = f"; removed {self.pruned} pictures of files no longer in the input" if self.pruned else ""
         richer = (f"; {self.richer} skipped file{'s' * (self.richer != 1)} kept the pictures written before (more "
                   f"than --pictures {self.pictures})" if self.richer else "")
         files = self.explained + self.refused + self.failed
-        if files and self.skipped >= files:
+        if files and not (self.explained_now or self.refused_now or self.failed or self.copied):
             return (f"Nothing to do: all {files} files were done before with these settings ({self.explained} "
                     f"explained, {self.refused + self.failed} not){self._versions()}{richer}{pruned}; results in "
                     f"{self.output}.")
-        done = f"Explained {self.explained} file{'s' * (self.explained != 1)}"
-        refused = f"refused {self.refused} (see the error column of results.parquet)"
+        done = f"Explained {self.explained_now} file{'s' * (self.explained_now != 1)}"
+        refused = (f", refused {self.refused_now} (see the error column of results.parquet)" if self.refused_now
+                   else "")
         skipped = f"; {self.skipped} already done were skipped" if self.skipped else ""
-        copied = (f"; {self.copied} with the same content as another file reused its results" if self.copied
-                  else "")
+        copied = (f"; {self.copied} renamed or copied file{'s' * (self.copied != 1)} reused the results of the same "
+                  "content" if self.copied else "")
         failed = f"; {self.failed} readable file{'s' * (self.failed != 1)} failed" if self.failed else ""
         redone = (f"; {self.redone} done before with fewer pictures than --pictures {self.pictures} "
                   f"{'were' if self.redone != 1 else 'was'} explained again to write them"
                   if self.redone else "")
         written = f"; {_WRITTEN[self.pictures]}" if self.pictures in _WRITTEN else ""
-        return (f"{done}, {refused}{skipped}{redone}{self._versions()}{richer}{copied}{failed}{written}{pruned}; "
-                f"results in {self.output}.")
+        where = f"results in {self.output}"
+        if self.skipped or self.copied:  # the run did not make every row: say what the folder holds
+            others = f", {self.refused + self.failed} not" if self.refused + self.failed else ""
+            where = f"results of all {files} files ({self.explained} explained{others}) in {self.output}"
+        return f"{done}{refused}{skipped}{redone}{self._versions()}{richer}{copied}{failed}{written}{pruned}; {where}."
 
     def _versions(self) -> str:
         """The clause about rows of another results version: kept, or explained again (--refresh)."""

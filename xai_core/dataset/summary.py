@@ -5,7 +5,9 @@ true labels are the model's classes.
 Every figure is an entry {"mean", "low", "high", "n", "interval"}: "interval" is "bootstrap" (a mean,
 95% percentile bootstrap) or "wilson" (a proportion, 95% Wilson score interval; its entry also
 carries "k", the count of successes out of "n"); a score's mean also says how many images were
-"not_scored" (no finite score: left out). Nothing in it is NaN or infinite (JSON-safe)."""
+"not_scored" (no finite score: left out). Files with the same content (a copy, the same photo in two
+folders: rows with the same `content_key`) count once in every mean and win rate ("n" counts distinct
+contents; "duplicates" says how many files shared one). Nothing in it is NaN or infinite (JSON-safe)."""
 
 from __future__ import annotations
 
@@ -113,11 +115,46 @@ def _column(rows: Sequence[dict], name: str) -> np.ndarray:
     return np.array([r.get(name) for r in rows], dtype=np.float64)
 
 
+def _distinct(rows: Sequence[dict], *also: str) -> list[dict]:
+    """`rows` with each content once: the first row of each `content_key` (with `also`: of each
+    (content_key, those columns)); a row without a content key (written before they were recorded)
+    is its own."""
+    seen: set = set()
+    out = []
+    for row in rows:
+        key = row.get("content_key")
+        if key is not None:
+            key = (key, *(row.get(c) for c in also))
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(row)
+    return out
+
+
+def _duplicates(ok: Sequence[dict], accuracy: bool) -> dict:
+    """summary.json's "duplicates": {"files": the explained files whose content another explained
+    file shares, "contents": how many distinct contents those are}, and with any a "duplicates_note"
+    for people (`accuracy`: whether the summary has one, for the note)."""
+    counts = Counter(r["content_key"] for r in ok if r.get("content_key") is not None)
+    shared = [n for n in counts.values() if n > 1]
+    out: dict = {"duplicates": {"files": sum(shared), "contents": len(shared)}}
+    if shared:
+        also = ", the accuracy each content once per folder name" if accuracy else ""
+        out["duplicates_note"] = (f"{sum(shared)} files have the same content as another ({len(shared)} distinct "
+                                  f"content{'s' * (len(shared) != 1)}): the means, intervals and win rates count "
+                                  f"each content once{also}")
+    return out
+
+
 def _accuracy(ok: Sequence[dict], categories: Optional[Sequence[str]]) -> dict:
     """summary.json's accuracy keys: "accuracy" (a Wilson entry) over the explained rows with a true
     label, and with `categories` only over those whose true label is one of the model's classes,
-    plus "accuracy_note" and "true_labels" ({"distinct", "classes"}) saying how many labels matched."""
-    labelled = [r for r in ok if r.get("true_label")]
+    plus "accuracy_note" and "true_labels" ({"distinct", "classes"}) saying how many labels matched.
+    Each (content, true label) pair counts once: a copy in the same class folder adds nothing, the
+    same photo in two class folders counts once under each label (two labelled examples, which
+    cannot both be right unless the labels are the same class)."""
+    labelled = _distinct([r for r in ok if r.get("true_label")], "true_label")
     if not labelled:
         return {}
     out: dict = {}
@@ -176,12 +213,18 @@ def summarize(rows: Sequence[dict], settings: Settings, categories: Optional[Seq
     mean (bootstrap entry, with "not_scored": the explained images without a finite score, left out
     of the mean) and the paired win rate against the random map ("<score>_win_rate", a Wilson entry:
     the share of images where the method's score is better than the random map's, over the images
-    where both have a finite score; a tie is no win).
+    where both have a finite score; a tie is no win). Every mean and win rate counts each content
+    once (the first row of each `content_key`: a copy has the same results, it is not another
+    image), and "duplicates" ({"files", "contents"}, with a "duplicates_note" when there are any)
+    says how many explained files shared content with another; "files", "explained" and "refused"
+    count files.
 
     Accuracy, with true labels: without `categories` (the model's labels) over every explained
     image with a true label; with them only over the images whose true label is one of the model's
     classes (compared as `predict.is_correct` does), and "accuracy_note" says how many labels
-    matched; when none does there is no "accuracy", only the note. JSON-safe: no NaN or inf."""
+    matched; when none does there is no "accuracy", only the note. It counts each (content, true
+    label) once: a copy in the same folder adds nothing, one in another class folder is another
+    labelled example (see `_accuracy`). JSON-safe: no NaN or inf."""
     ok = [r for r in rows if r["error"] is None]
     summary: dict = {
         "files": len(rows), "explained": len(ok), "refused": len(rows) - len(ok),
@@ -191,6 +234,8 @@ def summarize(rows: Sequence[dict], settings: Settings, categories: Optional[Seq
     summary["seconds_per_image"] = None  # filled below, all means at once
     summary.update(_accuracy(ok, categories))
     summary.update(results_versions(ok))
+    summary.update(_duplicates(ok, "accuracy" in summary))
+    ok = _distinct(ok)  # each content once in the means and win rates
     means: list[tuple[dict, str, np.ndarray]] = [(summary, "seconds_per_image", _column(ok, "seconds"))]
     methods = list(settings.methods) + ([RANDOM] if settings.evaluate else [])
     scores = {m: {s: _column(ok, f"{m}_{s}") for s in EVAL_SCORES} for m in methods} if settings.evaluate else {}
@@ -229,7 +274,8 @@ SUMMARY_SCHEMA = {
         "files": _COUNT, "explained": _COUNT, "refused": _COUNT, "fingerprint": {"type": "string"},
         "input": {"type": "string"}, "target_label": {"type": ["string", "null"]},
         "accuracy_note": {"type": "string", "minLength": 1}, "accuracy": _ENTRY, "seconds_per_image": _ENTRY,
-        "true_labels": {"type": "object"},
+        "true_labels": {"type": "object"}, "duplicates_note": {"type": "string", "minLength": 1},
+        "duplicates": {"type": "object", "properties": {"files": _COUNT, "contents": _COUNT}},
         "settings": {"type": "object", "properties": {
             "model": {"type": "string"}, "methods": _STRINGS, "layers": _STRINGS, "target": {"type": ["integer", "null"]},
             "evaluate": {"type": "boolean"}, "steps": {"type": "integer"}}},

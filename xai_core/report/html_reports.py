@@ -90,6 +90,8 @@ def dataset_report_html(rows: Sequence[dict], summary: dict, script: Optional[st
         facts.append(f"accuracy {interval_text(summary['accuracy'])}")
     if summary.get("accuracy_note"):
         facts.append(summary["accuracy_note"])
+    if summary.get("duplicates_note"):
+        facts.append(summary["duplicates_note"])
     rows = gallery_order(rows)
     nopictures = bool(rows) and all(r.get("error") or r.get("pictures") == "none" for r in rows)
     titles = method_titles(summary)
