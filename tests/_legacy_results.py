@@ -16,6 +16,15 @@ from xai_core import dataset
 NEW_COLUMNS = ("pictures", "maps_file", "maps_index")
 
 
+def unhashed(table: Path) -> Path:
+    """A part renamed as versions before hashed parts named theirs: part-TIME-PID (no hash of its
+    bytes, so its rows are checked one by one instead of set aside when its bytes change); any other
+    table is left as it is."""
+    if table.parent.name != "parts":
+        return table
+    return table.rename(table.with_name("-".join(table.name.split("-")[:3]) + ".parquet"))
+
+
 def make_legacy(out: Path) -> None:
     """Turn a results folder of this version (written with "all") into the previous version's layout:
     KEY_METHOD.png overlays and KEY.npz raw maps per image, no raw batch files, rows without the
@@ -35,6 +44,5 @@ def make_legacy(out: Path) -> None:
     for table in [*(out / "parts").glob("part-*.parquet"), out / "results.parquet"]:
         old = pq.read_table(table)
         pq.write_table(old.drop_columns([c for c in NEW_COLUMNS if c in old.column_names]), table)
-        if table.parent.name == "parts":  # the previous version's name: part-TIME-PID (no hash of its bytes)
-            table.rename(table.with_name("-".join(table.name.split("-")[:3]) + ".parquet"))
+        unhashed(table)
     assert "pictures" not in pq.read_schema(out / "results.parquet").names
