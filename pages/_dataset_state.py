@@ -107,6 +107,24 @@ def results_picture(name: str, row: dict, method: Optional[str] = None) -> Optio
     return xai_core.dataset.read_picture(folder, row, method)
 
 
+def results_original(name: str, row: dict) -> tuple[Optional[bytes], Optional[str]]:
+    """(the bytes of the photo `row` of results folder `name` explained, read again from the run's
+    input, None), or (None, why not: a clause completing "The original photo ...", no path), by
+    `xai_core.dataset.original_file`."""
+    try:
+        folder = _results_folder(name)
+    except xai_core.XAIError:
+        return None, "cannot be found (its results folder is no longer listed)"
+    return xai_core.dataset.original_file(folder, row)
+
+
+def stand_in_notice(why: str) -> str:
+    """The CAM page's one sentence when it explains a row's picture instead of its photo (`why`:
+    a clause completing "The original photo ...")."""
+    return (f"The original photo {why}, so the results' picture of it (the model's input, saved as JPEG) is "
+            "explained: its probabilities may differ slightly from the row's.")
+
+
 def _jpeg(image: np.ndarray) -> bytes:
     import io
 
@@ -139,19 +157,23 @@ def explain_uploads(handle: xai_core.ModelHandle, files: list[tuple[str, bytes]]
 
 
 def open_on_cam(data: bytes, name: str, methods: list[str], layer: str, target: Optional[int],
-                model: Optional[str] = None) -> None:
+                model: Optional[str] = None, notice: Optional[str] = None) -> None:
     """Hand an image to the CAM page with these settings (then `st.switch_page("pages/cam.py")`):
     it becomes the current image (as an upload, so the sidebar keeps it), the CAM page's methods
     and layer are set, smoothing is off, and `target` (None: the image's top class) is chosen as a
     link's `?target=` is. `model`: the model id to use, if it is not the active one (one not offered
-    leaves the active one, with a notice)."""
+    leaves the active one, with a notice). `notice`: a sentence the CAM page shows once (with the
+    model's, if any), as a link's notice is."""
     ss = st.session_state
+    notices = [notice] if notice else []
     if model is not None and model != ss[S.ACTIVE][0].name:
         if model in S.model_names():
             ss[S.MODEL] = model
         else:
-            ss[S.QUERY_NOTICE] = (f"The results' model “{model}” is not offered here; showing "
-                                f"{S.model_title(ss[S.MODEL])}.")
+            notices.insert(0, f"The results' model “{model}” is not offered here; showing "
+                              f"{S.model_title(ss[S.MODEL])}.")
+    if notices:
+        ss[S.QUERY_NOTICE] = " ".join(notices)
     S.set_image(data, name)
     ss[S.SOURCE], ss[S.UPLOAD_ERROR] = S.SOURCES[1], None
     ss[S.CAM_METHODS], ss[S.CAM_LAYER] = list(methods), layer

@@ -113,15 +113,15 @@ def _upload_view(result: dict) -> dict:
     ids = dict(zip((row["key"] for row in result["rows"]), file_ids))
     return dict(result, id="upload", methods=list(methods), layer=layer, model=None,
                 picture=lambda row, method=None: pictures.get(row["key"], {}).get(method),
-                original=lambda row: _uploaded_bytes(ids.get(row["key"])),
+                original=lambda row: _uploaded_bytes(ids.get(row["key"])),  # (bytes, None) or (None, why)
                 target_of=lambda row: target)
 
 
-def _uploaded_bytes(file_id: Optional[str]) -> Optional[bytes]:
+def _uploaded_bytes(file_id: Optional[str]) -> tuple[Optional[bytes], Optional[str]]:
     for file in ss.get(D.DATA_UPLOADS) or []:
         if file.file_id == file_id:
-            return file.getvalue()
-    return None
+            return file.getvalue(), None
+    return None, "is no longer among the uploaded photos"
 
 
 def _explain(files, request, methods, layer, target, evaluate, steps) -> Optional[dict]:
@@ -175,7 +175,7 @@ def _folder() -> Optional[dict]:
     # whichever pictures were written: the overlays, else drawn from the raw maps, else none
     return dict(data, id=f"folder.{name}", methods=methods, layer=layers[0], model=settings.get("model"),
                 picture=lambda row, method=None: D.results_picture(name, row, method),
-                original=lambda row: D.results_picture(name, row),
+                original=lambda row: D.results_original(name, row),
                 target_of=lambda row: row["target"] if fixed else None)
 
 
@@ -281,12 +281,17 @@ def _meta(view: dict, row: dict, titles: dict) -> None:
 
 
 def _open(view: dict, row: dict) -> None:
-    data = view["original"](row) or view["picture"](row)
+    """The photo the row explained, else its picture (the model's input) with a notice saying why."""
+    data, why = view["original"](row)
+    notice = None
+    if data is None:
+        data = view["picture"](row)
+        notice = D.stand_in_notice(why)
     if not data:
         st.error("This image is no longer available; explain it again.", icon=":material/error:")
         return
     D.open_on_cam(data, row["path"].rsplit("/", 1)[-1], view["methods"], view["layer"], view["target_of"](row),
-                  model=view["model"])
+                  model=view["model"], notice=notice)
     st.switch_page("pages/cam.py")
 
 

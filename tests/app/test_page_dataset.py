@@ -169,6 +169,53 @@ def test_a_click_opens_the_image_on_the_cam_page_with_the_same_settings(monkeypa
     assert "espresso" in app.subheader[0].value
 
 
+def test_the_cam_page_explains_the_photo_the_row_explained_with_its_probability(monkeypatch, results_root,
+                                                                               lite) -> None:
+    """Not the results' picture of it (the model's input, saved as JPEG, whose probabilities differ):
+    the photo itself, read again from the run's input, so the CAM page's numbers are the row's."""
+    app = _folder_view(monkeypatch, results_root)
+    app.selectbox(key="dataset.cls.folder.pets").set_value("espresso")
+    _run(app)
+    _open_buttons(app)[0].click()
+    _run(app)
+    (row,) = [r for r in xai_core.dataset.read_rows(results_root / "pets") if r["path"] == "espresso/coffee.png"]
+    assert f"({row['probability']:.1%})" in app.subheader[0].value  # as the page shows it
+    top = xai_core.predict(lite, app.session_state["image.bytes"], top_k=1)[0]
+    assert top.label == row["label"] and abs(top.probability - row["probability"]) < 5e-4
+    assert app.session_state["image.bytes"] == (IMAGES / "coffee.png").read_bytes()
+    assert not [w for w in app.sidebar.warning if "original photo" in w.value]
+
+
+@pytest.fixture
+def changing_root(tmp_path, lite) -> tuple[Path, Path]:
+    """(a results root holding "one": a run over one photo, the photo) for a test to move or change."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(IMAGES / "coffee.png", photos / "coffee.png")
+    xai_core.dataset.run(lite, str(photos), str(tmp_path / "results" / "one"), ["gradcam"], layer="stage7")
+    return tmp_path / "results", photos / "coffee.png"
+
+
+@pytest.mark.parametrize("change, why", [("deleted", "not readable on this server"),
+                                         ("changed", "has changed since the run")])
+def test_without_its_photo_the_cam_page_explains_the_picture_and_says_why(monkeypatch, changing_root, change,
+                                                                         why) -> None:
+    root, photo = changing_root
+    if change == "deleted":
+        photo.unlink()
+    else:
+        photo.write_bytes((IMAGES / "cat.png").read_bytes())
+    app = _folder_view(monkeypatch, root)
+    _open_buttons(app)[0].click()
+    _run(app)
+    assert app.title[0].value == "Compare CAM methods" and not _errors(app)
+    (row,) = xai_core.dataset.read_rows(root / "one")
+    assert app.session_state["image.bytes"] == xai_core.dataset.read_picture(root / "one", row)
+    (notice,) = [w.value for w in app.sidebar.warning if "original photo" in w.value]
+    assert why in notice and "probabilities may differ" in notice and notice.count(". ") == 0
+    assert not leaks(all_text(app), forbidden_strings(root, photo.parent))
+
+
 def _uploads() -> list[tuple[str, bytes, str]]:
     return [("coffee.png", (IMAGES / "coffee.png").read_bytes(), "image/png"),
             ("broken.png", CORRUPT, "image/png"),

@@ -1,12 +1,14 @@
 """Dataset mode: explain a folder, a glob or a list of images into a results folder, resumably, on
 this process (the local engine) or on Ray actors (`ray_engine.py`). Open `job.py` first (`run`);
 `records.py` explains one batch, `store.py` writes the results folder, `writer.py` its pictures,
-`summary.py` its statistics; `lock.py` keeps it to one writer, `check.py` says what a rerun trusts."""
+`summary.py` its statistics; `lock.py` keeps it to one writer, `check.py` says what a rerun trusts;
+`original.py` reads a row's photo again from the run's input."""
 
 from . import ray_engine
 from .inputs import IMAGE_SUFFIXES, Source, list_inputs
 from .job import run
 from .ray_engine import model_args, run_ray
+from .original import original_file
 from .records import compute_records, explain_records, read_record, record_bytes
 from .settings import EVAL_SCORES, NOT_EXPLAINED, PICTURES, JobResult, Settings, columns
 from .store import finish, read_rows, schema, write_part
@@ -15,5 +17,6 @@ from .writer import check_pictures, pictures_written, read_map, read_picture, sa
 
 __all__ = ["EVAL_SCORES", "IMAGE_SUFFIXES", "NOT_EXPLAINED", "PICTURES", "JobResult", "Settings", "Source",
            "bootstrap_ci", "check_pictures", "check_summary", "columns", "compute_records", "explain_records", "finish",
-           "list_inputs", "model_args", "pictures_written", "ray_engine", "read_map", "read_picture", "read_record",
-           "read_rows", "record_bytes", "run", "run_ray", "save_pictures", "schema", "summarize", "write_part"]
+           "list_inputs", "model_args", "original_file", "pictures_written", "ray_engine", "read_map", "read_picture",
+           "read_record", "read_rows", "record_bytes", "run", "run_ray", "save_pictures", "schema", "summarize",
+           "write_part"]

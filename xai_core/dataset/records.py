@@ -38,12 +38,17 @@ def read_record(source: Source, digest: str) -> dict:
     an error instead). The bytes are not kept: the file is read again when it is explained, so
     that a large input is never held in memory at once."""
     try:
-        content = hashlib.sha256(Path(source.file).read_bytes()).hexdigest()[:32]
+        content = content_hash(Path(source.file).read_bytes())
         error = None
     except OSError as err:
         content, error = None, _UNREADABLE.format(type(err).__name__)
     return {"source": source, "data": None, "key": row_key(source.path, content, digest),
             "content_key": None if content is None else f"{content}-{digest}", "error": error}
+
+
+def content_hash(data: bytes) -> str:
+    """A file's content hash as a row's key and `content_key` hold it: 32 hex digits of its SHA-256."""
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def row_key(path: str, content: Optional[str], digest: str) -> str:
@@ -181,5 +186,5 @@ def _explained_row(record: dict, settings: Settings, explanation, evaluation, se
     return row
 
 
-__all__ = ["OUT_OF_MEMORY", "compute_batch", "compute_records", "copy_row", "explain_records", "read_record",
-           "record_bytes", "row_key"]
+__all__ = ["OUT_OF_MEMORY", "compute_batch", "compute_records", "content_hash", "copy_row", "explain_records",
+           "read_record", "record_bytes", "row_key"]

@@ -125,7 +125,8 @@ def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings,
     with atomic_file(out / "results.parquet") as file:
         pq.write_table(pa.Table.from_pylist(rows, schema=schema(settings)), file)
     summary = summarize(rows, settings, categories)
-    summary["input"] = os.path.basename(os.path.normpath(root))
+    summary["input"] = os.path.basename(os.path.normpath(root))  # for people: the folder's name
+    summary["input_root"] = os.path.abspath(root)  # for `original_file`: where the rows' paths are (never shown)
     write_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
     write_dataset_report(out, rows, summary, lambda some: with_thumbnails(out, some, settings.methods))
     return rows, prune_pictures(out, keys.values(), by_key.values())

@@ -272,7 +272,7 @@ SUMMARY_SCHEMA = {
     "type": "object", "required": ["settings"],
     "properties": {
         "files": _COUNT, "explained": _COUNT, "refused": _COUNT, "fingerprint": {"type": "string"},
-        "input": {"type": "string"}, "target_label": {"type": ["string", "null"]},
+        "input": {"type": "string"}, "input_root": {"type": "string"}, "target_label": {"type": ["string", "null"]},
         "accuracy_note": {"type": "string", "minLength": 1}, "accuracy": _ENTRY, "seconds_per_image": _ENTRY,
         "true_labels": {"type": "object"}, "duplicates_note": {"type": "string", "minLength": 1},
         "duplicates": {"type": "object", "properties": {"files": _COUNT, "contents": _COUNT}},
