@@ -255,8 +255,13 @@ def test_uploaded_photos_are_explained_scored_and_open_on_the_cam_page(monkeypat
     assert app.sidebar.image[0].captions == ["Current image: flower.jpg"]
     assert app.pills(key="w:cam.methods").value == ["gradcam", "layercam"]
     assert "daisy" in app.subheader[0].value
+    assert not [w for w in app.sidebar.warning if "original photo" in w.value]  # the upload itself
     _page(app, "dataset")  # back: the uploader is empty, the photos explained earlier are still shown
     assert len(_open_buttons(app)) == 2 and any("explained earlier" in c.value for c in app.caption)
+    _open_buttons(app)[0].click()  # coffee.png, no longer uploaded: its picture, and the page says so
+    _run(app)
+    (notice,) = [w.value for w in app.sidebar.warning if "original photo" in w.value]
+    assert "no longer among the uploaded photos" in notice and "probabilities may differ" in notice
 
 
 def test_a_chosen_class_is_explained_and_handed_over(monkeypatch, lite) -> None:
