@@ -78,3 +78,14 @@ def test_after_an_evaluation_the_estimate_is_what_it_measured(lite, cat_path, ex
     again = xai_core.estimate_evaluation_seconds(lite, explanation, steps=3)
     # the estimate also counts the scorer's one-image forward, outside the timed stages
     assert again == pytest.approx(measured, rel=0.1)
+
+
+def test_later_evaluations_are_averaged_in(lite, explanation, unit_prices):
+    """The first run replaces the timed prior; a second, slowed by other work, moves it half way."""
+    curves = sum(estimate.forward_batches(3, 4, ROAD_PERCENTILES, 4)["curves"])
+    for seconds in (1.0, 3.0):
+        timings = {"deletion_insertion": seconds * (curves - 1), "road": 0.0, "sanity": 10 * seconds}
+        estimate.observe_evaluation(lite, explanation, 4, ROAD_PERCENTILES, 4, timings, True)
+    parts = estimate.evaluation_parts(lite, explanation, steps=4, batch_size=4)
+    assert parts["curves"] == pytest.approx(2.0 * curves)
+    assert parts["sanity"] == pytest.approx(20.0)

@@ -10,7 +10,8 @@ imputed images job by job), and prices it with this server's measured times:
   - with the sanity check, the explanation passes it recomputes (the cost model's shared pass and
     methods, `estimate_cost`).
 After an evaluation, `observe_evaluation` replaces each of these per-unit times with the one measured
-on it, so the next estimate for this model follows the machine's real speed (and its load)."""
+on it (later runs are averaged in), so the next estimate for this model follows the machine's real
+speed and its load."""
 
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def estimate_evaluation_seconds(handle: ModelHandle, explanation: Explanation, *
     takes here: the images it scores (`forward_batches`) times the seconds per image of a warm
     forward at its batch size, ROAD's imputation per mask, and with `sanity` the cost model's
     estimate of recomputing the registered methods' maps (shared pass included); each per-unit time
-    is the one measured on the last evaluation with this model, where there was one."""
+    is the one measured on the evaluations with this model, where there were any."""
     return sum(evaluation_parts(handle, explanation, steps=steps, road_percentiles=road_percentiles,
                                 sanity=sanity).values())
 
@@ -112,18 +113,25 @@ def observe_evaluation(handle: ModelHandle, explanation: Explanation, steps: int
                        batch_size: int, timings: dict, sanity: bool) -> None:
     """Remember what the evaluation of `explanation` just measured (`timings`: seconds of its
     "deletion_insertion", "road" and "sanity" stages): the seconds per scored image, ROAD's
-    imputation seconds per mask and the sanity check's seconds; later estimates for this model use them."""
+    imputation seconds per mask and the sanity check's seconds (averaged with the earlier runs'); later
+    estimates for this model use them."""
     distinct = _distinct_maps(explanation)
     batches = forward_batches(distinct, steps, road_percentiles, batch_size)
     seen = _OBSERVED.setdefault(handle.module, {})
-    if "deletion_insertion" in timings:
-        seen["image_s"] = timings["deletion_insertion"] / max(sum(batches["curves"]) - 1, 1)
-    if "road" in timings and "image_s" in seen:
-        road_forwards = sum(batches["road"]) * seen["image_s"]
-        seen["mask_s"] = max(timings["road"] - road_forwards, 0.0) / (2 * len(road_percentiles) * distinct)
+    if "deletion_insertion" in timings and "road" in timings:
+        image_s = timings["deletion_insertion"] / max(sum(batches["curves"]) - 1, 1)  # the scorer's image is untimed
+        _remember(seen, "image_s", image_s)
+        road_forwards = sum(batches["road"]) * image_s
+        _remember(seen, "mask_s", max(timings["road"] - road_forwards, 0.0) / (2 * len(road_percentiles) * distinct))
     checked = _checked(explanation, sanity)
     if checked and "sanity" in timings:
-        seen[_sanity_key(explanation, checked)] = timings["sanity"]
+        _remember(seen, _sanity_key(explanation, checked), timings["sanity"])
+
+
+def _remember(seen: dict, key, value: float) -> None:
+    """The first measurement replaces the timed prior; later ones are averaged with the earlier ones
+    (half weight each), so one run slowed or sped up by the machine's other work moves the estimate half way."""
+    seen[key] = value if key not in seen else (seen[key] + value) / 2
 
 
 def _distinct_maps(explanation: Explanation) -> int:
