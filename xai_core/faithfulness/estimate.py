@@ -5,7 +5,7 @@ batching: the scorer's own image, each chunk of maps' deletion/insertion and con
 imputed images job by job), and prices it with this server's measured times:
   - each image forward at `curves.forward_seconds` (a warm forward at evaluate's batch size, timed once
     per model and device);
-  - ROAD's imputation at `imputation_seconds` per mask (one solve of a few masks, timed once per
+  - ROAD's imputation at `imputation_seconds` per mask (one solve of 2 masks, timed once per
     image size and device);
   - with the sanity check, the explanation passes it recomputes (the cost model's shared pass and
     methods, `estimate_cost`).
@@ -30,7 +30,7 @@ from .imputation import harmonic_fill
 from .road import ROAD_PERCENTILES
 
 # module -> {"image_s": seconds per scored image, "mask_s": ROAD imputation seconds per mask,
-#            ("sanity", key): seconds of that sanity check}, measured on the last evaluation here
+#            ("sanity", key): seconds of that sanity check}, measured on the evaluations here (`_remember`)
 _OBSERVED: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
 # (image side, device) -> seconds of ROAD's imputation per mask
 _IMPUTATION_S: dict = {}
