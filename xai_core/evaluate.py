@@ -73,7 +73,6 @@ def evaluate(
         road = RoadJobs(scorer.x, rank_maps, road_percentiles)
         for rep, *values in zip(reps, *road.scores(scorer, tick)):
             results.rows[rep].update(zip(("road_morf", "road_lerf", "road_combined"), map(float, values)))
-    observe_evaluation(handle, len(reps), steps, road_percentiles, timings["deletion_insertion"] + timings["road"])
     if checked:
         results.report(("sanity",))
         with _timing.timer(handle.device, timings, "sanity"):
@@ -82,6 +81,7 @@ def evaluate(
             for method, rho_m in sanity_scores(handle, image, explanation, checked, relay).items():
                 results.sanity[method].update(sanity_spearman=rho_m, sanity_passed=bool(rho_m <= SANITY_THRESHOLD))
             tick()
+    observe_evaluation(handle, explanation, steps, road_percentiles, batch_size, timings, bool(checked))
     timings["total"] = _timing.elapsed(handle.device, started)
     return results.report(())
 

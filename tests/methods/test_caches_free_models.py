@@ -35,7 +35,7 @@ def _use(handle) -> list:
     """Use the model as the app does; weak references to its module and its randomized copy."""
     result = xai_core.explain(handle, PICTURE, methods=METHODS, target=1)
     xai_core.estimate_cost(handle, METHODS)
-    observe_evaluation(handle, 2, 4, (50,), 0.1)
+    observe_evaluation(handle, result, 4, (50,), 4, {"deletion_insertion": 0.1, "road": 0.1, "sanity": 0.1}, True)
     estimate_evaluation_seconds(handle, result, steps=4, sanity=True)
     randomized = randomized_handle(handle, list(result.layers))
     xai_core.explain(randomized, PICTURE, methods=METHODS, target=1)

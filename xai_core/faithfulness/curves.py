@@ -41,14 +41,15 @@ def default_batch_size(handle: ModelHandle) -> int:
 
 
 def forward_seconds(handle: ModelHandle) -> float:
-    """Seconds per image of the scoring forwards (a batch of `default_batch_size`, channels-last,
-    inference mode), timed once per model on a zero batch."""
+    """Seconds per image of the scoring forwards (a batch of `default_batch_size`, evaluate's,
+    channels-last, inference mode), timed warm (after two untimed forwards) once per model on a zero batch."""
     if handle.module not in _FORWARD_S:
         size = handle.transforms.crop_size[0]
         x = torch.zeros(default_batch_size(handle), 3, size, size, device=handle.device)
         x = x.contiguous(memory_format=torch.channels_last)
         with guard(handle), torch.inference_mode():
-            handle.module(x)  # warm-up
+            for _ in range(2):  # warm-up: the first calls at a new shape pay for kernel selection
+                handle.module(x)
             _FORWARD_S[handle.module] = _timing.median_time(lambda: handle.module(x), handle.device) / x.shape[0]
     return _FORWARD_S[handle.module]
 
