@@ -157,7 +157,8 @@ def model_title(name: str) -> str:
     maps name one model)."""
     if name == AUTO:
         auto = auto_model()
-        return f"auto — {auto.spec.title}" if auto is not None else "auto (best available)"
+        # its short name ("EfficientNet-Lite0"): the whole title does not fit the sidebar's box
+        return f"auto: {auto.spec.title.split(' (')[0]}" if auto is not None else "auto (best available)"
     entry = catalog_entry(name)
     if entry is not None:
         return entry.title

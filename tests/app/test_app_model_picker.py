@@ -18,6 +18,8 @@ from xai_core.models.weights import cache_path
 
 RESNET = "ResNet-50 (torchvision, ImageNet)"
 LITE = "EfficientNet-Lite0 (bundled, ImageNet)"
+#: How the Model box names the model auto loaded: its short name (the whole title does not fit there).
+SHORT_RESNET, SHORT_LITE = "auto: ResNet-50", "auto: EfficientNet-Lite0"
 
 
 def _server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_resnet: bool):
@@ -132,13 +134,13 @@ def test_without_resnet50_weights_the_picker_the_banner_and_the_maps_agree(no_re
     at = _run(new_app(monkeypatch))
     picker = at.selectbox(key="w:model")
     assert f"{RESNET} — weights not on this server" in picker.options  # offered, marked with the reason
-    assert LITE in _shown_model(at) and at.expander[0].label.startswith(f"Model: {LITE}")  # auto names its model
+    assert _shown_model(at) == SHORT_LITE and at.expander[0].label.startswith(f"Model: {LITE}")  # auto names its model
     at.selectbox(key="w:model").set_value("resnet50")
     _run(at)
-    assert RESNET not in _shown_model(at) and LITE in _shown_model(at)  # back on what is really loaded
+    assert _shown_model(at) == SHORT_LITE  # back on what is really loaded
     assert at.expander[0].label.startswith(f"Model: {LITE}")
     _cam_page(at)
-    assert explained == [LITE] and LITE in _shown_model(at) and not _errors(at)
+    assert explained == [LITE] and _shown_model(at) == SHORT_LITE and not _errors(at)
 
 
 def test_a_link_to_resnet50_without_its_weights_shows_one_model(no_resnet, explained,
@@ -146,9 +148,9 @@ def test_a_link_to_resnet50_without_its_weights_shows_one_model(no_resnet, expla
     at = new_app(monkeypatch)
     at.query_params["model"] = "resnet50"
     _run(at)
-    assert len(_errors(at)) == 1 and LITE in _shown_model(at) and at.expander[0].label.startswith(f"Model: {LITE}")
+    assert len(_errors(at)) == 1 and _shown_model(at) == SHORT_LITE and at.expander[0].label.startswith(f"Model: {LITE}")
     _cam_page(at)
-    assert explained == [LITE] and LITE in _shown_model(at)
+    assert explained == [LITE] and _shown_model(at) == SHORT_LITE
 
 
 def test_with_resnet50_weights_it_is_offered_and_used(with_resnet, explained,
@@ -156,7 +158,7 @@ def test_with_resnet50_weights_it_is_offered_and_used(with_resnet, explained,
     at = _run(new_app(monkeypatch))
     picker = at.selectbox(key="w:model")
     assert RESNET in picker.options and not any("not on this server" in o for o in picker.options)
-    assert RESNET in _shown_model(at) and at.expander[0].label.startswith(f"Model: {RESNET}")  # auto: ResNet-50
+    assert _shown_model(at) == SHORT_RESNET and at.expander[0].label.startswith(f"Model: {RESNET}")  # auto: ResNet-50
     at.selectbox(key="w:model").set_value("resnet50")
     _run(at)
     assert _shown_model(at) == RESNET and at.expander[0].label.startswith(f"Model: {RESNET}") and not _errors(at)

@@ -305,7 +305,7 @@ def test_picker_offers_and_loads_a_models_file_model(tmp_path: Path, monkeypatch
     _models_file(tmp_path, monkeypatch, LITE_ENTRY)
     at = _run(new_app(monkeypatch))
     picker = at.selectbox(key="w:model")
-    assert picker.options[0] == "auto — EfficientNet-Lite0 (bundled, ImageNet)"  # auto names the model it loads
+    assert picker.options[0] == "auto: EfficientNet-Lite0"  # auto names the model it loads
     assert picker.options[-1] == "My Lite model"
     assert "EfficientNet-Lite0 (bundled, ImageNet)" in picker.options  # the built-ins stay
     picker.set_value("my-lite")  # the id, never a path

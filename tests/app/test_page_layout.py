@@ -254,7 +254,7 @@ def test_every_page_shows_every_element_whole(app, results_root, width):
                       " && document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=300_000)
         problems += _check(page, "faithfulness", width, forbidden)
         _go(page, "Dataset", "Dataset: rank the methods over many images")
-        page.get_by_text("Results folder", exact=True).click()
+        page.get_by_role("radio", name="Results folder").click()
         _settle(page, "document.querySelectorAll('.js-plotly-plot').length >= 2 && "
                       "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 12")
         problems += _check(page, "dataset", width, forbidden)
@@ -342,7 +342,7 @@ def test_hostile_names_are_text_on_every_page(app, hostile_app):
                       " && document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=300_000)
         check("faithfulness")
         _go(page, "Dataset", "Dataset: rank the methods over many images")
-        page.get_by_text("Results folder", exact=True).click()
+        page.get_by_role("radio", name="Results folder").click()
         _settle(page, "document.querySelectorAll('.js-plotly-plot').length >= 2 && "
                       "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 8")
         check("dataset")
