@@ -89,3 +89,18 @@ def test_later_evaluations_are_averaged_in(lite, explanation, unit_prices):
     parts = estimate.evaluation_parts(lite, explanation, steps=4, batch_size=4)
     assert parts["curves"] == pytest.approx(2.0 * curves)
     assert parts["sanity"] == pytest.approx(20.0)
+
+
+def test_a_road_stage_faster_than_the_curves_price_is_estimated_at_what_it_measured(lite, explanation, unit_prices,
+                                                                                    monkeypatch):
+    """The machine's load can change between the stages: ROAD then takes less than its forwards at
+    the curves' price, and the estimate of the same evaluation must not exceed what it measured."""
+    batches = estimate.forward_batches(3, 4, ROAD_PERCENTILES, 4)
+    road_images = sum(batches["road"])
+    for road in (0.5 * road_images, 2.0 * road_images):  # faster than 1 s per image, then slower
+        monkeypatch.setattr(estimate, "_OBSERVED", weakref.WeakKeyDictionary())
+        timings = {"deletion_insertion": 1.0 * (sum(batches["curves"]) - 1), "road": road}
+        estimate.observe_evaluation(lite, explanation, 4, ROAD_PERCENTILES, 4, timings, False)
+        parts = estimate.evaluation_parts(lite, explanation, steps=4, batch_size=4, sanity=False)
+        assert parts["road"] == pytest.approx(road)
+        assert parts["curves"] == pytest.approx(sum(batches["curves"]))

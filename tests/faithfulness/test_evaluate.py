@@ -369,7 +369,9 @@ def test_the_estimate_counts_each_distinct_map_once(cat_eval, lite, cat_path):
     assert estimate("gradcam") > one  # by default with the sanity check: plus recomputing the map
 
 
-def test_the_estimate_follows_the_last_evaluation_with_the_model(toy, noise_image):
+def test_the_estimate_follows_the_last_evaluation_with_the_model(toy, noise_image, monkeypatch):
+    # the module's earlier evaluations with the toy model would be averaged in: start from none
+    monkeypatch.setattr(estimate, "_OBSERVED", weakref.WeakKeyDictionary())
     explanation = hand_made(toy, noise_image, used=quadrant(True, True), other=quadrant(False, True))
     result = xai_core.evaluate(toy, noise_image, explanation, steps=6, road_percentiles=(50,))
     # hand-made maps are no registered method: no sanity check

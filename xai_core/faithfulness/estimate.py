@@ -29,7 +29,8 @@ from .curves import default_batch_size, forward_seconds
 from .imputation import harmonic_fill
 from .road import ROAD_PERCENTILES
 
-# module -> {"image_s": seconds per scored image, "mask_s": ROAD imputation seconds per mask,
+# module -> {"image_s": seconds per scored image, "road_image_s": the same in ROAD's stage,
+#            "mask_s": ROAD imputation seconds per mask,
 #            ("sanity", key): seconds of that sanity check}, measured on the evaluations here (`_remember`)
 _OBSERVED: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
 # (image side, device) -> seconds of ROAD's imputation per mask
@@ -88,9 +89,10 @@ def evaluation_parts(handle: ModelHandle, explanation: Explanation, *, steps: in
     masks = 2 * len(road_percentiles) * distinct
     seen = _OBSERVED.get(handle.module, {})
     image_s = seen.get("image_s") or forward_seconds(handle)
+    road_image_s = seen.get("road_image_s", image_s)
     mask_s = seen["mask_s"] if "mask_s" in seen else imputation_seconds(handle)
     parts = {"curves": sum(batches["curves"]) * image_s,
-             "road": sum(batches["road"]) * image_s + masks * mask_s, "sanity": 0.0}
+             "road": sum(batches["road"]) * road_image_s + masks * mask_s, "sanity": 0.0}
     checked = _checked(explanation, sanity)
     if checked:
         parts["sanity"] = seen.get(_sanity_key(explanation, checked)) or _sanity_prior(handle, explanation, checked)
@@ -112,8 +114,8 @@ def estimate_evaluation_seconds(handle: ModelHandle, explanation: Explanation, *
 def observe_evaluation(handle: ModelHandle, explanation: Explanation, steps: int, road_percentiles,
                        batch_size: int, timings: dict, sanity: bool) -> None:
     """Remember what the evaluation of `explanation` just measured (`timings`: seconds of its
-    "deletion_insertion", "road" and "sanity" stages): the seconds per scored image, ROAD's
-    imputation seconds per mask and the sanity check's seconds (averaged with the earlier runs'); later
+    "deletion_insertion", "road" and "sanity" stages): the seconds per scored image (the curves'
+    and ROAD's), ROAD's imputation seconds per mask and the sanity check's seconds (averaged with the earlier runs'); later
     estimates for this model use them."""
     distinct = _distinct_maps(explanation)
     batches = forward_batches(distinct, steps, road_percentiles, batch_size)
@@ -121,8 +123,14 @@ def observe_evaluation(handle: ModelHandle, explanation: Explanation, steps: int
     if "deletion_insertion" in timings and "road" in timings:
         image_s = timings["deletion_insertion"] / max(sum(batches["curves"]) - 1, 1)  # the scorer's image is untimed
         _remember(seen, "image_s", image_s)
-        road_forwards = sum(batches["road"]) * image_s
-        _remember(seen, "mask_s", max(timings["road"] - road_forwards, 0.0) / (2 * len(road_percentiles) * distinct))
+        # ROAD's forwards at the curves' price, the rest its imputation; where ROAD ran faster than
+        # that price allows (the machine's load changed between the stages), its forwards take all
+        # of its time, so the same evaluation is estimated at what it measured, never more
+        road_images = sum(batches["road"])
+        road_image_s = min(image_s, timings["road"] / max(road_images, 1))
+        _remember(seen, "road_image_s", road_image_s)
+        masks = 2 * len(road_percentiles) * distinct
+        _remember(seen, "mask_s", (timings["road"] - road_images * road_image_s) / max(masks, 1))
     checked = _checked(explanation, sanity)
     if checked and "sanity" in timings:
         _remember(seen, _sanity_key(explanation, checked), timings["sanity"])
