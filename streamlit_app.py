@@ -35,17 +35,24 @@ forget_unknown_page(p.url_path for p in PAGES)  # /home, /nope...: the Start pag
 page = st.navigation(PAGES)
 
 
+#: More models than this and the model list scrolls in a box of its own.
+MANY_MODELS = 8
+
+
 def _model_picker() -> None:
     """Auto, the built-ins and the models file's models, by title (ids only: never a file)."""
     ss = st.session_state
     titles = {name: S.model_title(name) for name in S.model_names()}
     if ss[S.MODEL] not in titles:  # a models-file model no longer offered (file edited or broken)
         ss[S.MODEL] = S.AUTO
-    st.selectbox(  # a select box shows its options as plain text (no Markdown): titles as they are
-        "Model", list(titles), **S.bind(S.MODEL), format_func=titles.__getitem__,
-        help="auto uses ResNet-50 when its weights are available, else the bundled EfficientNet-Lite0. "
-        "The server's models file (the README's *Explain your own model*) can offer more.",
-    )
+    # radio buttons, not a select box: a select box cuts a title longer than the sidebar on one line,
+    # a radio option wraps it (options are Markdown: titles go through markdown_text); a long list scrolls
+    with st.container(height=320) if len(titles) > MANY_MODELS else st.container():
+        st.radio(
+            "Model", list(titles), **S.bind(S.MODEL), format_func=lambda name: markdown_text(titles[name]),
+            help="auto uses ResNet-50 when its weights are available, else the bundled EfficientNet-Lite0. "
+            "The server's models file (the README's *Explain your own model*) can offer more.",
+        )
     if S.models_file_error():
         st.error(f"{markdown_text(S.models_file_error())} Only the built-in models are offered.",
                  icon=":material/error:")

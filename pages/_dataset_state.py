@@ -21,8 +21,10 @@ TOP_CLASS = -1  # DATA_TARGET's "each photo's top class" (a selectbox shows None
 #: At most this many uploaded photos are explained in the app; folders go through the batch command.
 MAX_UPLOADS = 50
 RESULTS_ROOT_ENV = "XAI_RESULTS_ROOT"
-BATCH_COMMAND = ("python -m xai_core batch --input PHOTOS_DIR --output \"$XAI_RESULTS_ROOT/NAME\" "
-                 "--method gradcam,hirescam,layercam --eval")
+#: On short lines (a code block would scroll a long one out of sight on a narrow window).
+BATCH_COMMAND = ("python -m xai_core batch --input PHOTOS_DIR \\\n"
+                 "    --output \"$XAI_RESULTS_ROOT/NAME\" \\\n"
+                 "    --method gradcam,hirescam,layercam --eval")
 
 
 def init_dataset_state() -> None:

@@ -4,6 +4,7 @@ Widgets and layout only; computing goes through the cached wrappers in `_state`.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -112,12 +113,28 @@ def method_picker(label: str, options: list[str], key: str, help: str) -> list[s
 
 
 def fitted_caption(text: str) -> None:
-    """A caption on one line that ends with an ellipsis where its column is too narrow, the whole text
-    on hover (Streamlit's captions break inside a long word, e.g. a file name, in a narrow column)."""
+    """A small centred caption that wraps where a file name allows it (after "_", "-", "." or "/"),
+    and inside a long word only where nothing else fits (Streamlit's captions break a file name
+    anywhere in a narrow column, and an ellipsis would hide its end); the whole text on hover too."""
     escaped = html_text(text, quote=True)  # one line: a blank line would end the HTML block
-    st.markdown(f'<div class="xai-fit" title="{escaped}" style="overflow:hidden;text-overflow:ellipsis;'
-                f'white-space:nowrap;font-size:0.8rem;color:rgba(49,51,63,0.6);text-align:center">{escaped}</div>',
-                unsafe_allow_html=True)
+    breakable = re.sub(r"([_\-./])", r"\1<wbr>", escaped)
+    st.markdown(f'<div class="xai-fit" title="{escaped}" style="overflow-wrap:anywhere;font-size:0.8rem;'
+                f'color:rgba(49,51,63,0.6);text-align:center">{breakable}</div>', unsafe_allow_html=True)
+
+
+#: A layer select box shares its row with other controls only when every layer name of the model is at
+#: most this long: a select box shows its value on one line and cuts a longer one (a Hugging Face
+#: ViT's model.vit.layers.3.layernorm_before) in a column at 1024 px.
+SHORT_LAYER_NAME = 12
+
+
+def control_row(handle: xai_core.ModelHandle, widths: list[float], gap: str = "medium") -> list:
+    """`st.columns(widths)`, whose first column holds the layer select box; where a layer name of the
+    model is longer than SHORT_LAYER_NAME, that first "column" is a full-width row above the others."""
+    if max(map(len, handle.layers), default=0) <= SHORT_LAYER_NAME:
+        return list(st.columns(widths, gap=gap))
+    first = st.container()
+    return [first, *(st.columns(widths[1:], gap=gap) if len(widths) > 2 else [st.container()])]
 
 
 def show_chart(fig: go.Figure, name: str, key: str) -> None:

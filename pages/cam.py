@@ -37,7 +37,7 @@ def _controls() -> tuple[list[str], str, bool, bool]:
            f" LeGrad, attention rollout and gradient-weighted relevance are not offered: "
            f"{markdown_text(xai_core.attention_unavailable(handle))}."),
     )
-    layer_col, smoothing_col = st.columns([1, 1.4], gap="medium")  # toggles stacked: labels never truncated
+    layer_col, smoothing_col = P.control_row(handle, [1, 1.4])  # toggles stacked: labels never truncated
     if ss[S.CAM_LAYER] not in handle.layers:
         ss[S.CAM_LAYER] = S.cam_default_layer(handle)
     layers = list(handle.layers)

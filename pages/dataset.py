@@ -42,7 +42,7 @@ def _upload_controls() -> tuple[list[str], str, Optional[int], bool]:
     if ss[S.CAM_LAYER] not in handle.layers:
         ss[S.CAM_LAYER] = S.cam_default_layer(handle)
     methods_slot = st.container()  # the methods (which depend on the layer's costs) go above the other controls
-    layer_col, target_col, eval_col = st.columns([1.2, 2, 1.3], gap="medium")
+    layer_col, target_col, eval_col = P.control_row(handle, [1.2, 2, 1.3])
     layer = layer_col.selectbox("Target layer", list(handle.layers), **S.bind(S.CAM_LAYER),
                                 help="Shared with the CAM and Faithfulness pages.")
     applicable = xai_core.methods_for(handle)
@@ -276,7 +276,8 @@ def _meta(view: dict, row: dict, titles: dict) -> None:
         if scores:
             lines.append(f"{title}: {', '.join(scores)}")
     st.markdown("  \n".join(lines))
-    if st.button("Open on the CAM page", key=f"open.{view['id']}.{row['key']}", icon=":material/compare:"):
+    if st.button("Open", key=f"open.{view['id']}.{row['key']}", icon=":material/compare:",  # fits a narrow column
+                 help="Open this photo on the CAM page with this run's methods, layer and class."):
         _open(view, row)
 
 

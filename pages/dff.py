@@ -21,7 +21,7 @@ handle, model = P.active_model()
 digest, data, image_name = S.current_image()
 
 n_col, opacity_col = st.columns(2, gap="medium")  # two rows of two: one row of four cuts a layer's name at 1024 px
-layer_col, cmap_col = st.columns(2, gap="medium")
+layer_col, cmap_col = P.control_row(handle, [1, 1])
 n_components = n_col.slider("Number of concepts", 2, 10, **S.bind(S.DFF_N))
 if ss[S.DFF_LAYER] not in handle.layers:
     ss[S.DFF_LAYER] = handle.default_layer
@@ -37,14 +37,17 @@ if result is None:
     st.stop()
 
 colors = figures.concept_colors(result.image, result.heatmaps)  # each in contrast with the image beneath it
-overview_col, bars_col = st.columns(2, gap="large")  # halves: the bars keep room for their labels at 1024 px
+# halves (the bars keep room for their labels at 1024 px); the headings in a row of their own, so
+# the charts start level even where one heading wraps onto two lines
+overview_head, bars_head = st.columns(2, gap="large")
+overview_head.subheader("Dominant concept per pixel")
+bars_head.subheader("What each concept means")
+overview_col, bars_col = st.columns(2, gap="large")
 with overview_col:
-    st.subheader("Dominant concept per pixel")
     overview = figures.build_dff_overview(result.image, result.heatmaps, result.labels, opacity=max(opacity, 0.3),
                                           colors=colors)
     P.show_chart(overview, f"dff_{image_name.rsplit('.', 1)[0]}_overview", key="dff_overview")
 with bars_col:
-    st.subheader("What each concept means")
     bars = figures.build_concept_bars(result.labels, colors)
     P.show_chart(bars, "dff_concepts", key="dff_bars")
     st.caption(f"{len(result.labels)} concepts at {markdown_text(layer)}, computed in "

@@ -35,7 +35,7 @@ target, predictions = P.prediction_panel(handle, model)
 if ss[S.CAM_LAYER] not in handle.layers:
     ss[S.CAM_LAYER] = S.cam_default_layer(handle)
 methods_slot = st.container()  # the methods (offered by the layer's costs) go above the other controls
-layer_col, steps_col, sanity_col = st.columns([1.2, 1.3, 1], gap="medium")
+layer_col, steps_col, sanity_col = P.control_row(handle, [1.1, 1.2, 1.2])  # the toggle's label whole at 1024 px
 layer = layer_col.selectbox("Target layer", list(handle.layers), **S.bind(S.CAM_LAYER),
                             help="Shared with the CAM page. At a layer that feeds global pooling + a linear "
                             "layer, Grad-CAM, HiResCAM and XGrad-CAM are identical by construction.")
@@ -98,7 +98,7 @@ def show_results(evaluation: xai_core.Evaluation, live: int = 0) -> list:
     waiting = [titles[m] for m in methods if "deletion_auc" not in evaluation.scores[m]]
     st.caption(f"{shown} map{'s' * (shown != 1)} and the random baseline" + (
         f"; still scoring {', '.join(waiting)}" if waiting else "") + (
-        f"; ROAD scores {eval_figures.PENDING_MARK}" if "road" in pending else "") + ". "
+        f"; {eval_figures.PENDING_MARK} marks the ROAD scores still being computed" if "road" in pending else "") + ". "
         "Click a column header to sort. ↓ lower is better, ↑ higher is better. Hover a header for its meaning.")
 
     deletion_col, insertion_col = st.columns(2, gap="medium")

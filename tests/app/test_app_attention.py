@@ -40,7 +40,7 @@ def _vit_app(saved_vit: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     monkeypatch.setenv("XAI_MODELS", str(saved_vit / "models.toml"))
     monkeypatch.chdir(saved_vit.parent)  # the folder is found relative to the models file, not to here
     at = _run(new_app(monkeypatch))
-    picker = at.selectbox(key="w:model")
+    picker = at.radio(key="w:model")
     assert "Tiny ViT" in picker.options
     picker.set_value("tiny-vit")
     _run(at)

@@ -90,7 +90,7 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 def _shown_model(at: AppTest) -> str:
     """What the sidebar's Model box shows (its selected option, as the user reads it)."""
-    picker = at.selectbox(key="w:model")
+    picker = at.radio(key="w:model")
     return picker.options[picker.index]
 
 
@@ -112,7 +112,7 @@ def test_the_dashboard_tells_how_to_get_resnet50_without_a_cli_flag(no_resnet, d
     _advice_is_for_the_dashboard(all_text(at))  # the banner's "Why this model"
     _cam_page(at)
     _advice_is_for_the_dashboard(html.unescape(downloads["cam_report"]))  # the report exported from the page
-    at.selectbox(key="w:model").set_value("resnet50")
+    at.radio(key="w:model").set_value("resnet50")
     _run(at)
     (error,) = _errors(at)  # choosing ResNet-50: one sentence, with the same advice
     _advice_is_for_the_dashboard(error)
@@ -132,10 +132,10 @@ def test_the_cli_and_the_api_keep_their_own_wording(no_resnet, tmp_path: Path, c
 def test_without_resnet50_weights_the_picker_the_banner_and_the_maps_agree(no_resnet, explained,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     at = _run(new_app(monkeypatch))
-    picker = at.selectbox(key="w:model")
+    picker = at.radio(key="w:model")
     assert f"{RESNET} — weights not on this server" in picker.options  # offered, marked with the reason
     assert _shown_model(at) == SHORT_LITE and at.expander[0].label.startswith(f"Model: {LITE}")  # auto names its model
-    at.selectbox(key="w:model").set_value("resnet50")
+    at.radio(key="w:model").set_value("resnet50")
     _run(at)
     assert _shown_model(at) == SHORT_LITE  # back on what is really loaded
     assert at.expander[0].label.startswith(f"Model: {LITE}")
@@ -156,10 +156,10 @@ def test_a_link_to_resnet50_without_its_weights_shows_one_model(no_resnet, expla
 def test_with_resnet50_weights_it_is_offered_and_used(with_resnet, explained,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     at = _run(new_app(monkeypatch))
-    picker = at.selectbox(key="w:model")
+    picker = at.radio(key="w:model")
     assert RESNET in picker.options and not any("not on this server" in o for o in picker.options)
     assert _shown_model(at) == SHORT_RESNET and at.expander[0].label.startswith(f"Model: {RESNET}")  # auto: ResNet-50
-    at.selectbox(key="w:model").set_value("resnet50")
+    at.radio(key="w:model").set_value("resnet50")
     _run(at)
     assert _shown_model(at) == RESNET and at.expander[0].label.startswith(f"Model: {RESNET}") and not _errors(at)
     _cam_page(at)
@@ -172,6 +172,6 @@ def test_when_not_even_auto_loads_another_model_can_still_be_picked(no_resnet, t
     monkeypatch.setenv("XAI_WEIGHTS", str(tmp_path / "broken.pth"))  # auto's ResNet-50 file is broken
     at = _run(new_app(monkeypatch))
     assert len(_errors(at)) == 1 and not at.expander  # one sentence, no banner, no page
-    at.selectbox(key="w:model").set_value("efficientnet_lite0")  # the sidebar is still there
+    at.radio(key="w:model").set_value("efficientnet_lite0")  # the sidebar is still there
     _run(at)
     assert not _errors(at) and _shown_model(at) == LITE and at.expander[0].label.startswith(f"Model: {LITE}")

@@ -231,7 +231,7 @@ def test_large_or_extreme_uploads_are_explained_with_a_notice(app: AppTest) -> N
 
 
 def test_unavailable_model_falls_back_with_a_message(app: AppTest) -> None:
-    app.selectbox(key="w:model").set_value("resnet50")
+    app.radio(key="w:model").set_value("resnet50")
     _run(app)
     handle = app.session_state["run.model"][0]
     if handle.name == "resnet50":
@@ -271,7 +271,7 @@ def test_camera_photo_becomes_the_image(app: AppTest) -> None:
 
 
 def test_explicit_bundled_model_needs_no_explanation(app: AppTest) -> None:
-    app.selectbox(key="w:model").set_value("efficientnet_lite0")
+    app.radio(key="w:model").set_value("efficientnet_lite0")
     _run(app)
     assert not _errors(app)
     banner = app.expander[0]
@@ -304,7 +304,7 @@ def _models_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> 
 def test_picker_offers_and_loads_a_models_file_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _models_file(tmp_path, monkeypatch, LITE_ENTRY)
     at = _run(new_app(monkeypatch))
-    picker = at.selectbox(key="w:model")
+    picker = at.radio(key="w:model")
     assert picker.options[0] == "auto: EfficientNet-Lite0"  # auto names the model it loads
     assert picker.options[-1] == "My Lite model"
     assert "EfficientNet-Lite0 (bundled, ImageNet)" in picker.options  # the built-ins stay
@@ -325,13 +325,13 @@ def test_link_picks_a_models_file_model_and_ignores_an_unknown_one(tmp_path: Pat
     at = new_app(monkeypatch)
     at.query_params["model"] = "my-lite"
     _run(at)
-    assert at.selectbox(key="w:model").value == "my-lite" and at.expander[0].label.startswith("Model: My Lite")
+    assert at.radio(key="w:model").value == "my-lite" and at.expander[0].label.startswith("Model: My Lite")
     other = new_app(monkeypatch)
     other.query_params["model"] = "/etc/passwd"
     _run(other)
     notices = [w.value for w in other.sidebar.warning]
     assert len(notices) == 1 and "is not offered here" in notices[0] and "/etc" not in notices[0]
-    assert other.selectbox(key="w:model").value == "auto" and not _errors(other)
+    assert other.radio(key="w:model").value == "auto" and not _errors(other)
 
 
 def test_broken_models_file_shows_one_sentence_and_keeps_the_built_ins(tmp_path: Path,
@@ -342,7 +342,7 @@ def test_broken_models_file_shows_one_sentence_and_keeps_the_built_ins(tmp_path:
     error = shown(raw)  # what a person reads: the models file's sentence is escaped Markdown ($ included)
     assert error.startswith("The models file shop.toml ($XAI_MODELS), model 1 ('my-lite') has unknown keys (weight)")
     assert str(tmp_path) not in error and "Traceback" not in error and "\n" not in raw
-    assert "My Lite model" not in at.selectbox(key="w:model").options
+    assert "My Lite model" not in at.radio(key="w:model").options
     assert at.expander[0].label.startswith("Model: EfficientNet-Lite0")
     assert len(_chart(at, "prediction_chart")["data"][0]["y"]) == 5  # the app keeps working
 
@@ -350,7 +350,7 @@ def test_broken_models_file_shows_one_sentence_and_keeps_the_built_ins(tmp_path:
 def test_models_file_model_without_its_checkpoint_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _models_file(tmp_path, monkeypatch, LITE_ENTRY + 'weights = "ckpt/missing.pt"\n')
     at = _run(new_app(monkeypatch))
-    at.selectbox(key="w:model").set_value("my-lite")
+    at.radio(key="w:model").set_value("my-lite")
     _run(at)
     (error,) = _errors(at)
     assert "ckpt/missing.pt" in error and "automatic choice" in error and str(tmp_path) not in error

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from _browser import chromium, streamlit_server
+from _deps import need
 from _hostile import HOST, NAME, TITLE, environment
 from _no_paths import forbidden_strings, leaks
 from conftest import IMAGES, ROOT
@@ -38,6 +41,8 @@ from conftest import IMAGES, ROOT
 WIDTHS = (1024, 1280, 1920)
 SHOTS = Path(os.environ.get("LAYOUT_SHOTS", ROOT / "test-results" / "page-layout"))
 RUN = "samples"  # the results folder the Dataset page shows
+#: A models-file title longer than the README example's, on a ViT whose layer names are long.
+LONG_TITLE = "Vision Transformer fine-tuned on our three production classes (v2, random weights)"
 
 #: Every problem a person would see, as [kind, text] pairs (see the module docstring). Text nodes
 #: are checked word by word: a word is broken when its letters lie on two lines.
@@ -56,24 +61,32 @@ _AUDIT = r"""() => {
     const el = node.parentElement, words = node.textContent.trim();
     if (!words || !el || el.closest('script, style, noscript, svg, [aria-hidden="true"], [role="tooltip"]')) continue;
     if (!shown(el)) continue;
+    const shut = el.closest('details:not([open])');  // a closed expander's body, not its summary
+    if (shut && !el.closest('summary')) continue;
     const range = document.createRange();
     range.selectNodeContents(node);
     const box = range.getBoundingClientRect();
     if (box.width < 1 || box.height < 1) continue;
     if (box.right > width + 1 || box.left < -1) problems.push(['outside the window', text(el)]);
-    // clipped: the text runs past an ancestor that hides its overflow
+    // clipped: the text runs past an ancestor that hides its overflow or scrolls it out of sight
+    // (an ellipsis is a cut too: every text must fit whole at every width)
     for (let a = el; a && a !== document.body; a = a.parentElement) {
       const s = getComputedStyle(a);
-      if (!hides(s) && s.textOverflow !== 'ellipsis') continue;
+      const clips = hides(s) || ['auto', 'scroll'].includes(s.overflowX) || s.textOverflow === 'ellipsis'
+        || ['hidden', 'clip'].includes(s.overflowY);
+      if (!clips || seen.has(el)) continue;
       const r = a.getBoundingClientRect();
-      const hover = el.closest('[title]');  // an ellipsis is fine where hovering shows the whole text
-      const told = hover && s.textOverflow === 'ellipsis' && hover.title.trim() === words;
-      if (!told && r.width > 2 && (box.right > r.right + 1 || box.left < r.left - 1 || a.scrollWidth > a.clientWidth + 1)) {
-        if (!seen.has(el)) problems.push(['clipped', text(el)]);
+      // a text wholly outside is hidden on purpose (a tooltip's or a screen reader's), not cut
+      if (box.right <= r.left || box.left >= r.right || box.bottom <= r.top || box.top >= r.bottom) continue;
+      const wide = box.right > r.right + 1 || box.left < r.left - 1;
+      const tall = ['hidden', 'clip'].includes(s.overflowY) && (box.bottom > r.bottom + 2 || box.top < r.top - 2);
+      if (r.width > 2 && (wide || tall)) {
+        problems.push(['clipped', text(el) + ' (in ' + (a.dataset.testid || a.tagName.toLowerCase() + '.' + String(a.className).split(' ')[0]) + ')']);
         seen.add(el);
       }
-      break;
     }
+    // doubled punctuation where a text was shortened ("…." or "..", not an ellipsis "...")
+    if (!el.closest('code, pre') && /…[.,;:]|(^|[^.])\.\.(?!\.)/.test(words)) problems.push(['double punctuation', text(el)]);
     // words broken mid-word (a break after '-', '/' or '_' is a break at a word's boundary)
     const re = /[^\s\-\/_]+/g;
     let m;
@@ -114,15 +127,52 @@ _AUDIT = r"""() => {
   for (const el of document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')) {
     if (shown(el) && el.scrollWidth > el.clientWidth + 1) problems.push(['table wider than its box', text(el.closest('[data-testid="stDataFrame"]'))]);
   }
-  // Plotly: titles, annotations and legends inside their chart
+  // Plotly: titles, annotations, legends, ticks and bar labels inside their chart, none over another
+  // text or over a bar (a bar's own label inside it excepted), read from the rendered SVG boxes: each
+  // box as the quadrilateral it is on screen (a rotated tick label is no upright rectangle), two boxes
+  // meeting unless an axis separates them (the separating axis theorem) by more than `gap` px
+  const quad = el => {
+    const b = el.getBBox(), m = el.getScreenCTM();
+    return [[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height], [b.x, b.y + b.height]]
+      .map(([x, y]) => [m.a * x + m.c * y + m.e, m.b * x + m.d * y + m.f]);
+  };
+  const normals = q => [0, 1].map(i => {
+    const dx = q[i + 1][0] - q[i][0], dy = q[i + 1][1] - q[i][1], n = Math.hypot(dx, dy) || 1;
+    return [-dy / n, dx / n];
+  });
+  const meets = (p, q, gap) => ![...normals(p), ...normals(q)].some(([ax, ay]) => {
+    const pp = p.map(([x, y]) => x * ax + y * ay), qq = q.map(([x, y]) => x * ax + y * ay);
+    return Math.min(...pp) > Math.max(...qq) + gap || Math.min(...qq) > Math.max(...pp) + gap;
+  });
   for (const plot of document.querySelectorAll('.js-plotly-plot')) {
     if (!shown(plot)) continue;
     const p = plot.getBoundingClientRect();
-    for (const t of plot.querySelectorAll('svg text')) {  // titles, annotations, legends, ticks, bar labels
+    const texts = [];
+    for (const t of plot.querySelectorAll('svg text')) {
       if (!t.textContent.trim() || t.closest('.hoverlayer') || getComputedStyle(t).opacity === '0') continue;
       const r = t.getBoundingClientRect();
-      if (r.width > 0 && (r.right > p.right + 1 || r.left < p.left - 1)) problems.push(['chart text cut', t.textContent.slice(0, 60)]);
+      if (r.width <= 0 || r.height <= 0) continue;
+      if (r.right > p.right + 1 || r.left < p.left - 1) problems.push(['chart text cut', t.textContent.slice(0, 60)]);
+      texts.push([t, quad(t)]);
     }
+    for (let i = 0; i < texts.length; i++) {
+      for (let j = i + 1; j < texts.length; j++) {
+        // texts closer than 1 px touch (a 0 % x tick on the 0 y tick)
+        if (meets(texts[i][1], texts[j][1], 1)) problems.push(['chart texts overlap', texts[i][0].textContent.slice(0, 30) + ' / ' + texts[j][0].textContent.slice(0, 30)]);
+      }
+    }
+    const bars = [...plot.querySelectorAll('.bars .point path')].filter(b => b.getBBox().width > 0.5 && b.getBBox().height > 0.5);
+    for (const [t, q] of texts) {
+      const over = bars.find(b => t.closest('.point') !== b.closest('.point') && meets(q, quad(b), -1));
+      if (over) problems.push(['chart text over a bar', t.textContent.slice(0, 60)]);
+    }
+  }
+  // charts side by side start level: a heading that wraps in one column pushes its chart down
+  for (const row of document.querySelectorAll('[data-testid="stHorizontalBlock"]')) {
+    const tops = [...row.querySelectorAll(':scope > [data-testid="stColumn"]')]
+      .map(col => col.querySelector('.js-plotly-plot')).filter(plot => plot && shown(plot))
+      .map(plot => plot.getBoundingClientRect().top);
+    if (tops.length > 1 && Math.max(...tops) - Math.min(...tops) > 4) problems.push(['charts side by side start at different heights', text(row)]);
   }
   const page = document.body.innerText;
   if (/Traceback \(most recent call last\)/.test(page)) problems.push(['traceback', '']);
@@ -153,8 +203,24 @@ def results_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(results_root: Path) -> Iterator[tuple[str, object]]:
-    with chromium() as browser, streamlit_server(XAI_RESULTS_ROOT=str(results_root)) as url:
+def models_file(tmp_path_factory) -> Path:
+    """The README's example models file (examples/models.toml, with the checkpoint and Hugging Face ViT
+    that examples/make_checkpoint.py writes), plus the ViT again under LONG_TITLE ("vit_long")."""
+    need("transformers", reason="the example models file's ViT needs requirements-hf.txt (CI installs it)")
+    base = tmp_path_factory.mktemp("deployment")
+    (base / "examples").mkdir()
+    subprocess.run([sys.executable, str(ROOT / "examples" / "make_checkpoint.py"), str(base / "out")], check=True,
+                   capture_output=True)
+    path = base / "examples" / "models.toml"
+    path.write_text((ROOT / "examples" / "models.toml").read_text(encoding="utf-8")
+                    + f'\n[[model]]\nname = "vit_long"\nsource = "hf:../out/tiny-vit"\ntitle = "{LONG_TITLE}"\n',
+                    encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def app(results_root: Path, models_file: Path) -> Iterator[tuple[str, object]]:
+    with chromium() as browser, streamlit_server(XAI_RESULTS_ROOT=str(results_root), XAI_MODELS=str(models_file)) as url:
         yield url, browser
 
 
@@ -209,20 +275,33 @@ _CONTENT_HEIGHT = """() => Math.max(document.body.scrollHeight,
         .map(el => el.scrollHeight))"""
 
 
-def _screenshot(page, path: Path) -> None:
-    """The whole page: the window made as tall as the content for the picture, then as it was."""
+def _tall(page, run):
+    """`run()` with the window made as tall as the content (every element laid out in sight), then the
+    window as it was."""
     size = page.viewport_size
     page.set_viewport_size({"width": size["width"], "height": min(16_000, int(page.evaluate(_CONTENT_HEIGHT)) + 40)})
     page.wait_for_timeout(800)
-    page.screenshot(path=str(path))
-    page.set_viewport_size(size)
-    page.wait_for_timeout(300)
+    try:
+        return run()
+    finally:
+        page.set_viewport_size(size)
+        page.wait_for_timeout(300)
+
+
+def _screenshot(page, path: Path) -> None:
+    """The whole page, as tall as its content."""
+    _tall(page, lambda: page.screenshot(path=str(path)))
+
+
+def _audit(page) -> list[list[str]]:
+    """`_AUDIT`'s findings, with every element in sight (a box cut by the window's bottom edge is no cut)."""
+    return _tall(page, lambda: page.evaluate(_AUDIT))
 
 
 def _check(page, name: str, width: int, forbidden: list[str]) -> list[str]:
     SHOTS.mkdir(parents=True, exist_ok=True)
     _screenshot(page, SHOTS / f"{name}-{width}.png")
-    problems = [f"{name} at {width} px: {kind}: {what!r}" for kind, what in page.evaluate(_AUDIT)]
+    problems = [f"{name} at {width} px: {kind}: {what!r}" for kind, what in _audit(page)]
     cells = page.evaluate(_GRID_CELLS)
     problems += [f"{name} at {width} px: a table cell reads {c!r}" for c in cells
                  if c in ("None", "nan", "NaN", "null", "undefined")]
@@ -258,6 +337,61 @@ def test_every_page_shows_every_element_whole(app, results_root, width):
         _settle(page, "document.querySelectorAll('.js-plotly-plot').length >= 2 && "
                       "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 12")
         problems += _check(page, "dataset", width, forbidden)
+    finally:
+        page.close()
+    assert problems == [] and page.foreign == [], "\n".join(problems + page.foreign)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_models_file_models_show_every_element_whole(app, results_root, width):
+    """The README's example checkpoint (a long title) on the Start page, among every model's title, and
+    a Hugging Face ViT under a longer title (layer names like model.vit.layers.3.layernorm_before) on
+    the CAM, DFF and Faithfulness pages."""
+    url, browser = app
+    forbidden = forbidden_strings(results_root)
+    problems: list[str] = []
+    page = _open(browser, url, width, query="?model=resnet18_3class")
+    try:
+        _settle(page, "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 6")
+        problems += _check(page, "example-start", width, forbidden)  # every model's title in the sidebar
+    finally:
+        page.close()
+    page = _open(browser, url, width, query="?model=vit_long")
+    try:
+        _settle(page, "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 6")
+        _go(page, "Compare CAM methods", "Compare CAM methods")
+        _settle(page, HEATMAPS.format(n=2))
+        problems += _check(page, "vit-cam", width, forbidden)
+        _go(page, "Concepts (DFF)", "Concepts")
+        _settle(page, HEATMAPS.format(n=1))
+        problems += _check(page, "vit-dff", width, forbidden)
+        _go(page, "Faithfulness", "Faithfulness: which map can I trust?")
+        _settle(page, "[...document.querySelectorAll('h2, h3')].some(h => h.innerText.startsWith('Do the methods agree'))"
+                      " && document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=300_000)
+        problems += _check(page, "vit-faithfulness", width, forbidden)
+    finally:
+        page.close()
+    assert problems == [] and page.foreign == [], "\n".join(problems + page.foreign)
+
+
+@pytest.fixture(scope="module")
+def bare_url(app) -> Iterator[str]:
+    """A server with no results root and no models file."""
+    with streamlit_server() as url:
+        yield url
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_dataset_page_without_results_shows_its_command_whole(app, bare_url, width):
+    """No results root: the Dataset page's Results folder view says so and shows the batch command,
+    every line of it in sight (a code block scrolls a long line out of sight)."""
+    _, browser = app
+    page = _open(browser, bare_url, width)
+    try:
+        _go(page, "Dataset", "Dataset: rank the methods over many images")
+        page.get_by_role("radio", name="Results folder").click()
+        _settle(page, "document.querySelector('[data-testid=\"stCode\"]') !== null")
+        problems = _check(page, "dataset-no-results", width, [])
     finally:
         page.close()
     assert problems == [] and page.foreign == [], "\n".join(problems + page.foreign)

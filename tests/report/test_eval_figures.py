@@ -91,6 +91,7 @@ def test_headline_names_the_best_maps_and_those_that_do_not_beat_random(evaluati
     text = eval_figures.headline(Evaluation(**{**evaluation.__dict__, "scores": scores}))
     lines = text.splitlines()
     assert "**gradcam**" in lines[0] and "0.2," in lines[0] and "0.45)" in lines[0]
+    assert lines[0].startswith("- Probability falls fastest when **gradcam**'s pixels")  # the space kept
     assert "**gradcam**" in lines[1] and "0.8," in lines[1] and "0.55)" in lines[1]
     assert lines[2] == "- 2 of 3 maps beat the random map on both; not layercam."
     assert len(lines) == 3  # p = 0.5: no caution

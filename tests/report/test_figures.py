@@ -98,8 +98,12 @@ def test_dff_overview_colours_pixels_by_dominant_concept(image: np.ndarray) -> N
     assert z[50, 10] == 1 and z[50, 100] == 2 and z[50, 200] == 3
     assert np.isnan(z[5, 5])
     legend = [t.name.replace("<br>", " ") for t in _of(fig, "scatter")]  # long entries wrap (a narrow column)
-    assert legend == [figures.concept_name(i, LABELS[i], probabilities=True) for i in range(3)]
-    assert legend[0] == "Concept 1: tabby 60%, tiger cat 20%"
+    assert legend == [figures.concept_name(i, LABELS[i], probabilities=True, glued=True) for i in range(3)]
+    # each label and its probability held together by no-break spaces: a line breaks between labels only
+    assert legend[0] == "Concept 1: tabby\u00a060%, tiger\u00a0cat\u00a020%"
+    narrow = figures.build_dff_overview(image, heatmaps, [[("tabby", 0.6), ("tiger cat", 0.2), ("Egyptian cat", 0.1)]] * 3)
+    assert _of(narrow, "scatter")[0].name.replace("\u00a0", " ").split("<br>") == [
+        "Concept 1: tabby 60%,", "tiger cat 20%,", "Egyptian cat 10%"]
 
 
 def test_dff_components_and_concept_bars(image: np.ndarray) -> None:

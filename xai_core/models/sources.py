@@ -169,7 +169,8 @@ def _timm(arch: str, weights, names, input_size) -> SourceModel:
     if weights is not None and not _is_file_request(weights):
         raise WeightsUnavailableError(
             f"timm's pretrained {arch} weights come from the Hugging Face hub, which cannot be reached offline; "
-            "pass a state-dict file (weights=PATH, or --weights PATH) or weights=None for random weights."
+            "give it a state-dict file instead (weights = \"FILE\" in the models file, --weights FILE on the command "
+            "line, weights=PATH in Python) or no weights for random ones."
         )
     extra = {"img_size": input_size} if input_size else {}
 

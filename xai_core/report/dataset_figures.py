@@ -84,8 +84,9 @@ def build_score_intervals(summary: dict) -> go.Figure:
         ), row=1, col=col)
     n = summary.get("explained", 0)
     title = wrapped(f"Scores over {n} image{'s' * (n != 1)}: means with 95% bootstrap intervals", 50)
-    fig.update_layout(title=title, height=380, margin=dict(l=40, r=20, t=title_margin(title) + 45, b=40),
+    fig.update_layout(title=title, height=390, margin=dict(l=40, r=20, t=title_margin(title) + 55, b=40),
                       template="plotly_white")
+    fig.update_annotations(yshift=10)  # the panels' titles clear of their top tick labels
     return fig
 
 
@@ -109,10 +110,13 @@ def build_win_rates(summary: dict) -> go.Figure:
         fig.add_trace(go.Bar(x=[titles[m] for m in methods], y=means, error_y=errors, name=SCORE_TITLES[score],
                              customdata=counts, hovertemplate=f"%{{x}} beats random on {SCORE_TITLES[score]}: "
                              "%{y:.0%} (%{customdata[0]} of %{customdata[1]} images)<extra></extra>"))
-    fig.add_hline(y=0.5, line_dash="dash", line_color=_RANDOM_COLOR, annotation_text="chance")
+    fig.add_hline(y=0.5, line_dash="dash", line_color=_RANDOM_COLOR)
+    # named in the right margin, level with its line: over the bars it would hide one
+    fig.add_annotation(text="chance", xref="paper", x=1, xanchor="left", xshift=4, y=0.5, yref="y", showarrow=False,
+                       font=dict(color=_RANDOM_COLOR))
     title = wrapped("How often each map beats the random map on the same image", 50)
     fig.update_layout(title=title, barmode="group", yaxis=dict(range=[0, 1.05], tickformat=".0%"), height=380,
-                      template="plotly_white", margin=dict(l=40, r=20, t=title_margin(title), b=110),
+                      template="plotly_white", margin=dict(l=40, r=70, t=title_margin(title), b=110),
                       legend=dict(orientation="h", y=-0.35))
     return fig
 

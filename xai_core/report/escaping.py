@@ -25,10 +25,14 @@ _UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 _LINE_START = re.compile(r"^(\d{1,9}(?=[.)])|(?=[-+=]))")
 
 
+#: Whitespace but the no-break spaces (which keep words together on purpose: `figures.concept_name`).
+_BREAKING_SPACE = re.compile(r"[^\S\u00a0\u202f]+")
+
+
 def one_line(text: object) -> str:
-    """`str(text)` with every run of whitespace (line breaks and blank lines included) made one
-    space, and none at either end."""
-    return " ".join(str(text).split())
+    """`str(text)` with every run of whitespace (line breaks and blank lines included, no-break
+    spaces left as they are) made one space, and none at either end."""
+    return _BREAKING_SPACE.sub(" ", str(text)).strip(" ")
 
 
 def markdown_text(text: object) -> str:

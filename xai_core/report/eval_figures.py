@@ -95,11 +95,15 @@ def build_curves(evaluation: "Evaluation", kind: str = "deletion",
                           "<extra></extra>",
         ))
     fig.update_layout(
-        title=title, font=_FONT, height=420 + legend_px, margin=dict(l=10, r=10, t=title_margin(title), b=10 + legend_px),
+        # the title from the figure's top, with room under it for the plot's top tick label
+        title=dict(text=title, yref="container", y=1, yanchor="top", pad=dict(t=8)), font=_FONT,
+        height=420 + legend_px, margin=dict(l=10, r=10, t=title_margin(title) + 20, b=10 + legend_px),
         plot_bgcolor="white",
-        xaxis=dict(title=x_title, range=[0, 1], tickformat=".0%", gridcolor="#eee", automargin=True),
+        # x labels right of their ticks, y labels off the axis: the x axis's 0% clear of the y axis's 0
+        xaxis=dict(title=x_title, range=[0, 1], tickformat=".0%", gridcolor="#eee", automargin=True,
+                   ticklabelposition="outside right"),
         yaxis=dict(title=f"probability of {html_text(evaluation.target_label)}", rangemode="tozero", gridcolor="#eee",
-                   automargin=True),
+                   automargin=True, ticklabelstandoff=6),
         # below the x-axis title, in the bottom margin: the charts sit in narrow columns
         legend=dict(orientation="h", yref="container", yanchor="bottom", y=0, xanchor="left", x=0),
     )
@@ -133,7 +137,7 @@ def build_agreement(evaluation: "Evaluation", metric: str = "spearman",
     fig = go.Figure(go.Heatmap(
         z=z, x=labels, y=labels, zmin=zmin, zmax=zmax, colorscale=colorscale, text=text,
         texttemplate="%{text}", customdata=hover, hovertemplate="%{customdata}<extra></extra>",
-        colorbar=dict(title=metric),
+        colorbar=dict(title=dict(text=metric, side="right")),  # beside the bar, clear of its top tick
     ))
     side = 140 + 70 * len(methods)
     lines = []
@@ -154,9 +158,15 @@ def headline(evaluation: "Evaluation", names: Optional[Mapping[str, str]] = None
     score), how many maps beat the random map on both, and a caution when the class is so unlikely
     (under 1%) that every probability-based score is near zero. Counts the maps scored so far. Its
     texts (a class label among them) are `markdown_text`: the bullets and bold are its only markup."""
-    return "\n".join("- " + "".join(f"**{markdown_text(text)}**" if bold else markdown_text(text)
-                                     for text, bold in line)
+    return "\n".join("- " + "".join(_markdown_piece(text, bold) for text, bold in line)
                       for line in _headline_lines(evaluation, _namer(names)))
+
+
+def _markdown_piece(text: str, bold: bool) -> str:
+    """`text` as Markdown (bold or not), with the spaces at its ends that join it to its neighbours
+    (`markdown_text` makes one line of it and trims them)."""
+    core = f"**{markdown_text(text)}**" if bold else markdown_text(text)
+    return (" " if text[:1].isspace() else "") + core + (" " if text[-1:].isspace() else "")
 
 
 def headline_html(evaluation: "Evaluation", names: Optional[Mapping[str, str]] = None) -> str:
@@ -234,12 +244,14 @@ def build_sanity(evaluation: "Evaluation", threshold: float,
     randomized model, red above `threshold` (the map barely changed: it fails), green below."""
     checked = [m for m, s in evaluation.scores.items() if s.get("sanity_spearman") is not None]
     values = [float(evaluation.scores[m]["sanity_spearman"]) for m in checked]
+    labels = [_namer(names)(m) for m in checked]
     fig = go.Figure(go.Bar(
-        x=values, y=[_namer(names)(m) for m in checked], orientation="h", text=[f"{v:.2f}" for v in values],
-        textposition="outside",
+        x=values, y=labels, orientation="h",
         marker_color=["#d62728" if v > threshold else "#2ca02c" for v in values],
         hovertemplate="%{y}: Spearman %{x:.3f}<extra></extra>",
     ))
+    for label, value in zip(labels, values):  # right of the bar, or of zero for a negative one (never on a name)
+        fig.add_annotation(x=max(value, 0.0), y=label, text=f"{value:.2f}", showarrow=False, xanchor="left", xshift=4)
     fig.add_vline(x=threshold, line=dict(color="#444", dash="dot"),
                   annotation_text=f"fails above {threshold:g}", annotation_position="top")
     title = wrapped("Sanity check: similarity to the map of a randomized model (lower is better)", 44)

@@ -186,7 +186,7 @@ def build_dff_components(
     columns: int = 4,
 ) -> go.Figure:
     """One panel per DFF component (`heatmaps` [k, H, W]) titled by its concept number and top label."""
-    maps = {concept_name(i, labels[i]): heatmaps[i] for i in range(len(heatmaps))}
+    maps = {concept_name(i, labels[i], glued=True): heatmaps[i] for i in range(len(heatmaps))}
     return build_heatmap_grid(image, maps, opacity=opacity, colorscale=colorscale, columns=columns, panel_height=260)
 
 
@@ -219,7 +219,7 @@ def build_dff_overview(
     for i, color in enumerate(colors):
         fig.add_trace(
             go.Scatter(x=[None], y=[None], mode="markers", marker=dict(size=14, color=color, symbol="square"),
-                       name=wrapped(html_text(concept_name(i, labels[i], probabilities=True)), _LEGEND_CHARS),
+                       name=wrapped(html_text(concept_name(i, labels[i], probabilities=True, glued=True)), _LEGEND_CHARS),
                        showlegend=True)
         )
     height, width = image.shape[:2]
@@ -299,11 +299,17 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
 
 
-def concept_name(index: int, labels: Sequence[tuple[str, float]], probabilities: bool = False) -> str:
-    """'Concept 2: tabby' (or with probabilities: 'Concept 2: tabby 62%, tiger cat 20%')."""
+def concept_name(index: int, labels: Sequence[tuple[str, float]], probabilities: bool = False,
+                 glued: bool = False) -> str:
+    """'Concept 2: tabby' (or with probabilities: 'Concept 2: tabby 62%, tiger cat 20%'). `glued`:
+    each label (with its probability) holds no-break spaces, so `wrapped` breaks a figure's title or
+    legend between labels, never inside one ("tiger / cat") nor between a label and its number."""
+    def piece(text: str) -> str:
+        return text.replace(" ", "\u00a0") if glued else text
+
     if probabilities:
-        return f"Concept {index + 1}: " + ", ".join(f"{label} {p:.0%}" for label, p in labels)
-    return f"Concept {index + 1}: {labels[0][0]}" if labels else f"Concept {index + 1}"
+        return f"Concept {index + 1}: " + ", ".join(piece(f"{label} {p:.0%}") for label, p in labels)
+    return f"Concept {index + 1}: {piece(labels[0][0])}" if labels else f"Concept {index + 1}"
 
 
 def _axis(letter: str, index: int) -> str:
