@@ -104,6 +104,9 @@ def test_dff_overview_colours_pixels_by_dominant_concept(image: np.ndarray) -> N
     narrow = figures.build_dff_overview(image, heatmaps, [[("tabby", 0.6), ("tiger cat", 0.2), ("Egyptian cat", 0.1)]] * 3)
     assert _of(narrow, "scatter")[0].name.replace("\u00a0", " ").split("<br>") == [
         "Concept 1: tabby 60%,", "tiger cat 20%,", "Egyptian cat 10%"]
+    # a label longer than a line parts at its own spaces after all (never past the chart's edge)
+    assert figures.wrapped("Concept 1: German\u00a0short-haired\u00a0pointer\u00a05%", 18).split("<br>") == [
+        "Concept 1:", "German", "short-haired", "pointer 5%"]
 
 
 def test_dff_components_and_concept_bars(image: np.ndarray) -> None:

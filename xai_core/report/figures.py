@@ -40,9 +40,16 @@ MIN_CONTRAST = 40.0
 
 def wrapped(text: str, width: int) -> str:
     """`text` broken at spaces into lines of at most `width` characters, joined with <br> (Plotly
-    never wraps a title or an annotation: a long one is cut at the chart's edge). Written here:
-    Plotly has no wrapping of its own."""
-    return "<br>".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text
+    never wraps a title or an annotation: a long one is cut at the chart's edge); no-break spaces
+    break only where the words they hold together exceed `width`. Written here: Plotly has no
+    wrapping of its own."""
+    lines = []
+    for line in textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False):
+        # words held together by no-break spaces (`concept_name`'s labels) part where they are too long
+        glued = len(line) > width and "\u00a0" in line
+        lines += textwrap.wrap(line.replace("\u00a0", " "), width, break_long_words=False,
+                               break_on_hyphens=False) if glued else [line]
+    return "<br>".join(lines) or text
 
 
 def title_margin(title: str, line_px: int = 22, pad: int = 20) -> int:
