@@ -1,0 +1,115 @@
+"""The four localisation scores of one map against one object mask (numpy, both [H, W] on the
+picture), and the centre-prior baseline map. Each is a few lines to recompute by hand; the pointing
+game, energy and rank accuracy equal Quantus 0.6's `PointingGame` (on the dilated object),
+`RelevanceMassAccuracy` and `RelevanceRankAccuracy` (tests/localisation/test_quantus_parity.py)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+#: The pointing game's tolerance (Zhang et al. 2018): 15 px at a 224 px picture, scaled with the
+#: map's shorter side (`pointing_radius`).
+POINTING_TOLERANCE = (15, 224)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One map's localisation scores; NaN where a score is undefined (an empty object, or a map
+    that is zero everywhere).
+
+    `pointing`: 1.0 when a maximum of the map lies in the object dilated by `pointing_radius`, else 0.0.
+    `energy`: the share of the map's mass inside the object. `rank`: the share of the object's
+    pixels among the map's |object| highest pixels. `iou`: intersection over union of the map's
+    region at or above half its maximum with the object."""
+
+    pointing: float
+    energy: float
+    rank: float
+    iou: float
+
+
+def pointing_radius(shape: tuple[int, int]) -> float:
+    """The pointing game's tolerance in pixels of a map of `shape` (rows, cols): 15 at 224 px."""
+    pixels, side = POINTING_TOLERANCE
+    return pixels * min(shape) / side
+
+
+def dilate(mask: np.ndarray, radius: float) -> np.ndarray:
+    """`mask` (bool [H, W]) grown by every pixel whose centre lies within `radius` pixels
+    (Euclidean) of one of its pixels' centres (scipy's exact distance transform)."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask.copy()
+    return ndimage.distance_transform_edt(~mask) <= radius
+
+
+def pointing_game(cam: np.ndarray, target: np.ndarray) -> float:
+    """1.0 when a maximum of `cam` lies in `target` (bool, already dilated: see `dilate`), else 0.0;
+    NaN for an empty target or a map that is zero everywhere. Ties at the maximum: any of them
+    counts, as Quantus's `PointingGame` does."""
+    cam, target = _checked(cam, target)
+    if not target.any() or not cam.max() > 0:
+        return math.nan
+    return float(np.any(target & (cam == cam.max())))
+
+
+def energy(cam: np.ndarray, mask: np.ndarray) -> float:
+    """The share of `cam`'s mass (a map ≥ 0) inside `mask`; NaN for an empty mask or a zero map."""
+    cam, mask = _checked(cam, mask)
+    total = float(cam.sum(dtype=np.float64))
+    if not mask.any() or not total > 0:
+        return math.nan
+    return float(cam.sum(where=mask, dtype=np.float64)) / total
+
+
+def rank_accuracy(cam: np.ndarray, mask: np.ndarray) -> float:
+    """The share of `mask`'s pixels among `cam`'s |mask| highest pixels (ties broken by position,
+    row-major: a stable sort); NaN for an empty mask or a zero map."""
+    cam, mask = _checked(cam, mask)
+    size = int(mask.sum())
+    if not size or not cam.max() > 0:
+        return math.nan
+    top = np.argsort(-cam.ravel(), kind="stable")[:size]
+    return float(mask.ravel()[top].sum()) / size
+
+
+def iou(cam: np.ndarray, mask: np.ndarray) -> float:
+    """Intersection over union of `cam`'s region at or above half its maximum with `mask`; NaN for
+    an empty mask or a zero map."""
+    cam, mask = _checked(cam, mask)
+    if not mask.any() or not cam.max() > 0:
+        return math.nan
+    region = cam >= 0.5 * cam.max()
+    return float((region & mask).sum()) / float((region | mask).sum())
+
+
+def score_map(cam: np.ndarray, mask: np.ndarray) -> Scores:
+    """The four scores of `cam` (float [H, W], ≥ 0) against `mask` (bool [H, W])."""
+    cam, mask = _checked(cam, mask)
+    hit = pointing_game(cam, dilate(mask, pointing_radius(mask.shape)))
+    return Scores(hit, energy(cam, mask), rank_accuracy(cam, mask), iou(cam, mask))
+
+
+def centre_prior(shape: tuple[int, int]) -> np.ndarray:
+    """The centre-prior baseline map: a Gaussian at the picture's centre with σ a quarter of each
+    side, float32 [H, W] with maximum 1 (objects sit near the centre of most photos)."""
+    rows, cols = shape
+    y = (np.arange(rows) + 0.5 - rows / 2) / (rows / 4)
+    x = (np.arange(cols) + 0.5 - cols / 2) / (cols / 4)
+    prior = np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2))
+    return np.float32(prior / prior.max())
+
+
+def _checked(cam: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    cam, mask = np.asarray(cam, dtype=np.float64), np.asarray(mask, dtype=bool)
+    if cam.ndim != 2 or cam.shape != mask.shape:
+        raise ValueError(f"A map and its mask must be 2-D arrays of one shape, not {cam.shape} and {mask.shape}.")
+    return cam, mask
+
+
+__all__ = ["POINTING_TOLERANCE", "Scores", "centre_prior", "dilate", "energy", "iou", "pointing_game",
+           "pointing_radius", "rank_accuracy", "score_map"]
