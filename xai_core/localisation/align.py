@@ -4,8 +4,9 @@ sentences about what was done on the way (clipped boxes, a scaled mask, an empty
 
 from __future__ import annotations
 
-from pathlib import Path
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -170,7 +171,9 @@ def _decode_rle(rle: dict, source: str) -> np.ndarray:
         rle = coco_mask.frPyObjects(rle, *rle["size"])
     elif isinstance(counts, str):
         rle = {"size": rle["size"], "counts": counts.encode("ascii")}
-    return np.asarray(coco_mask.decode(rle)) > 0
+    with warnings.catch_warnings():  # pycocotools 2.0 calls numpy's __array__ the pre-2.0 way
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return np.asarray(coco_mask.decode(rle)) > 0
 
 
 __all__ = ["Aligned", "BoxArg", "aligned_mask", "read_mask"]

@@ -98,7 +98,10 @@ def read_voc(path: Union[str, Path]) -> GroundTruth:
     path = Path(path)
     try:
         root = parse(str(path)).getroot()
-    except (ParseError, DefusedXmlException, OSError, UnicodeDecodeError) as err:
+    except DefusedXmlException:
+        raise InvalidGroundTruthError(f"The annotation {path.name} declares XML entities or external references, "
+                                      "which are refused for safety; Pascal VOC files need none.") from None
+    except (ParseError, OSError, UnicodeDecodeError) as err:
         raise InvalidGroundTruthError(f"The annotation {path.name} is not well-formed XML "
                                       f"({type(err).__name__}).") from None
     if root.tag != "annotation":
@@ -126,6 +129,11 @@ def read_voc(path: Union[str, Path]) -> GroundTruth:
 def _text(element, tag: str) -> Optional[str]:
     child = element.find(tag)
     return None if child is None else child.text
+
+
+def _size(width, height) -> Optional[tuple[int, int]]:
+    w, h = _finite(width), _finite(height)
+    return (int(w), int(h)) if w and h and w > 0 and h > 0 else None
 
 
 __all__ = ["read_coco", "read_voc", "read_voc_folder"]
