@@ -67,14 +67,20 @@ def energy(cam: np.ndarray, mask: np.ndarray) -> float:
 
 
 def rank_accuracy(cam: np.ndarray, mask: np.ndarray) -> float:
-    """The share of `mask`'s pixels among `cam`'s |mask| highest pixels (ties broken by position,
-    row-major: a stable sort); NaN for an empty mask or a zero map."""
+    """The share of `mask`'s pixels among `cam`'s |mask| highest pixels; NaN for an empty mask or a
+    zero map. Pixels tied at the cut share the remaining places in proportion (the mean over every
+    order of the tied pixels), so a map's flat regions favour no position; without ties at the cut
+    this is Quantus's `RelevanceRankAccuracy`, which breaks ties by its sort's order."""
     cam, mask = _checked(cam, mask)
     size = int(mask.sum())
     if not size or not cam.max() > 0:
         return math.nan
-    top = np.argsort(-cam.ravel(), kind="stable")[:size]
-    return float(mask.ravel()[top].sum()) / size
+    flat, inside = cam.ravel(), mask.ravel()
+    cut = np.partition(flat, flat.size - size)[flat.size - size]  # the |mask|-th highest value
+    above, tied = flat > cut, flat == cut
+    places = size - int(above.sum())
+    hits = float((inside & above).sum()) + places * float((inside & tied).sum()) / float(tied.sum())
+    return hits / size
 
 
 def iou(cam: np.ndarray, mask: np.ndarray) -> float:
