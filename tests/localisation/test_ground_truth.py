@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from xai_core.errors import InvalidGroundTruthError
-from xai_core.localisation import (Box, GroundTruth, aligned_mask, find_truth, read_coco, read_csv_boxes,
+from xai_core.localisation import (Box, GroundTruth, GroundTruths, aligned_mask, read_coco, read_csv_boxes,
                                    read_ground_truth, read_voc_folder)
 from xai_core.models import Geometry
 
@@ -35,13 +35,13 @@ def test_a_mask_folder_mirrors_the_inputs_relative_paths(tmp_path):
     Image.fromarray(np.zeros((30, 40), np.uint8)).save(tmp_path / "empty.png")
     truths = read_ground_truth(tmp_path)
     assert set(truths) == {"cats/tabby.png", "empty.png"}
-    tabby = find_truth(truths, "cats/tabby.jpg")  # the image's own suffix
+    tabby = truths.find("cats/tabby.jpg")  # the image's own suffix
     assert tabby is not None and tabby.mask == tmp_path / "cats" / "tabby.png"
-    assert find_truth(truths, "dogs/tabby.jpg") is None
+    assert truths.find("dogs/tabby.jpg") is None
     aligned = aligned_mask(IDENTITY, truth=tabby)
     np.testing.assert_array_equal(aligned.mask, _box_mask((8, 4, 20, 16)))
     assert any("scaled" in n and "tabby.png" in n for n in aligned.notes)
-    empty = aligned_mask(IDENTITY, truth=find_truth(truths, "empty.jpeg"))
+    empty = aligned_mask(IDENTITY, truth=truths.find("empty.jpeg"))
     assert not empty.present and not empty.mask.any() and any("empty" in n for n in empty.notes)
 
 
@@ -97,7 +97,7 @@ def test_coco_boxes_and_polygons(tmp_path):
         {"id": 3, "image_id": 2, "category_id": 7, "bbox": [40, 30, 20, 20]},  # drawn on an 80x60 image
     ])
     truths = read_ground_truth(path)
-    a = find_truth(truths, "pets/a.jpg")
+    a = truths.find("pets/a.jpg")
     assert a.boxes == (Box(2, 3, 12, 8, "tabby"),) and a.labels == ("tabby",) and a.size == SIZE
     mask = aligned_mask(IDENTITY, truth=a).mask
     # Pillow's polygon fill covers the outline's pixels too: columns and rows 20..30
@@ -165,7 +165,7 @@ def test_a_voc_folder(tmp_path):
     (tmp_path / "b.xml").write_text(_voc(_object("dog", 5, 5, 4, 9)))  # no area: left out, with a note
     truths = read_voc_folder(tmp_path)
     assert set(truths) == set(read_ground_truth(tmp_path)) == {"n01/a.xml", "b.xml"}
-    a = find_truth(truths, "n01/a.JPEG")
+    a = truths.find("n01/a.JPEG")
     # VOC's bounds are 1-based and inclusive: xmin 1 .. xmax 10 is columns 0..9
     assert a.boxes == (Box(0, 0, 10, 10, "n01"), Box(20, 5, 30, 25, "n01")) and a.size == SIZE
     np.testing.assert_array_equal(aligned_mask(IDENTITY, truth=a).mask, _box_mask((0, 0, 10, 10), (20, 5, 30, 25)))
@@ -207,3 +207,12 @@ def test_ground_truth_merges_as_a_union():
     merged = one.merged(two)
     assert merged.boxes == (Box(0, 0, 1, 1, "a"), Box(1, 1, 2, 2)) and merged.labels == ("a",)
     assert merged.polygons == two.polygons and merged.notes == ("x",)
+
+
+def test_ground_truths_is_a_read_only_mapping_with_a_lookup_by_any_suffix():
+    truths = GroundTruths({f"d{i % 100}/img{i}.png": GroundTruth(source=str(i)) for i in range(100_000)})
+    assert len(truths) == 100_000 and "d7/img7.png" in truths and repr(truths) == "GroundTruths(100000 images)"
+    assert truths.find("d7/img7.JPEG").source == "7" and truths.find("d7/img7.png").source == "7"
+    assert truths.find("d8/img7.png") is None
+    with pytest.raises(TypeError):
+        truths["x.png"] = GroundTruth()  # type: ignore[index]

@@ -49,7 +49,8 @@ def test_a_mask_array_a_mask_file_and_a_ground_truth_give_the_same_object(explan
     Image.fromarray(mask * 255).save(tmp_path / "object.png")
     by_file = xai_core.localise(explanation, mask=tmp_path / "object.png")
     by_truth = xai_core.localise(explanation, truth=GroundTruth(boxes=(Box(*OBJECT),)))
-    for other in (by_array, by_file, by_truth):
+    by_image = xai_core.localise(explanation, mask=Image.fromarray(np.stack([mask * 200] * 3, axis=-1)))
+    for other in (by_array, by_file, by_truth, by_image):
         np.testing.assert_array_equal(other.mask, by_box.mask)
         assert other.scores == by_box.scores
 

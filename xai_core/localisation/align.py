@@ -33,8 +33,8 @@ class Aligned:
 
 def aligned_mask(geometry: Geometry, box: Optional[BoxArg] = None, mask=None,
                  truth: Optional[GroundTruth] = None) -> Aligned:
-    """The object on the picture from exactly one of `box`, `mask` (a 2-D array or a mask file
-    covering the original image) or `truth` (`Aligned`). Raises
+    """The object on the picture from exactly one of `box`, `mask` (a 2-D array, a mask file or a
+    PIL image, covering the original image) or `truth` (`Aligned`). Raises
     `InvalidGroundTruthError` for neither or several, an empty box, a box outside the image, a mask
     that is not 2-D or not an image."""
     if sum(x is not None for x in (box, mask, truth)) != 1:
@@ -94,7 +94,12 @@ def _boxes_on_picture(geometry: Geometry, boxes: list[Box], strict: bool) -> Ali
 def _mask_on_picture(geometry: Geometry, mask) -> Aligned:
     """A mask array or file (> 0 is the object) stretched over the original image, on the picture."""
     name = Path(mask).name if isinstance(mask, (str, Path)) else "The mask"
-    array = read_mask(mask) if isinstance(mask, (str, Path)) else np.asarray(mask)
+    if isinstance(mask, (str, Path)):
+        array = read_mask(mask)
+    elif isinstance(mask, Image.Image):
+        array = _mask_array(mask)
+    else:
+        array = np.asarray(mask)
     if array.ndim != 2 or array.size == 0 or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise InvalidGroundTruthError(f"{name} must be a 2-D array of numbers (rows, columns), not one of shape "
                                       f"{array.shape} and type {array.dtype}.")
@@ -116,13 +121,16 @@ def read_mask(path: Union[str, Path]) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
-            if image.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LA", "PA"):
-                array = np.asarray(image.convert("RGB")).max(axis=-1)
-            else:
-                array = np.asarray(image)
+            return _mask_array(image)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         raise InvalidGroundTruthError(f"The mask {path.name} is not an image we can read; save it as a PNG.") from None
-    return array
+
+
+def _mask_array(image: Image.Image) -> np.ndarray:
+    """A mask image's values: a palette image's indices, a colour image's brightest channel."""
+    if image.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LA", "PA"):
+        return np.asarray(image.convert("RGB")).max(axis=-1)
+    return np.asarray(image)
 
 
 def _truth_on_picture(geometry: Geometry, truth: GroundTruth) -> Aligned:

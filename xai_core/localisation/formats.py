@@ -13,10 +13,10 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, parse
 
 from ..errors import InvalidGroundTruthError
-from .truth import Box, GroundTruth, _finite
+from .truth import Box, GroundTruth, GroundTruths, _finite
 
 
-def read_coco(path: Union[str, Path]) -> dict[str, GroundTruth]:
+def read_coco(path: Union[str, Path]) -> GroundTruths:
     """{image file name: GroundTruth} of a COCO instances JSON: each annotation's polygons (or its
     RLE mask) where it has a segmentation, else its box [x, y, w, h]; several annotations of one
     image united, labels from its categories. Raises `InvalidGroundTruthError` naming the file when
@@ -46,7 +46,7 @@ def read_coco(path: Union[str, Path]) -> dict[str, GroundTruth]:
         truth = _coco_annotation(ann, names.get(ann.get("category_id")), size, path.name, number)
         key = PurePosixPath(Path(file_name).as_posix()).as_posix().removeprefix("./")
         truths[key] = truths[key].merged(truth) if key in truths else truth
-    return truths
+    return GroundTruths(truths)
 
 
 def _coco_annotation(ann: dict, label: Optional[str], size, name: str, number: int) -> GroundTruth:
@@ -81,7 +81,7 @@ def _polygon(points, where: str) -> tuple[float, ...]:
     return tuple(values)
 
 
-def read_voc_folder(folder: Union[str, Path]) -> dict[str, GroundTruth]:
+def read_voc_folder(folder: Union[str, Path]) -> GroundTruths:
     """{relative path of each XML file under `folder`: GroundTruth} of Pascal VOC annotations (as
     ImageNet's localisation boxes come): each <object>'s <name> and <bndbox>, whose 1-based inclusive
     pixel bounds become the box (xmin - 1, ymin - 1, xmax, ymax). Raises `InvalidGroundTruthError`
@@ -90,7 +90,7 @@ def read_voc_folder(folder: Union[str, Path]) -> dict[str, GroundTruth]:
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".xml" and p.is_file())
     if not files:
         raise InvalidGroundTruthError(f"The folder {folder.name} holds no Pascal VOC XML files.")
-    return {p.relative_to(folder).as_posix(): read_voc(p) for p in files}
+    return GroundTruths({p.relative_to(folder).as_posix(): read_voc(p) for p in files})
 
 
 def read_voc(path: Union[str, Path]) -> GroundTruth:

@@ -8,14 +8,14 @@ from typing import Union
 
 from ..errors import InvalidGroundTruthError
 from .formats import read_coco, read_voc_folder
-from .truth import GroundTruth, read_csv_boxes, read_mask_folder
+from .truth import GroundTruths, read_csv_boxes, read_mask_folder
 
 
-def read_ground_truth(path: Union[str, Path]) -> dict[str, GroundTruth]:
-    """The ground truth in `path`, as {relative image path (POSIX): GroundTruth}: a CSV
+def read_ground_truth(path: Union[str, Path]) -> GroundTruths:
+    """The ground truth in `path`, as `GroundTruths` {relative image path (POSIX): GroundTruth}: a CSV
     `path,x0,y0,x1,y1[,label]` or a COCO instances JSON (keys: the paths they give), a folder of
     Pascal VOC XML files or of PNG masks mirroring the input (keys: the files' relative paths). Look
-    an image up with `find_truth`, which ignores suffixes. Raises `InvalidGroundTruthError` (naming
+    an image up with `.find(relative_path)`, which ignores suffixes. Raises `InvalidGroundTruthError` (naming
     the file) for anything it cannot read."""
     path = Path(path)
     if path.is_dir():

@@ -1,6 +1,6 @@
 """Ground truth as read from files: `GroundTruth` per image (boxes with optional labels, COCO
-polygons or RLE, or a mask file), keyed by the image's relative path; the readers of a mask folder
-and of a CSV (COCO and Pascal VOC: `formats.py`; `read.py` picks the reader)."""
+polygons or RLE, or a mask file), keyed by the image's relative path (`GroundTruths`); the readers
+of a mask folder and of a CSV (COCO and Pascal VOC: `formats.py`; `read.py` picks the reader)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import csv
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Mapping, Optional, Union
+from typing import Iterator, Mapping, Optional, Union
 
 from ..errors import InvalidGroundTruthError
 
@@ -66,21 +66,40 @@ class GroundTruth:
                            tuple(dict.fromkeys(self.labels + other.labels)))
 
 
-def find_truth(truths: Mapping[str, GroundTruth], relative: Union[str, Path]) -> Optional[GroundTruth]:
-    """The ground truth of the image at `relative` (a path relative to the input folder): the entry
-    of that path, else the one of the same path without its suffix (a mask `a/b.png` or an
-    annotation `a/b.xml` for the image `a/b.jpg`), else None."""
-    key = PurePosixPath(Path(relative).as_posix())
-    if key.as_posix() in truths:
-        return truths[key.as_posix()]
-    return _by_stem(truths).get(key.with_suffix("").as_posix())
+class GroundTruths(Mapping[str, GroundTruth]):
+    """What a reader returns: a read-only mapping {relative image path (POSIX): GroundTruth}, and
+    `find` to look an image up by its own relative path (whatever its suffix)."""
+
+    def __init__(self, entries: Mapping[str, GroundTruth]) -> None:
+        self._entries = dict(entries)
+        self._stems: dict[str, str] = {}
+        for key in self._entries:  # built once: a lookup per image stays O(1) at any dataset size
+            self._stems.setdefault(PurePosixPath(key).with_suffix("").as_posix(), key)
+
+    def __getitem__(self, key: str) -> GroundTruth:
+        return self._entries[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"GroundTruths({len(self)} images)"
+
+    def find(self, relative: Union[str, Path]) -> Optional[GroundTruth]:
+        """The ground truth of the image at `relative` (a path relative to the input folder): the
+        entry of that path, else the one of the same path with another suffix (a mask `a/b.png` or
+        an annotation `a/b.xml` for the image `a/b.jpg`), else None."""
+        key = PurePosixPath(Path(relative).as_posix())
+        if key.as_posix() in self._entries:
+            return self._entries[key.as_posix()]
+        found = self._stems.get(key.with_suffix("").as_posix())
+        return None if found is None else self._entries[found]
 
 
-def _by_stem(truths: Mapping[str, GroundTruth]) -> dict[str, GroundTruth]:
-    return {PurePosixPath(k).with_suffix("").as_posix(): v for k, v in truths.items()}
-
-
-def read_mask_folder(folder: Union[str, Path]) -> dict[str, GroundTruth]:
+def read_mask_folder(folder: Union[str, Path]) -> GroundTruths:
     """{relative path of each PNG under `folder`: GroundTruth(mask=its path)}. Raises
     `InvalidGroundTruthError` when the folder holds no PNG."""
     folder = Path(folder)
@@ -88,10 +107,10 @@ def read_mask_folder(folder: Union[str, Path]) -> dict[str, GroundTruth]:
     if not masks:
         raise InvalidGroundTruthError(f"The mask folder {folder.name} holds no PNG masks; give one PNG per image, "
                                       "mirroring the input's relative paths.")
-    return {p.relative_to(folder).as_posix(): GroundTruth(mask=p, source=p.name) for p in masks}
+    return GroundTruths({p.relative_to(folder).as_posix(): GroundTruth(mask=p, source=p.name) for p in masks})
 
 
-def read_csv_boxes(path: Union[str, Path]) -> dict[str, GroundTruth]:
+def read_csv_boxes(path: Union[str, Path]) -> GroundTruths:
     """The boxes of a CSV `path,x0,y0,x1,y1[,label]` (an optional header row; pixels of the original
     image), several rows of one image united. A box of no area is refused with a note on its image.
     Raises `InvalidGroundTruthError` naming the file and line of a malformed row."""
@@ -116,7 +135,7 @@ def read_csv_boxes(path: Union[str, Path]) -> dict[str, GroundTruth]:
     if not truths:
         raise InvalidGroundTruthError(f"The ground truth file {path.name} holds no boxes; write rows "
                                       "path,x0,y0,x1,y1[,label].")
-    return truths
+    return GroundTruths(truths)
 
 
 def _is_header(row: list[str]) -> bool:
@@ -143,4 +162,4 @@ def _finite(value) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
-__all__ = ["Box", "GroundTruth", "find_truth", "read_csv_boxes", "read_mask_folder"]
+__all__ = ["Box", "GroundTruth", "GroundTruths", "read_csv_boxes", "read_mask_folder"]
