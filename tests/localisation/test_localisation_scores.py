@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from xai_core.localisation import centre_prior, dilate, energy, iou, pointing_game, pointing_radius, rank_accuracy
 
@@ -57,3 +58,16 @@ def test_the_centre_prior():
 def test_maps_and_masks_of_different_shapes_are_refused():
     with pytest.raises(ValueError, match="one shape"):
         energy(np.zeros((3, 3)), np.zeros((3, 4), bool))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_dilation_in_the_objects_window_equals_the_whole_maps(seed):
+    """`dilate` runs the distance transform on the object's bounding box grown by the radius only:
+    the same pixels as the transform of the whole map."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((60, 80), bool)
+    for _ in range(rng.integers(1, 4)):
+        y, x = rng.integers(0, 60), rng.integers(0, 80)
+        mask[y:y + rng.integers(1, 12), x:x + rng.integers(1, 12)] = True
+    for radius in (0.5, 1, 4.02, 15):
+        np.testing.assert_array_equal(dilate(mask, radius), ndimage.distance_transform_edt(~mask) <= radius)

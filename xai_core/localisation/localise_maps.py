@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional
 
@@ -14,7 +15,7 @@ from ..explain import Explanation
 from ..faithfulness.baseline import RANDOM, random_map
 from ..models import Geometry
 from .align import BoxArg, aligned_mask
-from .scores import Scores, centre_prior, pointing_radius, score_map
+from .scores import Scores, centre_prior, dilate, pointing_radius, score_map
 from .truth import GroundTruth
 
 #: The centre-prior baseline's name among the scored maps (the random map's is `faithfulness.RANDOM`).
@@ -64,13 +65,24 @@ def localise(explanation: Explanation, box: Optional[BoxArg] = None, mask=None, 
     if outside:
         notes.append("The object lies outside the model's crop of the image, so no map can point at it (every "
                      "score is left empty).")
-    maps = {**explanation.maps, RANDOM: random_map(tuple(shape)), CENTRE: centre_prior(tuple(shape))}
+    maps = {**explanation.maps, RANDOM: _random_map(tuple(shape)), CENTRE: centre_prior(tuple(shape))}
     for name, cam in explanation.maps.items():
         if cam.shape != tuple(shape):
             raise InvalidGroundTruthError(f"The map of {name} is {cam.shape[1]}x{cam.shape[0]}, not the picture's "
                                           f"{shape[1]}x{shape[0]}; explain the image again.")
-    return Localisation(object_mask, {name: score_map(cam, object_mask) for name, cam in maps.items()},
-                        pointing_radius(tuple(shape)), outside, tuple(notes))
+    radius = pointing_radius(tuple(shape))
+    target = dilate(object_mask, radius)
+    return Localisation(object_mask, {name: score_map(cam, object_mask, target) for name, cam in maps.items()},
+                        radius, outside, tuple(notes))
+
+
+@functools.lru_cache(maxsize=8)
+def _random_map(shape: tuple[int, int]) -> np.ndarray:
+    """`faithfulness`' random baseline map (the one the faithfulness scores use), one read-only
+    array per shape."""
+    cam = random_map(shape)
+    cam.flags.writeable = False
+    return cam
 
 
 __all__ = ["CENTRE", "Localisation", "localise"]

@@ -5,8 +5,10 @@ game, energy and rank accuracy equal Quantus 0.6's `PointingGame` (on the dilate
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 from scipy import ndimage
@@ -42,28 +44,29 @@ def dilate(mask: np.ndarray, radius: float) -> np.ndarray:
     """`mask` (bool [H, W]) grown by every pixel whose centre lies within `radius` pixels
     (Euclidean) of one of its pixels' centres (scipy's exact distance transform)."""
     mask = np.asarray(mask, dtype=bool)
+    grown = np.zeros_like(mask)
     if not mask.any():
-        return mask.copy()
-    return ndimage.distance_transform_edt(~mask) <= radius
+        return grown
+    # only pixels within the object's bounding box grown by the radius can be near it: the
+    # transform runs on that window, which holds every object pixel, so its distances are exact
+    reach = int(math.ceil(radius))
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    window = (slice(max(rows[0] - reach, 0), rows[-1] + reach + 1),
+              slice(max(cols[0] - reach, 0), cols[-1] + reach + 1))
+    grown[window] = ndimage.distance_transform_edt(~mask[window]) <= radius
+    return grown
 
 
 def pointing_game(cam: np.ndarray, target: np.ndarray) -> float:
     """1.0 when a maximum of `cam` lies in `target` (bool, already dilated: see `dilate`), else 0.0;
     NaN for an empty target or a map that is zero everywhere. Ties at the maximum: any of them
     counts, as Quantus's `PointingGame` does."""
-    cam, target = _checked(cam, target)
-    if not target.any() or not cam.max() > 0:
-        return math.nan
-    return float(np.any(target & (cam == cam.max())))
+    return _pointing(*_checked(cam, target))
 
 
 def energy(cam: np.ndarray, mask: np.ndarray) -> float:
     """The share of `cam`'s mass (a map ≥ 0) inside `mask`; NaN for an empty mask or a zero map."""
-    cam, mask = _checked(cam, mask)
-    total = float(cam.sum(dtype=np.float64))
-    if not mask.any() or not total > 0:
-        return math.nan
-    return float(cam.sum(where=mask, dtype=np.float64)) / total
+    return _energy(*_checked(cam, mask))
 
 
 def rank_accuracy(cam: np.ndarray, mask: np.ndarray) -> float:
@@ -71,47 +74,78 @@ def rank_accuracy(cam: np.ndarray, mask: np.ndarray) -> float:
     zero map. Pixels tied at the cut share the remaining places in proportion (the mean over every
     order of the tied pixels), so a map's flat regions favour no position; without ties at the cut
     this is Quantus's `RelevanceRankAccuracy`, which breaks ties by its sort's order."""
-    cam, mask = _checked(cam, mask)
-    size = int(mask.sum())
-    if not size or not cam.max() > 0:
-        return math.nan
-    flat, inside = cam.ravel(), mask.ravel()
-    cut = np.partition(flat, flat.size - size)[flat.size - size]  # the |mask|-th highest value
-    above, tied = flat > cut, flat == cut
-    places = size - int(above.sum())
-    hits = float((inside & above).sum()) + places * float((inside & tied).sum()) / float(tied.sum())
-    return hits / size
+    return _rank(*_checked(cam, mask))
 
 
 def iou(cam: np.ndarray, mask: np.ndarray) -> float:
     """Intersection over union of `cam`'s region at or above half its maximum with `mask`; NaN for
     an empty mask or a zero map."""
+    return _iou(*_checked(cam, mask))
+
+
+def score_map(cam: np.ndarray, mask: np.ndarray, target: Optional[np.ndarray] = None) -> Scores:
+    """The four scores of `cam` (float [H, W], ≥ 0) against `mask` (bool [H, W]); `target`: the
+    mask dilated by `pointing_radius` (computed when not given; `localise` computes it once for all
+    the maps of an image)."""
     cam, mask = _checked(cam, mask)
-    if not mask.any() or not cam.max() > 0:
+    if target is None:
+        target = dilate(mask, pointing_radius(mask.shape))
+    return Scores(_pointing(cam, target), _energy(cam, mask), _rank(cam, mask), _iou(cam, mask))
+
+
+def _pointing(cam: np.ndarray, target: np.ndarray) -> float:
+    peak = cam.max()
+    if not target.any() or not peak > 0:
         return math.nan
-    region = cam >= 0.5 * cam.max()
-    return float((region & mask).sum()) / float((region | mask).sum())
+    return float(np.any(target & (cam == peak)))
 
 
-def score_map(cam: np.ndarray, mask: np.ndarray) -> Scores:
-    """The four scores of `cam` (float [H, W], ≥ 0) against `mask` (bool [H, W])."""
-    cam, mask = _checked(cam, mask)
-    hit = pointing_game(cam, dilate(mask, pointing_radius(mask.shape)))
-    return Scores(hit, energy(cam, mask), rank_accuracy(cam, mask), iou(cam, mask))
+def _energy(cam: np.ndarray, mask: np.ndarray) -> float:
+    total = float(cam.sum(dtype=np.float64))
+    if not mask.any() or not total > 0:
+        return math.nan
+    return float(cam.sum(where=mask, dtype=np.float64)) / total
 
 
+def _rank(cam: np.ndarray, mask: np.ndarray) -> float:
+    size = int(np.count_nonzero(mask))
+    if not size or not cam.max() > 0:
+        return math.nan
+    flat, inside = cam.ravel(), mask.ravel()
+    cut = np.partition(flat, flat.size - size)[flat.size - size]  # the |mask|-th highest value
+    above, tied = flat > cut, flat == cut
+    places = size - int(np.count_nonzero(above))
+    hits = np.count_nonzero(inside & above) + places * np.count_nonzero(inside & tied) / np.count_nonzero(tied)
+    return float(hits) / size
+
+
+def _iou(cam: np.ndarray, mask: np.ndarray) -> float:
+    peak = cam.max()
+    if not mask.any() or not peak > 0:
+        return math.nan
+    region = cam >= 0.5 * peak
+    return np.count_nonzero(region & mask) / np.count_nonzero(region | mask)
+
+
+@functools.lru_cache(maxsize=8)
 def centre_prior(shape: tuple[int, int]) -> np.ndarray:
     """The centre-prior baseline map: a Gaussian at the picture's centre with σ a quarter of each
-    side, float32 [H, W] with maximum 1 (objects sit near the centre of most photos)."""
+    side, float32 [H, W] with maximum 1 (objects sit near the centre of most photos). Read-only:
+    one array per shape is shared (a model's pictures all have one shape)."""
     rows, cols = shape
     y = (np.arange(rows) + 0.5 - rows / 2) / (rows / 4)
     x = (np.arange(cols) + 0.5 - cols / 2) / (cols / 4)
     prior = np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2))
-    return np.float32(prior / prior.max())
+    prior = np.float32(prior / prior.max())
+    prior.flags.writeable = False
+    return prior
 
 
 def _checked(cam: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    cam, mask = np.asarray(cam, dtype=np.float64), np.asarray(mask, dtype=bool)
+    """A float map (float32 kept: sums are taken in float64) and a bool mask of one 2-D shape."""
+    cam, mask = np.asarray(cam), np.asarray(mask, dtype=bool)
+    if not np.issubdtype(cam.dtype, np.floating):
+        cam = cam.astype(np.float64)
     if cam.ndim != 2 or cam.shape != mask.shape:
         raise ValueError(f"A map and its mask must be 2-D arrays of one shape, not {cam.shape} and {mask.shape}.")
     return cam, mask
