@@ -44,10 +44,11 @@ class Localisation:
 def localise(explanation: Explanation, box: Optional[BoxArg] = None, mask=None, *,
              truth: Optional[GroundTruth] = None) -> Localisation:
     """Score `explanation`'s maps (an `Explanation`) against the object given once, in the original
-    image's pixels: `box` (x0, y0, x1, y1; left and top inclusive; or a sequence of boxes: their
-    union), `mask` (a 2-D array, a mask file or a PIL image: > 0 is the object; any size, stretched over the
-    image) or `truth` (a `GroundTruth` from `read_ground_truth`). Raises `InvalidGroundTruthError`
-    for neither or several, an empty box, a box outside the image, or a mask that cannot be read."""
+    image's pixels: `box` (x0, y0, x1, y1; left and top inclusive, right and bottom exclusive; or a
+    sequence of boxes: their union), `mask` (a 2-D array, a mask file or a PIL image: > 0 is the
+    object; any size, stretched over the image) or `truth` (a `GroundTruth` from
+    `read_ground_truth`). Returns a `Localisation`. Raises `InvalidGroundTruthError` for neither or
+    several, an empty box, a box outside the image, or a mask that cannot be read."""
     shape = explanation.image.shape[:2]
     geometry = explanation.geometry
     notes: list[str] = []
