@@ -11,7 +11,7 @@ from .scores import (POINTING_TOLERANCE, Scores, centre_prior, dilate, energy, i
                      rank_accuracy, score_map)
 from .truth import Box, GroundTruth, GroundTruths, read_csv_boxes, read_mask_folder
 
-__all__ = ["Aligned", "Box", "BoxArg", "CENTRE", "GroundTruth", "GroundTruths", "Localisation", "POINTING_TOLERANCE", "Scores",
-           "aligned_mask", "centre_prior", "dilate", "energy", "iou", "localise", "pointing_game",
+__all__ = ["Aligned", "Box", "BoxArg", "CENTRE", "GroundTruth", "GroundTruths", "Localisation", "POINTING_TOLERANCE",
+           "Scores", "aligned_mask", "centre_prior", "dilate", "energy", "iou", "localise", "pointing_game",
            "pointing_radius", "rank_accuracy", "read_coco", "read_csv_boxes", "read_ground_truth", "read_mask",
            "read_mask_folder", "read_voc", "read_voc_folder", "score_map"]
