@@ -9,6 +9,7 @@ from .evaluate import evaluate, evaluate_batch
 from .faithfulness import Agreement, Evaluation, estimate_evaluation_seconds
 from .errors import (
     Cancelled,
+    InvalidGroundTruthError,
     InvalidImageError,
     InvalidOptionError,
     InvalidWeightsError,
@@ -19,6 +20,8 @@ from .errors import (
 )
 from .explain import Explanation, explain, explain_batch
 from .images import load_image
+from . import localisation  # ground truth readers and the scores: localisation.read_ground_truth(path), ...
+from .localisation import GroundTruth, Localisation, localise, read_ground_truth
 from .methods import (Cost, MethodSpec, OptionSpec, attention_unavailable, estimate_cost, get_method, list_methods,
                       methods_for)
 from .models import ModelHandle, default_device, list_models, load_model
@@ -39,6 +42,8 @@ __all__ = [
     "Evaluation",
     "Explanation",
     "Factorization",
+    "GroundTruth",
+    "InvalidGroundTruthError",
     "InvalidImageError",
     "InvalidOptionError",
     "InvalidWeightsError",
@@ -63,6 +68,10 @@ __all__ = [
     "list_models",
     "load_image",
     "load_model",
+    "localisation",
+    "localise",
+    "Localisation",
     "predict",
+    "read_ground_truth",
     "RESULTS_VERSION",
 ]

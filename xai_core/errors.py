@@ -42,3 +42,8 @@ class ResultsInUseError(XAIError, RuntimeError):
 
 class Cancelled(XAIError):
     """A long computation was cancelled through its progress callback."""
+
+
+class InvalidGroundTruthError(XAIError, ValueError):
+    """Ground truth that cannot be read or used (a malformed CSV, JSON or XML file, named; an empty
+    box; a mask that is not an image)."""

@@ -23,7 +23,7 @@ from .methods.cam_classes import HeadAblationCAM
 from .methods.cost import observe
 from .methods.shared_pass import (apply_reshape, caller_grads_kept, default_tta, deaugment_mean, library_cam,
                                   release_capture, run_shared_pass)
-from .models import GuardedModule, LayerArg, ModelHandle, Prepared, from_tensor, guard, layer_names
+from .models import Geometry, GuardedModule, LayerArg, ModelHandle, Prepared, from_tensor, guard, layer_names
 from .predict import Prediction
 
 
@@ -50,6 +50,10 @@ class Explanation:
     #: The model's 5 most probable classes for the image, best first, as `predict` gives them:
     #: (index, label, probability) tuples.
     top: tuple = ()
+    #: How the original image became `image` (its size, the aspect crop, the resize and the centre
+    #: crop): `geometry.box_to_picture(...)` and `geometry.mask_to_picture(...)` align ground truth
+    #: given in the original's pixels with the maps. None where unknown (then `image` is the original).
+    geometry: Optional[Geometry] = None
 
 
 def explain(
@@ -281,6 +285,7 @@ def _explain_images(handle: ModelHandle, plan: _Plan, prepared: Prepared, target
             notes=notes,
             options={"aug_smooth": aug_smooth, "eigen_smooth": eigen_smooth, "methods": resolved},
             top=tuple(Prediction(k, handle.categories[k], float(p)) for k, p in zip(best_i[i], best_p[i])),
+            geometry=prepared.geometries[i] if prepared.geometries else None,
         )
         for i in range(count)
     ]

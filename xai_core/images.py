@@ -9,7 +9,7 @@ import warnings
 from typing import BinaryIO, Optional, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import InvalidImageError
 
@@ -22,6 +22,8 @@ MAX_PIXELS = 64_000_000
 WORK_PIXELS = 16_000_000
 #: `image.info` key recording the original (width, height) of a downscaled image.
 DOWNSCALED_FROM = "xai_downscaled_from"
+#: EXIF orientations whose transpose swaps width and height (5-8: a quarter turn, maybe mirrored).
+_SWAPS_SIDES = (5, 6, 7, 8)
 #: Transparent pixels are put on this neutral grey before the model sees them.
 TRANSPARENT_FILL = (128, 128, 128)
 
@@ -31,7 +33,7 @@ def load_image(source: ImageSource) -> Image.Image:
 
     EXIF orientation is applied, the first frame of an animation is used, transparency is put on
     a neutral grey; images over WORK_PIXELS are downscaled, and `image.info[DOWNSCALED_FROM]`
-    then holds the original size (see `downscaled_from`). Raises `InvalidImageError` (a `ValueError`) for anything that is not a
+    then holds the original size (as shown: EXIF orientation applied) (see `downscaled_from`). Raises `InvalidImageError` (a `ValueError`) for anything that is not a
     decodable raster image, decompression bombs included.
     """
     if isinstance(source, Image.Image):
@@ -53,6 +55,8 @@ def load_image(source: ImageSource) -> Image.Image:
             img.load()
             if scale < 1 and img.size[0] * img.size[1] > WORK_PIXELS:
                 img.thumbnail(target, Image.Resampling.LANCZOS)
+            if img.getexif().get(ExifTags.Base.Orientation) in _SWAPS_SIDES:
+                original = original[::-1]  # the size as the photo is shown (the transpose below turns it)
             img = _to_rgb(ImageOps.exif_transpose(img))
             if scale < 1:
                 img.info[DOWNSCALED_FROM] = original
@@ -85,16 +89,23 @@ MAX_ASPECT = 4.0
 
 
 def bounded_aspect(image: Image.Image) -> Image.Image:
-    """`image`, centre-cropped to at most `MAX_ASPECT`:1."""
-    w, h = image.size
+    """`image`, centre-cropped to at most `MAX_ASPECT`:1 (to `aspect_box(image.size)`)."""
+    box = aspect_box(image.size)
+    return image if box == (0, 0, *image.size) else image.crop(box)
+
+
+def aspect_box(size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The part (left, top, right, bottom) of a picture of `size` (width, height) that
+    `bounded_aspect` keeps: all of it, or its central `MAX_ASPECT`:1 part."""
+    w, h = size
     if max(w, h) <= MAX_ASPECT * min(w, h):
-        return image
+        return (0, 0, w, h)
     keep = int(MAX_ASPECT * min(w, h))
     if w > h:
         left = (w - keep) // 2
-        return image.crop((left, 0, left + keep, h))
+        return (left, 0, left + keep, h)
     top = (h - keep) // 2
-    return image.crop((0, top, w, top + keep))
+    return (0, top, w, top + keep)
 
 
 def input_notices(image: Image.Image) -> tuple[str, ...]:
@@ -167,5 +178,5 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-__all__ = ["TRANSPARENT_FILL", "DOWNSCALED_FROM", "MAX_ASPECT", "MAX_PIXELS", "WORK_PIXELS", "ImageSource", "bounded_aspect",
+__all__ = ["TRANSPARENT_FILL", "DOWNSCALED_FROM", "MAX_ASPECT", "MAX_PIXELS", "WORK_PIXELS", "ImageSource", "aspect_box", "bounded_aspect",
            "downscaled_from", "input_notices", "load_image"]

@@ -19,7 +19,8 @@ DEV = [ROOT / "benchmarks", ROOT / "tests", ROOT / "examples"]
 #: Optional dependencies of the product: the one module that imports them, and their requirements file.
 OPTIONAL = {"ray": (ROOT / "xai_core" / "dataset" / "ray_engine.py", "requirements-ray.txt"),
             "transformers": (ROOT / "xai_core" / "models" / "hf.py", "requirements-hf.txt"),
-            "huggingface_hub": (ROOT / "xai_core" / "models" / "hf.py", "requirements-hf.txt")}
+            "huggingface_hub": (ROOT / "xai_core" / "models" / "hf.py", "requirements-hf.txt"),
+            "pycocotools": (ROOT / "xai_core" / "localisation" / "align.py", "requirements-coco.txt")}
 
 
 def _files(paths: list[Path]) -> list[Path]:

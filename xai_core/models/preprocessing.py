@@ -27,20 +27,23 @@ from torch import nn
 from .._pool import worker_pool
 from ..errors import InvalidImageError
 from ..images import bounded_aspect
+from .geometry import Geometry, geometry_of
 
 @dataclass(frozen=True)
 class Prepared:
     """A batch ready for the model: `x` float32 [N, 3, H, W] normalised, and `pixels` uint8
-    [N, H, W, 3] (RGB, the resized and cropped picture `x` was made from), both on the device."""
+    [N, H, W, 3] (RGB, the resized and cropped picture `x` was made from), both on the device;
+    `geometries`: how each original image became its picture (`Geometry`), one per image."""
 
     x: torch.Tensor
     pixels: torch.Tensor
+    geometries: tuple = ()
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def __getitem__(self, index: slice) -> "Prepared":
-        return Prepared(self.x[index], self.pixels[index])
+        return Prepared(self.x[index], self.pixels[index], self.geometries[index])
 
 
 def prepare(transforms: nn.Module, images: Sequence[Image.Image], device: torch.device) -> Prepared:
@@ -48,6 +51,8 @@ def prepare(transforms: nn.Module, images: Sequence[Image.Image], device: torch.
     `ImageClassification`) as one batch on `device`."""
     arrays = list(worker_pool().map(_array, images)) if len(images) > 1 else [_array(i) for i in images]
     crops: list = [None] * len(arrays)
+    geometries: list = [None] * len(arrays)
+    crop_wh = tuple(_center_crop_size(transforms.crop_size))[::-1]
     for shape, indices in _by_shape(arrays).items():
         stacked = torch.from_numpy(np.stack([arrays[i] for i in indices]))  # [n, H, W, 3]
         if device.type == "cuda":
@@ -58,8 +63,9 @@ def prepare(transforms: nn.Module, images: Sequence[Image.Image], device: torch.
         cropped = F.center_crop(resized, list(transforms.crop_size))
         for n, i in enumerate(indices):
             crops[i] = cropped[n]
+            geometries[i] = geometry_of(images[i], (resized.shape[-1], resized.shape[-2]), crop_wh)
     pixels = torch.stack(crops)
-    return Prepared(normalise(transforms, pixels), pixels.permute(0, 2, 3, 1).contiguous())
+    return Prepared(normalise(transforms, pixels), pixels.permute(0, 2, 3, 1).contiguous(), tuple(geometries))
 
 
 def normalise(transforms: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
@@ -84,13 +90,20 @@ def from_tensor(transforms: nn.Module, x: torch.Tensor, device: torch.device) ->
     mean = torch.tensor(transforms.mean, dtype=torch.float32, device=device)[None, :, None, None]
     std = torch.tensor(transforms.std, dtype=torch.float32, device=device)[None, :, None, None]
     pixels = ((x * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
-    return Prepared(x, pixels.permute(0, 2, 3, 1).contiguous())
+    identity = Geometry.identity((x.shape[-1], x.shape[-2]))
+    return Prepared(x, pixels.permute(0, 2, 3, 1).contiguous(), (identity,) * x.shape[0])
 
 
 def _array(image: Image.Image) -> np.ndarray:
     """uint8 [H, W, 3] of an RGB PIL image, its aspect bounded as the models expect."""
     image = bounded_aspect(image)
     return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def _center_crop_size(size) -> tuple[int, int]:
+    """(height, width) of a centre crop given as torchvision takes it: one side or [height, width]."""
+    size = [size] if isinstance(size, int) else list(size)
+    return (int(size[0]), int(size[-1]))
 
 
 def _by_shape(arrays: list) -> dict:

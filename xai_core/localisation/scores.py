@@ -1,0 +1,155 @@
+"""The four localisation scores of one map against one object mask (numpy, both [H, W] on the
+picture), and the centre-prior baseline map. Each is a few lines to recompute by hand; the pointing
+game, energy and rank accuracy equal Quantus 0.6's `PointingGame` (on the dilated object),
+`RelevanceMassAccuracy` and `RelevanceRankAccuracy` (tests/localisation/test_quantus_parity.py)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from scipy import ndimage
+
+#: The pointing game's tolerance (Zhang et al. 2018): 15 px at a 224 px picture, scaled with the
+#: map's shorter side (`pointing_radius`).
+POINTING_TOLERANCE = (15, 224)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One map's localisation scores; NaN where a score is undefined (an empty object, or a map
+    that is zero everywhere).
+
+    `pointing`: 1.0 when a maximum of the map lies in the object dilated by `pointing_radius`, else 0.0.
+    `energy`: the share of the map's mass inside the object. `rank`: the share of the object's
+    pixels among the map's |object| highest pixels. `iou`: intersection over union of the map's
+    region at or above half its maximum with the object."""
+
+    pointing: float
+    energy: float
+    rank: float
+    iou: float
+
+
+def pointing_radius(shape: tuple[int, int]) -> float:
+    """The pointing game's tolerance in pixels of a map of `shape` (rows, cols): 15 at 224 px."""
+    pixels, side = POINTING_TOLERANCE
+    return pixels * min(shape) / side
+
+
+def dilate(mask: np.ndarray, radius: float) -> np.ndarray:
+    """`mask` (bool [H, W]) grown by every pixel whose centre lies within `radius` pixels
+    (Euclidean) of one of its pixels' centres (scipy's exact distance transform)."""
+    mask = np.asarray(mask, dtype=bool)
+    grown = np.zeros_like(mask)
+    if not mask.any():
+        return grown
+    # only pixels within the object's bounding box grown by the radius can be near it: the
+    # transform runs on that window, which holds every object pixel, so its distances are exact
+    reach = int(math.ceil(radius))
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    window = (slice(max(rows[0] - reach, 0), rows[-1] + reach + 1),
+              slice(max(cols[0] - reach, 0), cols[-1] + reach + 1))
+    grown[window] = ndimage.distance_transform_edt(~mask[window]) <= radius
+    return grown
+
+
+def pointing_game(cam: np.ndarray, target: np.ndarray) -> float:
+    """1.0 when a maximum of `cam` lies in `target` (bool, already dilated: see `dilate`), else 0.0;
+    NaN for an empty target or a map that is zero everywhere. Ties at the maximum: any of them
+    counts, as Quantus's `PointingGame` does."""
+    return _pointing(*_checked(cam, target))
+
+
+def energy(cam: np.ndarray, mask: np.ndarray) -> float:
+    """The share of `cam`'s mass (a map ≥ 0) inside `mask`; NaN for an empty mask or a zero map."""
+    return _energy(*_checked(cam, mask))
+
+
+def rank_accuracy(cam: np.ndarray, mask: np.ndarray) -> float:
+    """The share of `mask`'s pixels among `cam`'s |mask| highest pixels; NaN for an empty mask or a
+    zero map. Pixels tied at the cut share the remaining places in proportion (the mean over every
+    order of the tied pixels), so a map's flat regions favour no position; without ties at the cut
+    this is Quantus's `RelevanceRankAccuracy`, which breaks ties by its sort's order."""
+    return _rank(*_checked(cam, mask))
+
+
+def iou(cam: np.ndarray, mask: np.ndarray) -> float:
+    """Intersection over union of `cam`'s region at or above half its maximum with `mask`; NaN for
+    an empty mask or a zero map."""
+    return _iou(*_checked(cam, mask))
+
+
+def score_map(cam: np.ndarray, mask: np.ndarray, target: Optional[np.ndarray] = None) -> Scores:
+    """The four scores of `cam` (float [H, W], ≥ 0) against `mask` (bool [H, W]); `target`: the
+    mask dilated by `pointing_radius` (computed when not given; `localise` computes it once for all
+    the maps of an image)."""
+    cam, mask = _checked(cam, mask)
+    if target is None:
+        target = dilate(mask, pointing_radius(mask.shape))
+    return Scores(_pointing(cam, target), _energy(cam, mask), _rank(cam, mask), _iou(cam, mask))
+
+
+def _pointing(cam: np.ndarray, target: np.ndarray) -> float:
+    peak = cam.max()
+    if not target.any() or not peak > 0:
+        return math.nan
+    return float(np.any(target & (cam == peak)))
+
+
+def _energy(cam: np.ndarray, mask: np.ndarray) -> float:
+    total = float(cam.sum(dtype=np.float64))
+    if not mask.any() or not total > 0:
+        return math.nan
+    return float(cam.sum(where=mask, dtype=np.float64)) / total
+
+
+def _rank(cam: np.ndarray, mask: np.ndarray) -> float:
+    size = int(np.count_nonzero(mask))
+    if not size or not cam.max() > 0:
+        return math.nan
+    flat, inside = cam.ravel(), mask.ravel()
+    cut = np.partition(flat, flat.size - size)[flat.size - size]  # the |mask|-th highest value
+    above, tied = flat > cut, flat == cut
+    places = size - int(np.count_nonzero(above))
+    hits = np.count_nonzero(inside & above) + places * np.count_nonzero(inside & tied) / np.count_nonzero(tied)
+    return float(hits) / size
+
+
+def _iou(cam: np.ndarray, mask: np.ndarray) -> float:
+    peak = cam.max()
+    if not mask.any() or not peak > 0:
+        return math.nan
+    region = cam >= 0.5 * peak
+    return np.count_nonzero(region & mask) / np.count_nonzero(region | mask)
+
+
+@functools.lru_cache(maxsize=8)
+def centre_prior(shape: tuple[int, int]) -> np.ndarray:
+    """The centre-prior baseline map: a Gaussian at the picture's centre with σ a quarter of each
+    side, float32 [H, W] with maximum 1 (objects sit near the centre of most photos). Read-only:
+    one array per shape is shared (a model's pictures all have one shape)."""
+    rows, cols = shape
+    y = (np.arange(rows) + 0.5 - rows / 2) / (rows / 4)
+    x = (np.arange(cols) + 0.5 - cols / 2) / (cols / 4)
+    prior = np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2))
+    prior = np.float32(prior / prior.max())
+    prior.flags.writeable = False
+    return prior
+
+
+def _checked(cam: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A float map (float32 kept: sums are taken in float64) and a bool mask of one 2-D shape."""
+    cam, mask = np.asarray(cam), np.asarray(mask, dtype=bool)
+    if not np.issubdtype(cam.dtype, np.floating):
+        cam = cam.astype(np.float64)
+    if cam.ndim != 2 or cam.shape != mask.shape:
+        raise ValueError(f"A map and its mask must be 2-D arrays of one shape, not {cam.shape} and {mask.shape}.")
+    return cam, mask
+
+
+__all__ = ["POINTING_TOLERANCE", "Scores", "centre_prior", "dilate", "energy", "iou", "pointing_game",
+           "pointing_radius", "rank_accuracy", "score_map"]
