@@ -42,3 +42,7 @@ class ResultsInUseError(XAIError, RuntimeError):
 
 class Cancelled(XAIError):
     """A long computation was cancelled through its progress callback."""
+
+
+class NotEnoughClassesError(XAIError, ValueError):
+    """Too few different classes reach the minimum confidence to fill the grid pointing game's grids."""
