@@ -167,6 +167,17 @@ def test_grid_command_writes_its_results_folder(tmp_path, capsys):
     assert "grids/grid_000_c0_gradcam.jpg" in page and "centre prior" in page
 
 
+def test_a_results_folder_inside_the_photos_is_left_out(tmp_path, capsys):
+    """A rerun into a results folder under the photos' folder does not take its grids for photos."""
+    for f in IMAGES.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    args = ["grid", "--input", str(tmp_path), "--output", str(tmp_path / "out"), "--grids", "1", "--min-confidence",
+            str(LOW), "--model", "efficientnet_lite0"]
+    assert cli.main(args) == 0 and cli.main(args) == 0
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["photos"] == 6
+    capsys.readouterr()
+
+
 def test_grid_command_errors_are_one_line(tmp_path, capsys):
     base = ["grid", "--input", str(IMAGES), "--output", str(tmp_path / "out"), "--model", "efficientnet_lite0"]
     assert cli.main(base) == 2  # only the espresso reaches 0.5

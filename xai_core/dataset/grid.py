@@ -14,6 +14,7 @@ ready input (`explain_batch` with a tensor), so no resize or crop changes it aga
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -90,19 +91,21 @@ class GridGame:
 def grid_pointing_game(handle: ModelHandle, photos_dir: str, methods: MethodsArg = ("gradcam",), *, grids: int = 10,
                        min_confidence: float = 0.5, seed: int = 0, layer: LayerArg = None,
                        progress: Optional[Progress] = None,
-                       on_grid: Optional[Callable[[GridMaps], None]] = None) -> GridGame:
+                       on_grid: Optional[Callable[[GridMaps], None]] = None,
+                       exclude: Optional[Path] = None) -> GridGame:
     """Play the grid pointing game on the photos under `photos_dir` (a folder, a .txt list or a
     glob, as `batch` takes): `grids` 2x2 grids of 4 different confident classes (seeded by `seed`:
     the same call gives the same grids), each cell's class explained by `methods` at `layer`, every
     map scored with the baselines'. `progress(stage, done, total)` is called for "photos" (the
     classification) and "grids"; returning False cancels. `on_grid(GridMaps)` receives each grid
-    with its maps as soon as it is explained (the result keeps only the scores). Raises
+    with its maps as soon as it is explained (the result keeps only the scores); files under
+    `exclude` (a results folder inside the photos' folder) are left out. Raises
     `NotEnoughClassesError` (fewer than 4 classes reach `min_confidence`), `InvalidOptionError`,
     `UnknownNameError`, `Cancelled`."""
     _check_options(grids, min_confidence, seed)
     method_ids = tuple(s.id for s in method_specs(methods))
     layers = tuple(layer_names(handle, layer))
-    _, sources = list_inputs(photos_dir)
+    _, sources = list_inputs(photos_dir, exclude)
     shape = grid_shape(handle)
     chosen, pictures, notes = _select(handle, sources, min_confidence, shape, progress)
     if len(chosen) < CELLS:

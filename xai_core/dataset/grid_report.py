@@ -52,7 +52,8 @@ def write_grid_results(handle: ModelHandle, photos_dir: str, out: str, methods: 
     (folder / "grids").mkdir(parents=True, exist_ok=True)
     with hold_folder(folder):
         game = grid_pointing_game(handle, photos_dir, methods, grids=grids, min_confidence=min_confidence, seed=seed,
-                                  layer=layer, progress=progress, on_grid=lambda g: _write_grid(folder, g))
+                                  layer=layer, progress=progress, on_grid=lambda g: _write_grid(folder, g),
+                                  exclude=folder.resolve())
         write_atomic(folder / "results.csv", results_csv(game))
         write_atomic(folder / "summary.json", json.dumps(game.summary, indent=2, allow_nan=False))
         write_atomic(folder / "index.html", grid_report_html(game))
