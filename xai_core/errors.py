@@ -47,3 +47,7 @@ class Cancelled(XAIError):
 class InvalidGroundTruthError(XAIError, ValueError):
     """Ground truth that cannot be read or used (a malformed CSV, JSON or XML file, named; an empty
     box; a mask that is not an image)."""
+
+
+class NotEnoughClassesError(XAIError, ValueError):
+    """Too few different classes reach the minimum confidence to fill the grid pointing game's grids."""

@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -313,6 +313,21 @@ def _check(page, name: str, width: int, forbidden: list[str]) -> list[str]:
 HEATMAPS = "document.querySelectorAll('.js-plotly-plot g.hm image').length >= {n}"
 
 
+def _explanation_pages(page, cam_maps: int, check: Callable[[str], None]) -> None:
+    """The CAM (once `cam_maps` heatmaps are drawn), DFF and Faithfulness pages in turn, each given to
+    `check` by name ("cam", "dff", "faithfulness") once it is ready."""
+    _go(page, "Compare CAM methods", "Compare CAM methods")
+    _settle(page, HEATMAPS.format(n=cam_maps))
+    check("cam")
+    _go(page, "Concepts (DFF)", "Concepts")
+    _settle(page, HEATMAPS.format(n=1))
+    check("dff")
+    _go(page, "Faithfulness", "Faithfulness: which map can I trust?")
+    _settle(page, "[...document.querySelectorAll('h2, h3')].some(h => h.innerText.startsWith('Do the methods agree'))"
+                  " && document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=300_000)
+    check("faithfulness")
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_every_page_shows_every_element_whole(app, results_root, width):
     url, browser = app
@@ -322,16 +337,7 @@ def test_every_page_shows_every_element_whole(app, results_root, width):
     try:
         _settle(page, "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 6")
         problems += _check(page, "start", width, forbidden)
-        _go(page, "Compare CAM methods", "Compare CAM methods")
-        _settle(page, HEATMAPS.format(n=5))
-        problems += _check(page, "cam", width, forbidden)
-        _go(page, "Concepts (DFF)", "Concepts")
-        _settle(page, HEATMAPS.format(n=1))
-        problems += _check(page, "dff", width, forbidden)
-        _go(page, "Faithfulness", "Faithfulness: which map can I trust?")
-        _settle(page, "[...document.querySelectorAll('h2, h3')].some(h => h.innerText.startsWith('Do the methods agree'))"
-                      " && document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=300_000)
-        problems += _check(page, "faithfulness", width, forbidden)
+        _explanation_pages(page, 5, lambda name: problems.extend(_check(page, name, width, forbidden)))
         _go(page, "Dataset", "Dataset: rank the methods over many images")
         page.get_by_role("radio", name="Results folder").click()
         _settle(page, "document.querySelectorAll('.js-plotly-plot').length >= 2 && "
@@ -359,16 +365,7 @@ def test_models_file_models_show_every_element_whole(app, results_root, width):
     page = _open(browser, url, width, query="?model=vit_long")
     try:
         _settle(page, "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 6")
-        _go(page, "Compare CAM methods", "Compare CAM methods")
-        _settle(page, HEATMAPS.format(n=2))
-        problems += _check(page, "vit-cam", width, forbidden)
-        _go(page, "Concepts (DFF)", "Concepts")
-        _settle(page, HEATMAPS.format(n=1))
-        problems += _check(page, "vit-dff", width, forbidden)
-        _go(page, "Faithfulness", "Faithfulness: which map can I trust?")
-        _settle(page, "[...document.querySelectorAll('h2, h3')].some(h => h.innerText.startsWith('Do the methods agree'))"
-                      " && document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=300_000)
-        problems += _check(page, "vit-faithfulness", width, forbidden)
+        _explanation_pages(page, 2, lambda name: problems.extend(_check(page, f"vit-{name}", width, forbidden)))
     finally:
         page.close()
     assert problems == [] and page.foreign == [], "\n".join(problems + page.foreign)
@@ -465,16 +462,7 @@ def test_hostile_names_are_text_on_every_page(app, hostile_app):
         if f"Model: {TITLE}" not in text:  # the banner shows the title as it was written
             problems.append("start: the model's title is not shown as written")
         check("start")
-        _go(page, "Compare CAM methods", "Compare CAM methods")
-        _settle(page, HEATMAPS.format(n=5))
-        check("cam")
-        _go(page, "Concepts (DFF)", "Concepts")
-        _settle(page, HEATMAPS.format(n=1))
-        check("dff")
-        _go(page, "Faithfulness", "Faithfulness: which map can I trust?")
-        _settle(page, "[...document.querySelectorAll('h2, h3')].some(h => h.innerText.startsWith('Do the methods agree'))"
-                      " && document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=300_000)
-        check("faithfulness")
+        _explanation_pages(page, 5, check)
         _go(page, "Dataset", "Dataset: rank the methods over many images")
         page.get_by_role("radio", name="Results folder").click()
         _settle(page, "document.querySelectorAll('.js-plotly-plot').length >= 2 && "

@@ -1,5 +1,6 @@
 """The commands of `python -m xai_core`: `cam` and `dff`, the successors of the original project's
-`cam.py` and `dff.py`, `eval` (faithfulness scores), `batch` (the dataset job) and `bench`.
+`cam.py` and `dff.py`, `eval` (faithfulness scores), `batch` (the dataset job), `grid` (the grid
+pointing game, `grid_command.py`) and `bench`.
 
 Errors a user can cause print one `error: ...` line on stderr and exit with status 2. With `--json`
 the only thing on stdout is one JSON object (library prints are sent to stderr)."""
@@ -27,6 +28,7 @@ from ..models import load_model
 from ..predict import predict
 from ..report import pictures
 from . import bench
+from .grid_command import run_grid
 from .parser import USAGE_ERROR, AllMethods, build_parser
 from .progress import MethodBar, RateBar
 
@@ -40,6 +42,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if args.command == "batch":
         return _run_batch(args)
+    if args.command == "grid":
+        return run_grid(args)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # pytorch-grad-cam warns with print()
             summary = {"cam": _run_cam, "dff": _run_dff, "eval": _run_eval}[args.command](args)

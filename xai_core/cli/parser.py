@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print a JSON summary on stdout (and nothing else)")
 
     parser = Parser(prog="python -m xai_core", description="Explain image classifiers' decisions.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,eval,batch,bench}", parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,eval,batch,grid,bench}", parser_class=Parser)
     cam = sub.add_parser("cam", parents=[common], help="class activation maps (Grad-CAM, HiResCAM, ...)")
     cam.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
                      help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
@@ -154,6 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--refresh", action="store_true", help="explain again the files done before by another "
                        "results version of xai_core (whose maps or scores may differ); without it a rerun keeps "
                        "their rows and says how many it kept")
+    grid = sub.add_parser("grid", help="the grid pointing game: does each map point at its cell of a 2x2 grid of "
+                          "confidently classified photos?")
+    grid.add_argument("--input", required=True, help="a folder of photos, a glob, or a .txt list of paths")
+    grid.add_argument("--output", required=True, help="results folder: grids/, results.csv, summary.json, index.html")
+    grid.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
+                      help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
+    grid.add_argument("--grids", type=int, default=10, help="how many 2x2 grids (default: %(default)s)")
+    grid.add_argument("--min-confidence", type=float, default=0.5,
+                      help="a photo takes part when its top-1 probability reaches this (default: %(default)s)")
+    grid.add_argument("--seed", type=int, default=0, help="seed of the grids' draw (default: %(default)s)")
+    grid.add_argument("--layer", help="target layer, or a comma list of layers to fuse (default: the model's)")
+    _model_arguments(grid)
+    grid.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
     return parser
 
 

@@ -2,9 +2,11 @@
 this process (the local engine) or on Ray actors (`ray_engine.py`). Open `job.py` first (`run`);
 `records.py` explains one batch, `store.py` writes the results folder, `writer.py` its pictures,
 `summary.py` its statistics; `lock.py` keeps it to one writer, `check.py` says what a rerun trusts;
-`original.py` reads a row's photo again from the run's input."""
+`original.py` reads a row's photo again from the run's input; `grid.py`, the grid pointing game."""
 
 from . import ray_engine
+from .grid import GridGame, grid_pointing_game
+from .grid_report import write_grid_results
 from .inputs import IMAGE_SUFFIXES, Source, list_inputs
 from .job import run
 from .ray_engine import model_args, run_ray
@@ -15,8 +17,9 @@ from .store import finish, read_rows, schema, write_part
 from .summary import bootstrap_ci, check_summary, summarize
 from .writer import check_pictures, pictures_written, read_map, read_picture, save_pictures
 
-__all__ = ["EVAL_SCORES", "IMAGE_SUFFIXES", "NOT_EXPLAINED", "PICTURES", "JobResult", "Settings", "Source",
+__all__ = ["EVAL_SCORES", "IMAGE_SUFFIXES", "NOT_EXPLAINED", "PICTURES", "GridGame", "JobResult", "Settings", "Source",
            "bootstrap_ci", "check_pictures", "check_summary", "columns", "compute_records", "explain_records", "finish",
+           "grid_pointing_game",
            "list_inputs", "model_args", "original_file", "pictures_written", "ray_engine", "read_map", "read_picture",
            "read_record", "read_rows", "record_bytes", "run", "run_ray", "save_pictures", "schema", "summarize",
-           "write_part"]
+           "write_grid_results", "write_part"]
