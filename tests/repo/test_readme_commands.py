@@ -45,6 +45,9 @@ def test_readme_command_runs_as_written(command: str, tmp_path: Path) -> None:
         written = tmp_path / argv[argv.index("--output") + 1]
         assert (written / "results.parquet").is_file() and (written / "index.html").is_file()
         assert done.stdout.strip().splitlines()[-1].startswith("Explained ")
+    elif argv[3] == "grid":  # a results folder of the grid pointing game
+        written = tmp_path / argv[argv.index("--output") + 1]
+        assert (written / "summary.json").is_file() and (written / "index.html").is_file()
     elif "--output" in argv:
         written = tmp_path / argv[argv.index("--output") + 1]
         assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"wrote {argv[argv.index('--output') + 1]}" in done.stdout
