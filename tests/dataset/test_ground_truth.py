@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 import xai_core
+from _browser import chromium
 from conftest import IMAGES
 from xai_core import cli, dataset
 from xai_core.localisation import read_ground_truth
@@ -97,6 +98,16 @@ def test_columns_equal_localise_and_a_label_sets_the_target(lite, tmp_path):
         assert f"{score}_win_rate_random" not in block["maps"]["centre"]
     html = (tmp_path / "out" / "index.html").read_text()
     assert "Does the map point at the object?" in html and "centre prior" in html
+    misses = sum(r["gradcam_pointing"] == 0 for r in rows.values())
+    with chromium() as browser:  # the gallery filters on pointing-game misses
+        page = browser.new_page()
+        errors: list = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto((tmp_path / "out" / "index.html").as_uri())
+        page.wait_for_function("document.getElementById('count').innerText === '4 of 4 images'")
+        assert "points at the object" in page.inner_text("#gallery") or "misses the object" in page.inner_text("#gallery")
+        page.check("#miss")
+        assert page.locator("#count").inner_text() == f"{misses} of 4 images" and errors == []
 
 
 def test_changed_ground_truth_is_scored_again(lite, tmp_path):
