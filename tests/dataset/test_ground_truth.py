@@ -19,7 +19,7 @@ from PIL import Image
 import xai_core
 from _browser import chromium
 from conftest import IMAGES
-from xai_core import cli, dataset
+from xai_core import dataset
 from xai_core.localisation import read_ground_truth
 
 SCORES = ("pointing", "energy", "rank", "iou")
@@ -145,20 +145,3 @@ def test_masks_scaled_empty_and_copies_with_other_ground_truth(lite, tmp_path):
     assert not math.isnan(rows["a/cat.png"]["gradcam_energy"])
     assert rows["copy.png"]["ground_truth"] == "empty" and rows["copy.png"]["gradcam_energy"] is None
     assert "1 left out: empty ground truth (no object) (copy.png)" in result.ground_truth
-
-
-def test_the_batch_command_prints_the_counts(lite, tmp_path, capsys):
-    root = _photos(tmp_path / "in")
-    truth = _csv(tmp_path / "boxes.csv", "")
-    status = cli.main(["batch", "--input", str(root), "--output", str(tmp_path / "out"), "--method", "gradcam",
-                       "--model", "efficientnet_lite0", "--ground-truth", str(truth)])
-    out, err = capsys.readouterr()
-    lines = out.strip().splitlines()
-    assert status == 0 and lines[-1].startswith("Explained 4 files")
-    assert lines[-2].startswith("Ground truth: 2 of 4") and "gone/missing.jpg" in lines[-2] and "rocket.jpg" in lines[-2]
-    bad = tmp_path / "bad.csv"
-    bad.write_text("cat.png,1,2,three,4\n")
-    assert cli.main(["batch", "--input", str(root), "--output", str(tmp_path / "o2"), "--method", "gradcam",
-                     "--model", "efficientnet_lite0", "--ground-truth", str(bad)]) == 2
-    err = capsys.readouterr().err
-    assert "bad.csv line 1" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -16,7 +16,8 @@ for resuming, and finished into results.parquet, summary.json and index.html.
                           float16 [N, H, W]; a row's maps_file and maps_index say where its are);
                           with maps, KEY.jpg and the raw maps; with none, nothing
     OUT/summary.json      per method: score means with 95% bootstrap intervals, win rates against
-                          the random map, accuracy (with true labels); see `summarize`
+                          the random map, accuracy (with true labels); see `summarize`; with ground
+                          truth (--ground-truth) also "localisation" (`localisation_summary`)
     OUT/index.html        the browsable report (`report.html_reports`)
 
 A row's `key` is the file's content hash and the job's settings: rerunning the same command finds
