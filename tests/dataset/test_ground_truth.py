@@ -98,6 +98,9 @@ def test_columns_equal_localise_and_a_label_sets_the_target(lite, tmp_path):
         assert f"{score}_win_rate_random" not in block["maps"]["centre"]
     html = (tmp_path / "out" / "index.html").read_text()
     assert "Does the map point at the object?" in html and "centre prior" in html
+    sorts = xai_core.report.dataset_figures.sort_choices(list(rows.values()), {"gradcam": "Grad-CAM"})
+    assert sorts["gradcam_pointing"] == "Grad-CAM · pointing game" and sorts["gradcam_iou"] == "Grad-CAM · IoU"
+    assert not any(k.startswith(("random_", "centre_")) for k in sorts)
     misses = sum(r["gradcam_pointing"] == 0 for r in rows.values())
     with chromium() as browser:  # the gallery filters on pointing-game misses
         page = browser.new_page()

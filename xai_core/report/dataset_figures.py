@@ -191,7 +191,7 @@ def classes(rows: Sequence[dict]) -> list[str]:
 
 def _method_column(column: str) -> Optional[tuple[str, str]]:
     """(method, its score id or "seconds") of a column such as `gradcam_deletion_auc`, else None."""
-    for suffix in ("seconds", *SCORE_WORDS):
+    for suffix in ("seconds", *SCORE_WORDS, *LOCALISATION_TITLES):
         if column.endswith(f"_{suffix}") and len(column) > len(suffix) + 1:
             return column[:-len(suffix) - 1], suffix
     return None
@@ -199,15 +199,18 @@ def _method_column(column: str) -> Optional[tuple[str, str]]:
 
 def column_label(column: str, titles: dict[str, str]) -> Optional[str]:
     """How people read column `column`: 'file', 'probability', 'seconds', or a method's title (from
-    `titles`, else its id) and the score's word, 'Grad-CAM · deletion', 'Grad-CAM · seconds'; None
-    for a column that has no label (it is not offered for sorting)."""
+    `titles`, else its id) and the score's word, 'Grad-CAM · deletion', 'Grad-CAM · seconds',
+    'Grad-CAM · pointing game'; None for a column that has no label (it is not offered for sorting:
+    the baselines' localisation scores among them)."""
     if column in COLUMN_WORDS:
         return COLUMN_WORDS[column]
     split = _method_column(column)
     if split is None:
         return None
     method, what = split
-    return f"{titles.get(method, method)} · {SCORE_WORDS.get(what, what)}"
+    if what in LOCALISATION_TITLES and method in (RANDOM, CENTRE):  # the baselines' scores: not a sort
+        return None
+    return f"{titles.get(method, method)} · {SCORE_WORDS.get(what) or LOCALISATION_TITLES.get(what, what)}"
 
 
 def _is_number(value: object) -> bool:
