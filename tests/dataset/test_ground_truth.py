@@ -54,6 +54,7 @@ def test_columns_equal_localise_and_a_label_sets_the_target(lite, tmp_path):
     result = dataset.run(lite, str(root), str(tmp_path / "out"), ["gradcam"], ground_truth=str(truth))
     rows = _rows(tmp_path / "out")
     assert rows["coffee.png"]["target"] == 281 and rows["coffee.png"]["label"] != label
+    assert f"label names the class {label}" in rows["coffee.png"]["ground_truth_note"]
     assert rows["cat.png"]["target_label"] == rows["cat.png"]["label"]  # no label: the run's target (top-1)
     # the same images, batch and targets explained directly, then localised by hand
     names = sorted(rows)
@@ -77,14 +78,14 @@ def test_columns_equal_localise_and_a_label_sets_the_target(lite, tmp_path):
     line = result.ground_truth
     assert line.startswith("Ground truth: 2 of 4 explained files scored") and "1 without ground truth (rocket.jpg)" in line
     assert "1 ground truth entry names no input file (gone/missing.jpg)" in line
-    assert "1 left out: object outside the crop (flower.jpg)" in line
+    assert "1 left out: object outside the crop (flower.jpg)" in line and "1 target named by a ground truth label" in line
 
     summary = dataset.check_summary(json.loads((tmp_path / "out" / "summary.json").read_text()))
     block = summary["localisation"]
     assert summary["settings"]["ground_truth"] == str(truth.resolve())
     assert block["note"].startswith("Objects sit near the centre of most photos")
     assert block["counts"] == {"images": 3, "scored": 2, "no_ground_truth": 1, "unmatched": 1, "outside": 1,
-                               "empty": 0, "unusable": 0, "noted": 1}
+                               "empty": 0, "unusable": 0, "noted": 2, "labelled": 1}
     assert block["counts_note"] == line
     assert set(block["maps"]) == {"gradcam", "random", "centre"}
     for score in SCORES:

@@ -23,6 +23,8 @@ CENTRE_NOTE = ("Objects sit near the centre of most photos: a map that does not 
 #: How many names a count line gives before "and N more".
 _NAMED = 3
 _TITLES = {RANDOM: "Random map", CENTRE: "Centre prior"}
+#: What the note of a row whose target a ground truth label named says (`localised.localisation_values`).
+_LABELLED = "label names the class"
 
 
 def unmatched_truths(keys: Iterable[str], paths: Iterable[str]) -> list[str]:
@@ -41,13 +43,14 @@ def localisation_counts(rows: Sequence[dict], unmatched: Sequence[str]) -> dict:
     """{"images": explained files with ground truth, "scored", "no_ground_truth" (explained files
     without), "unmatched" (ground truth entries naming no input file), "outside" (the crop cut the
     object away), "empty" (no object: an empty mask, every box refused), "unusable", "noted" (rows
-    with a note: a scaled mask, a clipped box)}."""
+    with a note: a scaled mask, a clipped box, a label), "labelled" (whose target a label named)}."""
     ok = [r for r in rows if r["error"] is None]
     states = [r.get("ground_truth") for r in ok]
     return {"images": sum(s is not None for s in states), "scored": states.count("scored"),
             "no_ground_truth": states.count(None), "unmatched": len(unmatched), "outside": states.count("outside"),
             "empty": states.count("empty"), "unusable": states.count("unusable"),
-            "noted": sum(bool(r.get("ground_truth_note")) for r in ok)}
+            "noted": sum(bool(r.get("ground_truth_note")) for r in ok),
+            "labelled": sum(_LABELLED in (r.get("ground_truth_note") or "") for r in ok)}
 
 
 def localisation_line(rows: Sequence[dict], unmatched: Sequence[str]) -> str:
@@ -69,8 +72,10 @@ def localisation_line(rows: Sequence[dict], unmatched: Sequence[str]) -> str:
         if counts[state]:
             which = [r["path"] for r in ok if r.get("ground_truth") == state]
             line += f"; {counts[state]} left out: {words}{_named(counts[state], which)}"
+    if counts["labelled"]:
+        line += f"; {counts['labelled']} target{'s' * (counts['labelled'] != 1)} named by a ground truth label"
     if counts["noted"]:
-        line += f"; {counts['noted']} with a note (e.g. a mask scaled to its image: see the ground_truth_note column)"
+        line += f"; {counts['noted']} with a note (see the ground_truth_note column)"
     return line + "."
 
 

@@ -63,7 +63,8 @@ def image_targets(categories: Sequence[str], truths: Optional[GroundTruths], rec
 
 def localisation_values(settings: Settings, truth: Optional[GroundTruth], explanation: Explanation) -> dict:
     """The row's localisation columns: {} without ground truth; else `ground_truth` (scored,
-    outside, empty or unusable), `ground_truth_note` (the sentences of `localise`, or None) and,
+    outside, empty or unusable), `ground_truth_note` (the sentences of `localise`, and one when a
+    label named the target; or None) and,
     when scored, `{map}_{score}` for each method and baseline (NaN where undefined)."""
     if truth is None:
         return {}
@@ -72,7 +73,11 @@ def localisation_values(settings: Settings, truth: Optional[GroundTruth], explan
     except InvalidGroundTruthError as err:  # a mask that is not an image, RLE without pycocotools
         return {"ground_truth": "unusable", "ground_truth_note": str(err)}
     state = "outside" if found.outside else "scored" if found.mask.any() else "empty"
-    values: dict = {"ground_truth": state, "ground_truth_note": " ".join(found.notes) or None}
+    notes = list(found.notes)
+    named = str(explanation.target_label).strip().lower()
+    if any(label.strip().lower() == named for label in truth.labels):  # `image_targets` chose it
+        notes.append(f"The ground truth's label names the class {explanation.target_label}, so it is the target.")
+    values: dict = {"ground_truth": state, "ground_truth_note": " ".join(notes) or None}
     if state == "scored":
         for name, scores in found.scores.items():
             values.update({f"{name}_{score}": float(getattr(scores, score)) for score in LOCALISATION_SCORES})
