@@ -171,7 +171,7 @@ def _folder() -> Optional[dict]:
     settings = data["summary"]["settings"]
     methods = [m for m in settings.get("methods", []) if m in xai_core.list_methods()]
     layers = settings.get("layers") or [handle.default_layer]
-    fixed = settings.get("target") is not None
+    fixed = settings.get("target") is not None or settings.get("ground_truth") is not None  # a label's class
     # whichever pictures were written: the overlays, else drawn from the raw maps, else none
     return dict(data, id=f"folder.{name}", methods=methods, layer=layers[0], model=settings.get("model"),
                 picture=lambda row, method=None: D.results_picture(name, row, method),
@@ -212,6 +212,12 @@ def _summary(view: dict) -> None:
     else:
         st.caption("Without faithfulness scores only the time per image is compared; turn them on (or run the batch "
                    "command with --eval) to rank the methods.")
+    located = DF.localisation_table(summary)
+    if located:  # a run with ground truth (batch --ground-truth): the localisation means beside
+        block = summary["localisation"]
+        st.markdown("**Does the map point at the object?**")
+        st.table({markdown_text(c): [markdown_text(v) for v in values] for c, values in located.items()})
+        st.caption(markdown_text(f"{block.get('note', '')} {block.get('counts_note', '')}".strip()))
 
 
 def _gallery(view: dict) -> None:

@@ -266,3 +266,21 @@ def test_ray_loads_a_hugging_face_folder_and_runs_the_attention_methods(ray_sess
     on_ray = dataset.run(handle, str(few_images), str(tmp_path / "ray"), methods, batch_size=2, engine="ray")
     assert (on_ray.explained, on_ray.failed) == (3, 0)
     _same_rows(tmp_path / "ray", tmp_path / "local")
+
+
+def test_ray_scores_ground_truth_as_the_local_engine_does(ray_session, handle, tmp_path):
+    """With --ground-truth the actors read the ground truth themselves: the same localisation
+    columns and targets (a box's label naming a class) as the local engine."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("cat.png", "coffee.png", "rocket.jpg"):
+        shutil.copy(IMAGES / name, photos / name)
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text(f"cat.png,100,50,350,280\ncoffee.png,150,100,450,350,{handle.categories[281]}\n")
+    runs = {engine: dataset.run(handle, str(photos), str(tmp_path / engine), ["gradcam"], batch_size=2,
+                                engine=engine, ground_truth=str(boxes)) for engine in ("local", "ray")}
+    expected, got = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
+    assert "gradcam_pointing" in got[0] and [r["target"] for r in got][1] == 281
+    for want, row in zip(expected, got):
+        assert want.keys() == row.keys() and all(_same(want[c], row[c]) for c in want), (want, row)
+    assert runs["ray"].ground_truth == runs["local"].ground_truth != ""

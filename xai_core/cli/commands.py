@@ -146,7 +146,8 @@ def _run_batch(args: argparse.Namespace) -> int:
             result = dataset.run(handle, args.input, args.output, args.method, target=args.target, layer=args.layer,
                                  evaluate=args.eval, steps=args.steps, batch_size=args.batch_size,
                                  progress=RateBar(), engine=args.engine, address=args.address,
-                                 pictures=args.pictures, refresh=args.refresh)
+                                 pictures=args.pictures, refresh=args.refresh,
+                                 ground_truth=args.ground_truth)
     except JobFailed as err:  # the job ran and failed partway: not a bad option
         _fail(str(err))
         return 1
@@ -165,6 +166,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         return 130
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    if result.ground_truth:  # the counts of files without ground truth and ground truth without a file
+        print(result.ground_truth)
     print(result.line())
     return 1 if result.failed else 0
 

@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--refresh", action="store_true", help="explain again the files done before by another "
                        "results version of xai_core (whose maps or scores may differ); without it a rerun keeps "
                        "their rows and says how many it kept")
+    batch.add_argument("--ground-truth", metavar="PATH", help="score whether each map points at the object: a CSV "
+                       "path,x0,y0,x1,y1[,label] (pixels of the original image), a COCO JSON, or a folder of PNG masks "
+                       "or Pascal VOC XML files mirroring the input's paths; a label naming a class makes it the target")
     grid = sub.add_parser("grid", help="the grid pointing game: does each map point at its cell of a 2x2 grid of "
                           "confidently classified photos?")
     grid.add_argument("--input", required=True, help="a folder of photos, a glob, or a .txt list of paths")

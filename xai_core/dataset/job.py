@@ -16,10 +16,13 @@ from .. import versions
 from .._names import split_names
 from ..errors import InvalidOptionError
 from ..explain import images_per_batch
+from ..localisation import ground_truth_digest
 from ..methods import ATTENTION, check_applies, get_method
 from ..models import ModelHandle
 from .check import notes, trusted_rows
 from .inputs import list_inputs
+from .localisation_summary import localisation_line, unmatched_truths
+from .localised import ground_truths, truth_of, with_truth
 from .lock import UNLOCKED, hold_folder
 from .ray_engine import run_ray
 from .records import compute_batch, copy_row, read_record
@@ -44,6 +47,7 @@ def run(
     address: Optional[str] = None,
     pictures: str = "all",
     refresh: bool = False,
+    ground_truth=None,
 ) -> JobResult:
     """Explain every file of `input_spec` (see `list_inputs`) into the folder `output`, skipping
     the files a previous run with the same settings already did. `pictures`: what is written
@@ -54,7 +58,16 @@ def run(
     `progress(done, total)` after each batch. Holds the folder's lock for the whole run
     (`lock.py`). Raises `InvalidOptionError` for bad settings (before any work),
     `ResultsInUseError` when another process writes the folder; a bad file is an error row, never an
-    exception."""
+    exception.
+
+    `ground_truth`: a path (`localisation.read_ground_truth`: a CSV of boxes, a COCO JSON, a folder
+    of masks or of Pascal VOC files) that adds the localisation scores of each map and of both
+    baselines to the rows of the files it has (`localised.py`) and to summary.json
+    (`localisation_summary`); a box's label that names one of the model's classes is that image's
+    target. Its content is part of the settings, so changed ground truth is explained and scored
+    again. Raises `InvalidGroundTruthError` (one sentence, before any work) when it cannot be read;
+    files without ground truth and ground truth without a file are counted (`JobResult.ground_truth`),
+    never an error."""
     started = time.perf_counter()
     pictures = check_pictures(pictures)
     methods = [get_method(m).id for m in split_names(methods, lower=True)]
@@ -68,6 +81,10 @@ def run(
     if engine not in ("local", "ray"):
         raise InvalidOptionError(f"Unknown engine {engine!r}; use local or ray.")
     settings = Settings(handle.name, handle.fingerprint, tuple(methods), target, layers, bool(evaluate), int(steps))
+    if ground_truth is not None:
+        where = Path(ground_truth).expanduser().resolve()
+        settings = dataclasses.replace(settings, ground_truth=str(where), ground_truth_digest=ground_truth_digest(where))
+        ground_truths(settings)  # read now: ground truth that cannot be read is refused before any work
     size = images_per_batch(handle, batch_size)
     out = Path(output).expanduser().resolve()
     root, sources = list_inputs(input_spec, exclude=out)  # never our own maps
@@ -97,8 +114,9 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
     reusable = {row["content_key"]: row for row in done.values() if row.get("content_key")
                 and (pictures_written(row) == "none" or (out / "maps" / f"{row['key']}.jpg").is_file())}
     todo, copies, keys, contents = [], [], {}, set(reusable)
+    truths = ground_truths(settings)
     for source in sources:
-        record = read_record(source, digest)
+        record = with_truth(read_record(source, digest), truth_of(truths, source.path))
         keys[source.path] = record["key"]
         if record["key"] in done:
             continue
@@ -132,7 +150,8 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
         write_part(out, [copy_row(str(out), record, reusable[record["content_key"]]) for record in copies], settings)
         if progress is not None:
             progress(total, total)
-    rows, pruned = finish(out, sources, keys, settings, str(root), handle.categories)
+    unmatched = unmatched_truths(truths, [s.path for s in sources]) if truths is not None else []
+    rows, pruned = finish(out, sources, keys, settings, str(root), handle.categories, unmatched)
     refused = [r for r in rows if r["error"] is not None]
     failed = sum(r["error"].startswith(NOT_EXPLAINED) for r in refused)
     again = sum(record["key"] in damaged for record in todo + copies)
@@ -140,7 +159,8 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
     return JobResult(len(rows) - len(refused), len(refused) - failed, len(sources) - total, failed, str(out),
                      time.perf_counter() - started, len(copies), pruned, pictures, redone, richer,
                      notes(aside, again), tuple(sorted(kept.items(), key=lambda vn: (vn[0] is None, vn[0] or 0))),
-                     refreshed, explained_now=explained_now, refused_now=refused_now)
+                     refreshed, explained_now=explained_now, refused_now=refused_now,
+                     ground_truth=localisation_line(rows, unmatched) if truths is not None else "")
 
 
 def _older(row: dict) -> bool:

@@ -26,6 +26,7 @@ from ..faithfulness import RANDOM
 from ..images import load_image
 from ..models import ModelHandle
 from .inputs import Source
+from .localised import ground_truths, image_targets, localisation_values, truth_of
 from .settings import EVAL_SCORES, NOT_EXPLAINED, Settings, columns
 from .writer import store_pictures
 
@@ -138,11 +139,13 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     if not good:
         return rows, []
     pils = [pil for _, pil in good]
+    truths = ground_truths(settings)  # with ground truth, a box's label naming a class is its image's target
+    targets = image_targets(handle.categories, truths, [records[i] for i, _ in good], settings.target)
     total = len(pils) * (2 if settings.evaluate else 1)
     report = (lambda offset: None if progress is None else  # noqa: E731
               (lambda _stage, done, _total: progress(offset + done, total)))
     try:
-        explanations = explain_batch(handle, pils, settings.methods, targets=settings.target,
+        explanations = explain_batch(handle, pils, settings.methods, targets=targets,
                                      layer=list(settings.layers), batch_size=batch_size or len(pils),
                                      progress=report(0))
         scores = (evaluate_batch(handle, pils, explanations, steps=settings.steps,
@@ -158,12 +161,13 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     share = (time.perf_counter() - started) / len(good)  # decoding, the maps and the scores: the image's share
     for n, (i, _) in enumerate(good):
         rows[i] = _explained_row(records[i], settings, explanations[n], scores[n] if scores else None, share)
+        rows[i].update(localisation_values(settings, truth_of(truths, records[i]["source"].path), explanations[n]))
         pictures.append((records[i]["key"], explanations[n].image, explanations[n].maps))
     return rows, pictures
 
 
 def _row(record: dict, settings: Settings, error: Optional[str] = None) -> dict:
-    row = {c: None for c in columns(settings.methods, settings.evaluate)}
+    row = {c: None for c in columns(settings.methods, settings.evaluate, settings.localises)}
     source = record["source"]
     row.update(path=source.path, key=record["key"], content_key=record.get("content_key"), error=error,
                true_label=source.true_label, results_version=versions.RESULTS_VERSION)

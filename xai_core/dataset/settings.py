@@ -10,6 +10,11 @@ from typing import Optional, Sequence
 
 from .. import versions
 from ..faithfulness import HIGHER_IS_BETTER, RANDOM, ROAD_PERCENTILES
+from ..localisation import CENTRE
+
+#: The localisation scores of `--ground-truth` (higher is better for each), a column `{map}_{score}`
+#: per method and per baseline (the random map, the centre prior); see `localisation.Scores`.
+LOCALISATION_SCORES = ("pointing", "energy", "rank", "iou")
 
 #: The scores of `--eval`, each with whether higher is better (for win rates against the random map).
 EVAL_SCORES = {score: HIGHER_IS_BETTER[score] for score in ("deletion_auc", "insertion_auc", "road_combined")}
@@ -38,10 +43,21 @@ class Settings:
     evaluate: bool = False
     steps: int = 20
     road_percentiles: tuple[int, ...] = ROAD_PERCENTILES
+    #: the ground truth's path (for people: left out of the digest) and its content's digest
+    #: (`localisation.ground_truth_digest`: in the digest, so changed ground truth is scored again)
+    ground_truth: Optional[str] = None
+    ground_truth_digest: Optional[str] = None
+
+    @property
+    def localises(self) -> bool:
+        """Whether the rows hold localisation scores (a run with ground truth)."""
+        return self.ground_truth_digest is not None
 
     def digest(self) -> str:
-        """16 hex digits of a hash of the settings, the model's name left out."""
-        content = {k: v for k, v in dataclasses.asdict(self).items() if k != "model"}
+        """16 hex digits of a hash of the settings, the model's name and the ground truth's path
+        left out (a run without ground truth keeps the digest it had before ground truth existed)."""
+        content = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("model", "ground_truth")
+                   and not (k == "ground_truth_digest" and v is None)}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -72,6 +88,9 @@ class JobResult:
     refreshed: int = 0
     explained_now: int = 0
     refused_now: int = 0
+    #: with ground truth: one line counting and naming the files without ground truth and the
+    #: ground truth without a file, and the objects left out (`dataset.localisation_line`)
+    ground_truth: str = ""
 
     def line(self) -> str:
         """The last line the CLI prints: what this run did ("Explained N files" counts the files it
@@ -116,17 +135,24 @@ class JobResult:
                 "--refresh to explain them again")
 
 
-def columns(methods: Sequence[str], evaluate: bool) -> list[str]:
+def columns(methods: Sequence[str], evaluate: bool, localises: bool = False) -> list[str]:
     """The columns of results.parquet, in order: `pictures` says what was written for the row (see
     `PICTURES`), `maps_file` and `maps_index` where its raw maps are (`writer.py`), `results_version`
     the version of xai_core's results that computed it (`versions.RESULTS_VERSION`; null in rows
-    written before versions were recorded)."""
+    written before versions were recorded). With `localises` (ground truth): `ground_truth` (what
+    became of the row's ground truth: "scored", "outside" the crop, "empty" (no object), "unusable"
+    (it could not be read; the note says why); null without ground truth), `ground_truth_note` (what was done to it:
+    a scaled mask...) and `{map}_{score}` for each method, "random" and "centre" and each of
+    `LOCALISATION_SCORES` (null where undefined)."""
     cols = ["path", "key", "content_key", "error", "label", "probability", "top5_labels", "top5_probabilities", "target",
             "target_label", "true_label", "pictures", "maps_file", "maps_index", "results_version"]
     cols += ["seconds"] + [f"{m}_seconds" for m in methods]
     if evaluate:
         cols += [f"{m}_{score}" for m in list(methods) + [RANDOM] for score in EVAL_SCORES]
+    if localises:
+        cols += ["ground_truth", "ground_truth_note"]
+        cols += [f"{m}_{score}" for m in list(methods) + [RANDOM, CENTRE] for score in LOCALISATION_SCORES]
     return cols
 
 
-__all__ = ["EVAL_SCORES", "NOT_EXPLAINED", "PICTURES", "JobResult", "Settings", "columns"]
+__all__ = ["EVAL_SCORES", "LOCALISATION_SCORES", "NOT_EXPLAINED", "PICTURES", "JobResult", "Settings", "columns"]

@@ -16,7 +16,8 @@ for resuming, and finished into results.parquet, summary.json and index.html.
                           float16 [N, H, W]; a row's maps_file and maps_index say where its are);
                           with maps, KEY.jpg and the raw maps; with none, nothing
     OUT/summary.json      per method: score means with 95% bootstrap intervals, win rates against
-                          the random map, accuracy (with true labels); see `summarize`
+                          the random map, accuracy (with true labels); see `summarize`; with ground
+                          truth (--ground-truth) also "localisation" (`localisation_summary`)
     OUT/index.html        the browsable report (`report.html_reports`)
 
 A row's `key` is the file's content hash and the job's settings: rerunning the same command finds
@@ -38,6 +39,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 from .._files import atomic_file, write_atomic
 from ..report import write_dataset_report
 from .inputs import Source
+from .localisation_summary import localisation_summary
 from .settings import Settings, columns
 from .summary import summarize
 from .writer import KEY_PATTERN, RAW_PATTERN, with_thumbnails
@@ -69,8 +71,9 @@ def schema(settings: Settings):
              "probability": pa.float64(), "top5_labels": pa.list_(pa.string()),
              "top5_probabilities": pa.list_(pa.float64()), "target": pa.int64(), "target_label": pa.string(),
              "true_label": pa.string(), "pictures": pa.string(), "maps_file": pa.string(), "maps_index": pa.int64(),
-             "results_version": pa.int64()}
-    return pa.schema([(c, types.get(c, pa.float64())) for c in columns(settings.methods, settings.evaluate)])
+             "results_version": pa.int64(), "ground_truth": pa.string(), "ground_truth_note": pa.string()}
+    return pa.schema([(c, types.get(c, pa.float64()))
+                      for c in columns(settings.methods, settings.evaluate, settings.localises)])
 
 
 #: A part's name: its bytes' hash at the end (a part of an earlier version has none).
@@ -108,18 +111,19 @@ def read_rows(out: Path) -> list[dict]:
 
 
 def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings, root: str,
-           categories: Optional[Sequence[str]] = None) -> tuple[list[dict], int]:
+           categories: Optional[Sequence[str]] = None, unmatched: Sequence[str] = ()) -> tuple[list[dict], int]:
     """Write results.parquet (one row per input file, in order, from the parts; its path and true
     label always the current listing's), summary.json (`categories`: the model's labels, to tell
     whether the true labels are its classes) and index.html, each atomically (a full disk leaves the
     previous complete file), and remove the pictures of files that are no longer in the input (a
     changed, moved or deleted file's; `prune_pictures`). Returns (the rows, how many pictures were
-    removed)."""
+    removed). With ground truth, summary.json also holds "localisation" (`unmatched`: the ground
+    truth entries that name no input file; see `localisation_summary`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     by_key = {row["key"]: row for row in read_rows(out)}
-    cols = columns(settings.methods, settings.evaluate)
+    cols = columns(settings.methods, settings.evaluate, settings.localises)
     rows = [{**{c: by_key[keys[s.path]].get(c) for c in cols}, "path": s.path, "true_label": s.true_label}
             for s in sources if keys[s.path] in by_key]
     with atomic_file(out / "results.parquet") as file:
@@ -127,6 +131,8 @@ def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings,
     summary = summarize(rows, settings, categories)
     summary["input"] = os.path.basename(os.path.normpath(root))  # for people: the folder's name
     summary["input_root"] = os.path.abspath(root)  # for `original_file`: where the rows' paths are (never shown)
+    if settings.localises:
+        summary["localisation"] = localisation_summary(rows, settings, unmatched)
     write_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
     write_dataset_report(out, rows, summary, lambda some: with_thumbnails(out, some, settings.methods))
     return rows, prune_pictures(out, keys.values(), by_key.values())

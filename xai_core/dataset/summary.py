@@ -267,6 +267,8 @@ _ENTRY = {"type": ["object", "null"], "properties": {"low": _NUMBER, "high": _NU
                     {"properties": {"mean": {"type": "number"}, "low": {"type": "number"}, "high": {"type": "number"}},
                      "required": ["mean", "low", "high"]}]}
 _STRINGS = {"type": "array", "items": {"type": "string"}}
+#: A map's figures (a method, the random map, the centre prior): its title and entries.
+_MAP = {"type": "object", "properties": {"title": {"type": "string"}}, "additionalProperties": _ENTRY}
 #: The form of summary.json that readers (the Dataset page, the report) rely on: what `summarize` writes.
 SUMMARY_SCHEMA = {
     "type": "object", "required": ["settings"],
@@ -279,9 +281,11 @@ SUMMARY_SCHEMA = {
         "settings": {"type": "object", "properties": {
             "model": {"type": "string"}, "methods": _STRINGS, "layers": _STRINGS, "target": {"type": ["integer", "null"]},
             "evaluate": {"type": "boolean"}, "steps": {"type": "integer"}}},
-        "methods": {"type": "object", "additionalProperties": {
-            "type": "object", "properties": {"title": {"type": "string"}},
-            "additionalProperties": _ENTRY}},
+        "methods": {"type": "object", "additionalProperties": _MAP},
+        "localisation": {"type": "object", "required": ["maps"], "properties": {  # with ground truth
+            "ground_truth": {"type": "string"}, "note": {"type": "string"}, "counts_note": {"type": "string"},
+            "counts": {"type": "object", "additionalProperties": _COUNT},
+            "maps": {"type": "object", "additionalProperties": _MAP}}},
     },
 }
 

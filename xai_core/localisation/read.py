@@ -3,6 +3,7 @@ a folder of PNG masks or of Pascal VOC XML files)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Union
 
@@ -34,4 +35,29 @@ def read_ground_truth(path: Union[str, Path]) -> GroundTruths:
                                   "(.json).")
 
 
-__all__ = ["read_ground_truth"]
+def ground_truth_digest(path: Union[str, Path]) -> str:
+    """16 hex digits of a hash of the ground truth's content: a file's bytes, or a folder's files
+    (their relative paths and bytes, in order), so changed ground truth is told from the one
+    scored before. Raises `InvalidGroundTruthError` when `path` is neither a file nor a folder."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+    elif path.is_file():
+        files = [path]
+    else:
+        raise InvalidGroundTruthError(f"The ground truth {path.name} is neither a file nor a folder; give a CSV, a "
+                                      "COCO JSON, or a folder of masks or Pascal VOC XML files.")
+    try:
+        for file in files:
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0" if file != path else b"\0")
+            with file.open("rb") as stream:
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(chunk)
+    except OSError as err:
+        raise InvalidGroundTruthError(f"The ground truth {path.name} cannot be read ({type(err).__name__}); check "
+                                      "that it is readable.") from None
+    return digest.hexdigest()[:16]
+
+
+__all__ = ["ground_truth_digest", "read_ground_truth"]

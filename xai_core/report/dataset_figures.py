@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..faithfulness import HIGHER_IS_BETTER, RANDOM
+from ..localisation import CENTRE
 from ..predict import LOW_CONFIDENCE, is_correct
 from .escaping import html_text
 from .figures import title_margin, wrapped
@@ -143,6 +144,29 @@ def win_rate_table(summary: dict) -> dict[str, list[str]]:
     return table
 
 
+#: How the tables name the localisation scores (`dataset.LOCALISATION_SCORES`; higher is better for each).
+LOCALISATION_TITLES = {"pointing": "pointing game", "energy": "energy", "rank": "rank accuracy", "iou": "IoU"}
+
+
+def localisation_table(summary: dict) -> dict[str, list[str]]:
+    """{column: values} of summary.json's "localisation" ({} without): per map (each method, the
+    random map, the centre prior) each score's mean with its 95% interval, then per method its win
+    rates against the random map and against the centre prior, one share per score in
+    `LOCALISATION_TITLES`' order ('–' for a baseline)."""
+    maps = (summary.get("localisation") or {}).get("maps") or {}
+    if not maps:
+        return {}
+    table = {"map": [entry.get("title", name) for name, entry in maps.items()]}
+    for score, title in LOCALISATION_TITLES.items():
+        table[title] = [interval_text(entry.get(score)) for entry in maps.values()]
+    for baseline, words in ((RANDOM, "random map"), (CENTRE, "centre prior")):
+        table[f"beats the {words} ({', '.join(LOCALISATION_TITLES.values())})"] = [
+            " · ".join(interval_text(entry[f"{s}_win_rate_{baseline}"], percent=True).split(" [")[0]
+                       for s in LOCALISATION_TITLES) if f"pointing_win_rate_{baseline}" in entry else "–"
+            for entry in maps.values()]
+    return table
+
+
 # --- the gallery ------------------------------------------------------------------------------------
 
 
@@ -167,7 +191,7 @@ def classes(rows: Sequence[dict]) -> list[str]:
 
 def _method_column(column: str) -> Optional[tuple[str, str]]:
     """(method, its score id or "seconds") of a column such as `gradcam_deletion_auc`, else None."""
-    for suffix in ("seconds", *SCORE_WORDS):
+    for suffix in ("seconds", *SCORE_WORDS, *LOCALISATION_TITLES):
         if column.endswith(f"_{suffix}") and len(column) > len(suffix) + 1:
             return column[:-len(suffix) - 1], suffix
     return None
@@ -175,15 +199,18 @@ def _method_column(column: str) -> Optional[tuple[str, str]]:
 
 def column_label(column: str, titles: dict[str, str]) -> Optional[str]:
     """How people read column `column`: 'file', 'probability', 'seconds', or a method's title (from
-    `titles`, else its id) and the score's word, 'Grad-CAM · deletion', 'Grad-CAM · seconds'; None
-    for a column that has no label (it is not offered for sorting)."""
+    `titles`, else its id) and the score's word, 'Grad-CAM · deletion', 'Grad-CAM · seconds',
+    'Grad-CAM · pointing game'; None for a column that has no label (it is not offered for sorting:
+    the baselines' localisation scores among them)."""
     if column in COLUMN_WORDS:
         return COLUMN_WORDS[column]
     split = _method_column(column)
     if split is None:
         return None
     method, what = split
-    return f"{titles.get(method, method)} · {SCORE_WORDS.get(what, what)}"
+    if what in LOCALISATION_TITLES and method in (RANDOM, CENTRE):  # the baselines' scores: not a sort
+        return None
+    return f"{titles.get(method, method)} · {SCORE_WORDS.get(what) or LOCALISATION_TITLES.get(what, what)}"
 
 
 def _is_number(value: object) -> bool:
@@ -240,7 +267,7 @@ def page_of(rows: Sequence[dict], page: int, per_page: int = 12) -> tuple[list[d
     return list(rows[(page - 1) * per_page: page * per_page]), pages
 
 
-__all__ = ["COLUMN_WORDS", "LOW_CONFIDENCE", "OUTCOMES", "SCORE_TITLES", "SCORE_WORDS", "build_score_intervals",
+__all__ = ["COLUMN_WORDS", "LOCALISATION_TITLES", "LOW_CONFIDENCE", "OUTCOMES", "SCORE_TITLES", "SCORE_WORDS", "build_score_intervals",
            "build_win_rates", "classes", "column_label", "filter_rows", "has_predictions", "interval_text",
-           "method_titles", "outcome", "outcome_choices", "page_of", "row_class", "scores_in", "sort_choices",
+           "localisation_table", "method_titles", "outcome", "outcome_choices", "page_of", "row_class", "scores_in", "sort_choices",
            "sort_rows", "sortable_columns", "win_rate_table"]

@@ -27,8 +27,8 @@ import plotly.io as pio
 from .._files import write_atomic
 from ..faithfulness import RANDOM
 from ..predict import LOW_CONFIDENCE
-from .dataset_figures import (SCORE_WORDS, has_predictions, interval_text, method_titles, outcome_choices, scores_in,
-                              sort_choices)
+from .dataset_figures import (LOCALISATION_TITLES, SCORE_WORDS, has_predictions, interval_text, localisation_table,
+                              method_titles, outcome_choices, scores_in, sort_choices)
 from .figures import PNG_EXPORT
 from .gallery import PAGE, Thumbnails, classes_of, gallery_order, prune_gallery, script_json, write_gallery
 from .pictures import JET
@@ -68,6 +68,23 @@ def _summary_table(summary: dict) -> str:
     return "\n".join(lines) + "</table>"
 
 
+def _localisation_section(summary: dict) -> str:
+    """With ground truth: the localisation means with their intervals and win rates against both
+    baselines (`localisation_table`), the centre prior's sentence and the counts line; else ''."""
+    table = localisation_table(summary)
+    if not table:
+        return ""
+    block = summary["localisation"]
+    lines = ["<h2>Does the map point at the object?</h2>",
+             f"<p>{html.escape(block.get('note', ''))} Against {html.escape(block.get('ground_truth', ''))}: means "
+             "with 95% bootstrap intervals; \"beats\" is the share of images where the method's map scores higher "
+             f"than the baseline's on the same image. {html.escape(block.get('counts_note', ''))}</p>",
+             "<table class='summary'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table) + "</tr>"]
+    for cells in zip(*table.values()):
+        lines.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return "\n".join(lines) + "</table>"
+
+
 def dataset_report_html(rows: Sequence[dict], summary: dict, script: Optional[str] = None) -> str:
     """The dataset run's index.html (see the module docstring): `rows`' first `PAGE` in the gallery's
     order embedded, the whole run read from `script` (the path of `gallery.write_gallery`'s rows
@@ -101,9 +118,10 @@ def dataset_report_html(rows: Sequence[dict], summary: dict, script: Optional[st
                         "sorts": list(sort_choices(rows, titles).items()),
                         "outcomes": list(outcome_choices(rows).items()), "lowfilter": has_predictions(rows),
                         "methods": list(settings.get("methods", [])), "titles": titles, "words": SCORE_WORDS,
+                        "located": "localisation" in summary, "located_words": LOCALISATION_TITLES,
                         "low": LOW_CONFIDENCE, "jet": JET.tolist()})
     parts = {"title": html.escape(f"Explanations: {summary.get('input', 'dataset')}"),
-             "facts": html.escape(" · ".join(facts)), "summary": _summary_table(summary), "data": data}
+             "facts": html.escape(" · ".join(facts)), "summary": _summary_table(summary) + _localisation_section(summary), "data": data}
     return _SLOT.sub(lambda m: parts[m.group(1)], TEMPLATE)  # one pass: no text can fill another slot
 
 
@@ -171,6 +189,7 @@ better; insertion and ROAD: higher).</p>
 <div id="controls">
 <label>Class <select id="cls"><option value="">all</option></select></label>
 <label id="outcomefilter">Prediction <select id="correct"></select></label>
+<label id="missfilter" hidden><input type="checkbox" id="miss"> pointing-game misses only (a map's maximum off the object)</label>
 <label id="lowfilter"><input type="checkbox" id="low"> low confidence only (top-1 below <span id="lowv"></span>)</label>
 <label>Sort by <select id="sort"></select></label>
 <label><input type="checkbox" id="desc"> descending</label>
@@ -192,6 +211,7 @@ D.sorts.forEach(([k, label]) => $('sort').add(new Option(label, k)));  // labels
 D.outcomes.forEach(([label, v]) => $('correct').add(new Option(label, v || '')));  // only those that apply
 $('outcomefilter').hidden = D.outcomes.length < 2;
 $('lowfilter').hidden = !D.lowfilter;
+$('missfilter').hidden = !D.located;
 const esc = s => String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
 const written = r => r.error ? 'none' : (r.pictures || 'legacy');  // legacy: a previous version's layout
 // The rows: the embedded first page until the whole run's (gallery/rows-*.js, by column) has loaded.
@@ -251,6 +271,9 @@ function card(r, i) {
   const scores = methods.map(m => {  // as the Dataset page: "Grad-CAM: deletion 0.123, insertion 0.456"
     const s = Object.keys(D.words).filter(k => r[m + '_' + k] !== undefined && r[m + '_' + k] !== null)
       .map(k => `${esc(D.words[k])} ${r[m + '_' + k].toFixed(3)}`);
+    if (D.located) Object.keys(D.located_words).forEach(k => { const v = r[m + '_' + k];  // localisation scores
+      if (v !== undefined && v !== null) s.push(k === 'pointing' ? (v ? 'points at the object' : 'misses the object')
+        : `${esc(D.located_words[k])} ${v.toFixed(3)}`); });
     return s.length ? `${esc(D.titles[m] || m)}: ${s.join(', ')}` : ''; }).filter(Boolean).join('<br>');
   const maps = methods.map(m => mapFigure(r, i, m)).join('');
   const picture = written(r) === 'none' ? `<figure><figcaption>${esc(r.path)}</figcaption></figure>`
@@ -260,12 +283,14 @@ function card(r, i) {
 }
 function select() {  // the row numbers the controls select, in their order (over the whole run once it has loaded)
   const cls = $('cls').value, want = $('correct').value, low = $('low').checked, key = $('sort').value, desc = $('desc').checked;
+  const miss = $('miss').checked, points = methods.map(m => source.col(m + '_pointing'));  // 0: a pointing-game miss
   const truth = source.col('true_label'), label = source.col('label'), error = source.col('error'), p = source.col('probability');
   const chosen = [];
   for (let i = 0; i < source.n; i++) {
     if (cls && (truth[i] || label[i]) !== cls) continue;
     if (want && state({error: error[i], label: label[i], true_label: truth[i]}) !== want) continue;
     if (low && !(p[i] !== null && p[i] < D.low)) continue;
+    if (miss && !points.some(v => v[i] === 0)) continue;
     chosen.push(i);
   }
   const v = source.col(key);
@@ -289,7 +314,7 @@ function show() {
   document.querySelectorAll('#gallery canvas').forEach(draw);
 }
 function render() { if (!loading) { pageNo = 0; order = select(); show(); } }
-['cls', 'correct', 'low', 'sort', 'desc'].forEach(id => $(id).addEventListener('change', render));
+['cls', 'correct', 'low', 'miss', 'sort', 'desc'].forEach(id => $(id).addEventListener('change', render));
 $('prev').addEventListener('click', () => { pageNo--; show(); window.scrollTo(0, $('controls').offsetTop); });
 $('next').addEventListener('click', () => { pageNo++; show(); window.scrollTo(0, $('controls').offsetTop); });
 order = first.map((r, i) => i);
