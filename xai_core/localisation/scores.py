@@ -115,15 +115,18 @@ def score_maps(maps: Mapping[str, np.ndarray], mask: np.ndarray, radius: float, 
         if not size or not peak > 0:
             pointing = math.nan
         else:
-            peaks = np.flatnonzero(cam == peak)
-            if peaks.size <= _FEW_PEAKS:
+            first = np.array([cam.argmax()])  # one maximum; the others (ties) only when it misses
+            if _near(mask, first, radius):
+                pointing = 1.0
+            elif (peaks := np.flatnonzero(cam == peak)).size <= _FEW_PEAKS:
                 pointing = float(_near(mask, peaks, radius))
             else:
                 target = target or [dilate(mask, radius)]
                 pointing = _pointing(cam, target[0], peak)
+        region = cam >= 0.5 * peak  # IoU's region; rank accuracy's cut lies in it when it is large enough
         scores[name] = Scores(pointing, _energy(cam, mask, size, None if known is None else known.total),
-                              _rank(cam, mask, peak, size, None if known is None else known.positive),
-                              _iou(cam, mask, peak, size))
+                              _rank(cam, mask, peak, size, None if known is None else known.positive, region),
+                              _iou(cam, mask, peak, size, region))
     return scores
 
 
@@ -200,7 +203,7 @@ def _energy(cam: np.ndarray, mask: np.ndarray, size: Optional[int] = None, total
 
 
 def _rank(cam: np.ndarray, mask: np.ndarray, peak=None, size: Optional[int] = None,
-          positive: Optional[np.ndarray] = None) -> float:
+          positive: Optional[np.ndarray] = None, region: Optional[np.ndarray] = None) -> float:
     size = int(np.count_nonzero(mask)) if size is None else size
     if not size or not (cam.max() if peak is None else peak) > 0:
         return math.nan
@@ -208,20 +211,25 @@ def _rank(cam: np.ndarray, mask: np.ndarray, peak=None, size: Optional[int] = No
     if positive is not None and positive.size >= size:  # a baseline's sorted positive values
         cut = positive[positive.size - size]
     else:
-        cut = _kth_highest(flat, size)  # the |mask|-th highest value
+        cut = _kth_highest(flat, size, None if region is None else region.ravel())  # the |mask|-th highest value
     above, tied = flat > cut, flat == cut
     places = size - int(np.count_nonzero(above))
     hits = np.count_nonzero(inside & above) + places * np.count_nonzero(inside & tied) / np.count_nonzero(tied)
     return float(hits) / size
 
 
-def _kth_highest(flat: np.ndarray, k: int):
+def _kth_highest(flat: np.ndarray, k: int, top: Optional[np.ndarray] = None):
     """The `k`-th highest value of `flat` (1-D floats, no NaN, 1 <= k <= size): the value of
     `np.partition(flat, flat.size - k)[flat.size - k]`, found faster. numpy's introselect slows down
     some 25x on many equal values, as a CAM's zeros after ReLU, so the positive values (where the
     cut lies unless the object outgrows them) are partitioned alone, as the integers of their bits
-    (the same order for positive IEEE floats; integer comparisons are about twice as fast)."""
-    positive = flat[flat > 0]
+    (the same order for positive IEEE floats; integer comparisons are about twice as fast). `top`:
+    bool, the pixels at or above some positive value (e.g. half the maximum); when they number k
+    or more, the cut lies among them and only they are partitioned."""
+    if top is not None and np.count_nonzero(top) >= k:
+        positive = flat[top]
+    else:
+        positive = flat[flat > 0]
     if positive.size >= k:
         index = positive.size - k
         bits = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}.get(positive.dtype)
@@ -234,11 +242,12 @@ def _kth_highest(flat: np.ndarray, k: int):
     return high if low == high else np.partition(rest, index)[index]  # all equal (zeros): no partition
 
 
-def _iou(cam: np.ndarray, mask: np.ndarray, peak=None, size: Optional[int] = None) -> float:
+def _iou(cam: np.ndarray, mask: np.ndarray, peak=None, size: Optional[int] = None,
+         region: Optional[np.ndarray] = None) -> float:
     peak = cam.max() if peak is None else peak
     if not (mask.any() if size is None else size) or not peak > 0:
         return math.nan
-    region = cam >= 0.5 * peak
+    region = cam >= 0.5 * peak if region is None else region
     return np.count_nonzero(region & mask) / np.count_nonzero(region | mask)
 
 
