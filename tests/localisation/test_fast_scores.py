@@ -83,9 +83,9 @@ def test_rank_accuracy_equals_the_whole_map_partition(seed):
 
 def test_a_tied_maximum_in_the_object_is_a_hit_even_after_one_outside():
     cam = np.zeros((60, 60), np.float32)
-    cam[2, 2] = cam[40, 40] = 1.0  # the first maximum in reading order lies far from the object
+    cam[2, 2] = cam[39, 39] = 1.0  # the first maximum in reading order lies far from the object
     mask = np.zeros((60, 60), bool)
-    mask[30:38, 30:38] = True  # (40, 40) is 2.8 px from its corner (37, 37)
+    mask[30:38, 30:38] = True  # (39, 39) is 2.83 px from its corner (37, 37)
     for radius, hit in ((3.0, 1.0), (2.5, 0.0), (0.0, 0.0)):
         assert score_maps({"m": cam}, mask, radius)["m"].pointing == hit
         assert score_map(cam, mask, dilate(mask, radius)).pointing == hit
