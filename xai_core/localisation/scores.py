@@ -162,17 +162,19 @@ def _near(mask: np.ndarray, points: np.ndarray, radius: float) -> bool:
     """Whether a pixel of `mask` lies within `radius` of one of `points` (flat indices), centre to
     centre: `dilate(mask, radius)` at those points, with the same distance (float64 sqrt of the
     integer squared offsets, as scipy's transform computes it)."""
-    if mask.ravel()[points].any():
-        return True
+    flat = mask.ravel()
     disk = _disk(float(radius))
     reach = disk.shape[0] // 2
-    rows, cols = mask.shape
-    for y, x in zip(*np.unravel_index(points, mask.shape)):
+    cols = mask.shape[1]
+    for point in points.tolist():
+        if flat[point]:
+            return True
+        y, x = divmod(point, cols)
         top, left = max(y - reach, 0), max(x - reach, 0)
         window = mask[top:y + reach + 1, left:x + reach + 1]
         near = disk[top - (y - reach):top - (y - reach) + window.shape[0],
                     left - (x - reach):left - (x - reach) + window.shape[1]]
-        if np.any(window & near):
+        if (window & near).any():
             return True
     return False
 
@@ -232,7 +234,7 @@ def _kth_highest(flat: np.ndarray, k: int, top: Optional[np.ndarray] = None):
         positive = flat[flat > 0]
     if positive.size >= k:
         index = positive.size - k
-        bits = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}.get(positive.dtype)
+        bits = _BITS.get(positive.dtype)
         if bits is None:
             return np.partition(positive, index)[index]
         return np.partition(positive.view(bits), index).view(positive.dtype)[index]
@@ -240,6 +242,9 @@ def _kth_highest(flat: np.ndarray, k: int, top: Optional[np.ndarray] = None):
     index = rest.size - (k - positive.size)
     low, high = rest.min(), rest.max()
     return high if low == high else np.partition(rest, index)[index]  # all equal (zeros): no partition
+
+
+_BITS = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}  # a float's bits as an integer
 
 
 def _iou(cam: np.ndarray, mask: np.ndarray, peak=None, size: Optional[int] = None,
@@ -268,7 +273,7 @@ def centre_prior(shape: tuple[int, int]) -> np.ndarray:
 def _checked(cam: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A float map (float32 kept: sums are taken in float64) and a bool mask of one 2-D shape."""
     cam, mask = np.asarray(cam), np.asarray(mask, dtype=bool)
-    if not np.issubdtype(cam.dtype, np.floating):
+    if cam.dtype.kind != "f":  # not np.issubdtype(cam.dtype, np.floating), in a tenth of the time
         cam = cam.astype(np.float64)
     if cam.ndim != 2 or cam.shape != mask.shape:
         raise ValueError(f"A map and its mask must be 2-D arrays of one shape, not {cam.shape} and {mask.shape}.")
