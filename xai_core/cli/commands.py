@@ -1,6 +1,7 @@
 """The commands of `python -m xai_core`: `cam` and `dff`, the successors of the original project's
-`cam.py` and `dff.py`, `eval` (faithfulness scores), `batch` (the dataset job), `grid` (the grid
-pointing game, `grid_command.py`) and `bench`.
+`cam.py` and `dff.py`, `eval` (faithfulness scores; with `--box` or `--mask` the localisation scores
+too, `localise_command.py`), `batch` (the dataset job), `grid` (the grid pointing game,
+`grid_command.py`) and `bench`.
 
 Errors a user can cause print one `error: ...` line on stderr and exit with status 2. With `--json`
 the only thing on stdout is one JSON object (library prints are sent to stderr)."""
@@ -29,6 +30,7 @@ from ..predict import predict
 from ..report import pictures
 from . import bench
 from .grid_command import run_grid
+from .localise_command import ground_truth, localisation_table, localise_summary
 from .parser import USAGE_ERROR, AllMethods, build_parser
 from .progress import MethodBar, RateBar
 
@@ -55,6 +57,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps(summary, indent=2))
     elif args.command == "eval":
         print(_eval_table(summary))
+        if "localisation" in summary:
+            print("\n" + localisation_table(summary["localisation"]))
     else:
         for path in summary["outputs"]:
             print(f"wrote {path}")
@@ -125,10 +129,14 @@ def _run_dff(args: argparse.Namespace) -> dict:
 
 
 def _run_eval(args: argparse.Namespace) -> dict:
+    truth = ground_truth(args)  # --box / --mask: a bad one fails before the model loads
     image, handle, summary = _load(args)
     result = explain(handle, image, args.method, target=args.target, layer=args.layer, progress=MethodBar())
+    # scored before the (slower) faithfulness scores, so a box outside the image fails at once
+    localisation = None if truth is None else localise_summary(result, truth)
     scores = evaluate(handle, image, result, steps=args.steps, sanity=not args.no_sanity, progress=MethodBar())
-    return {**summary, **scores.summary(), "methods": list(args.method)}
+    return {**summary, **scores.summary(), "methods": list(args.method),
+            **({} if localisation is None else {"localisation": localisation})}
 
 
 def _run_batch(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from ..errors import XAIError
 from ..factorize import MAX_COMPONENTS, factorize
 from ..methods import list_methods
 from ..models import AUTO, is_source, list_models
+from .localise_command import add_ground_truth_arguments
 
 USAGE_ERROR = 2
 DEFAULT_COMPONENTS = inspect.signature(factorize).parameters["n_components"].default
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--target", help=_TARGET_HELP)
     ev.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default: %(default)s)")
     ev.add_argument("--no-sanity", action="store_true", help="skip the model-randomization sanity check")
+    add_ground_truth_arguments(ev)  # --box / --mask: the localisation scores too
     _model_arguments(ev)
     ev.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
     ev.add_argument("--json", action="store_true", help="print the scores as JSON on stdout (and nothing else)")

@@ -8,10 +8,10 @@ from .formats import read_coco, read_voc, read_voc_folder
 from .localise_maps import CENTRE, Localisation, localise
 from .read import ground_truth_digest, read_ground_truth
 from .scores import (POINTING_TOLERANCE, Scores, centre_prior, dilate, energy, iou, pointing_game, pointing_radius,
-                     rank_accuracy, score_map)
+                     rank_accuracy, score_map, score_maps)
 from .truth import Box, GroundTruth, GroundTruths, read_csv_boxes, read_mask_folder
 
 __all__ = ["Aligned", "Box", "BoxArg", "CENTRE", "GroundTruth", "GroundTruths", "Localisation", "POINTING_TOLERANCE",
            "Scores", "aligned_mask", "centre_prior", "dilate", "energy", "ground_truth_digest", "iou", "localise", "pointing_game",
            "pointing_radius", "rank_accuracy", "read_coco", "read_csv_boxes", "read_ground_truth", "read_mask",
-           "read_mask_folder", "read_voc", "read_voc_folder", "score_map"]
+           "read_mask_folder", "read_voc", "read_voc_folder", "score_map", "score_maps"]

@@ -15,7 +15,7 @@ from ..explain import Explanation
 from ..faithfulness.baseline import RANDOM, random_map
 from ..models import Geometry
 from .align import BoxArg, aligned_mask
-from .scores import Scores, centre_prior, dilate, pointing_radius, score_map
+from .scores import Scores, centre_prior, pointing_radius, score_maps
 from .truth import GroundTruth
 
 #: The centre-prior baseline's name among the scored maps (the random map's is `faithfulness.RANDOM`).
@@ -72,9 +72,7 @@ def localise(explanation: Explanation, box: Optional[BoxArg] = None, mask=None, 
             raise InvalidGroundTruthError(f"The map of {name} is {cam.shape[1]}x{cam.shape[0]}, not the picture's "
                                           f"{shape[1]}x{shape[0]}; explain the image again.")
     radius = pointing_radius(tuple(shape))
-    target = dilate(object_mask, radius)
-    return Localisation(object_mask, {name: score_map(cam, object_mask, target) for name, cam in maps.items()},
-                        radius, outside, tuple(notes))
+    return Localisation(object_mask, score_maps(maps, object_mask, radius, fixed=(RANDOM, CENTRE)), radius, outside, tuple(notes))
 
 
 @functools.lru_cache(maxsize=8)
