@@ -73,7 +73,7 @@ def test_timm_source_uses_timms_data_config():
 
 @pytest.mark.parametrize("source,weights,error,words", [
     ("timm:resnet18", "DEFAULT", errors.WeightsUnavailableError, "Hugging Face hub"),
-    ("timm:resnet18", "a1_in1k", errors.WeightsUnavailableError, "pass a state-dict file"),
+    ("timm:resnet18", "a1_in1k", errors.WeightsUnavailableError, "give it a state-dict file"),
     ("torchvision:resnet18", "IMAGENET1K_V9", errors.UnknownNameError, "IMAGENET1K_V1"),
     ("torchvision:resnet18", "missing.pt", errors.WeightsUnavailableError, "missing.pt"),
     ("torchvision:nonet", None, errors.UnknownNameError, "no image classifier"),
