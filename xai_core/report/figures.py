@@ -371,4 +371,5 @@ def _duration(seconds: float) -> str:
 
 __all__ = ["COLORSCALES", "CONCEPT_COLORS", "MAX_HEATMAP_SIDE", "OUTLINE_COLOR", "PNG_EXPORT", "build_cam_grid", "build_concept_bars",
            "build_dff_components", "build_dff_overview", "build_heatmap_grid", "build_image", "build_prediction_bars",
-           "concept_colors", "concept_name", "heatmap_trace", "image_uri", "outline_trace", "title_margin", "wrapped"]
+           "concept_colors", "concept_name", "heatmap_trace", "image_uri", "outline_trace", "title_margin",
+           "wrapped"]
