@@ -16,7 +16,7 @@ from pages import _state as S
 from xai_core.localisation import read_mask
 from xai_core.report import figures, markdown_text
 from xai_core.report.localisation_figures import (CENTRE_PRIOR_NOTE, LOCALISATION_COLUMNS, box_from_selection,
-                                                  build_box_picker, localisation_table)
+                                                  build_box_picker, localisation_table, localisation_table_html)
 
 #: Short headers (a 1024 px window): hovering one gives the score's meaning.
 _SHORT = {"pointing": "Pointing ↑", "energy": "Energy ↑", "rank": "Rank ↑", "iou": "IoU ↑"}
@@ -55,8 +55,8 @@ def _take_mask(file) -> None:
 
 
 def show_localisation(handle: xai_core.ModelHandle, model: str, digest: str, methods: list[str], target: int,
-                      layer: str, explanation: xai_core.Explanation, titles: dict) -> list:
-    """The section; returns its figure for the report (none until an object is marked)."""
+                      layer: str, explanation: xai_core.Explanation, titles: dict) -> tuple[list, tuple]:
+    """The section; returns its (figures, sections) for the report (none until an object is marked)."""
     ss = st.session_state
     if ss[S.LOC_FOR] != digest:  # another image: its object is another
         ss[S.LOC_BOX] = ss[S.LOC_MASK] = ss[S.LOC_SEEN] = None
@@ -84,17 +84,17 @@ def show_localisation(handle: xai_core.ModelHandle, model: str, digest: str, met
         st.plotly_chart(build_box_picker(explanation.image, ss[S.LOC_BOX]), key=key, on_select=lambda: _take_box(key),
                         selection_mode="box", theme=None, config=dict(P.PLOTLY_CONFIG, displayModeBar=True))
     if ss[S.LOC_BOX] is None and ss[S.LOC_MASK] is None:
-        return []
+        return [], ()
     name, data = ss[S.LOC_MASK] or (None, None)
     mask_digest = hashlib.sha256(data).hexdigest()[:20] if data is not None else None
     localisation = P.safe(S.localise, model, digest, tuple(methods), target, layer, ss[S.LOC_BOX], mask_digest,
                           _explanation=explanation, _mask=data)
     if localisation is None:
-        return []
+        return [], ()
     notes = [markdown_text(f"{name}: {n}" if name and n.startswith("The mask") else n) for n in localisation.notes]
     if not localisation.mask.any():
         st.warning(" ".join(notes) or "The object covers no pixel of the picture.", icon=":material/warning:")
-        return []
+        return [], ()
     return _show_scores(explanation, localisation, methods, titles, notes)
 
 
@@ -135,4 +135,5 @@ def _show_scores(explanation: xai_core.Explanation, localisation: xai_core.Local
     st.markdown(CENTRE_PRIOR_NOTE)
     for note in notes:
         st.info(note, icon=":material/lightbulb:")
-    return [("Does the map point at the object?", grid)]
+    return [("Does the map point at the object?", grid)], (
+        ("Does the map point at the object?", localisation_table_html(localisation, titles)),)

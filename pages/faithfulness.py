@@ -209,7 +209,9 @@ if not agreement_figs:  # a cache hit, or the scores came faster than the drawin
     with agreement_slot.container():
         agreement_figs.extend(show_agreement(evaluation))
 figs += agreement_figs
-figs += _localisation.show_localisation(handle, model, digest, methods, target, layer, explanation, titles)
+localisation_figs, localisation_sections = _localisation.show_localisation(handle, model, digest, methods, target,
+                                                                          layer, explanation, titles)
+figs += localisation_figs
 
 with st.expander("What the scores mean", expanded=False):
     for _, label, better, help_text in eval_figures.SCORE_COLUMNS:
@@ -231,7 +233,7 @@ settings = {
     "layer": layer, "methods": ", ".join(titles[m] for m in methods), **evaluation.settings,
 }
 sections = (("Headline", eval_figures.headline_html(evaluation, titles)),
-            ("Scores", eval_figures.score_table_html(evaluation, titles)))
+            ("Scores", eval_figures.score_table_html(evaluation, titles))) + localisation_sections
 report_col, json_col = st.columns(2)
 with report_col:
     P.report_button(f"Faithfulness: {image_name}", figs, settings,

@@ -16,6 +16,7 @@ from PIL import Image
 import xai_core
 from _apptest import AppTest, array as _array, chart as _chart, charts as _charts, errors as _errors
 from _apptest import page as _page, run as _run
+from pages import _panels
 from xai_core.report import figures
 from xai_core.report.localisation_figures import CENTRE_PRIOR_NOTE, LOCALISATION_COLUMNS
 
@@ -64,7 +65,9 @@ def _png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_links_box_scores_every_map_as_localise_does_and_outlines_it(app: AppTest, used) -> None:
+def test_a_links_box_scores_every_map_as_localise_does_and_outlines_it(app: AppTest, used, monkeypatch) -> None:
+    captured = {}
+    monkeypatch.setattr(_panels, "report_button", lambda *a, **k: captured.update(args=a, kwargs=k))
     _faithfulness(app, box=",".join(map(str, BOX)))
     assert not _errors(app) and not app.warning
     assert HEADING in [s.value for s in app.subheader]
@@ -86,6 +89,9 @@ def test_a_links_box_scores_every_map_as_localise_does_and_outlines_it(app: AppT
     assert [a["text"] for a in grid["layout"]["annotations"] if "energy" in a["text"]] == [
         f"energy {expected.scores[m].energy:.2f} · {'hit' if expected.scores[m].pointing == 1 else 'miss'}"
         for m in METHODS]
+    (heading, table_html), = captured["kwargs"]["sections"][2:]  # the report: the scores and the outlined maps
+    assert heading == HEADING and "<td>centre prior (baseline)</td>" in table_html and CENTRE_PRIOR_NOTE in table_html
+    assert [title for title, _ in captured["args"][1]][-1] == HEADING
     picker = _chart(app, "loc.pick0")
     assert picker["layout"]["dragmode"] == "select" and len(picker["layout"]["shapes"]) == 1
     assert any("box from (60, 40) to (170, 200)" in c.value for c in app.caption)

@@ -12,7 +12,8 @@ import pytest
 from xai_core.localisation import CENTRE, Localisation, Scores
 from xai_core.report import figures
 from xai_core.report.localisation_figures import (CENTRE_PRIOR_NOTE, LOCALISATION_COLUMNS, box_from_selection,
-                                                  build_box_picker, localisation_table)
+                                                  build_box_picker, localisation_table,
+                                                  localisation_table_html)
 
 
 def _selection(*boxes) -> dict:
@@ -58,6 +59,9 @@ def test_the_table_lists_each_map_then_both_baselines() -> None:
     assert list(table) == ["method"] + [header for _, header, _ in LOCALISATION_COLUMNS]
     assert table["Energy ↑"] == [0.6, 0.2, 0.3, 0.7] and math.isnan(table["IoU ↑"][1])
     assert "centre prior" in CENTRE_PRIOR_NOTE
+    page = localisation_table_html(result, {"gradcam": "<b>Grad</b>", "layercam": "LayerCAM"})
+    assert "<td>&lt;b&gt;Grad&lt;/b&gt;</td>" in page and "<b>" not in page  # a title is text, never markup
+    assert "<td>0.6</td>" in page and "<td>–</td>" in page and page.endswith(f"<p>{CENTRE_PRIOR_NOTE}</p>")
 
 
 @pytest.mark.parametrize("field", [f for f, _, _ in LOCALISATION_COLUMNS])

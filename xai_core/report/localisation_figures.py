@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 
 from ..faithfulness import RANDOM
 from ..localisation import CENTRE, Localisation
-from .figures import OUTLINE_COLOR, PNG_EXPORT, image_uri
+from .escaping import html_text
+from .figures import OUTLINE_COLOR, image_uri
 
 #: What the scores mean beside the baselines: said wherever they are shown.
 CENTRE_PRIOR_NOTE = ("Objects sit near the centre of most photos: a map that does not beat the centre prior shows "
@@ -86,5 +87,25 @@ def localisation_table(localisation: Localisation, titles: Mapping[str, str]) ->
     return table
 
 
+def localisation_table_html(localisation: Localisation, titles: Mapping[str, str]) -> str:
+    """`localisation_table` as an HTML table for the report (numbers to 3 significant digits, "–"
+    where undefined, every cell escaped, each score's meaning as its header's tooltip), followed by
+    `CENTRE_PRIOR_NOTE`."""
+    table = localisation_table(localisation, titles)
+    helps = {header: meaning for _, header, meaning in LOCALISATION_COLUMNS}
+    head = "".join(f"<th title='{html_text(helps.get(h, ''), quote=True)}'>{html_text(h)}</th>" for h in table)
+    rows = ["".join(f"<td>{html_text(_cell(column[i]))}</td>" for column in table.values())
+            for i in range(len(table["method"]))]
+    body = "".join(f"<tr>{row}</tr>" for row in rows)
+    return (f"<table class='scores'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            f"<p>{html_text(CENTRE_PRIOR_NOTE)}</p>")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.3g}"
+    return str(value)
+
+
 __all__ = ["CENTRE_PRIOR_NOTE", "LOCALISATION_COLUMNS", "box_from_selection", "build_box_picker",
-           "localisation_table"]
+           "localisation_table", "localisation_table_html"]
