@@ -22,6 +22,11 @@ from xai_core.report.localisation_figures import (CENTRE_PRIOR_NOTE, LOCALISATIO
 _SHORT = {"pointing": "Pointing ↑", "energy": "Energy ↑", "rank": "Rank ↑", "iou": "IoU ↑"}
 
 
+#: The picker's toolbar: box selection (on from the start) and reset; no zoom or pan to drag by mistake.
+_PICKER_CONFIG = dict(P.PLOTLY_CONFIG, displayModeBar=True, modeBarButtonsToRemove=[
+    "zoom2d", "pan2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "toImage"])
+
+
 def _clear() -> None:
     """Forget the box and the mask; a new round of widget keys empties the picker and the uploader."""
     ss = st.session_state
@@ -67,7 +72,7 @@ def show_localisation(handle: xai_core.ModelHandle, model: str, digest: str, met
                 "Each map is then scored by how well it points at the object, beside a random map and a centre "
                 "prior.")
     height, width = explanation.image.shape[:2]
-    picker_col, input_col = st.columns([2, 3], gap="large")
+    picker_col, input_col = st.columns(2, gap="large")
     with input_col:
         file = st.file_uploader("Upload a mask (PNG)", type=["png"], key=f"loc.upload{ss[S.LOC_ROUND]}",
                                 help="The mask covers the whole original photo, whatever its size: it goes "
@@ -81,8 +86,8 @@ def show_localisation(handle: xai_core.ModelHandle, model: str, digest: str, met
                   disabled=ss[S.LOC_BOX] is None and ss[S.LOC_MASK] is None)
     with picker_col:
         key = f"loc.pick{ss[S.LOC_ROUND]}"
-        st.plotly_chart(build_box_picker(explanation.image, ss[S.LOC_BOX]), key=key, on_select=lambda: _take_box(key),
-                        selection_mode="box", theme=None, config=dict(P.PLOTLY_CONFIG, displayModeBar=True))
+        st.plotly_chart(build_box_picker(explanation.image, ss[S.LOC_BOX], height=300), key=key,
+                        on_select=lambda: _take_box(key), selection_mode="box", theme=None, config=_PICKER_CONFIG)
     if ss[S.LOC_BOX] is None and ss[S.LOC_MASK] is None:
         return [], ()
     name, data = ss[S.LOC_MASK] or (None, None)
@@ -119,17 +124,17 @@ def _show_scores(explanation: xai_core.Explanation, localisation: xai_core.Local
                 for m in methods}
     grid = figures.build_heatmap_grid(explanation.image, {titles[m]: explanation.maps[m] for m in methods},
                                       captions=captions, opacity=ss[S.OPACITY], colorscale=ss[S.COLORMAP],
-                                      columns=min(3, len(methods)), outline=localisation.mask)
+                                      columns=min(3, len(methods)), panel_height=240, outline=localisation.mask)
     P.show_chart(grid, "localisation", key="loc.grid")
     st.caption("The magenta line is the object's outline on the picture the model sees; under each map, its "
                "energy inside the object and whether its maximum hits the object.")
     table = localisation_table(localisation, titles)
     headers = [header for _, header, _ in LOCALISATION_COLUMNS]
-    config = {header: st.column_config.NumberColumn(_SHORT[field], help=f"{header}: {meaning}", width=92)
+    config = {header: st.column_config.NumberColumn(_SHORT[field], help=f"{header}: {meaning}", width=84)
               for field, header, meaning in LOCALISATION_COLUMNS}
     config["method"] = st.column_config.TextColumn(
         "method", help="The random map and the centre prior are the baselines a map must beat.", pinned=True,
-        width=190)
+        width=170)
     styled = pd.DataFrame(table).style.format({h: "{:.3g}" for h in headers}, na_rep="–")
     st.dataframe(styled, column_config=config, hide_index=True, width="content", key="loc.scores")
     st.markdown(CENTRE_PRIOR_NOTE)
