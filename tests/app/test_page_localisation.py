@@ -157,3 +157,13 @@ def test_a_box_clipped_to_the_picture_is_said(app: AppTest) -> None:
     assert not _errors(app)
     assert any("clipped" in i.value and "224x224" in i.value for i in app.info)
     assert all(not math.isnan(v) for v in _table(app)["Energy ↑"])
+
+
+def test_another_image_forgets_the_object(app: AppTest) -> None:
+    _faithfulness(app, box=",".join(map(str, BOX)))
+    assert any("box from (60, 40)" in c.value for c in app.caption)
+    app.selectbox(key="w:image.sample").set_value("coffee.png")
+    _run(app)
+    assert app.session_state["loc.box"] is None and not _errors(app)
+    assert any(c.value.startswith("No object yet") for c in app.caption)
+    assert not [f for f in app.dataframe if "Energy ↑" in f.value.columns]
