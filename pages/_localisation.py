@@ -5,8 +5,6 @@ come from `_state.localise`, the figures from `xai_core.report`."""
 
 from __future__ import annotations
 
-import hashlib
-
 import pandas as pd
 import streamlit as st
 
@@ -79,7 +77,8 @@ def show_localisation(handle: xai_core.ModelHandle, model: str, digest: str, met
                                 "through the same resize and crop as the photo.")
         _take_mask(file)
         if ss[S.LOC_SEEN] and ss[S.LOC_SEEN][1]:
-            st.error(markdown_text(ss[S.LOC_SEEN][1]) + " The previous object is still in use.",
+            kept = ss[S.LOC_BOX] is not None or ss[S.LOC_MASK] is not None
+            st.error(markdown_text(ss[S.LOC_SEEN][1]) + (" The previous object is still in use." if kept else ""),
                      icon=":material/error:")
         st.caption(_marked(width, height))
         st.button("Clear", on_click=_clear, icon=":material/close:", key="loc.clear",
@@ -91,7 +90,7 @@ def show_localisation(handle: xai_core.ModelHandle, model: str, digest: str, met
     if ss[S.LOC_BOX] is None and ss[S.LOC_MASK] is None:
         return [], ()
     name, data = ss[S.LOC_MASK] or (None, None)
-    mask_digest = hashlib.sha256(data).hexdigest()[:20] if data is not None else None
+    mask_digest = S.digest_of(data) if data is not None else None
     localisation = P.safe(S.localise, model, digest, tuple(methods), target, layer, ss[S.LOC_BOX], mask_digest,
                           _explanation=explanation, _mask=data)
     if localisation is None:

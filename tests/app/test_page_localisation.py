@@ -167,3 +167,11 @@ def test_another_image_forgets_the_object(app: AppTest) -> None:
     assert app.session_state["loc.box"] is None and not _errors(app)
     assert any(c.value.startswith("No object yet") for c in app.caption)
     assert not [f for f in app.dataframe if "Energy ↑" in f.value.columns]
+
+
+def test_a_bad_mask_with_no_object_marked_yet_gets_its_sentence_alone(app: AppTest) -> None:
+    _faithfulness(app)
+    app.file_uploader(key="loc.upload0").set_value(("notes.png", b"not a picture", "image/png"))
+    _run(app)
+    assert _errors(app) == ["notes.png: The mask is not an image we can read; save it as a PNG."]
+    assert any(c.value.startswith("No object yet") for c in app.caption)
