@@ -110,8 +110,7 @@ def _marked(width: int, height: int) -> str:
         return f"The object: the box from ({x0:g}, {y0:g}) to ({x1:g}, {y1:g}) on the {width}x{height} picture."
     if ss[S.LOC_MASK] is not None:
         return f"The object: the mask {markdown_text(ss[S.LOC_MASK][0])}."
-    return ("No object yet: drag a box on the picture (the toolbar's box tool is on), or upload a mask. A link's "
-            "?box=x0,y0,x1,y1 marks one too.")
+    return "No object yet: drag a box on the picture (the toolbar's box tool is on), or upload a mask."
 
 
 def _show_scores(explanation: xai_core.Explanation, localisation: xai_core.Localisation, methods: list[str],
