@@ -9,6 +9,7 @@ and the settings. The model handle is passed as `_handle` (not hashed); `model_k
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 from pathlib import Path
@@ -48,6 +49,10 @@ CAM_APPROVED = "cam.approved"
 OPACITY, COLORMAP, COLUMNS = "view.opacity", "view.colormap", "view.columns"
 DFF_N, DFF_LAYER = "dff.n_components", "dff.layer"
 EVAL_METHODS, EVAL_STEPS, EVAL_SANITY = "eval.methods", "eval.steps", "eval.sanity"
+# The object the Faithfulness page's maps are scored against: a box in the picture's pixels (drawn,
+# or a link's ?box=) or an uploaded mask (name, bytes), for the image of digest LOC_FOR; LOC_ROUND
+# numbers the picker's and the uploader's widget keys (Clear starts a new round: both empty).
+LOC_BOX, LOC_MASK, LOC_FOR, LOC_ROUND, LOC_SEEN = "loc.box", "loc.mask", "loc.for", "loc.round", "loc.seen"
 PROGRESS_SLOT = "run.progress_slot"  # the placeholder under the page title where progress bars go
 ACTIVE = "run.model"  # (handle, model key) loaded by the entry point for the current run
 OFFER = "run.offer"  # ({name: catalog entry} of the models file, its error or None), read once per run
@@ -110,6 +115,11 @@ def init_state() -> None:
     ss.setdefault(EVAL_METHODS, list(DEFAULT_EVAL_METHODS))
     ss.setdefault(EVAL_STEPS, 20)
     ss.setdefault(EVAL_SANITY, True)
+    ss.setdefault(LOC_BOX, None)
+    ss.setdefault(LOC_MASK, None)
+    ss.setdefault(LOC_FOR, None)
+    ss.setdefault(LOC_ROUND, 0)
+    ss.setdefault(LOC_SEEN, None)
 
 
 def read_models_file() -> None:
@@ -178,9 +188,11 @@ QUERY_SEEN, QUERY_TARGET, QUERY_NOTICE = "query.seen", "query.target", "query.no
 
 
 def apply_query_params() -> None:
-    """Shareable links: `?model=resnet50&sample=coffee.png&target=967` picks a model (by its id:
-    auto, a built-in or a models-file name), a sample photo and a target class (its range is checked
-    against the model's classes in `_panels.prediction_panel`). A model not offered is ignored with
+    """Shareable links: `?model=resnet50&sample=coffee.png&target=967&box=40,30,180,200` picks a
+    model (by its id: auto, a built-in or a models-file name), a sample photo, a target class (its
+    range is checked against the model's classes in `_panels.prediction_panel`) and the object's
+    box on the model's picture (x0,y0,x1,y1 in its pixels: the Faithfulness page scores the maps
+    against it). A model not offered is ignored with
     a notice (`QUERY_NOTICE`). Each new query is applied once, so the user's later choices are not
     overridden. Call after `read_models_file`."""
     ss = st.session_state
@@ -200,6 +212,23 @@ def apply_query_params() -> None:
         set_image(sample_bytes(sample), sample)
     target = st.query_params.get("target", "")
     ss[QUERY_TARGET] = int(target) if target.isdigit() else None
+    box = st.query_params.get("box")
+    if box is not None:
+        numbers = _four_numbers(box)
+        if numbers is not None:  # checked against the picture on the page
+            ss[LOC_BOX], ss[LOC_MASK], ss[LOC_FOR] = numbers, None, ss[IMAGE_DIGEST]
+        else:
+            ss[QUERY_NOTICE] = " ".join(filter(None, [ss.get(QUERY_NOTICE), "The link's box is not four numbers "
+                                                      "x0,y0,x1,y1 (the picture's pixels); no box is drawn."]))
+
+
+def _four_numbers(text: str) -> Optional[tuple[float, ...]]:
+    """"x0,y0,x1,y1" as four finite floats, or None."""
+    try:
+        numbers = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        return None
+    return numbers if len(numbers) == 4 and all(math.isfinite(v) for v in numbers) else None
 
 
 def bind(key: str) -> dict[str, Any]:
@@ -335,3 +364,15 @@ def evaluate_progressively(_handle, model: str, digest: str, _data: bytes, metho
 def method_titles(methods) -> dict[str, str]:
     """{method id: its title}, how the UI names methods (ids are for the API and the CLI)."""
     return {m: xai_core.get_method(m).title for m in methods}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def localise(model: str, digest: str, methods: tuple[str, ...], target: int, layer: str,
+             box: Optional[tuple[float, ...]], mask_digest: Optional[str], _explanation: xai_core.Explanation,
+             _mask: Optional[bytes]) -> xai_core.Localisation:
+    """`xai_core.localise` of `_explanation` (the cached `explain` of these settings) against `box`
+    (the picture's pixels: drawn on the page) or else `_mask` (an uploaded mask file's bytes, the
+    original image's pixels; `mask_digest` stands for it), cached. Raises `InvalidGroundTruthError`."""
+    if box is not None:
+        return xai_core.localise(_explanation, box=box, on_picture=True)
+    return xai_core.localise(_explanation, mask=_mask)

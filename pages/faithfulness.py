@@ -1,5 +1,6 @@
 """Faithfulness page: which map can be trusted? Deletion/insertion curves, a sortable score table with a
-random baseline, the model-randomization sanity check and the agreement between the methods."""
+random baseline, the model-randomization sanity check, the agreement between the methods, and whether
+each map points at the object the user marks (`_localisation`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import streamlit as st
 
 import xai_core
 from pages import _live as L
+from pages import _localisation
 from pages import _panels as P
 from pages import _state as S
 from xai_core.report import eval_figures, markdown_text
@@ -207,6 +209,9 @@ if not agreement_figs:  # a cache hit, or the scores came faster than the drawin
     with agreement_slot.container():
         agreement_figs.extend(show_agreement(evaluation))
 figs += agreement_figs
+localisation_figs, localisation_sections = _localisation.show_localisation(handle, model, digest, methods, target,
+                                                                          layer, explanation, titles)
+figs += localisation_figs
 
 with st.expander("What the scores mean", expanded=False):
     for _, label, better, help_text in eval_figures.SCORE_COLUMNS:
@@ -228,7 +233,7 @@ settings = {
     "layer": layer, "methods": ", ".join(titles[m] for m in methods), **evaluation.settings,
 }
 sections = (("Headline", eval_figures.headline_html(evaluation, titles)),
-            ("Scores", eval_figures.score_table_html(evaluation, titles)))
+            ("Scores", eval_figures.score_table_html(evaluation, titles))) + localisation_sections
 report_col, json_col = st.columns(2)
 with report_col:
     P.report_button(f"Faithfulness: {image_name}", figs, settings,

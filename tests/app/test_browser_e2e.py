@@ -247,3 +247,34 @@ if __name__ == "__main__":
     shots.pop("report").unlink()
     for kind in ("cam", "dff"):
         print(kind, shots[kind])
+
+
+#: The Faithfulness page's box picker: the chart in box-selection mode.
+_PICKER = "[...document.querySelectorAll('.js-plotly-plot')].findIndex(p => p._fullLayout && p._fullLayout.dragmode === 'select')"
+
+
+def test_a_box_dragged_on_the_faithfulness_picture_scores_the_maps(served) -> None:
+    """A person drags a box on the picture: Plotly's box selection reaches the page through
+    `st.plotly_chart(on_select=...)`, the box is kept, and the outlined maps and the scores appear."""
+    from playwright.sync_api import expect
+
+    url, browser, _ = served
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:
+        page.goto(url + "/faithfulness", timeout=120_000)
+        expect(page.get_by_text("No object yet").first).to_be_visible(timeout=300_000)
+        picker = page.locator(".js-plotly-plot").nth(page.evaluate(f"() => {_PICKER}"))
+        picker.scroll_into_view_if_needed()
+        area = picker.locator(".nsewdrag").first.bounding_box()
+        page.mouse.move(area["x"] + 0.3 * area["width"], area["y"] + 0.25 * area["height"])
+        page.mouse.down()
+        page.mouse.move(area["x"] + 0.7 * area["width"], area["y"] + 0.8 * area["height"], steps=10)
+        page.mouse.up()
+        expect(page.get_by_text("The object: the box from").first).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("The magenta line").first).to_be_visible(timeout=120_000)
+        caption = page.get_by_text("The object: the box from").first.inner_text()
+        x0, y0, x1, y1 = (float(v) for v in caption.split("from (")[1].split(" on ")[0]
+                          .replace(") to (", ", ").rstrip(")").split(", "))
+        assert 55 < x0 < 80 and 45 < y0 < 70 and 145 < x1 < 170 and 170 < y1 < 190, caption  # 224 px picture
+    finally:
+        page.close()

@@ -313,9 +313,18 @@ def _check(page, name: str, width: int, forbidden: list[str]) -> list[str]:
 HEATMAPS = "document.querySelectorAll('.js-plotly-plot g.hm image').length >= {n}"
 
 
-def _explanation_pages(page, cam_maps: int, check: Callable[[str], None]) -> None:
+#: The object's box the tour's link marks (`?box=`): the Faithfulness page's "Does the map point at
+#: the object?" section then shows its outlined maps and its scores' table too.
+BOX_QUERY = "?box=60,40,170,200"
+LOCALISED = ("[...document.querySelectorAll('h2, h3')].some(h => h.innerText.startsWith('Does the map point at'))"
+             " && [...document.querySelectorAll('[data-testid=\"stCaptionContainer\"]')]"
+             ".some(c => c.innerText.startsWith({caption}))")
+
+
+def _explanation_pages(page, cam_maps: int, check: Callable[[str], None], marked: bool = False) -> None:
     """The CAM (once `cam_maps` heatmaps are drawn), DFF and Faithfulness pages in turn, each given to
-    `check` by name ("cam", "dff", "faithfulness") once it is ready."""
+    `check` by name ("cam", "dff", "faithfulness") once it is ready (the Faithfulness page with its
+    object's outline and scores when the link `marked` one, else with its box picker)."""
     _go(page, "Compare CAM methods", "Compare CAM methods")
     _settle(page, HEATMAPS.format(n=cam_maps))
     check("cam")
@@ -323,8 +332,10 @@ def _explanation_pages(page, cam_maps: int, check: Callable[[str], None]) -> Non
     _settle(page, HEATMAPS.format(n=1))
     check("dff")
     _go(page, "Faithfulness", "Faithfulness: which map can I trust?")
+    caption = "'The magenta line'" if marked else "'No object yet'"
     _settle(page, "[...document.querySelectorAll('h2, h3')].some(h => h.innerText.startsWith('Do the methods agree'))"
-                  " && document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=300_000)
+                  " && document.querySelectorAll('.js-plotly-plot').length >= 5 && "
+                  + LOCALISED.format(caption=caption), timeout=300_000)
     check("faithfulness")
 
 
@@ -332,12 +343,12 @@ def _explanation_pages(page, cam_maps: int, check: Callable[[str], None]) -> Non
 def test_every_page_shows_every_element_whole(app, results_root, width):
     url, browser = app
     forbidden = forbidden_strings(results_root)
-    page = _open(browser, url, width)
+    page = _open(browser, url, width, query=BOX_QUERY)
     problems: list[str] = []
     try:
         _settle(page, "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 6")
         problems += _check(page, "start", width, forbidden)
-        _explanation_pages(page, 5, lambda name: problems.extend(_check(page, name, width, forbidden)))
+        _explanation_pages(page, 5, lambda name: problems.extend(_check(page, name, width, forbidden)), marked=True)
         _go(page, "Dataset", "Dataset: rank the methods over many images")
         page.get_by_role("radio", name="Results folder").click()
         _settle(page, "document.querySelectorAll('.js-plotly-plot').length >= 2 && "

@@ -112,3 +112,33 @@ def test_a_mask_file_that_is_no_image_is_named(explanation, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(InvalidGroundTruthError, match="broken.png"):
         xai_core.localise(explanation, mask=tmp_path / "broken.png")
+
+
+def test_a_box_or_mask_on_the_picture_is_taken_in_the_pictures_own_pixels(explanation):
+    """`on_picture`: a box drawn on the model's picture (the page's) is that rectangle of the maps;
+    the aligned mask given back on the picture gives the same object and scores as the original's box."""
+    height, width = explanation.maps["gradcam"].shape
+    drawn = xai_core.localise(explanation, box=(60, 40, 170, 200), on_picture=True)
+    expected = np.zeros((height, width), bool)
+    expected[40:200, 60:170] = True
+    np.testing.assert_array_equal(drawn.mask, expected)
+    assert drawn.notes == () and drawn.scores["gradcam"] == score_map(explanation.maps["gradcam"], expected)
+    by_box = xai_core.localise(explanation, box=OBJECT)
+    again = xai_core.localise(explanation, mask=by_box.mask, on_picture=True)
+    np.testing.assert_array_equal(again.mask, by_box.mask)
+    assert again.scores == by_box.scores
+    clipped = xai_core.localise(explanation, box=(-10, 0, 20, 10 ** 4), on_picture=True)
+    assert clipped.mask.sum() == 20 * height and any("clipped" in n for n in clipped.notes)
+    with pytest.raises(InvalidGroundTruthError, match="outside"):
+        xai_core.localise(explanation, box=(width + 5, 0, width + 50, 10), on_picture=True)
+
+
+def test_a_mask_files_bytes_are_a_mask_and_bytes_that_are_no_image_get_one_sentence(explanation, tmp_path):
+    mask = np.zeros(SIZE[::-1], np.uint8)
+    mask[OBJECT[1]:OBJECT[3], OBJECT[0]:OBJECT[2]] = 255
+    Image.fromarray(mask).save(tmp_path / "object.png")
+    by_bytes = xai_core.localise(explanation, mask=(tmp_path / "object.png").read_bytes())
+    np.testing.assert_array_equal(by_bytes.mask, xai_core.localise(explanation, box=OBJECT).mask)
+    with pytest.raises(InvalidGroundTruthError, match="The mask is not an image") as err:
+        xai_core.localise(explanation, mask=b"%PDF-1.4 not a picture")
+    assert "\n" not in str(err.value)

@@ -173,3 +173,37 @@ def test_long_titles_wrap_instead_of_running_past_the_chart() -> None:
                                       {f"m{i}": np.zeros((8, 8)) for i in range(4)}, columns=5)
     titles = [a.text for a in grid.layout.annotations]
     assert titles[0] == "Grad-CAM<br>element-wise" and grid.layout.margin.t > 40
+
+
+def _crossings(trace, axis: int, at: float) -> list[float]:
+    """Where the outline's contour (level 0.5) crosses the grid's row (axis 1) or column (axis 0)
+    nearest pixel `at`, in the picture's pixel coordinates: halfway between two cells' centres."""
+    z = np.asarray(trace.z)
+    across, along = ((trace.y0, trace.dy), (trace.x0, trace.dx)) if axis == 1 else \
+        ((trace.x0, trace.dx), (trace.y0, trace.dy))
+    index = int(round((at - across[0]) / across[1]))
+    line = z[index] if axis == 1 else z[:, index]
+    return [along[0] + along[1] * (i + 0.5) for i in range(len(line) - 1) if (line[i] > 0.5) != (line[i + 1] > 0.5)]
+
+
+@pytest.mark.parametrize("side", [224, 100])  # a map sent in 2x2 blocks, and one sent whole
+def test_grid_draws_the_objects_outline_on_every_panel_at_its_pixels_edges(side: int) -> None:
+    image = np.zeros((side, side, 3), np.uint8)
+    maps = {f"m{i}": np.full((side, side), 0.3 * i, np.float32) for i in range(4)}
+    mask = np.zeros((side, side), bool)
+    mask[40:80, 20:60] = True  # rows 40..79, columns 20..59: edges at 39.5, 79.5 and 19.5, 59.5
+    fig = figures.build_heatmap_grid(image, maps, columns=3, outline=mask)
+    contours = _of(fig, "contour")
+    assert len(contours) == 4 and [c.xaxis for c in contours] == [h.xaxis for h in _of(fig, "heatmap")]
+    for trace in contours:
+        assert trace.contours.start == trace.contours.end == 0.5 and trace.contours.coloring == "none"
+        assert trace.line.color == figures.OUTLINE_COLOR and trace.showscale is False and trace.hoverinfo == "skip"
+        assert trace.coloraxis is None  # the maps' one colour scale is left alone
+    assert _crossings(contours[0], 1, at=60) == [19.5, 59.5] and _crossings(contours[0], 0, at=40) == [39.5, 79.5]
+    edge = np.zeros((side, side), bool)
+    edge[:30, side - 20:] = True  # touching the top and right edges: closed along them
+    trace = figures.outline_trace(edge)
+    assert _crossings(trace, 1, at=10) == [side - 20.5, side - 0.5] and _crossings(trace, 0, at=side - 10) == [-0.5, 29.5]
+    assert not _of(figures.build_heatmap_grid(image, maps), "contour")  # no outline unless asked
+    with pytest.raises(ValueError, match="outline"):
+        figures.build_heatmap_grid(image, maps, outline=mask[:10])

@@ -4,6 +4,7 @@ sentences about what was done on the way (clipped boxes, a scaled mask, an empty
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +34,8 @@ class Aligned:
 
 def aligned_mask(geometry: Geometry, box: Optional[BoxArg] = None, mask=None,
                  truth: Optional[GroundTruth] = None) -> Aligned:
-    """The object on the picture from exactly one of `box`, `mask` (a 2-D array, a mask file or a
-    PIL image, covering the original image) or `truth` (`Aligned`). Raises
+    """The object on the picture from exactly one of `box`, `mask` (a 2-D array, a mask file, its
+    bytes or a PIL image, covering the original image) or `truth` (`Aligned`). Raises
     `InvalidGroundTruthError` for neither or several, an empty box, a box outside the image, a mask
     that is not 2-D or not an image."""
     if sum(x is not None for x in (box, mask, truth)) != 1:
@@ -94,7 +95,7 @@ def _boxes_on_picture(geometry: Geometry, boxes: list[Box], strict: bool) -> Ali
 def _mask_on_picture(geometry: Geometry, mask) -> Aligned:
     """A mask array or file (> 0 is the object) stretched over the original image, on the picture."""
     name = Path(mask).name if isinstance(mask, (str, Path)) else "The mask"
-    if isinstance(mask, (str, Path)):
+    if isinstance(mask, (str, Path, bytes, bytearray)):
         array = read_mask(mask)
     elif isinstance(mask, Image.Image):
         array = _mask_array(mask)
@@ -114,16 +115,18 @@ def _mask_on_picture(geometry: Geometry, mask) -> Aligned:
     return Aligned(geometry.mask_to_picture(array > 0), present, tuple(notes))
 
 
-def read_mask(path: Union[str, Path]) -> np.ndarray:
-    """A mask file as a 2-D array (a palette image's indices, a colour image's brightest channel; an
-    alpha channel is ignored). Raises `InvalidGroundTruthError` naming a file that is not an image."""
-    path = Path(path)
+def read_mask(path: Union[str, Path, bytes]) -> np.ndarray:
+    """A mask file (its path, or its bytes: an upload) as a 2-D array (a palette image's indices, a
+    colour image's brightest channel; an alpha channel is ignored). Raises `InvalidGroundTruthError`
+    naming a file that is not an image."""
+    data = isinstance(path, (bytes, bytearray))
+    name = "The mask" if data else f"The mask {Path(path).name}"
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(path) if data else Path(path)) as image:
             image.load()
             return _mask_array(image)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
-        raise InvalidGroundTruthError(f"The mask {path.name} is not an image we can read; save it as a PNG.") from None
+        raise InvalidGroundTruthError(f"{name} is not an image we can read; save it as a PNG.") from None
 
 
 def _mask_array(image: Image.Image) -> np.ndarray:

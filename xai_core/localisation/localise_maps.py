@@ -42,17 +42,21 @@ class Localisation:
 
 
 def localise(explanation: Explanation, box: Optional[BoxArg] = None, mask=None, *,
-             truth: Optional[GroundTruth] = None) -> Localisation:
+             truth: Optional[GroundTruth] = None, on_picture: bool = False) -> Localisation:
     """Score `explanation`'s maps (an `Explanation`) against the object given once, in the original
     image's pixels: `box` (x0, y0, x1, y1; left and top inclusive, right and bottom exclusive; or a
-    sequence of boxes: their union), `mask` (a 2-D array, a mask file or a PIL image: > 0 is the
-    object; any size, stretched over the image) or `truth` (a `GroundTruth` from
-    `read_ground_truth`). Returns a `Localisation`. Raises `InvalidGroundTruthError` for neither or
-    several, an empty box, a box outside the image, or a mask that cannot be read."""
+    sequence of boxes: their union), `mask` (a 2-D array, a mask file, its bytes or a PIL image:
+    > 0 is the object; any size, stretched over the image) or `truth` (a `GroundTruth` from
+    `read_ground_truth`). `on_picture`: the box or mask is in the model's picture's own pixels
+    (the maps' pixels, e.g. a box drawn on the picture), so no resize or crop is applied to it.
+    Returns a `Localisation`. Raises `InvalidGroundTruthError` for neither or several, an empty
+    box, a box outside the image, or a mask that cannot be read."""
     shape = explanation.image.shape[:2]
     geometry = explanation.geometry
     notes: list[str] = []
-    if geometry is None:
+    if on_picture:  # the picture is its own original: the same alignment, with nothing to resize or crop
+        geometry = Geometry.identity((shape[1], shape[0]))
+    elif geometry is None:
         geometry = Geometry.identity((shape[1], shape[0]))
         notes.append("The explanation does not record how its picture was made, so the ground truth is taken in "
                      "the picture's own pixels.")

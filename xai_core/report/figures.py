@@ -69,13 +69,35 @@ def heatmap_trace(heatmap: np.ndarray, *, max_side: int = MAX_HEATMAP_SIDE, **kw
     """`heatmap` (float [H, W], aligned with the image's pixels) as a `go.Heatmap` in pixel
     coordinates, averaged over f x f blocks when larger than `max_side` (a 224-pixel map is sent
     as 112 x 112: a quarter of the bytes, and CAMs have no finer detail than that)."""
-    heatmap = np.asarray(heatmap, dtype=np.float32)
-    f = max(1, math.ceil(max(heatmap.shape) / max_side))
-    if f > 1:
-        h, w = heatmap.shape[0] // f, heatmap.shape[1] // f
-        heatmap = heatmap[: h * f, : w * f].reshape(h, f, w, f).mean(axis=(1, 3))
+    heatmap, f = _blocks(heatmap, max_side)
     # A cell covering pixels f*i .. f*i+f-1 is centred at f*i + (f-1)/2 (pixel j spans j-0.5..j+0.5).
     return go.Heatmap(z=heatmap, x0=(f - 1) / 2, dx=f, y0=(f - 1) / 2, dy=f, zsmooth="best", **kwargs)
+
+
+def _blocks(array: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
+    """(`array` float32 averaged over f x f blocks, f): f = 1 when no side exceeds `max_side`."""
+    array = np.asarray(array, dtype=np.float32)
+    f = max(1, math.ceil(max(array.shape) / max_side))
+    if f > 1:
+        h, w = array.shape[0] // f, array.shape[1] // f
+        array = array[: h * f, : w * f].reshape(h, f, w, f).mean(axis=(1, 3))
+    return array, f
+
+
+#: The object's outline (`build_heatmap_grid(outline=...)`): magenta, a colour none of the offered
+#: colour scales holds, so the line shows over any map.
+OUTLINE_COLOR = "#ff00ff"
+
+
+def outline_trace(mask: np.ndarray, *, max_side: int = MAX_HEATMAP_SIDE) -> go.Contour:
+    """The outline of `mask` (bool [H, W], on the picture) as a contour line at the object's
+    edge, in the picture's pixel coordinates (blocks averaged as `heatmap_trace` does, so the line
+    lies within a block of the pixels' edge): Plotly draws it, no hand-traced polygon."""
+    inside, f = _blocks(np.asarray(mask, dtype=bool), max_side)
+    inside = np.pad(inside, 1)  # an object touching the picture's edge is closed along that edge
+    return go.Contour(z=inside, x0=(f - 1) / 2 - f, dx=f, y0=(f - 1) / 2 - f, dy=f, showscale=False,
+                      contours=dict(start=0.5, end=0.5, size=1, coloring="none", showlabels=False),
+                      line=dict(color=OUTLINE_COLOR, width=2.5), hoverinfo="skip", name="object")
 
 
 def build_image(image: np.ndarray, title: str = "") -> go.Figure:
@@ -119,12 +141,17 @@ def build_heatmap_grid(
     columns: int = 3,
     panel_height: int = 320,
     colorbar_title: str = "importance",
+    outline: Optional[np.ndarray] = None,
 ) -> go.Figure:
     """One panel per map (title -> float [H, W] in [0, 1]): the image with the map overlaid at
     `opacity`, all panels on ONE shared colour scale (0..1) with one colour bar, zoom and pan linked
-    across panels, hover giving the importance value, and `captions[title]` written under a panel."""
+    across panels, hover giving the importance value, and `captions[title]` written under a panel.
+    `outline`: an object's mask (bool [H, W], the maps' shape) whose outline (`outline_trace`) is
+    drawn on every panel. Raises ValueError for no map, or an outline of another shape."""
     if not maps:
         raise ValueError("build_heatmap_grid needs at least one map.")
+    if outline is not None and np.shape(outline) != image.shape[:2]:
+        raise ValueError(f"The outline's mask is {np.shape(outline)}, not the picture's {image.shape[:2]}.")
     titles = list(maps)
     cols = max(1, min(int(columns), len(titles)))
     rows = math.ceil(len(titles) / cols)
@@ -148,6 +175,8 @@ def build_heatmap_grid(
             ),
             row=row + 1, col=col + 1,
         )
+        if outline is not None:
+            fig.add_trace(outline_trace(outline), row=row + 1, col=col + 1)
     _link_image_axes(fig, len(titles), width, height)
     if captions:
         for i, title in enumerate(titles):
@@ -340,6 +369,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
-__all__ = ["COLORSCALES", "CONCEPT_COLORS", "MAX_HEATMAP_SIDE", "PNG_EXPORT", "build_cam_grid", "build_concept_bars",
+__all__ = ["COLORSCALES", "CONCEPT_COLORS", "MAX_HEATMAP_SIDE", "OUTLINE_COLOR", "PNG_EXPORT", "build_cam_grid", "build_concept_bars",
            "build_dff_components", "build_dff_overview", "build_heatmap_grid", "build_image", "build_prediction_bars",
-           "concept_colors", "concept_name", "heatmap_trace", "image_uri", "title_margin", "wrapped"]
+           "concept_colors", "concept_name", "heatmap_trace", "image_uri", "outline_trace", "title_margin",
+           "wrapped"]
