@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit as st
 import streamlit.testing.v1.app_test as app_test_module
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
@@ -97,3 +98,18 @@ def all_text(at: AppTest) -> str:
 
 def errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The content of every download button the pages draw (a report is built when clicked: here, at once)."""
+    found: dict[str, str] = {}
+    real = st.download_button
+
+    def record(label, data, *args, **kwargs):
+        content = data() if callable(data) else data
+        found[kwargs.get("key") or label] = content if isinstance(content, str) else content.decode()
+        return real(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "download_button", record)
+    return found

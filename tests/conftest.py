@@ -13,7 +13,7 @@ from torchvision.transforms._presets import ImageClassification
 os.environ.setdefault("XAI_OFFLINE", "1")
 
 import xai_core  # noqa: E402
-from _apptest import app  # noqa: E402,F401  (the AppTest fixture, shared by the page tests)
+from _apptest import app, downloads  # noqa: E402,F401  (AppTest fixtures, shared by the page tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "assets" / "images"

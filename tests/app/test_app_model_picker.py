@@ -8,7 +8,6 @@ import html
 from pathlib import Path
 
 import pytest
-import streamlit as st
 import torch
 from torchvision.models import resnet50
 
@@ -71,21 +70,6 @@ def explained(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(xai_core, "explain", spy)
     _state.explain.clear()
     return titles
-
-
-@pytest.fixture
-def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The content of every download button the pages draw (a report is built when clicked: here, at once)."""
-    found: dict[str, str] = {}
-    real = st.download_button
-
-    def record(label, data, *args, **kwargs):
-        content = data() if callable(data) else data
-        found[kwargs.get("key") or label] = content if isinstance(content, str) else content.decode()
-        return real(label, data, *args, **kwargs)
-
-    monkeypatch.setattr(st, "download_button", record)
-    return found
 
 
 def _shown_model(at: AppTest) -> str:

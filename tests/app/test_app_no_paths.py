@@ -8,26 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import streamlit as st
 import torch
 
 from _apptest import AppTest, all_text, errors as _errors, new_app, page as _page, run as _run
 from _no_paths import forbidden_strings, leaks
-
-
-@pytest.fixture
-def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The content of every download button the pages draw (a report is built when clicked: here, at once)."""
-    found: dict[str, str] = {}
-    real = st.download_button
-
-    def record(label, data, *args, **kwargs):
-        content = data() if callable(data) else data
-        found[kwargs.get("key") or label] = content if isinstance(content, str) else content.decode()
-        return real(label, data, *args, **kwargs)
-
-    monkeypatch.setattr(st, "download_button", record)
-    return found
 
 
 @pytest.fixture
