@@ -92,6 +92,7 @@ def writer(count: int, work: Path, repeats: int) -> None:
     in a process pool (images and maps pickled to the workers); medians of `repeats`."""
     from concurrent.futures import ProcessPoolExecutor
 
+    from xai_core._pool import LazyPool
     from xai_core.dataset import save_pictures, writer as dataset_writer
 
     rng = np.random.default_rng(0)
@@ -99,16 +100,17 @@ def writer(count: int, work: Path, repeats: int) -> None:
                  {"gradcam": rng.random((224, 224), dtype=np.float32)}) for i in range(count)]
     cores = os.cpu_count() or 1
     timings = {}
+    original = dataset_writer._POOL
     for threads in sorted({1, cores}):
-        dataset_writer._POOL = ThreadPoolExecutor(threads)
+        dataset_writer._POOL = LazyPool(threads, "bench-writer")  # the writer's pool, at this size
         times = []
         for r in range(repeats):
             started = time.perf_counter()
             save_pictures(str(work / f"writer_{threads}_{r}"), pictures, "all")
             times.append(time.perf_counter() - started)
-        dataset_writer._POOL.shutdown()
+        dataset_writer._POOL.get().shutdown()
         timings[f"threads x{threads}"] = statistics.median(times)
-    dataset_writer._POOL = None
+    dataset_writer._POOL = original
     images, cams = np.stack([p[1] for p in pictures]), np.stack([p[2]["gradcam"] for p in pictures])
     keys = [p[0] for p in pictures]
     with ProcessPoolExecutor(cores) as pool:
