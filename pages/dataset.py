@@ -12,6 +12,7 @@ from pages import _panels as P
 from pages import _dataset_state as D
 from pages import _state as S
 from xai_core.report import dataset_figures as DF
+from xai_core.report import pictures as R
 from xai_core.report import markdown_text
 
 PER_PAGE = 12
@@ -185,9 +186,7 @@ def _summary(view: dict) -> None:
     st.subheader("Summary")
     facts = [f"{summary.get('explained', 0)} of {summary.get('files', 0)} files explained",
              f"{summary.get('refused', 0)} refused", f"model {settings.get('model', '?')}",
-             f"layer {', '.join(settings.get('layers', []))}",
-             "target: " + (summary.get("target_label") or f"class {settings['target']}"
-                           if settings.get("target") is not None else "each image’s top class")]
+             f"layer {', '.join(settings.get('layers', []))}", DF.target_fact(summary)]
     if summary.get("fingerprint"):
         facts.append(f"model fingerprint {summary['fingerprint']}")
     st.markdown(" · ".join(markdown_text(fact) for fact in facts))  # read from the folder: text
@@ -244,6 +243,8 @@ def _gallery(view: dict) -> None:
                 "lists its files without images; rerun it with --pictures maps or all to see them.",
                 icon=":material/hide_image:")
     titles = S.method_titles(view["methods"])
+    if any(row.get("ground_truth_outline") for row in page):
+        st.caption("The magenta line on each map is the object's outline from the run's ground truth.")
     for row in page:
         _item(view, row, titles)
 
@@ -261,7 +262,7 @@ def _item(view: dict, row: dict, titles: dict) -> None:
                 st.image(image, width="stretch")
             P.fitted_caption(row["path"])
         for column, (method, title) in zip(columns[1:], titles.items()):
-            data = picture(row, method)
+            data = R.draw_outline(picture(row, method), row.get("ground_truth_outline"))  # the object, if known
             if data:
                 with column:
                     st.image(data, width="stretch")

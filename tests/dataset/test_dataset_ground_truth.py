@@ -1,8 +1,9 @@
 """Dataset mode with ground truth (`run(..., ground_truth=)`, `batch --ground-truth`): the
 localisation columns equal `xai_core.localise` on the same explanation, a box's label naming a
 class is the image's target, summary.json's "localisation" block (means, intervals, win rates
-against both baselines, the centre-prior sentence), the counting of files without ground truth and
-of ground truth without a file, objects left out, and changed ground truth scored again."""
+against both baselines, the centre-prior sentence), the object's outline over the gallery's maps,
+the counting of files without ground truth and of ground truth without a file, objects left out,
+and changed ground truth scored again."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import xai_core
 from _browser import chromium
 from conftest import IMAGES
 from xai_core import dataset
-from xai_core.localisation import read_ground_truth
+from xai_core.localisation import outline_polygons, outline_text, read_ground_truth
 
 SCORES = ("pointing", "energy", "rank", "iou")
 
@@ -67,12 +68,14 @@ def test_columns_equal_localise_and_a_label_sets_the_target(lite, tmp_path):
         if name in ("cat.png", "coffee.png"):
             assert row["ground_truth"] == "scored"
             found = xai_core.localise(explanation, truth=truths.find(name))
+            assert row["ground_truth_outline"] == outline_text(found.mask)  # what the galleries draw
             for method in ("gradcam", "random", "centre"):
                 for score in SCORES:
                     want = getattr(found.scores[method], score)
                     assert row[f"{method}_{score}"] == pytest.approx(want, abs=1e-6), (name, method, score)
         else:
             assert all(row[f"{m}_{s}"] is None for m in ("gradcam", "random", "centre") for s in SCORES)
+            assert row.get("ground_truth_outline") is None
     assert rows["flower.jpg"]["ground_truth"] == "outside" and "outside" in rows["flower.jpg"]["ground_truth_note"]
     assert rows["rocket.jpg"]["ground_truth"] is None
     line = result.ground_truth
@@ -99,6 +102,7 @@ def test_columns_equal_localise_and_a_label_sets_the_target(lite, tmp_path):
         assert f"{score}_win_rate_random" not in block["maps"]["centre"]
     html = (tmp_path / "out" / "index.html").read_text()
     assert "Does the map point at the object?" in html and "centre prior" in html
+    assert "target: each image’s top class, or the class its ground truth’s label names (1 image)" in html
     sorts = xai_core.report.dataset_figures.sort_choices(list(rows.values()), {"gradcam": "Grad-CAM"})
     assert sorts["gradcam_pointing"] == "Grad-CAM · pointing game" and sorts["gradcam_iou"] == "Grad-CAM · IoU"
     assert not any(k.startswith(("random_", "centre_")) for k in sorts)
@@ -110,6 +114,19 @@ def test_columns_equal_localise_and_a_label_sets_the_target(lite, tmp_path):
         page.goto((tmp_path / "out" / "index.html").as_uri())
         page.wait_for_function("document.getElementById('count').innerText === '4 of 4 images'")
         assert "points at the object" in page.inner_text("#gallery") or "misses the object" in page.inner_text("#gallery")
+        # the object's outline over each scored row's map: on the box, where the map's picture is drawn
+        drawn = page.evaluate("""() => [...document.querySelectorAll('#gallery .drawn')].map(d => {
+            const p = d.querySelector('path'), i = d.querySelector('img').getBoundingClientRect();
+            if (!p) return null; const b = p.getBoundingClientRect();
+            return [(b.left - i.left) / i.width, (b.top - i.top) / i.height, (b.right - i.left) / i.width,
+                    (b.bottom - i.top) / i.height]; })""")
+        outlined = [d for d in drawn if d is not None]
+        assert len(outlined) == 2 and len(drawn) == 4  # cat and coffee scored; flower outside, rocket none
+        for name in ("cat.png", "coffee.png"):
+            (width, height), (polygon,) = outline_polygons(rows[name]["ground_truth_outline"])
+            want = [polygon[:, 0].min() / width, polygon[:, 1].min() / height,
+                    polygon[:, 0].max() / width, polygon[:, 1].max() / height]
+            assert any(np.allclose(d, want, atol=0.03) for d in outlined), (name, want, outlined)
         page.check("#miss")
         assert page.locator("#count").inner_text() == f"{misses} of 4 images" and errors == []
 

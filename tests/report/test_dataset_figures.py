@@ -112,3 +112,14 @@ def test_the_gallerys_controls_have_one_vocabulary_and_apply_to_the_run(summary)
     untrue = [{**r, "true_label": None} for r in ROWS[:3]]
     assert list(DF.outcome_choices(untrue)) == ["all"] and DF.has_predictions(untrue)
     assert list(DF.outcome_choices(ROWS[3:])) == ["all", "refused files"] and not DF.has_predictions(ROWS[3:])
+
+
+def test_the_target_fact_says_which_class_each_image_was_explained_for() -> None:
+    assert DF.target_fact({"settings": {"target": None}}) == "target: each image’s top class"
+    assert DF.target_fact({"settings": {"target": 281}, "target_label": "tabby"}) == "target: tabby"
+    assert DF.target_fact({"settings": {"target": 3}}) == "target: class 3"
+    located = {"settings": {"target": None}, "localisation": {"counts": {"labelled": 2}}}
+    assert DF.target_fact(located) == ("target: each image’s top class, or the class its ground truth’s label names "
+                                       "(2 images)")
+    assert DF.target_fact({"settings": {}, "localisation": {"counts": {"labelled": 0}}}).endswith("top class")
+    assert DF.target_fact({"settings": {}, "localisation": "hand-edited"}).endswith("top class")

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 from ..errors import InvalidGroundTruthError
 from ..explain import Explanation
-from ..localisation import GroundTruth, GroundTruths, localise, read_ground_truth
+from ..localisation import GroundTruth, GroundTruths, localise, outline_text, read_ground_truth
 from .settings import LOCALISATION_SCORES, Settings
 
 
@@ -64,8 +64,8 @@ def image_targets(categories: Sequence[str], truths: Optional[GroundTruths], rec
 def localisation_values(settings: Settings, truth: Optional[GroundTruth], explanation: Explanation) -> dict:
     """The row's localisation columns: {} without ground truth; else `ground_truth` (scored,
     outside, empty or unusable), `ground_truth_note` (the sentences of `localise`, and one when a
-    label named the target; or None) and,
-    when scored, `{map}_{score}` for each method and baseline (NaN where undefined)."""
+    label named the target; or None) and, when scored, `ground_truth_outline` (the aligned object's
+    `localisation.outline_text`) and `{map}_{score}` for each method and baseline (NaN where undefined)."""
     if truth is None:
         return {}
     try:
@@ -79,6 +79,7 @@ def localisation_values(settings: Settings, truth: Optional[GroundTruth], explan
         notes.append(f"The ground truth's label names the class {explanation.target_label}, so it is the target.")
     values: dict = {"ground_truth": state, "ground_truth_note": " ".join(notes) or None}
     if state == "scored":
+        values["ground_truth_outline"] = outline_text(found.mask)  # what the galleries draw over the maps
         for name, scores in found.scores.items():
             values.update({f"{name}_{score}": float(getattr(scores, score)) for score in LOCALISATION_SCORES})
     return values

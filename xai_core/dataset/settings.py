@@ -142,7 +142,8 @@ def columns(methods: Sequence[str], evaluate: bool, localises: bool = False) -> 
     written before versions were recorded). With `localises` (ground truth): `ground_truth` (what
     became of the row's ground truth: "scored", "outside" the crop, "empty" (no object), "unusable"
     (it could not be read; the note says why); null without ground truth), `ground_truth_note` (what was done to it:
-    a scaled mask...) and `{map}_{score}` for each method, "random" and "centre" and each of
+    a scaled mask...), `ground_truth_outline` (the object's outline on the picture, which the galleries
+    draw over the maps: `localisation.outline_text`) and `{map}_{score}` for each method, "random" and "centre" and each of
     `LOCALISATION_SCORES` (null where undefined)."""
     cols = ["path", "key", "content_key", "error", "label", "probability", "top5_labels", "top5_probabilities", "target",
             "target_label", "true_label", "pictures", "maps_file", "maps_index", "results_version"]
@@ -150,7 +151,7 @@ def columns(methods: Sequence[str], evaluate: bool, localises: bool = False) -> 
     if evaluate:
         cols += [f"{m}_{score}" for m in list(methods) + [RANDOM] for score in EVAL_SCORES]
     if localises:
-        cols += ["ground_truth", "ground_truth_note"]
+        cols += ["ground_truth", "ground_truth_note", "ground_truth_outline"]
         cols += [f"{m}_{score}" for m in list(methods) + [RANDOM, CENTRE] for score in LOCALISATION_SCORES]
     return cols
 

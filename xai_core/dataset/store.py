@@ -71,7 +71,8 @@ def schema(settings: Settings):
              "probability": pa.float64(), "top5_labels": pa.list_(pa.string()),
              "top5_probabilities": pa.list_(pa.float64()), "target": pa.int64(), "target_label": pa.string(),
              "true_label": pa.string(), "pictures": pa.string(), "maps_file": pa.string(), "maps_index": pa.int64(),
-             "results_version": pa.int64(), "ground_truth": pa.string(), "ground_truth_note": pa.string()}
+             "results_version": pa.int64(), "ground_truth": pa.string(), "ground_truth_note": pa.string(),
+             "ground_truth_outline": pa.string()}
     return pa.schema([(c, types.get(c, pa.float64()))
                       for c in columns(settings.methods, settings.evaluate, settings.localises)])
 

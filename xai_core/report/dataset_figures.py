@@ -41,6 +41,22 @@ def interval_text(entry: Optional[dict], percent: Optional[bool] = None) -> str:
     return f"{text} ({entry['k']} of {entry['n']})" if counted else text
 
 
+def target_fact(summary: dict) -> str:
+    """What the run explained, in words: "target: tabby" (a fixed class) or "target: each image's top
+    class", with ", or the class its ground truth's label names (N images)" where box labels chose
+    some images' targets (`batch --ground-truth`)."""
+    settings = summary.get("settings", {})
+    fixed = settings.get("target") is not None
+    text = "target: " + (str(summary.get("target_label") or f"class {settings['target']}") if fixed
+                         else "each image’s top class")
+    located = summary.get("localisation")
+    counts = located.get("counts") if isinstance(located, dict) else None
+    labelled = counts.get("labelled", 0) if isinstance(counts, dict) else 0
+    if isinstance(labelled, int) and labelled > 0:
+        text += f", or the class its ground truth’s label names ({labelled} image{'s' if labelled != 1 else ''})"
+    return text
+
+
 def scores_in(summary: dict) -> list[str]:
     """The evaluation scores a summary holds (none for a run without evaluation)."""
     methods = summary.get("methods", {}).values()
@@ -270,4 +286,4 @@ def page_of(rows: Sequence[dict], page: int, per_page: int = 12) -> tuple[list[d
 __all__ = ["COLUMN_WORDS", "LOCALISATION_TITLES", "LOW_CONFIDENCE", "OUTCOMES", "SCORE_TITLES", "SCORE_WORDS", "build_score_intervals",
            "build_win_rates", "classes", "column_label", "filter_rows", "has_predictions", "interval_text",
            "localisation_table", "method_titles", "outcome", "outcome_choices", "page_of", "row_class", "scores_in", "sort_choices",
-           "sort_rows", "sortable_columns", "win_rate_table"]
+           "sort_rows", "sortable_columns", "target_fact", "win_rate_table"]

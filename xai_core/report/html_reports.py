@@ -28,7 +28,7 @@ from .._files import write_atomic
 from ..faithfulness import RANDOM
 from ..predict import LOW_CONFIDENCE
 from .dataset_figures import (LOCALISATION_TITLES, SCORE_WORDS, has_predictions, interval_text, localisation_table,
-                              method_titles, outcome_choices, scores_in, sort_choices)
+                              method_titles, outcome_choices, scores_in, sort_choices, target_fact)
 from .figures import PNG_EXPORT
 from .gallery import PAGE, Thumbnails, classes_of, gallery_order, prune_gallery, script_json, write_gallery
 from .pictures import JET
@@ -97,8 +97,7 @@ def dataset_report_html(rows: Sequence[dict], summary: dict, script: Optional[st
              f"model {settings.get('model', '?')}", f"layer {', '.join(settings.get('layers', []))}"]
     if summary.get("fingerprint"):
         facts.append(f"model fingerprint {summary['fingerprint']}")
-    if settings.get("target") is not None:
-        facts.append(f"target {summary.get('target_label') or settings['target']}")
+    facts.append(target_fact(summary))
     if (summary.get("seconds_per_image") or {}).get("mean") is not None:
         scored = " and the faithfulness scores" if settings.get("evaluate") else ""
         facts.append(f"{summary['seconds_per_image']['mean']:.3f} s per image (decoding, every method's map{scored} "
@@ -177,6 +176,8 @@ table.summary td,table.summary th{border:1px solid #ccc;padding:.3rem .6rem;font
 .card figure{margin:0;text-align:center;font-size:.8rem}
 .drawn{position:relative;width:160px;height:160px}
 .drawn canvas{position:absolute;left:0;top:0;width:160px;height:160px;opacity:.5;border-radius:3px}
+.drawn svg{position:absolute;left:0;top:0;width:160px;height:160px;pointer-events:none}
+.drawn path{fill:none;stroke:#ff00ff;stroke-width:2.5;vector-effect:non-scaling-stroke}
 .meta{font-size:.85rem;min-width:14rem}.wrong{color:#b00020}.right{color:#1b7f3b}.error{color:#b00020}
 </style></head><body>
 <h1>{{title}}</h1><p>{{facts}}</p>
@@ -234,13 +235,20 @@ function thumbsOf(r, i) {  // {h, w, has(m)}: embedded bytes for the first page,
   if (r.thumb) return {h: r.thumb[0], w: r.thumb[1], has: m => r.thumb[2].includes(methods.indexOf(m))};
   return null;
 }
+function outline(r) {  // the object's outline (ground truth, "WxH;PATH" in the picture's pixels) as an SVG
+  const o = String(r.ground_truth_outline || ''), at = o.indexOf(';');
+  const size = /^([0-9]+)x([0-9]+)$/.exec(o.slice(0, at)), path = o.slice(at + 1);
+  if (at < 0 || !size || !/^(M[0-9.]+ [0-9.]+(L[0-9.]+ [0-9.]+)*Z)+$/.test(path)) return '';  // none, or not one (a hand-edited table)
+  return `<svg viewBox="0 0 ${size[1]} ${size[2]}" preserveAspectRatio="xMidYMid slice"><path d="${path}"/></svg>`;
+}
 function mapFigure(r, i, m) {
   const title = `<figcaption>${esc(D.titles[m] || m)}</figcaption>`, level = written(r), t = thumbsOf(r, i);
   if (level === 'all' || level === 'legacy')
-    return `<figure><img loading="lazy" src="maps/${esc(r.key)}_${esc(m)}.${level === 'all' ? 'jpg' : 'png'}" alt="${esc(m)}">${title}</figure>`;
+    return `<figure><div class="drawn"><img loading="lazy" src="maps/${esc(r.key)}_${esc(m)}.${level === 'all' ? 'jpg' : 'png'}" alt="${esc(m)}">`
+      + `${outline(r)}</div>${title}</figure>`;
   if (level === 'maps' && t && t.has(m))
     return `<figure><div class="drawn"><img loading="lazy" src="maps/${esc(r.key)}.jpg" alt="${esc(m)}">`
-      + `<canvas data-row="${i}" data-method="${esc(m)}"></canvas></div>${title}</figure>`;
+      + `<canvas data-row="${i}" data-method="${esc(m)}"></canvas>${outline(r)}</div>${title}</figure>`;
   return '';
 }
 const strips = new Map();  // key -> its thumbnails' file, loaded once per page

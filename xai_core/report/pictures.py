@@ -4,6 +4,7 @@ so nothing here touches pyplot's global state."""
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Optional, Sequence
 
@@ -14,6 +15,8 @@ from PIL import Image, ImageDraw, ImageFont
 from pytorch_grad_cam.utils.image import show_cam_on_image, show_factorization_on_image
 
 from ..factorize import Factorization
+from ..localisation import outline_polygons
+from .figures import OUTLINE_COLOR
 from ..explain import Explanation
 from ..methods import get_method
 
@@ -117,6 +120,26 @@ def build_dff_picture(factorization: Factorization) -> Image.Image:
     return _with_caption(top, caption)
 
 
+def draw_outline(data: bytes, outline: Optional[str], color: str = OUTLINE_COLOR) -> bytes:
+    """JPEG `data` (a map over its picture) with the object's `outline` (`localisation.outline_text`,
+    in the picture's pixels, scaled to the image's size) drawn over it, 2 px wide with a dark edge so
+    it shows over any colour; `data` unchanged when there is no outline to draw."""
+    (width, height), polygons = outline_polygons(outline)
+    if not polygons or not data:
+        return data
+    with Image.open(io.BytesIO(data)) as opened:
+        image = opened.convert("RGB")
+    sx, sy = image.width / width, image.height / height
+    draw = ImageDraw.Draw(image)
+    for points in polygons:
+        xy = [(x * sx, y * sy) for x, y in points]
+        draw.line(xy + xy[:1], fill="#000000", width=4, joint="curve")
+        draw.line(xy + xy[:1], fill=color, width=2, joint="curve")
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
 def save(picture: Image.Image | np.ndarray, path: str | os.PathLike) -> str:
     """Write `picture` to `path` (format from its extension), creating the folder; returns the path.
     Raises `OSError` or `ValueError` (unknown extension) from Pillow."""
@@ -173,5 +196,6 @@ def _legend(entries: Sequence[str], colors: Sequence[np.ndarray], height: int, w
     return panel
 
 
-__all__ = ["JET", "build_cam_picture", "build_dff_picture", "cam_caption", "component_colors", "concept_labels", "overlay_cam",
+__all__ = ["JET", "build_cam_picture", "build_dff_picture", "cam_caption", "component_colors", "concept_labels",
+           "draw_outline", "overlay_cam",
            "overlay_cams", "overlay_factorization", "save"]
