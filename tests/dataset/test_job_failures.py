@@ -6,6 +6,7 @@ and odd inputs (symbolic links, a link loop) get one sentence, never a traceback
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -200,3 +201,13 @@ def test_a_glob_does_not_follow_a_symbolic_link_loop(tmp_path):
     base, sources = dataset.list_inputs(str(root / "**" / "*.jpg"))
     assert len(sources) == 10 and base == root
     assert [s.path for s in sources] == [s.path for s in dataset.list_inputs(str(root))[1]]
+
+
+def test_store_job_and_readme_say_the_same_loss_on_a_kill():
+    """What the test above measures, said alike where people read it: store.py's layout, job.py's
+    local engine and README ("loses at most two batches"; store.py said "the batch in flight")."""
+    said = {}
+    for path in ("xai_core/dataset/store.py", "xai_core/dataset/job.py", "README.md"):
+        text = " ".join((ROOT / path).read_text(encoding="utf-8").split())
+        said[path] = set(re.findall(r"loses at most ([a-z ]+?batch(?:es)?)\b", text))
+    assert said == {path: {"two batches"} for path in said}

@@ -16,6 +16,8 @@ from torchvision.transforms._presets import ImageClassification
 
 import xai_core
 from _deps import need
+from _hf import save_tiny_vit
+from xai_core.models.hf import HFClassifier
 
 
 def _same_model(a: xai_core.ModelHandle, b: xai_core.ModelHandle) -> None:
@@ -142,3 +144,21 @@ def test_a_hugging_face_models_configuration_is_part_of_its_fingerprint(tmp_path
     monkeypatch.chdir(tmp_path / "other")
     _same_model(_again(vit), vit)
     _same_model(_again(changed), changed)
+
+
+def test_a_hugging_face_models_class_is_part_of_its_fingerprint(tmp_path):
+    """The same tensors and configuration wrapped in another class (whose forward may differ) are
+    another model: `HFClassifier`'s fingerprint covers the wrapped model's class, not only its own."""
+    transformers = need("transformers", reason="Hugging Face models are optional")
+
+    class OtherViT(transformers.ViTForImageClassification):
+        """Another class of the same tensors and configuration (another forward, in a real case)."""
+
+    vit = xai_core.load_model(f"hf:{save_tiny_vit(tmp_path / 'vit')}", device="cpu")
+    other = OtherViT(vit.module.config)
+    other.load_state_dict(vit.module.model.state_dict())
+    wrapped = dataclasses.replace(vit, module=HFClassifier(other.eval()))
+    assert wrapped.module.state_dict().keys() == vit.module.state_dict().keys()
+    assert wrapped.fingerprint != vit.fingerprint
+    again = dataclasses.replace(vit, module=HFClassifier(vit.module.model))
+    assert again.fingerprint == vit.fingerprint  # the same class: the same model

@@ -3,8 +3,11 @@ reads as it was written (on one line)."""
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 
+from conftest import ROOT
 from _hostile import HOSTILE, PHOTOS, TITLE, markdown_markup, shown
 from xai_core.report import html_text, markdown_text
 
@@ -32,3 +35,19 @@ def test_html_text_escapes_tags_on_one_line(text):
     out = html_text(text)
     assert "<" not in out and ">" not in out and "\n" not in out
     assert "'" not in html_text(text, quote=True) and '"' not in html_text(text, quote=True)
+
+
+def test_one_escaping_module_for_every_page_and_report():
+    """Every string the package, the app or its pages turn into HTML or Markdown is escaped by
+    `xai_core.report.escaping` (`html_text`, `markdown_text`): no other module escapes on its own
+    with the standard library's `html` (html_reports.py and eval_figures.py did)."""
+    sources = [*(ROOT / "xai_core").rglob("*.py"), ROOT / "streamlit_app.py", *(ROOT / "pages").glob("*.py")]
+    own = []
+    for path in sources:
+        if path == ROOT / "xai_core" / "report" / "escaping.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import) and any(a.name == "html" for a in node.names) or \
+                    isinstance(node, ast.ImportFrom) and node.module == "html":
+                own.append(str(path.relative_to(ROOT)))
+    assert own == []

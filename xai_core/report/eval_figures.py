@@ -7,7 +7,6 @@ annotations), so the figures can be tested on their own and reused in exports.""
 
 from __future__ import annotations
 
-import html
 import textwrap
 from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
@@ -91,7 +90,7 @@ def build_curves(evaluation: "Evaluation", kind: str = "deletion",
             name=f"{name(method)} (AUC {auc:.3f})",
             line=dict(color=RANDOM_COLOR if is_random else METHOD_COLORS[methods.index(method) % len(METHOD_COLORS)],
                       dash="dash" if is_random else "solid", width=2),
-            hovertemplate=f"{html.escape(name(method))}<br>{x_title}: %{{x:.0%}}<br>probability %{{y:.3f}}"
+            hovertemplate=f"{html_text(name(method))}<br>{x_title}: %{{x:.0%}}<br>probability %{{y:.3f}}"
                           "<extra></extra>",
         ))
     fig.update_layout(
@@ -130,8 +129,8 @@ def build_agreement(evaluation: "Evaluation", metric: str = "spearman",
             value = z[methods.index(a), methods.index(b)]
             reason = identical.get(frozenset((a, b))) if a != b else None
             row_text.append(f"{value:.2f}" + (f" {IDENTICAL_MARK}" if reason else ""))
-            row_hover.append(f"{html.escape(name(a))} vs {html.escape(name(b))}: {value:.3f}"
-                             + (f"<br>{html.escape(reason)}" if reason else ""))
+            row_hover.append(f"{html_text(name(a))} vs {html_text(name(b))}: {value:.3f}"
+                             + (f"<br>{html_text(reason)}" if reason else ""))
         text.append(row_text)
         hover.append(row_hover)
     fig = go.Figure(go.Heatmap(
@@ -144,7 +143,7 @@ def build_agreement(evaluation: "Evaluation", metric: str = "spearman",
     if identical:  # explained under the title (a subtitle never collides with the tick labels)
         reason = f"{IDENTICAL_MARK} identical by construction: {next(iter(identical.values()))}"
         lines = textwrap.wrap(reason, width=max(40, (side + 100) // 8))
-        title += "".join(f"<br><sup>{html.escape(line)}</sup>" for line in lines)
+        title += "".join(f"<br><sup>{html_text(line)}</sup>" for line in lines)
     fig.update_layout(
         title=title, font=_FONT, height=side + 30 * len(lines), width=side + 160,
         margin=dict(l=10, r=10, t=50 + 30 * len(lines), b=10),
@@ -169,10 +168,16 @@ def _markdown_piece(text: str, bold: bool) -> str:
     return (" " if text[:1].isspace() else "") + core + (" " if text[-1:].isspace() else "")
 
 
+def _html_piece(text: str, bold: bool) -> str:
+    """`text` as HTML (bold or not), with the spaces at its ends that join it to its neighbours
+    (`html_text` makes one line of it and trims them), as `_markdown_piece` does for Markdown."""
+    core = f"<strong>{html_text(text)}</strong>" if bold else html_text(text)
+    return (" " if text[:1].isspace() else "") + core + (" " if text[-1:].isspace() else "")
+
+
 def headline_html(evaluation: "Evaluation", names: Optional[Mapping[str, str]] = None) -> str:
     """`headline` as an HTML list (every text escaped), for the HTML report."""
-    items = ("<li>" + "".join(f"<strong>{html.escape(text)}</strong>" if bold else html.escape(text)
-                              for text, bold in line) + "</li>"
+    items = ("<li>" + "".join(_html_piece(text, bold) for text, bold in line) + "</li>"
              for line in _headline_lines(evaluation, _namer(names)))
     return f"<ul class='headline'>{''.join(items)}</ul>"
 
@@ -230,9 +235,9 @@ def score_table_html(evaluation: "Evaluation", names: Optional[Mapping[str, str]
     each column's meaning as its header's tooltip, for the HTML report."""
     table = score_table(evaluation, names)
     helps = {label: f"{better} is better. {text}" for _, label, better, text in SCORE_COLUMNS}
-    head = "".join(f"<th title='{html.escape(helps.get(label, ''), quote=True)}'>{html.escape(label)}</th>"
+    head = "".join(f"<th title='{html_text(helps.get(label, ''), quote=True)}'>{html_text(label)}</th>"
                    for label in table)
-    cells = ["".join(f"<td>{html.escape(_cell(column[i]))}</td>" for column in table.values())
+    cells = ["".join(f"<td>{html_text(_cell(column[i]))}</td>" for column in table.values())
              for i in range(len(table["method"]))]
     body = "".join(f"<tr>{row}</tr>" for row in cells)
     return f"<table class='scores'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -16,7 +16,6 @@ Written here: no library we use builds such a report."""
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -29,6 +28,7 @@ from ..faithfulness import RANDOM
 from ..predict import LOW_CONFIDENCE
 from .dataset_figures import (LOCALISATION_TITLES, SCORE_WORDS, has_predictions, interval_text, localisation_table,
                               method_titles, outcome_choices, scores_in, sort_choices, target_fact)
+from .escaping import html_text
 from .figures import PNG_EXPORT
 from .gallery import PAGE, Thumbnails, classes_of, gallery_order, prune_gallery, script_json, write_gallery
 from .pictures import JET
@@ -59,12 +59,12 @@ def _summary_table(summary: dict) -> str:
     methods = summary.get("methods", {})
     scores = scores_in(summary)
     head = ["Method"] + [f"{NAMES[s]} (mean, 95% CI)" for s in scores] + [f"beats random on {SCORE_WORDS[s]} (share of images)" for s in scores]
-    lines = ["<table class='summary'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    lines = ["<table class='summary'><tr>" + "".join(f"<th>{html_text(h)}</th>" for h in head) + "</tr>"]
     for method, entry in methods.items():
         cells = [entry.get("title", method)]
         cells += [interval_text(entry.get(s)) for s in scores]
         cells += [interval_text(entry.get(f"{s}_win_rate")) if method != RANDOM else "–" for s in scores]
-        lines.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        lines.append("<tr>" + "".join(f"<td>{html_text(str(c))}</td>" for c in cells) + "</tr>")
     return "\n".join(lines) + "</table>"
 
 
@@ -76,12 +76,12 @@ def _localisation_section(summary: dict) -> str:
         return ""
     block = summary["localisation"]
     lines = ["<h2>Does the map point at the object?</h2>",
-             f"<p>{html.escape(block.get('note', ''))} Against {html.escape(block.get('ground_truth', ''))}: means "
+             f"<p>{html_text(block.get('note', ''))} Against {html_text(block.get('ground_truth', ''))}: means "
              "with 95% bootstrap intervals; \"beats\" is the share of images where the method's map scores higher "
-             f"than the baseline's on the same image. {html.escape(block.get('counts_note', ''))}</p>",
-             "<table class='summary'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in table) + "</tr>"]
+             f"than the baseline's on the same image. {html_text(block.get('counts_note', ''))}</p>",
+             "<table class='summary'><tr>" + "".join(f"<th>{html_text(h)}</th>" for h in table) + "</tr>"]
     for cells in zip(*table.values()):
-        lines.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        lines.append("<tr>" + "".join(f"<td>{html_text(str(c))}</td>" for c in cells) + "</tr>")
     return "\n".join(lines) + "</table>"
 
 
@@ -119,8 +119,8 @@ def dataset_report_html(rows: Sequence[dict], summary: dict, script: Optional[st
                         "methods": list(settings.get("methods", [])), "titles": titles, "words": SCORE_WORDS,
                         "located": "localisation" in summary, "located_words": LOCALISATION_TITLES,
                         "low": LOW_CONFIDENCE, "jet": JET.tolist()})
-    parts = {"title": html.escape(f"Explanations: {summary.get('input', 'dataset')}"),
-             "facts": html.escape(" · ".join(facts)), "summary": _summary_table(summary) + _localisation_section(summary), "data": data}
+    parts = {"title": html_text(f"Explanations: {summary.get('input', 'dataset')}"),
+             "facts": html_text(" · ".join(facts)), "summary": _summary_table(summary) + _localisation_section(summary), "data": data}
     return _SLOT.sub(lambda m: parts[m.group(1)], TEMPLATE)  # one pass: no text can fill another slot
 
 
@@ -139,25 +139,25 @@ def image_report_html(
     of `sections` (trusted HTML fragments built by xai_core, e.g. a score table), then each
     (heading, figure) interactive, with plotly.js embedded once (opens offline, no CDN)."""
     rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in settings.items()
+        f"<tr><th>{html_text(str(k))}</th><td>{html_text(str(v))}</td></tr>" for k, v in settings.items()
     )
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title>",
+        f"<title>{html_text(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:1400px;margin:2em auto;color:#222}"
         "th{text-align:left;padding-right:1em;vertical-align:top}td,th{padding:.2em .5em}"
         "table{border-collapse:collapse;margin-bottom:1em}tr:nth-child(odd){background:#f4f6f8}"
         ".note{background:#eef5ff;padding:.5em 1em;border-left:4px solid #1f77b4;margin:.5em 0}</style>",
         "</head><body>",
-        f"<h1>{html.escape(title)}</h1>",
+        f"<h1>{html_text(title)}</h1>",
         f"<table>{rows}</table>",
-        *[f"<div class='note'>{html.escape(n)}</div>" for n in notes],
+        *[f"<div class='note'>{html_text(n)}</div>" for n in notes],
     ]
     for heading, fragment in sections:
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        parts.append(f"<h2>{html_text(heading)}</h2>")
         parts.append(fragment)
     for i, (heading, fig) in enumerate(figures):
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        parts.append(f"<h2>{html_text(heading)}</h2>")
         config = {"toImageButtonOptions": PNG_EXPORT, "displaylogo": False}
         parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), config=config))
     parts.append("</body></html>")
