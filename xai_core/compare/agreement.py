@@ -1,0 +1,70 @@
+"""How much two maps on one grid agree: Spearman's rank correlation over the pixels (scipy), the
+IoU of each map's top 20% of pixels, the difference, and where the mass moved (centre of mass)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Optional
+
+import numpy as np
+from scipy import stats
+
+#: The share of each map's pixels (the highest) that `top_iou` compares.
+TOP_SHARE = 0.2
+
+
+def spearman(map_a: np.ndarray, map_b: np.ndarray) -> float:
+    """Spearman's rank correlation of the two maps' pixels (`scipy.stats.spearmanr`, ties ranked by
+    their mean rank); NaN where a map is constant (no ranking to compare). Equal maps give 1.0."""
+    a, b = np.ravel(map_a), np.ravel(map_b)
+    if a.size < 2 or a.min() == a.max() or b.min() == b.max():
+        return math.nan
+    if np.array_equal(a, b):
+        return 1.0  # exactly: the correlation's floating-point sum can land a hair below
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho = stats.spearmanr(a, b).statistic
+    return float(np.clip(rho, -1.0, 1.0))
+
+
+def top_mask(cam: np.ndarray, share: float = TOP_SHARE) -> Optional[np.ndarray]:
+    """bool mask of `cam`'s highest `share` of pixels: every pixel at or above the value of the
+    ceil(share * n)-th highest (pixels tied at the cut all count, so no position is favoured);
+    None for a constant map (no top to speak of)."""
+    flat = np.ravel(cam)
+    if flat.size == 0 or flat.min() == flat.max():
+        return None
+    k = max(1, int(math.ceil(share * flat.size)))
+    cut = np.partition(flat, flat.size - k)[flat.size - k]
+    return np.asarray(cam) >= cut
+
+
+def top_iou(map_a: np.ndarray, map_b: np.ndarray, share: float = TOP_SHARE) -> float:
+    """Intersection over union of the two maps' top `share` of pixels (`top_mask`); NaN where a map
+    is constant."""
+    ta, tb = top_mask(map_a, share), top_mask(map_b, share)
+    if ta is None or tb is None:
+        return math.nan
+    return float(np.count_nonzero(ta & tb) / np.count_nonzero(ta | tb))
+
+
+def difference(map_a: np.ndarray, map_b: np.ndarray) -> np.ndarray:
+    """map_b - map_a, float32 in [-1, 1] (both maps in [0, 1])."""
+    return np.clip(np.asarray(map_b, np.float32) - np.asarray(map_a, np.float32), -1.0, 1.0)
+
+
+def centre_of_mass(cam: np.ndarray) -> Optional[tuple[float, float]]:
+    """(x, y) of the map's centre of mass as fractions of its width and height (0.5, 0.5 is the
+    middle); None for a map with no mass."""
+    cam = np.asarray(cam, dtype=np.float64)
+    total = cam.sum()
+    if not total > 0:
+        return None
+    h, w = cam.shape
+    x = float((cam.sum(axis=0) * (np.arange(w) + 0.5)).sum() / total / w)
+    y = float((cam.sum(axis=1) * (np.arange(h) + 0.5)).sum() / total / h)
+    return x, y
+
+
+__all__ = ["TOP_SHARE", "centre_of_mass", "difference", "spearman", "top_iou", "top_mask"]
