@@ -39,7 +39,8 @@ def test_the_numbers():
     assert d.dtype == np.float32 and (d == 1).all()
 
 
-@pytest.mark.parametrize("rho, words", [(0.95, "agree strongly"), (0.7, "agree strongly"), (0.69, "agree moderately"),
+@pytest.mark.parametrize("rho, words", [(0.95, "agree strongly"), (0.7, "agree strongly"), (0.698, "agree strongly"),
+                                        (0.6949, "agree moderately"),
                                         (0.4, "agree moderately"), (0.31, "agree weakly"), (0.1, "agree weakly"),
                                         (0.09, "do not agree at all"), (-0.8, "do not agree at all")])
 def test_the_bands(rho, words):

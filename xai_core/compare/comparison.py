@@ -79,9 +79,10 @@ class Comparison:
 
 
 def agreement_words(rho: float) -> str:
-    """The words for a Spearman correlation: "agree strongly", ..., "do not agree at all"."""
+    """The words for a Spearman correlation: "agree strongly", ..., "do not agree at all" (the band of
+    the value shown, rounded to 2 decimals, so 0.698 shown as 0.70 agrees strongly)."""
     for bound, word in AGREEMENT_BANDS:
-        if rho >= bound:
+        if round(rho, 2) >= bound:
             return f"agree {word}"
     return "do not agree at all"
 

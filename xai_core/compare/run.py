@@ -85,8 +85,8 @@ def _methods(handle_a: ModelHandle, handle_b: ModelHandle, methods: MethodsArg) 
     ids_b = [s.id for s in specs if s.id in offered_b]
     for spec in specs:
         if spec.id not in offered_a and spec.id not in offered_b:
-            raise InvalidOptionError(f"{spec.title} applies to neither model ({attention_unavailable(handle_a)}; "
-                                     f"{attention_unavailable(handle_b)}).")
+            raise InvalidOptionError(f"{spec.title} applies to neither model: {attention_unavailable(handle_a)}; "
+                                     f"{attention_unavailable(handle_b)}.")
     return ids_a, ids_b
 
 

@@ -41,27 +41,29 @@ def resolve(handle_a: ModelHandle, handle_b: ModelHandle, target: TargetArg) -> 
     """(index in A, index in B) for `target`; None where it is each model's top-1 ("own"), or model A's
     top-1 still to be found (None: then `in_b` maps it once A has run). Raises `UnknownNameError`
     for a label only one model (or neither) knows, `InvalidOptionError` for an index out of range or
-    two models without a label in common."""
+    two models without a label in common. The default (model A's top-1) is refused by `in_b` once
+    known, when model B does not know it."""
     if is_own(target):
         return None, None
     keys_a, keys_b = label_indices(handle_a), label_indices(handle_b)
     if not set(keys_a) & set(keys_b):
-        raise InvalidOptionError(f"{handle_a.name} and {handle_b.name} have no class label in common, so no one "
-                                 f"class can be explained by both; use target='own' to explain each model's top class.")
+        raise InvalidOptionError(f"Model A ({handle_a.name}) and model B ({handle_b.name}) have no class label in "
+                                 "common, so no one class can be explained by both; use target='own' to explain "
+                                 "each model's top class.")
     if target is None:
         return None, None
     if isinstance(target, str) and label_key(target) in keys_a.keys() | keys_b.keys():
         key = label_key(target)
         if key not in keys_a or key not in keys_b:
-            knows, other = (handle_a, handle_b) if key in keys_a else (handle_b, handle_a)
-            raise UnknownNameError(f"Only {knows.name} knows the class {target!r} ({other.name} does not); give a "
+            knows, other = ("A", "B") if key in keys_a else ("B", "A")
+            raise UnknownNameError(f"Only model {knows} knows the class {target!r} (model {other} does not); give a "
                                    f"class both models know: {_examples(handle_a, handle_b)}.")
         return keys_a[key], keys_b[key]
     if isinstance(target, (int, np.integer)) or (isinstance(target, str) and target.strip().isdigit()):
         index = handle_a.class_index(int(target))  # model A's index; raises for one out of range
         return index, in_b(handle_a, handle_b, index)
-    raise UnknownNameError(f"Neither {handle_a.name} nor {handle_b.name} knows the class {target!r}; give a class "
-                           f"both models know: {_examples(handle_a, handle_b)}.")
+    raise UnknownNameError(f"Neither model A ({handle_a.name}) nor model B ({handle_b.name}) knows the class "
+                           f"{target!r}; give a class both models know: {_examples(handle_a, handle_b)}.")
 
 
 def in_b(handle_a: ModelHandle, handle_b: ModelHandle, index_a: int) -> int:
@@ -72,8 +74,8 @@ def in_b(handle_a: ModelHandle, handle_b: ModelHandle, index_a: int) -> int:
     key = label_key(label)
     found = _positions(handle_b).get(key)
     if found is None:
-        raise UnknownNameError(f"Only {handle_a.name} knows the class {label!r} (its class {index_a}; "
-                               f"{handle_b.name} does not); give a class both models know: "
+        raise UnknownNameError(f"Only model A knows the class {label!r} (its class {index_a}; model B, "
+                               f"{handle_b.name}, does not); give a class both models know: "
                                f"{_examples(handle_a, handle_b)}, or target='own'.")
     occurrence = _positions(handle_a)[key].index(index_a)
     return found[min(occurrence, len(found) - 1)]
