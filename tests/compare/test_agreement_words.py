@@ -8,8 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from xai_core.compare import (MethodComparison, agreement_words, centre_of_mass, difference, spearman, top_iou,
-                              top_mask, verdict)
+from scipy import stats
+
+from xai_core.compare import (MethodComparison, agreement_words, centre_of_mass, difference, mean_ranks, spearman,
+                              top_iou, top_mask, verdict)
 from xai_core.errors import InvalidOptionError
 
 
@@ -37,6 +39,17 @@ def test_the_numbers():
     assert centre_of_mass(a) == pytest.approx((0.25, 0.5), abs=1e-3) and centre_of_mass(np.zeros((3, 3))) is None
     d = difference(np.zeros((2, 2)), np.ones((2, 2)))
     assert d.dtype == np.float32 and (d == 1).all()
+
+
+def test_spearman_is_scipys():
+    """Our ranks (one np.unique) are scipy's `rankdata`, and the correlation `spearmanr`'s, on maps
+    with many ties (ReLU zeros, a few levels) as CAMs have them."""
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a = np.clip(rng.random((60, 50), dtype=np.float32) - 0.4, 0, 1)
+        b = np.round(np.clip(a + rng.normal(0, 0.3, a.shape).astype(np.float32), 0, 1), 1)
+        np.testing.assert_array_equal(mean_ranks(a), stats.rankdata(a.ravel()))
+        assert spearman(a, b) == pytest.approx(stats.spearmanr(a.ravel(), b.ravel()).statistic, abs=1e-12)
 
 
 @pytest.mark.parametrize("rho, words", [(0.95, "agree strongly"), (0.7, "agree strongly"), (0.698, "agree strongly"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 import xai_core
 from conftest import IMAGES
@@ -34,6 +35,20 @@ def test_the_grid_covers_exactly_the_intersection():
                                    np.broadcast_to(grid.xs[None, :], grid.shape), atol=1e-3)
         np.testing.assert_allclose(on_grid(np.broadcast_to(ys[:, None], (h, w)) / 1000, geometry, grid) * 1000,
                                    np.broadcast_to(grid.ys[:, None], grid.shape), atol=1e-3)
+
+
+def test_resampling_is_scipys_bilinear():
+    """`on_grid` (two interpolation matrices) samples as scipy's map_coordinates(order=1, mode="nearest")
+    at the grid's points, edges included (a grid reaching beyond the outer pixel centres)."""
+    a = Geometry((400, 300), (400, 300), (0, 0, 400, 300), (171, 128), (23, 0), (128, 128))
+    b = Geometry((400, 300), (400, 300), (0, 0, 400, 300), (299, 224), (0, 0), (299, 224))
+    grid = common_grid(a, b)
+    cam = np.random.default_rng(0).random((128, 128), dtype=np.float32)
+    xs, ys = a.sources()
+    rows, cols = (grid.ys - ys[0]) / (ys[1] - ys[0]), (grid.xs - xs[0]) / (xs[1] - xs[0])
+    assert rows.min() < 0 and rows.max() > 127  # the grid's edge rows lie beyond the picture's outer centres
+    want = ndimage.map_coordinates(cam, np.stack(np.meshgrid(rows, cols, indexing="ij")), order=1, mode="nearest")
+    np.testing.assert_allclose(on_grid(cam, a, grid), want, atol=1e-6)
 
 
 def test_the_finer_spacing_and_scaled_pictures():
