@@ -4,6 +4,7 @@ index, a str a label both models know, None model A's top-1, "own" each model's 
 
 from __future__ import annotations
 
+import functools
 from typing import Optional, Union
 
 import numpy as np
@@ -25,10 +26,7 @@ def is_own(target: TargetArg) -> bool:
 
 def label_indices(handle: ModelHandle) -> dict[str, int]:
     """label_key(label) -> the first class index with that label."""
-    found: dict[str, int] = {}
-    for i, label in enumerate(handle.categories):
-        found.setdefault(label_key(label), i)
-    return found
+    return {key: indices[0] for key, indices in _positions(handle).items()}
 
 
 def shared_labels(handle_a: ModelHandle, handle_b: ModelHandle) -> list[str]:
@@ -46,7 +44,7 @@ def resolve(handle_a: ModelHandle, handle_b: ModelHandle, target: TargetArg) -> 
     if is_own(target):
         return None, None
     keys_a, keys_b = label_indices(handle_a), label_indices(handle_b)
-    if not set(keys_a) & set(keys_b):
+    if keys_a.keys().isdisjoint(keys_b):
         raise InvalidOptionError(f"Model A ({handle_a.name}) and model B ({handle_b.name}) have no class label in "
                                  "common, so no one class can be explained by both; use target='own' to explain "
                                  "each model's top class.")
@@ -81,11 +79,17 @@ def in_b(handle_a: ModelHandle, handle_b: ModelHandle, index_a: int) -> int:
     return found[min(occurrence, len(found) - 1)]
 
 
-def _positions(handle: ModelHandle) -> dict[str, list[int]]:
+def _positions(handle: ModelHandle) -> dict[str, tuple[int, ...]]:
+    """label_key(label) -> every class index with that label (read only: shared through the cache)."""
+    return _positions_of(tuple(handle.categories))
+
+
+@functools.lru_cache(maxsize=32)
+def _positions_of(categories: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     found: dict[str, list[int]] = {}
-    for i, label in enumerate(handle.categories):
+    for i, label in enumerate(categories):
         found.setdefault(label_key(label), []).append(i)
-    return found
+    return {key: tuple(indices) for key, indices in found.items()}
 
 
 def _examples(handle_a: ModelHandle, handle_b: ModelHandle, count: int = 5) -> str:
