@@ -29,6 +29,7 @@ from ..models import load_model
 from ..predict import predict
 from ..report import pictures
 from . import bench
+from .compare_command import run_compare
 from .grid_command import run_grid
 from .localise_command import ground_truth, localisation_table, localise_summary
 from .parser import USAGE_ERROR, AllMethods, build_parser
@@ -46,6 +47,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _run_batch(args)
     if args.command == "grid":
         return run_grid(args)
+    if args.command == "compare":
+        return run_compare(args)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # pytorch-grad-cam warns with print()
             summary = {"cam": _run_cam, "dff": _run_dff, "eval": _run_eval}[args.command](args)

@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print a JSON summary on stdout (and nothing else)")
 
     parser = Parser(prog="python -m xai_core", description="Explain image classifiers' decisions.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,eval,batch,grid,bench}", parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,eval,batch,grid,compare,bench}", parser_class=Parser)
     cam = sub.add_parser("cam", parents=[common], help="class activation maps (Grad-CAM, HiResCAM, ...)")
     cam.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
                      help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
@@ -172,7 +172,31 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("--layer", help="target layer, or a comma list of layers to fuse (default: the model's)")
     _model_arguments(grid)
     grid.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
+    _compare_arguments(sub)
     return parser
+
+
+def _compare_arguments(sub) -> None:
+    compare = sub.add_parser("compare", help="two models, one question: both models' maps of one image side by "
+                             "side, their difference and how much they agree")
+    compare.add_argument("--img", required=True, help="input image (PNG, JPEG, WebP, ...)")
+    _model_arguments(compare)
+    compare.add_argument("--against", required=True, type=_model, metavar="MODEL",
+                         help="model B, compared with --model (A); the same choices as --model")
+    compare.add_argument("--against-weights", default="DEFAULT", type=_weights, help=f"model B's {_WEIGHTS_HELP}")
+    compare.add_argument("--against-labels", help=f"model B's {_LABELS_HELP}")
+    compare.add_argument("--output-dir", default=".", help="folder for the pictures, one per method: "
+                         "<image stem>_compare_<method>.png (default: the current one)")
+    compare.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
+                         help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
+    compare.add_argument("--target", help="class index of model A or a class name both models know, matched by "
+                         "name in B; own: each model its own top-1 (default: model A's top-1 class)")
+    compare.add_argument("--layer", help="model A's target layer (default: the model's)")
+    compare.add_argument("--against-layer", help="model B's target layer (default: the model's)")
+    compare.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
+    compare.add_argument("--against-device", help="model B's device (default: --device)")
+    compare.add_argument("--json", action="store_true", help="print the predictions and the agreement as JSON on "
+                         "stdout (and nothing else)")
 
 
 __all__ = ["DEFAULT_COMPONENTS", "USAGE_ERROR", "Parser", "build_parser"]
