@@ -71,9 +71,11 @@ def schema(settings: Settings):
              "probability": pa.float64(), "top5_labels": pa.list_(pa.string()),
              "top5_probabilities": pa.list_(pa.float64()), "target": pa.int64(), "target_label": pa.string(),
              "true_label": pa.string(), "pictures": pa.string(), "maps_file": pa.string(), "maps_index": pa.int64(),
-             "results_version": pa.int64(), "ground_truth": pa.string(), "ground_truth_note": pa.string()}
+             "results_version": pa.int64(), "ground_truth": pa.string(), "ground_truth_note": pa.string(),
+             "correct": pa.bool_(), "b_label": pa.string(), "b_target_label": pa.string(), "b_correct": pa.bool_(),
+             "b_note": pa.string(), "b_maps_file": pa.string(), "b_maps_index": pa.int64()}
     return pa.schema([(c, types.get(c, pa.float64()))
-                      for c in columns(settings.methods, settings.evaluate, settings.localises)])
+                      for c in columns(settings.methods, settings.evaluate, settings.localises, settings.compares)])
 
 
 #: A part's name: its bytes' hash at the end (a part of an earlier version has none).
@@ -123,7 +125,7 @@ def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings,
     import pyarrow.parquet as pq
 
     by_key = {row["key"]: row for row in read_rows(out)}
-    cols = columns(settings.methods, settings.evaluate, settings.localises)
+    cols = columns(settings.methods, settings.evaluate, settings.localises, settings.compares)
     rows = [{**{c: by_key[keys[s.path]].get(c) for c in cols}, "path": s.path, "true_label": s.true_label}
             for s in sources if keys[s.path] in by_key]
     with atomic_file(out / "results.parquet") as file:
@@ -153,9 +155,9 @@ def prune_pictures(out: Path, keys: Iterable[str], rows: Iterable[dict]) -> int:
     files = {str(key)[:32] for key in keys}
     named: dict[str, bool] = {}  # raw stem -> whether a row of a file still in the input names it
     for row in rows:
-        if row.get("maps_file") is not None:
-            stem = str(row["maps_file"])
-            named[stem] = named.get(stem, False) or str(row["key"])[:32] in files
+        for stem in (row.get("maps_file"), row.get("b_maps_file")):  # model A's raw maps, model B's
+            if stem is not None:
+                named[str(stem)] = named.get(str(stem), False) or str(row["key"])[:32] in files
     removed = 0
     maps = Path(out) / "maps"
     for picture in (maps.iterdir() if maps.is_dir() else ()):
