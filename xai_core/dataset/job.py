@@ -195,7 +195,9 @@ def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size:
     pending: Optional[Future] = None
     with ThreadPoolExecutor(max_workers=1) as writer:
         for i in range(0, len(todo), size):
-            rows, drawn = compute_batch(handle, todo[i:i + size], settings, against)
+            batch = todo[i:i + size]  # (without model B, the call as before: tests count these calls)
+            rows, drawn = (compute_batch(handle, batch, settings) if against is None else
+                           compute_batch(handle, batch, settings, against))
             if pending is not None:
                 yield pending.result()
             pending = writer.submit(_store, out, rows, drawn, settings, pictures)

@@ -17,7 +17,8 @@ for resuming, and finished into results.parquet, summary.json and index.html.
                           with maps, KEY.jpg and the raw maps; with none, nothing
     OUT/summary.json      per method: score means with 95% bootstrap intervals, win rates against
                           the random map, accuracy (with true labels); see `summarize`; with ground
-                          truth (--ground-truth) also "localisation" (`localisation_summary`)
+                          truth (--ground-truth) also "localisation" (`localisation_summary`);
+                          against a model B (--against) also "against" (`against_summary`)
     OUT/index.html        the browsable report (`report.html_reports`)
 
 A row's `key` is the file's content hash and the job's settings: rerunning the same command finds
@@ -38,6 +39,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from .._files import atomic_file, write_atomic
 from ..report import write_dataset_report
+from .against_summary import against_summary
 from .inputs import Source
 from .localisation_summary import localisation_summary
 from .settings import Settings, columns
@@ -135,6 +137,8 @@ def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings,
     summary["input_root"] = os.path.abspath(root)  # for `original_file`: where the rows' paths are (never shown)
     if settings.localises:
         summary["localisation"] = localisation_summary(rows, settings, unmatched)
+    if settings.compares:
+        summary["against"] = against_summary(rows, settings)
     write_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
     write_dataset_report(out, rows, summary, lambda some: with_thumbnails(out, some, settings.methods))
     return rows, prune_pictures(out, keys.values(), by_key.values())
