@@ -159,13 +159,23 @@ def test_an_image_whose_class_model_b_does_not_know_keeps_model_a(lite, tree, tm
 
 def test_batch_against_on_the_command_line(tree, tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["batch", "--input", str(tree), "--output", str(out), "--model", "efficientnet_lite0",
-            "--against", "efficientnet_lite0", "--device", "cpu"]
+    base = ["batch", "--input", str(tree), "--output", str(out), "--model", "efficientnet_lite0", "--device", "cpu"]
+    args = base + ["--against", "efficientnet_lite0"]
     assert cli.main(args) == 0
     assert _rows(out)[0]["gradcam_spearman"] == 1.0
+    assert json.loads((out / "summary.json").read_text())["against"]["model"] == "efficientnet_lite0"
     assert cli.main(args) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("Nothing to do")
-    assert cli.main(args[:-3] + ["--against", "torchvision:resnet18", "--against-weights", "nonexistent.pt"]) == 2
+    missing = tmp_path / "missing.pt"
+    assert cli.main(base + ["--against", "torchvision:resnet18", "--against-weights", str(missing)]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("error: ") and error.count(". ") == 0, error
-    assert cli.main(args[:-3] + ["--against", "nosuchmodel"]) == 2
+    assert error.startswith("error: ") and "Traceback" not in error and error.rstrip(".").count(". ") == 0, error
+    strangers = tmp_path / "labels.txt"
+    strangers.write_text("\n".join(f"thing {i}" for i in range(1000)))
+    assert cli.main(base + ["--against", "torchvision:resnet18", "--against-weights", "none",
+                            "--against-labels", str(strangers)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and "no class label in common" in error, error
+    with pytest.raises(SystemExit) as refused:
+        cli.main(base + ["--against", "nosuchmodel"])
+    assert refused.value.code == 2 and "unknown model 'nosuchmodel'" in capsys.readouterr().err

@@ -152,13 +152,19 @@ def _run_batch(args: argparse.Namespace) -> int:
             handle = load_model(args.model, weights=args.weights, labels=args.labels, device=args.device)
             if handle.notice:
                 print("note: " + " ".join(handle.notice.split()))
+            against = None
+            if args.against is not None:  # model B on the same device as model A
+                against = load_model(args.against, weights=args.against_weights, labels=args.against_labels,
+                                     device=args.device)
+                if against.notice:
+                    print("note: model B: " + " ".join(against.notice.split()))
             if isinstance(args.method, AllMethods):
                 args.method = methods_for(handle)
             result = dataset.run(handle, args.input, args.output, args.method, target=args.target, layer=args.layer,
                                  evaluate=args.eval, steps=args.steps, batch_size=args.batch_size,
                                  progress=RateBar(), engine=args.engine, address=args.address,
                                  pictures=args.pictures, refresh=args.refresh,
-                                 ground_truth=args.ground_truth)
+                                 ground_truth=args.ground_truth, against=against)
     except JobFailed as err:  # the job ran and failed partway: not a bad option
         _fail(str(err))
         return 1
