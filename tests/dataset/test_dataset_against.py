@@ -16,7 +16,7 @@ import torch
 
 import xai_core
 from conftest import IMAGES
-from xai_core import cli, dataset
+from xai_core import cli, dataset, report
 from xai_core.errors import InvalidOptionError, UnknownNameError
 from xai_core.predict import is_correct
 
@@ -179,3 +179,23 @@ def test_batch_against_on_the_command_line(tree, tmp_path, capsys):
     with pytest.raises(SystemExit) as refused:
         cli.main(base + ["--against", "nosuchmodel"])
     assert refused.value.code == 2 and "unknown model 'nosuchmodel'" in capsys.readouterr().err
+
+
+def test_the_report_shows_the_block_and_sorts_by_least_agreement(lite, other, tree, tmp_path):
+    out = tmp_path / "out"
+    dataset.run(lite, str(tree), str(out), ["gradcam"], against=other)
+    page = (out / "index.html").read_text()
+    assert "<h2>Model A against model B</h2>" in page and "torchvision:resnet18" in page
+    assert "least agreement first" in page and "_b_" in page  # the sort, model B's overlays in the cards
+    assert '"against":true' in page
+
+
+def test_the_block_escapes_every_string():
+    entry = {"mean": 0.5, "low": 0.4, "high": 0.6, "n": 3, "interval": "bootstrap"}
+    summary = {"settings": {"model": "<b>a</b>"}, "against": {
+        "model": "<script>x</script>", "fingerprint": "abc", "compared": 3, "not_compared": 0,
+        "methods": {"gradcam": {"title": "<i>t</i>", "spearman": entry, "top_iou": entry,
+                                "classes": {"<img src=x>": {"spearman": entry, "top_iou": entry}}}}}}
+    section = report.against_section_html(summary)
+    assert "<script>" not in section and "<img" not in section and "<i>" not in section
+    assert "&lt;script&gt;" in section and "&lt;img src=x&gt; 0.50" in section

@@ -154,8 +154,11 @@ def _run_batch(args: argparse.Namespace) -> int:
                 print("note: " + " ".join(handle.notice.split()))
             against = None
             if args.against is not None:  # model B on the same device as model A
-                against = load_model(args.against, weights=args.against_weights, labels=args.against_labels,
-                                     device=args.device)
+                try:
+                    against = load_model(args.against, weights=args.against_weights, labels=args.against_labels,
+                                         device=args.device)
+                except XAIError as err:  # say which of the two models it is
+                    return _fail(f"Model B ({args.against}) cannot be loaded: {err}")
                 if against.notice:
                     print("note: model B: " + " ".join(against.notice.split()))
             if isinstance(args.method, AllMethods):

@@ -6,13 +6,13 @@ change where folders are classes; and the keys of the least-agreeing images. The
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from typing import Optional, Sequence
 
 import numpy as np
 
 from ..methods import get_method
+from ..report import mean_agreement
 from .settings import Settings
 from .summary import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_ci, wilson_ci
 from .summary import _bootstrap_many, _distinct, _json_safe  # this package's own helpers
@@ -26,13 +26,6 @@ def image_class(row: dict) -> Optional[str]:
     """The class a row counts under in the per-class figures: its true label where its folder is
     one of model A's classes (`correct` is then not null), else model A's predicted label."""
     return row.get("true_label") if row.get("correct") is not None else row.get("label")
-
-
-def mean_agreement(row: dict, methods: Sequence[str]) -> Optional[float]:
-    """The mean of a row's Spearman correlations over `methods` (those defined), None without any."""
-    values = [row.get(f"{m}_spearman") for m in methods]
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    return sum(values) / len(values) if values else None
 
 
 def against_summary(rows: Sequence[dict], settings: Settings) -> dict:
@@ -93,4 +86,4 @@ def _accuracies(ok: Sequence[dict]) -> dict:
     return out
 
 
-__all__ = ["LEAST_AGREEING", "against_summary", "image_class", "mean_agreement"]
+__all__ = ["LEAST_AGREEING", "against_summary", "image_class"]
