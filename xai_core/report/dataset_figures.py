@@ -205,6 +205,8 @@ def column_label(column: str, titles: dict[str, str]) -> Optional[str]:
     the baselines' localisation scores among them)."""
     if column in COLUMN_WORDS:
         return COLUMN_WORDS[column]
+    if column.endswith(("_top_iou", "_spearman")):  # against a model B: one sort, "agreement" (not a localisation IoU)
+        return None
     split = _method_column(column)
     if split is None:
         return None
