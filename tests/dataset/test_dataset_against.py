@@ -162,6 +162,9 @@ def test_batch_against_on_the_command_line(tree, tmp_path, capsys):
     base = ["batch", "--input", str(tree), "--output", str(out), "--model", "efficientnet_lite0", "--device", "cpu"]
     args = base + ["--against", "efficientnet_lite0"]
     assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Model A efficientnet_lite0 against model B efficientnet_lite0" in printed
+    assert "Grad-CAM: Spearman 1.000 [1.000, 1.000], top-20% IoU 1.000 [1.000, 1.000]" in printed
     assert _rows(out)[0]["gradcam_spearman"] == 1.0
     assert json.loads((out / "summary.json").read_text())["against"]["model"] == "efficientnet_lite0"
     assert cli.main(args) == 0

@@ -27,7 +27,7 @@ from ..images import load_image
 from ..methods import LAST_BLOCKS, attention_layout, get_method, methods_for
 from ..models import load_model
 from ..predict import predict
-from ..report import pictures
+from ..report import against_sentences, against_table, pictures
 from . import bench
 from .compare_command import run_compare
 from .grid_command import run_grid
@@ -188,8 +188,21 @@ def _run_batch(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     if result.ground_truth:  # the counts of files without ground truth and ground truth without a file
         print(result.ground_truth)
+    if args.against is not None:  # how much the two models agree, from summary.json (`against_summary`)
+        print(_agreement_lines(Path(result.output) / "summary.json"))
     print(result.line())
     return 1 if result.failed else 0
+
+
+def _agreement_lines(path: Path) -> str:
+    """The against block of summary.json at `path` in a few lines: which model B, each method's mean
+    Spearman and top-20% IoU with their intervals, and the accuracy change."""
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    table = against_table(summary)
+    lines = against_sentences(summary)
+    lines += [f"{method}: Spearman {rho}, top-20% IoU {iou}" for method, rho, iou in
+              zip(*(table[c] for c in list(table)[:3]))]
+    return "\n".join(lines)
 
 
 _COLUMNS = (("deletion_auc", "deletion"), ("insertion_auc", "insertion"), ("road_morf", "ROAD MoRF"),
