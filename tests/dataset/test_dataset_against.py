@@ -202,3 +202,26 @@ def test_the_block_escapes_every_string():
     section = report.against_section_html(summary)
     assert "<script>" not in section and "<img" not in section and "<i>" not in section
     assert "&lt;script&gt;" in section and "&lt;img src=x&gt; 0.50" in section
+
+
+def test_a_missing_model_b_picture_is_explained_again(lite, tree, tmp_path):
+    out = tmp_path / "out"
+    dataset.run(lite, str(tree), str(out), ["gradcam"], against=lite)
+    row = _rows(out)[0]
+    (out / "maps" / f"{row['key']}_b.jpg").unlink()
+    again = dataset.run(lite, str(tree), str(out), ["gradcam"], against=lite)
+    assert again.explained_now == 1 and (out / "maps" / f"{row['key']}_b.jpg").is_file()
+    assert any("missing or damaged" in note for note in again.notes)
+
+
+def test_model_b_pictures_follow_the_pictures_level(lite, tree, tmp_path):
+    """--pictures maps: model B's picture and raw maps, no overlays (drawn when shown); none: nothing."""
+    out = tmp_path / "maps"
+    dataset.run(lite, str(tree), str(out), ["gradcam"], against=lite, pictures="maps")
+    row = _rows(out)[0]
+    assert (out / "maps" / f"{row['key']}_b.jpg").is_file() and not (out / "maps" / f"{row['key']}_b_gradcam.jpg").exists()
+    assert dataset.read_picture(out, row, "gradcam", model="b") == dataset.read_picture(out, row, "gradcam")
+    bare = tmp_path / "none"
+    dataset.run(lite, str(tree), str(bare), ["gradcam"], against=lite, pictures="none")
+    assert not (bare / "maps").exists() or not any((bare / "maps").iterdir())
+    assert _rows(bare)[0]["b_maps_file"] is None and _rows(bare)[0]["gradcam_spearman"] == 1.0
