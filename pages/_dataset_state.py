@@ -98,15 +98,15 @@ def read_results(name: str, stamp: int) -> dict:
     return {"summary": xai_core.dataset.check_summary(summary, f"“{name}”"), "rows": rows}
 
 
-def results_picture(name: str, row: dict, method: Optional[str] = None) -> Optional[bytes]:
+def results_picture(name: str, row: dict, method: Optional[str] = None, model: str = "a") -> Optional[bytes]:
     """The bytes of `row`'s picture (`method` None) or of its `method` map over it in results folder
-    `name` (one `results_folders` lists), whichever was written (`xai_core.dataset.read_picture`),
-    or None when the row has none."""
+    `name` (one `results_folders` lists), whichever was written (`xai_core.dataset.read_picture`;
+    `model` "b": model B's, in a run against a model B), or None when the row has none."""
     try:
         folder = _results_folder(name)
     except xai_core.XAIError:
         return None
-    return xai_core.dataset.read_picture(folder, row, method)
+    return xai_core.dataset.read_picture(folder, row, method, model=model)
 
 
 def results_original(name: str, row: dict) -> tuple[Optional[bytes], Optional[str]]:

@@ -13,7 +13,7 @@ from pages import _dataset_state as D
 from pages import _state as S
 from xai_core.report import dataset_figures as DF
 from xai_core.report import pictures as R
-from xai_core.report import markdown_text
+from xai_core.report import against_sentences, against_table, markdown_text, with_agreement
 
 PER_PAGE = 12
 
@@ -174,8 +174,11 @@ def _folder() -> Optional[dict]:
     layers = settings.get("layers") or [handle.default_layer]
     fixed = settings.get("target") is not None or settings.get("ground_truth") is not None  # a label's class
     # whichever pictures were written: the overlays, else drawn from the raw maps, else none
-    return dict(data, id=f"folder.{name}", methods=methods, layer=layers[0], model=settings.get("model"),
-                picture=lambda row, method=None: D.results_picture(name, row, method),
+    against = bool(data["summary"].get("against"))  # a run against a model B: sortable by agreement
+    rows = with_agreement(data["rows"], methods) if against else data["rows"]
+    return dict(data, rows=rows, id=f"folder.{name}", methods=methods, layer=layers[0], model=settings.get("model"),
+                against=against, picture=lambda row, method=None: D.results_picture(name, row, method),
+                picture_b=lambda row, method: D.results_picture(name, row, method, model="b"),
                 original=lambda row: D.results_original(name, row),
                 target_of=lambda row: row["target"] if fixed else None)
 
@@ -217,6 +220,13 @@ def _summary(view: dict) -> None:
         st.markdown("**Does the map point at the object?**")
         st.table({markdown_text(c): [markdown_text(v) for v in values] for c, values in located.items()})
         st.caption(markdown_text(f"{block.get('note', '')} {block.get('counts_note', '')}".strip()))
+    compared = against_table(summary)
+    if compared:  # a run against a model B (batch --against): how much the two models' maps agree
+        st.markdown("**Model A against model B**")
+        st.table({markdown_text(c): [markdown_text(v) for v in values] for c, values in compared.items()})
+        st.caption(" ".join(markdown_text(s) for s in against_sentences(summary)) + " Agreement of the two models' "
+                   "maps of the same class: Spearman's rank correlation and the IoU of each map's top 20%, means "
+                   "with 95% bootstrap intervals.")
 
 
 def _gallery(view: dict) -> None:
@@ -254,15 +264,22 @@ def _item(view: dict, row: dict, titles: dict) -> None:
         if row.get("error"):
             st.warning(markdown_text(f"{row['path']}: {row['error']}"), icon=":material/block:")
             return
-        columns = st.columns([1] * (1 + len(titles)) + [1.6 + 0.25 * len(titles)], gap="small")
+        both = view.get("against") and row.get("b_label") is not None  # model B's map beside A's
+        shown = [(m, t, view["picture"]) for m, t in titles.items()]
+        if both:
+            shown = [entry for m, t in titles.items() for entry in
+                     ((m, f"A · {t}", view["picture"]), (m, f"B · {t}", view["picture_b"]))]
+        columns = st.columns([1] * (1 + len(shown)) + [1.6 + 0.25 * len(shown)], gap="small")
         picture = view["picture"]
         image = picture(row)
         with columns[0]:
             if image:
                 st.image(image, width="stretch")
             P.fitted_caption(row["path"])
-        for column, (method, title) in zip(columns[1:], titles.items()):
-            data = R.draw_outline(picture(row, method), row.get("ground_truth_outline"))  # the object, if known
+        for column, (method, title, draw) in zip(columns[1:], shown):
+            data = draw(row, method)
+            if draw is picture:  # the object's outline (ground truth), on model A's picture only
+                data = R.draw_outline(data, row.get("ground_truth_outline"))
             if data:
                 with column:
                     st.image(data, width="stretch")
@@ -282,6 +299,14 @@ def _meta(view: dict, row: dict, titles: dict) -> None:
                   for s in DF.SCORE_WORDS if row.get(f"{method}_{s}") is not None]
         if scores:
             lines.append(f"{title}: {', '.join(scores)}")
+    if row.get("b_label") is not None:  # a run against a model B
+        lines.append(f"model B: **{markdown_text(row['b_label'])}** {S.percent(row['b_probability'])}")
+        agree = [f"{title} Spearman {row[f'{method}_spearman']:.2f}" for method, title in titles.items()
+                 if row.get(f"{method}_spearman") is not None]
+        if agree:
+            lines.append("agreement: " + ", ".join(agree))
+        if row.get("b_note"):
+            lines.append(markdown_text(row["b_note"]))
     st.markdown("  \n".join(lines))
     if st.button("Open", key=f"open.{view['id']}.{row['key']}", icon=":material/compare:",  # fits a narrow column
                  help="Open this photo on the CAM page with this run's methods, layer and class."):

@@ -27,7 +27,7 @@ from ..images import load_image
 from ..methods import LAST_BLOCKS, attention_layout, get_method, methods_for
 from ..models import load_model
 from ..predict import predict
-from ..report import pictures
+from ..report import against_sentences, against_table, pictures
 from . import bench
 from .compare_command import run_compare
 from .grid_command import run_grid
@@ -152,13 +152,22 @@ def _run_batch(args: argparse.Namespace) -> int:
             handle = load_model(args.model, weights=args.weights, labels=args.labels, device=args.device)
             if handle.notice:
                 print("note: " + " ".join(handle.notice.split()))
+            against = None
+            if args.against is not None:  # model B on the same device as model A
+                try:
+                    against = load_model(args.against, weights=args.against_weights, labels=args.against_labels,
+                                         device=args.device)
+                except XAIError as err:  # say which of the two models it is
+                    return _fail(f"Model B ({args.against}) cannot be loaded: {err}")
+                if against.notice:
+                    print("note: model B: " + " ".join(against.notice.split()))
             if isinstance(args.method, AllMethods):
                 args.method = methods_for(handle)
             result = dataset.run(handle, args.input, args.output, args.method, target=args.target, layer=args.layer,
                                  evaluate=args.eval, steps=args.steps, batch_size=args.batch_size,
                                  progress=RateBar(), engine=args.engine, address=args.address,
                                  pictures=args.pictures, refresh=args.refresh,
-                                 ground_truth=args.ground_truth)
+                                 ground_truth=args.ground_truth, against=against)
     except JobFailed as err:  # the job ran and failed partway: not a bad option
         _fail(str(err))
         return 1
@@ -179,8 +188,21 @@ def _run_batch(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     if result.ground_truth:  # the counts of files without ground truth and ground truth without a file
         print(result.ground_truth)
+    if args.against is not None:  # how much the two models agree, from summary.json (`against_summary`)
+        print(_agreement_lines(Path(result.output) / "summary.json"))
     print(result.line())
     return 1 if result.failed else 0
+
+
+def _agreement_lines(path: Path) -> str:
+    """The against block of summary.json at `path` in a few lines: which model B, each method's mean
+    Spearman and top-20% IoU with their intervals, and the accuracy change."""
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    table = against_table(summary)
+    lines = against_sentences(summary)
+    lines += [f"{method}: Spearman {rho}, top-20% IoU {iou}" for method, rho, iou in
+              zip(*(table[c] for c in list(table)[:3]))]
+    return "\n".join(lines)
 
 
 _COLUMNS = (("deletion_auc", "deletion"), ("insertion_auc", "insertion"), ("road_morf", "ROAD MoRF"),

@@ -156,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--refresh", action="store_true", help="explain again the files done before by another "
                        "results version of xai_core (whose maps or scores may differ); without it a rerun keeps "
                        "their rows and says how many it kept")
+    batch.add_argument("--against", type=_model, metavar="MODEL", help="model B: explain every file with it "
+                       "too and compare the two models' maps (Spearman, top-20%% IoU) and predictions; the same "
+                       "choices as --model")
+    batch.add_argument("--against-weights", default="DEFAULT", type=_weights, help=f"model B's {_WEIGHTS_HELP}")
+    batch.add_argument("--against-labels", help=f"model B's {_LABELS_HELP}")
     batch.add_argument("--ground-truth", metavar="PATH", help="score whether each map points at the object: a CSV "
                        "path,x0,y0,x1,y1[,label] (pixels of the original image), a COCO JSON, or a folder of PNG masks "
                        "or Pascal VOC XML files mirroring the input's paths; a label naming a class makes it the target")

@@ -2,8 +2,8 @@
 this process (the local engine) or on Ray actors (`ray_engine.py`). Open `job.py` first (`run`);
 `records.py` explains one batch, `store.py` writes the results folder, `writer.py` its pictures,
 `summary.py` its statistics; `lock.py` keeps it to one writer, `check.py` says what a rerun trusts;
-`original.py` reads a row's photo again from the run's input; `grid.py`, the grid pointing game;
-`localised.py` and `localisation_summary.py`, ground truth (`run`'s `ground_truth=`)."""
+`original.py` reads a row's photo again; `grid.py`, the grid pointing game; `localised.py` and
+`localisation_summary.py`, ground truth (`ground_truth=`); `against.py` and `against_summary.py`, a model B (`against=`)."""
 
 from . import ray_engine
 from .grid import GridGame, grid_pointing_game

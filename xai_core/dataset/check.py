@@ -16,7 +16,7 @@ from PIL import Image
 
 from .settings import PICTURES
 from .store import read_parts
-from .writer import KEY_PATTERN, RAW_PATTERN, pictures_written
+from .writer import B_SUFFIX, KEY_PATTERN, RAW_PATTERN, pictures_written
 
 #: What a part set aside is renamed to: PART + this.
 ASIDE = ".aside"
@@ -93,6 +93,8 @@ class _Disk:
                 f"{key}_{m}.png" in self.names or f"{key}_{m}.jpg" in self.names for m in methods)
         if level == "all" and not all(f"{key}_{m}.jpg" in self.names for m in methods):
             return False
+        if row.get("b_label") is not None and f"{key}{B_SUFFIX}.jpg" not in self.names:
+            return False  # a run against a model B: its picture too (its maps are in their own raw files)
         for method in methods:
             shape = self._shape(f"{row['maps_file']}.{method}.npy", key)
             if shape is None or row["maps_index"] >= shape[0]:

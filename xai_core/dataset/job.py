@@ -19,6 +19,7 @@ from ..explain import images_per_batch
 from ..localisation import ground_truth_digest
 from ..methods import ATTENTION, check_applies, get_method
 from ..models import ModelHandle
+from .against import check_against
 from .check import notes, trusted_rows
 from .inputs import list_inputs
 from .localisation_summary import localisation_line, unmatched_truths
@@ -48,6 +49,7 @@ def run(
     pictures: str = "all",
     refresh: bool = False,
     ground_truth=None,
+    against: Optional[ModelHandle] = None,
 ) -> JobResult:
     """Explain every file of `input_spec` (see `list_inputs`) into the folder `output`, skipping
     the files a previous run with the same settings already did. `pictures`: what is written
@@ -67,7 +69,16 @@ def run(
     target. Its content is part of the settings, so changed ground truth is explained and scored
     again. Raises `InvalidGroundTruthError` (one sentence, before any work) when it cannot be read;
     files without ground truth and ground truth without a file are counted (`JobResult.ground_truth`),
-    never an error."""
+    never an error.
+
+    `against`: model B (a `load_model` handle): every file is compared with it too
+    (`compare.compare_models_batch`; model A is explained once), each row gets model B's columns
+    (`settings.columns`: its prediction, whether each model is right where folders are classes, each
+    method's Spearman and top-20% IoU), maps/ model B's pictures beside A's (KEY_b...) and
+    summary.json an "against" block (`against_summary`). Model B's fingerprint is part of the
+    settings, so another model B explains every file again and the same one resumes. Raises
+    `InvalidOptionError` for two models with no label in common and `UnknownNameError` for a
+    `target` model B does not know, before any work."""
     started = time.perf_counter()
     pictures = check_pictures(pictures)
     methods = [get_method(m).id for m in split_names(methods, lower=True)]
@@ -81,6 +92,9 @@ def run(
     if engine not in ("local", "ray"):
         raise InvalidOptionError(f"Unknown engine {engine!r}; use local or ray.")
     settings = Settings(handle.name, handle.fingerprint, tuple(methods), target, layers, bool(evaluate), int(steps))
+    if against is not None:
+        check_against(handle, against, target)
+        settings = dataclasses.replace(settings, against=against.name, against_fingerprint=against.fingerprint)
     if ground_truth is not None:
         where = Path(ground_truth).expanduser().resolve()
         settings = dataclasses.replace(settings, ground_truth=str(where), ground_truth_digest=ground_truth_digest(where))
@@ -95,13 +109,13 @@ def run(
                                  "writable folder path.") from None
     with hold_folder(out) as locked:  # one writer at a time: a second run stops here with one sentence
         result = _job(handle, settings, out, root, sources, size, pictures, engine, address, progress, started,
-                      refresh)
+                      refresh, against)
     return result if locked else dataclasses.replace(result, notes=(UNLOCKED, *result.notes))
 
 
 def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources: list, size: int, pictures: str,
          engine: str, address: Optional[str], progress: Optional[Callable[[int, int], None]],
-         started: float, refresh: bool) -> JobResult:
+         started: float, refresh: bool, against: Optional[ModelHandle] = None) -> JobResult:
     """`run` once it holds the folder: what is stored is checked against the disk (`check.py`)."""
     digest = settings.digest()
     stored, damaged, aside = trusted_rows(out, settings.methods, digest)
@@ -135,9 +149,10 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
     richer = sum(keys[s.path] in done and PICTURES.index(pictures_written(done[keys[s.path]])) < asked
                  for s in sources)
     if engine == "ray":
-        batches = _written(out, settings, run_ray(handle, todo, settings, str(out), size, address, pictures=pictures))
+        batches = _written(out, settings, run_ray(handle, todo, settings, str(out), size, address, pictures=pictures,
+                                                    against=against))
     else:
-        batches = _local(handle, todo, settings, out, size, pictures)
+        batches = _local(handle, todo, settings, out, size, pictures, against)
     explained_now = refused_now = 0  # the files this run explained or refused itself (not copied)
     for rows in batches:
         reusable.update({row["content_key"]: row for row in rows if row.get("content_key")})
@@ -169,7 +184,7 @@ def _older(row: dict) -> bool:
 
 
 def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size: int,
-           pictures: str) -> Iterator[list[dict]]:
+           pictures: str, against: Optional[ModelHandle] = None) -> Iterator[list[dict]]:
     """The local engine: each batch's rows once its part is on disk. A background thread writes a
     batch's pictures (spread over the writer pool's threads, one per core: `writer.py`) and then, at
     once, its part (so a part never names a missing picture) while the next batch is computed; a
@@ -180,7 +195,9 @@ def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size:
     pending: Optional[Future] = None
     with ThreadPoolExecutor(max_workers=1) as writer:
         for i in range(0, len(todo), size):
-            rows, drawn = compute_batch(handle, todo[i:i + size], settings)
+            batch = todo[i:i + size]  # (without model B, the call as before: tests count these calls)
+            rows, drawn = (compute_batch(handle, batch, settings) if against is None else
+                           compute_batch(handle, batch, settings, against))
             if pending is not None:
                 yield pending.result()
             pending = writer.submit(_store, out, rows, drawn, settings, pictures)

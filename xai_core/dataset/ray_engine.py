@@ -63,16 +63,14 @@ class Explainer:
     rows as an Arrow table (the schema of results.parquet)."""
 
     def __init__(self, load_args: dict, fingerprint: str, device: str, threads: int, settings: Settings,
-                 out_dir: str, pictures: str = "all"):
+                 out_dir: str, pictures: str = "all", against_args: Optional[dict] = None):
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
-        self.handle = load_model(**load_args, device=device)
-        if self.handle.fingerprint != fingerprint:
-            raise InvalidOptionError(
-                f"The Ray workers loaded another {load_args['name']} than this process (model fingerprint "
-                f"{self.handle.fingerprint[:12]}, not {fingerprint[:12]}): give them the same weights file, labels "
-                "and packages.")
+        self.handle = _loaded(load_args, fingerprint, device)
+        # a run against a model B: it is loaded and checked as model A is (its fingerprint is the settings')
+        self.against = (_loaded(against_args, settings.against_fingerprint, device)
+                        if settings.compares and against_args is not None else None)
         self.settings = settings
         self.out_dir = out_dir
         self.pictures = pictures
@@ -82,8 +80,19 @@ class Explainer:
 
         records = [{"source": Source(r["path"], r["file"], r["true_label"]), "data": None, "key": r["key"],
                     "content_key": r["content_key"], "error": r["error"]} for r in batch.to_pylist()]
-        rows = explain_records(self.handle, records, self.settings, self.out_dir, self.pictures)
+        rows = explain_records(self.handle, records, self.settings, self.out_dir, self.pictures, self.against)
         return pa.Table.from_pylist(rows, schema=schema(self.settings))
+
+
+def _loaded(load_args: dict, fingerprint: str, device: str) -> ModelHandle:
+    """The model `load_args` load on `device`, refused unless its fingerprint is `fingerprint` (the driver's)."""
+    handle = load_model(**load_args, device=device)
+    if handle.fingerprint != fingerprint:
+        raise InvalidOptionError(
+            f"The Ray workers loaded another {load_args['name']} than this process (model fingerprint "
+            f"{handle.fingerprint[:12]}, not {fingerprint[:12]}): give them the same weights file, labels "
+            "and packages.")
+    return handle
 
 
 def model_args(handle: ModelHandle) -> dict:
@@ -198,24 +207,30 @@ def _quiet_console():
 
 
 def run_ray(handle: ModelHandle, records: Sequence[dict], settings: Settings, out_dir: str, batch_size: int,
-            address: Optional[str], *, pictures: str = "all") -> Iterator[list[dict]]:
+            address: Optional[str], *, pictures: str = "all",
+            against: Optional[ModelHandle] = None) -> Iterator[list[dict]]:
     """Explain `records` (`dataset.read_record`'s dicts) with `explain_records` in Ray actors, in
     batches of `batch_size`, the actors writing what `pictures` asks for; yields each batch's rows (dicts, as `explain_records` returns them) as it
     finishes, in no particular order. `address`: None for a local Ray, else a cluster's address
     (`out_dir` must then be on storage the workers share, see the module's docstring). Raises
     `InvalidOptionError` (one sentence) when Ray is missing, the model cannot be loaded in another
     process (random weights) or the cluster cannot be reached, before any work, and `JobFailed` (one
-    sentence) when the job fails once it runs (e.g. an actor cannot load the model)."""
+    sentence) when the job fails once it runs (e.g. an actor cannot load the model). `against`:
+    model B of a run against a model B, loaded in every actor too (its `model_args`, checked by
+    its fingerprint), so each refuses a model B it cannot load again the way it refuses model A."""
     load_args = model_args(handle)
+    against_args = model_args(against) if against is not None else None
     ray = _import_ray()
     records = list(records)
     if not records:
         return iter(())
     started = _connect(ray, address)
-    return _batches(ray, started, handle, load_args, records, settings, out_dir, batch_size, address, pictures)
+    return _batches(ray, started, handle, load_args, records, settings, out_dir, batch_size, address, pictures,
+                    against_args)
 
 
-def _batches(ray, started, handle, load_args, records, settings, out_dir, batch_size, address, pictures):
+def _batches(ray, started, handle, load_args, records, settings, out_dir, batch_size, address, pictures,
+             against_args=None):
     context = ray.data.DataContext.get_current()
     shown = context.enable_progress_bars, context.print_on_execution_start
     try:
@@ -244,7 +259,8 @@ def _batches(ray, started, handle, load_args, records, settings, out_dir, batch_
                 Explainer, batch_size=size, batch_format="pyarrow", zero_copy_batch=True,
                 fn_constructor_kwargs={"load_args": load_args, "fingerprint": handle.fingerprint,
                                        "device": how["device"], "threads": how["threads"], "settings": settings,
-                                       "out_dir": str(out_dir), "pictures": pictures},
+                                       "out_dir": str(out_dir), "pictures": pictures,
+                                       "against_args": against_args},
                 compute=ray.data.ActorPoolStrategy(size=min(how["concurrency"], len(blocks))),
                 num_gpus=how["num_gpus"], num_cpus=how["num_cpus"], runtime_env=runtime_env, **restarts)
         try:

@@ -19,12 +19,13 @@ import torch
 
 from .. import versions
 from .._pool import worker_pool
-from ..errors import Cancelled, InvalidImageError, XAIError
+from ..errors import Cancelled, InvalidImageError, InvalidOptionError, XAIError
 from ..evaluate import evaluate_batch
 from ..explain import TOP_K, explain_batch
 from ..faithfulness import RANDOM
 from ..images import load_image
 from ..models import ModelHandle
+from .against import against_values, b_pictures, explain_against
 from .inputs import Source
 from .localised import ground_truths, image_targets, localisation_values, truth_of
 from .settings import EVAL_SCORES, NOT_EXPLAINED, Settings, columns
@@ -91,12 +92,13 @@ def record_bytes(record: dict) -> bytes:
 
 
 def explain_records(handle: ModelHandle, records: Sequence[dict], settings: Settings, out_dir: str,
-                    pictures: str = "all") -> list[dict]:
+                    pictures: str = "all", against: Optional[ModelHandle] = None) -> list[dict]:
     """The per-batch function of both engines: decode each record's bytes, explain the readable
     ones in one `explain_batch` (and `evaluate_batch` with `settings.evaluate`), write what
     `pictures` asks for of their maps under `out_dir/maps` (`writer.store_pictures`), and return
-    one row per record (an error row for a refused file), in order."""
-    rows, drawn = compute_batch(handle, records, settings)
+    one row per record (an error row for a refused file), in order. `against`: model B of a run
+    against a model B (`against.py`)."""
+    rows, drawn = compute_batch(handle, records, settings, against)
     return store_pictures(out_dir, rows, drawn, pictures)
 
 
@@ -105,29 +107,36 @@ OUT_OF_MEMORY = (f"{NOT_EXPLAINED} the model ran out of memory on this image, ev
                  "with more memory.")
 
 
-def compute_batch(handle: ModelHandle, records: Sequence[dict], settings: Settings) -> tuple[list[dict], list]:
+def compute_batch(handle: ModelHandle, records: Sequence[dict], settings: Settings,
+                  against: Optional[ModelHandle] = None) -> tuple[list[dict], list]:
     """`compute_records` of one batch, which survives running out of memory: the batch is split in
     halves and each half computed again, down to one image, whose row then says it could not be
     explained (retried by a rerun); the other files are explained as usual."""
     try:
-        return compute_records(handle, records, settings)
+        return compute_records(handle, records, settings, against=against)
     except (torch.OutOfMemoryError, MemoryError):
         if handle.device.type == "cuda":
             torch.cuda.empty_cache()
         if len(records) == 1:
             return [_row(records[0], settings, error=OUT_OF_MEMORY)], []
     half = len(records) // 2
-    first, second = compute_batch(handle, records[:half], settings), compute_batch(handle, records[half:], settings)
+    first = compute_batch(handle, records[:half], settings, against)
+    second = compute_batch(handle, records[half:], settings, against)
     return first[0] + second[0], first[1] + second[1]
 
 
 def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Settings, *,
                     batch_size: Optional[int] = None,
-                    progress: Optional[Callable[[int, int], Optional[bool]]] = None) -> tuple[list[dict], list]:
+                    progress: Optional[Callable[[int, int], Optional[bool]]] = None,
+                    against: Optional[ModelHandle] = None) -> tuple[list[dict], list]:
     """`explain_records` without the writing: (the rows, the pictures `writer.save_pictures` writes: (key,
     the picture the maps belong to, {method: map}) per explained record). `batch_size` images per
     forward (default: all at once); `progress(done, total)` counts the images explained, then (with
-    evaluation) scored; returning False cancels (raises `Cancelled`)."""
+    evaluation) scored; returning False cancels (raises `Cancelled`). With `settings.compares`,
+    `against` is model B: each image is compared with it (`against.explain_against`: model A is
+    explained once), its row gets model B's columns and its pictures model B's (KEY_b)."""
+    if settings.compares and (against is None or against.fingerprint != settings.against_fingerprint):
+        raise InvalidOptionError("These settings compare with a model B: give that model (against=).")
     started = time.perf_counter()
     rows: list[Optional[dict]] = [None] * len(records)
     good = []
@@ -145,9 +154,14 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     report = (lambda offset: None if progress is None else  # noqa: E731
               (lambda _stage, done, _total: progress(offset + done, total)))
     try:
-        explanations = explain_batch(handle, pils, settings.methods, targets=targets,
-                                     layer=list(settings.layers), batch_size=batch_size or len(pils),
-                                     progress=report(0))
+        if settings.compares:
+            compared = explain_against(handle, against, pils, settings, _each(targets, len(pils)), batch_size or len(pils),
+                                       report(0))
+            explanations = [explanation for explanation, _, _ in compared]
+        else:
+            explanations = explain_batch(handle, pils, settings.methods, targets=targets,
+                                         layer=list(settings.layers), batch_size=batch_size or len(pils),
+                                         progress=report(0))
         scores = (evaluate_batch(handle, pils, explanations, steps=settings.steps,
                                  road_percentiles=settings.road_percentiles, progress=report(len(pils)))
                   if settings.evaluate else None)
@@ -163,11 +177,21 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
         rows[i] = _explained_row(records[i], settings, explanations[n], scores[n] if scores else None, share)
         rows[i].update(localisation_values(settings, truth_of(truths, records[i]["source"].path), explanations[n]))
         pictures.append((records[i]["key"], explanations[n].image, explanations[n].maps))
+        if settings.compares:
+            _, comparison, note = compared[n]
+            rows[i].update(against_values(handle, against, records[i]["source"].true_label, explanations[n],
+                                          comparison, note, pils[n]))
+            pictures += b_pictures(records[i]["key"], comparison)
     return rows, pictures
 
 
+def _each(targets, count: int) -> list:
+    """`image_targets`' answer as one target per image."""
+    return list(targets) if isinstance(targets, (list, tuple)) else [targets] * count
+
+
 def _row(record: dict, settings: Settings, error: Optional[str] = None) -> dict:
-    row = {c: None for c in columns(settings.methods, settings.evaluate, settings.localises)}
+    row = {c: None for c in columns(settings.methods, settings.evaluate, settings.localises, settings.compares)}
     source = record["source"]
     row.update(path=source.path, key=record["key"], content_key=record.get("content_key"), error=error,
                true_label=source.true_label, results_version=versions.RESULTS_VERSION)

@@ -47,17 +47,26 @@ class Settings:
     #: (`localisation.ground_truth_digest`: in the digest, so changed ground truth is scored again)
     ground_truth: Optional[str] = None
     ground_truth_digest: Optional[str] = None
+    #: model B (`run`'s `against=`): its name (for people: left out of the digest, like model A's)
+    #: and its fingerprint (in the digest, so another model B is explained again; `against.py`)
+    against: Optional[str] = None
+    against_fingerprint: Optional[str] = None
 
     @property
     def localises(self) -> bool:
         """Whether the rows hold localisation scores (a run with ground truth)."""
         return self.ground_truth_digest is not None
 
+    @property
+    def compares(self) -> bool:
+        """Whether the rows compare model A with a model B (a run with `against=`)."""
+        return self.against_fingerprint is not None
+
     def digest(self) -> str:
-        """16 hex digits of a hash of the settings, the model's name and the ground truth's path
-        left out (a run without ground truth keeps the digest it had before ground truth existed)."""
-        content = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("model", "ground_truth")
-                   and not (k == "ground_truth_digest" and v is None)}
+        """16 hex digits of a hash of the settings, the models' names and the ground truth's path
+        left out (a run without ground truth or model B keeps the digest it had before they existed)."""
+        content = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("model", "ground_truth", "against")
+                   and not (k in ("ground_truth_digest", "against_fingerprint") and v is None)}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -135,7 +144,7 @@ class JobResult:
                 "--refresh to explain them again")
 
 
-def columns(methods: Sequence[str], evaluate: bool, localises: bool = False) -> list[str]:
+def columns(methods: Sequence[str], evaluate: bool, localises: bool = False, compares: bool = False) -> list[str]:
     """The columns of results.parquet, in order: `pictures` says what was written for the row (see
     `PICTURES`), `maps_file` and `maps_index` where its raw maps are (`writer.py`), `results_version`
     the version of xai_core's results that computed it (`versions.RESULTS_VERSION`; null in rows
@@ -143,8 +152,13 @@ def columns(methods: Sequence[str], evaluate: bool, localises: bool = False) -> 
     became of the row's ground truth: "scored", "outside" the crop, "empty" (no object), "unusable"
     (it could not be read; the note says why); null without ground truth), `ground_truth_note` (what was done to it:
     a scaled mask...), `ground_truth_outline` (the object's outline on the picture, which the galleries
-    draw over the maps: `localisation.outline_text`) and `{map}_{score}` for each method, "random" and "centre" and each of
-    `LOCALISATION_SCORES` (null where undefined)."""
+    draw over the maps: `localisation.outline_text`) and `{map}_{score}` for each method, "random" and
+    "centre" and each of `LOCALISATION_SCORES` (null where undefined). With `compares` (a model B, `against.py`): `correct` and
+    `b_correct` (whether each model's top-1 names the true label; null where the folder is not one of
+    that model's classes), model B's top-1 `b_label` and `b_probability`, the class it explains
+    (`b_target_label`, the same label as `target_label`) and its probability, `b_note` (why model B
+    has no maps for the row, else null), `b_maps_file` and `b_maps_index` (its raw maps), and per
+    method `{m}_spearman` and `{m}_top_iou` (`compare.spearman`, `compare.top_iou`; null where undefined)."""
     cols = ["path", "key", "content_key", "error", "label", "probability", "top5_labels", "top5_probabilities", "target",
             "target_label", "true_label", "pictures", "maps_file", "maps_index", "results_version"]
     cols += ["seconds"] + [f"{m}_seconds" for m in methods]
@@ -153,6 +167,10 @@ def columns(methods: Sequence[str], evaluate: bool, localises: bool = False) -> 
     if localises:
         cols += ["ground_truth", "ground_truth_note", "ground_truth_outline"]
         cols += [f"{m}_{score}" for m in list(methods) + [RANDOM, CENTRE] for score in LOCALISATION_SCORES]
+    if compares:
+        cols += ["correct", "b_label", "b_probability", "b_target_label", "b_target_probability", "b_correct",
+                 "b_note", "b_maps_file", "b_maps_index"]
+        cols += [f"{m}_{score}" for m in methods for score in ("spearman", "top_iou")]
     return cols
 
 

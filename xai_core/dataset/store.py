@@ -17,7 +17,8 @@ for resuming, and finished into results.parquet, summary.json and index.html.
                           with maps, KEY.jpg and the raw maps; with none, nothing
     OUT/summary.json      per method: score means with 95% bootstrap intervals, win rates against
                           the random map, accuracy (with true labels); see `summarize`; with ground
-                          truth (--ground-truth) also "localisation" (`localisation_summary`)
+                          truth (--ground-truth) also "localisation" (`localisation_summary`);
+                          against a model B (--against) also "against" (`against_summary`)
     OUT/index.html        the browsable report (`report.html_reports`)
 
 A row's `key` is the file's content hash and the job's settings: rerunning the same command finds
@@ -38,6 +39,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from .._files import atomic_file, write_atomic
 from ..report import write_dataset_report
+from .against_summary import against_summary
 from .inputs import Source
 from .localisation_summary import localisation_summary
 from .settings import Settings, columns
@@ -72,9 +74,10 @@ def schema(settings: Settings):
              "top5_probabilities": pa.list_(pa.float64()), "target": pa.int64(), "target_label": pa.string(),
              "true_label": pa.string(), "pictures": pa.string(), "maps_file": pa.string(), "maps_index": pa.int64(),
              "results_version": pa.int64(), "ground_truth": pa.string(), "ground_truth_note": pa.string(),
-             "ground_truth_outline": pa.string()}
+             "ground_truth_outline": pa.string(), "correct": pa.bool_(), "b_label": pa.string(), "b_target_label": pa.string(), "b_correct": pa.bool_(),
+             "b_note": pa.string(), "b_maps_file": pa.string(), "b_maps_index": pa.int64()}
     return pa.schema([(c, types.get(c, pa.float64()))
-                      for c in columns(settings.methods, settings.evaluate, settings.localises)])
+                      for c in columns(settings.methods, settings.evaluate, settings.localises, settings.compares)])
 
 
 #: A part's name: its bytes' hash at the end (a part of an earlier version has none).
@@ -124,7 +127,7 @@ def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings,
     import pyarrow.parquet as pq
 
     by_key = {row["key"]: row for row in read_rows(out)}
-    cols = columns(settings.methods, settings.evaluate, settings.localises)
+    cols = columns(settings.methods, settings.evaluate, settings.localises, settings.compares)
     rows = [{**{c: by_key[keys[s.path]].get(c) for c in cols}, "path": s.path, "true_label": s.true_label}
             for s in sources if keys[s.path] in by_key]
     with atomic_file(out / "results.parquet") as file:
@@ -134,6 +137,8 @@ def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings,
     summary["input_root"] = os.path.abspath(root)  # for `original_file`: where the rows' paths are (never shown)
     if settings.localises:
         summary["localisation"] = localisation_summary(rows, settings, unmatched)
+    if settings.compares:
+        summary["against"] = against_summary(rows, settings)
     write_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
     write_dataset_report(out, rows, summary, lambda some: with_thumbnails(out, some, settings.methods))
     return rows, prune_pictures(out, keys.values(), by_key.values())
@@ -154,9 +159,9 @@ def prune_pictures(out: Path, keys: Iterable[str], rows: Iterable[dict]) -> int:
     files = {str(key)[:32] for key in keys}
     named: dict[str, bool] = {}  # raw stem -> whether a row of a file still in the input names it
     for row in rows:
-        if row.get("maps_file") is not None:
-            stem = str(row["maps_file"])
-            named[stem] = named.get(stem, False) or str(row["key"])[:32] in files
+        for stem in (row.get("maps_file"), row.get("b_maps_file")):  # model A's raw maps, model B's
+            if stem is not None:
+                named[str(stem)] = named.get(str(stem), False) or str(row["key"])[:32] in files
     removed = 0
     maps = Path(out) / "maps"
     for picture in (maps.iterdir() if maps.is_dir() else ()):

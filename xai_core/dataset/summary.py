@@ -286,6 +286,14 @@ SUMMARY_SCHEMA = {
             "ground_truth": {"type": "string"}, "note": {"type": "string"}, "counts_note": {"type": "string"},
             "counts": {"type": "object", "additionalProperties": _COUNT},
             "maps": {"type": "object", "additionalProperties": _MAP}}},
+        "against": {"type": "object", "required": ["model", "methods"], "properties": {  # with a model B
+            "model": {"type": "string"}, "fingerprint": {"type": "string"}, "grouped_by": {"type": "string"},
+            "compared": _COUNT, "not_compared": _COUNT, "least_agreeing": _STRINGS,
+            "accuracy_a": _ENTRY, "accuracy_b": _ENTRY, "accuracy_change": _ENTRY,
+            "methods": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                "title": {"type": "string"}, "spearman": _ENTRY, "top_iou": _ENTRY,
+                "classes": {"type": "object", "additionalProperties": {
+                    "type": "object", "additionalProperties": _ENTRY}}}}}}},
     },
 }
 

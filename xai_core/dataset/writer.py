@@ -43,6 +43,8 @@ _CHUNK = 8
 #: The largest side of the map thumbnails the HTML report draws for rows written with `maps`.
 THUMBNAIL = 32
 _POOL = LazyPool(32, "xai-writer")
+#: What model B's pictures' names add to the row's key (a run against a model B): KEY_b.jpg, KEY_b_METHOD.jpg.
+B_SUFFIX = "_b"
 
 
 def writer_pool() -> ThreadPoolExecutor:
@@ -138,14 +140,17 @@ def store_pictures(out_dir: str, rows: list[dict], pictures: Sequence[tuple], le
             row["seconds"] += share
             row["pictures"] = level
             row["maps_file"], row["maps_index"] = where.get(row["key"], (None, None))
+            if "b_maps_file" in row:  # a run against a model B: its pictures are KEY_b... (`against.py`)
+                row["b_maps_file"], row["b_maps_index"] = where.get(row["key"] + B_SUFFIX, (None, None))
     return rows
 
 
-def read_map(folder: str | os.PathLike, row: dict, method: str) -> Optional[np.ndarray]:
+def read_map(folder: str | os.PathLike, row: dict, method: str, *, model: str = "a") -> Optional[np.ndarray]:
     """`row`'s raw `method` map (float32 [H, W]) in results folder `folder`: from its batch's raw
-    file, or a previous version's KEY.npz; None when there is none."""
-    key, stem, index = str(row.get("key")), row.get("maps_file"), row.get("maps_index")
-    if not KEY_PATTERN.fullmatch(key) or not _METHOD_ID.fullmatch(str(method)):
+    file, or a previous version's KEY.npz; None when there is none. `model` "b": model B's map of a
+    run against a model B (its `b_maps_file`)."""
+    key, stem, index = _named(row, model)
+    if key is None or not _METHOD_ID.fullmatch(str(method)):
         return None
     maps = Path(folder) / "maps"
     try:
@@ -157,12 +162,14 @@ def read_map(folder: str | os.PathLike, row: dict, method: str) -> Optional[np.n
         return None
 
 
-def read_picture(folder: str | os.PathLike, row: dict, method: Optional[str] = None) -> Optional[bytes]:
+def read_picture(folder: str | os.PathLike, row: dict, method: Optional[str] = None, *,
+                 model: str = "a") -> Optional[bytes]:
     """The bytes of `row`'s picture in results folder `folder` (`method` None), or of its `method`
     map over it: the overlay written (KEY_METHOD.jpg, or a previous version's .png), else one drawn
-    from the raw map and the picture (JPEG); None when the row has neither."""
-    key = str(row.get("key"))
-    if not KEY_PATTERN.fullmatch(key) or (method is not None and not _METHOD_ID.fullmatch(str(method))):
+    from the raw map and the picture (JPEG); None when the row has neither. `model` "b": model B's
+    picture and maps of a run against a model B (KEY_b.jpg, KEY_b_METHOD.jpg, its `b_maps_file`)."""
+    key = _named(row, model)[0]
+    if key is None or (method is not None and not _METHOD_ID.fullmatch(str(method))):
         return None
     maps = Path(folder) / "maps"
     if method is None:
@@ -171,7 +178,7 @@ def read_picture(folder: str | os.PathLike, row: dict, method: Optional[str] = N
         data = _read(maps / name)
         if data is not None:
             return data
-    image, cam = _read(maps / f"{key}.jpg"), read_map(folder, row, method)
+    image, cam = _read(maps / f"{key}.jpg"), read_map(folder, row, method, model=model)
     if image is None or cam is None:
         return None
     picture = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
@@ -180,6 +187,17 @@ def read_picture(folder: str | os.PathLike, row: dict, method: Optional[str] = N
     out = io.BytesIO()
     Image.fromarray(overlay_cam(picture, cam)).save(out, "JPEG", quality=90)
     return out.getvalue()
+
+
+def _named(row: dict, model: str) -> tuple[Optional[str], object, object]:
+    """(the name `row`'s pictures of `model` ("a" or "b") start with, its raw maps' stem and index);
+    the name None for a key this package never writes."""
+    key = str(row.get("key"))
+    if not KEY_PATTERN.fullmatch(key) or model not in ("a", "b"):
+        return None, None, None
+    if model == "b":
+        return key + B_SUFFIX, row.get("b_maps_file"), row.get("b_maps_index")
+    return key, row.get("maps_file"), row.get("maps_index")
 
 
 def _read(path: Path) -> Optional[bytes]:
@@ -213,5 +231,5 @@ def with_thumbnails(folder: str | os.PathLike, rows: Sequence[dict], methods: Se
     return out
 
 
-__all__ = ["KEY_PATTERN", "RAW_PATTERN", "THUMBNAIL", "check_pictures", "covers", "pictures_written", "read_map",
+__all__ = ["B_SUFFIX", "KEY_PATTERN", "RAW_PATTERN", "THUMBNAIL", "check_pictures", "covers", "pictures_written", "read_map",
            "read_picture", "save_pictures", "store_pictures", "with_thumbnails", "writer_pool"]

@@ -22,7 +22,8 @@ SCORE_TITLES = {"deletion_auc": "Deletion AUC ↓", "insertion_auc": "Insertion 
 #: the Dataset page and in the dataset report (index.html).
 SCORE_WORDS = {"deletion_auc": "deletion", "insertion_auc": "insertion", "road_combined": "ROAD"}
 #: The sort menu's label of each column that is not a method's (a method's: `column_label`).
-COLUMN_WORDS = {"path": "file", "probability": "probability", "seconds": "seconds"}
+COLUMN_WORDS = {"path": "file", "probability": "probability", "seconds": "seconds",
+                "agreement": "least agreement first (models A and B, mean Spearman)"}
 #: The gallery's outcome filter: its values, by label (`outcome_choices`: those that apply to a run).
 OUTCOMES = {"all": None, "correct": "right", "wrong": "wrong", "refused files": "error"}
 _RANDOM_COLOR, _METHOD_COLOR = "#9e9e9e", "#1f77b4"
@@ -220,6 +221,8 @@ def column_label(column: str, titles: dict[str, str]) -> Optional[str]:
     the baselines' localisation scores among them)."""
     if column in COLUMN_WORDS:
         return COLUMN_WORDS[column]
+    if column.endswith(("_top_iou", "_spearman")):  # against a model B: one sort, "agreement" (not a localisation IoU)
+        return None
     split = _method_column(column)
     if split is None:
         return None

@@ -30,6 +30,7 @@ from .dataset_figures import (LOCALISATION_TITLES, SCORE_WORDS, has_predictions,
                               method_titles, outcome_choices, scores_in, sort_choices, target_fact)
 from .escaping import html_text
 from .figures import PNG_EXPORT
+from .against_report import against_section_html, with_agreement
 from .gallery import PAGE, Thumbnails, classes_of, gallery_order, prune_gallery, script_json, write_gallery
 from .pictures import JET
 
@@ -45,10 +46,10 @@ def write_dataset_report(out: Path, rows: Sequence[dict], summary: dict,
     or a chunk at a time (None: the rows carry theirs). Every file is written atomically: a failed
     write (a full disk) leaves the previous index.html whole."""
     path = Path(out) / "index.html"
-    rows = gallery_order(rows)
+    methods = summary.get("settings", {}).get("methods", [])
+    rows = gallery_order(with_agreement(rows, methods) if summary.get("against") else rows)
     if thumbnails is not None:
         rows[:PAGE] = thumbnails(rows[:PAGE])
-    methods = summary.get("settings", {}).get("methods", [])
     script, thumbs = write_gallery(out, rows, methods, thumbnails)
     write_atomic(path, dataset_report_html(rows, summary, script))
     prune_gallery(out, script, thumbs)
@@ -118,9 +119,11 @@ def dataset_report_html(rows: Sequence[dict], summary: dict, script: Optional[st
                         "outcomes": list(outcome_choices(rows).items()), "lowfilter": has_predictions(rows),
                         "methods": list(settings.get("methods", [])), "titles": titles, "words": SCORE_WORDS,
                         "located": "localisation" in summary, "located_words": LOCALISATION_TITLES,
-                        "low": LOW_CONFIDENCE, "jet": JET.tolist()})
+                        "low": LOW_CONFIDENCE, "jet": JET.tolist(), "against": bool(summary.get("against"))})
     parts = {"title": html_text(f"Explanations: {summary.get('input', 'dataset')}"),
-             "facts": html_text(" · ".join(facts)), "summary": _summary_table(summary) + _localisation_section(summary), "data": data}
+             "facts": html_text(" · ".join(facts)),
+             "summary": _summary_table(summary) + _localisation_section(summary) + against_section_html(summary),
+             "data": data}
     return _SLOT.sub(lambda m: parts[m.group(1)], TEMPLATE)  # one pass: no text can fill another slot
 
 
@@ -283,11 +286,23 @@ function card(r, i) {
       if (v !== undefined && v !== null) s.push(k === 'pointing' ? (v ? 'points at the object' : 'misses the object')
         : `${esc(D.located_words[k])} ${v.toFixed(3)}`); });
     return s.length ? `${esc(D.titles[m] || m)}: ${s.join(', ')}` : ''; }).filter(Boolean).join('<br>');
-  const maps = methods.map(m => mapFigure(r, i, m)).join('');
+  const maps = methods.map(m => mapFigure(r, i, m) + (D.against ? againstFigure(r, m) : '')).join('');
   const picture = written(r) === 'none' ? `<figure><figcaption>${esc(r.path)}</figcaption></figure>`
     : `<figure><img loading="lazy" src="maps/${esc(r.key)}.jpg" alt="image"><figcaption>${esc(r.path)}</figcaption></figure>`;
   return `<div class="card">${picture}${maps}
-    <div class="meta"><b>${esc(r.label)}</b> ${(100 * r.probability).toFixed(1)}%${truth}<br>target: ${esc(r.target_label)}<br>${scores}</div></div>`;
+    <div class="meta"><b>${esc(r.label)}</b> ${(100 * r.probability).toFixed(1)}%${truth}<br>target: ${esc(r.target_label)}<br>${scores}${D.against ? againstMeta(r) : ''}</div></div>`;
+}
+function againstFigure(r, m) {  // model B's map of the same class beside model A's (its overlay: --pictures all)
+  if (written(r) !== 'all' || r.b_maps_file === null || r.b_maps_file === undefined) return '';
+  return `<figure><img loading="lazy" src="maps/${esc(r.key)}_b_${esc(m)}.jpg" alt="model B ${esc(m)}">`
+    + `<figcaption>model B · ${esc(D.titles[m] || m)}</figcaption></figure>`;
+}
+function againstMeta(r) {  // model B's prediction and each method's agreement
+  if (r.b_label === null || r.b_label === undefined) return '';
+  const agree = methods.filter(m => r[m + '_spearman'] !== null && r[m + '_spearman'] !== undefined)
+    .map(m => `${esc(D.titles[m] || m)} Spearman ${r[m + '_spearman'].toFixed(2)}`).join(', ');
+  return `<br>model B: <b>${esc(r.b_label)}</b> ${(100 * r.b_probability).toFixed(1)}%`
+    + (agree ? `<br>agreement: ${agree}` : '') + (r.b_note ? `<br>${esc(r.b_note)}` : '');
 }
 function select() {  // the row numbers the controls select, in their order (over the whole run once it has loaded)
   const cls = $('cls').value, want = $('correct').value, low = $('low').checked, key = $('sort').value, desc = $('desc').checked;
