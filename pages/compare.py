@@ -13,8 +13,7 @@ from pages import _panels as P
 from pages import _state as S
 from xai_core.report import figures, markdown_text
 from xai_core.report.compare_figures import (AGREEMENT_COLUMNS, agreement_table, build_comparison_row,
-                                             build_predictions, object_on_grid, prediction_line, target_line,
-                                             title_lines)
+                                             build_predictions, object_on_grid, prediction_line, target_line)
 
 S.ensure_entry_point()
 P.page_header(
@@ -93,18 +92,19 @@ def _target() -> str:
 
 
 methods = _methods()
-target_col, opacity_col, cmap_col = st.columns([2.2, 2, 1.2], gap="medium")
-with target_col:
+with st.columns([3, 2], gap="medium")[0]:  # a label or "each model's own top class" whole at 1024 px
     choice = _target()
+opacity_col, cmap_col, _ = st.columns([3.6, 1.2, 1.9], gap="medium")
 opacity = opacity_col.slider("Heatmap opacity", 0.0, 1.0, step=0.05, **S.bind(S.OPACITY))
 cmap = cmap_col.selectbox("Colormap", figures.COLORSCALES, **S.bind(S.COLORMAP))
 if not methods:
     st.warning("Choose at least one method.", icon=":material/info:")
     st.stop()
 
-costs_a = S.costs(handle_a, key_a, tuple(m for m in methods if m in xai_core.methods_for(handle_a)), None, False)
-costs_b = S.costs(handle_b, key_b, tuple(m for m in methods if m in xai_core.methods_for(handle_b)), None, False)
-estimate = sum(c.seconds for c in costs_a.values()) + sum(c.seconds for c in costs_b.values())
+estimate = 0.0
+for handle, key in ((handle_a, key_a), (handle_b, key_b)):
+    ran = tuple(m for m in methods if m in xai_core.methods_for(handle))
+    estimate += sum(c.seconds for c in (P.safe(S.costs, handle, key, ran, None, False) or {}).values()) if ran else 0.0
 with P.progress(f"Explaining with both models ({len(methods)} method{'s' * (len(methods) != 1)})", estimate) as report:
     comparison = P.safe(C.compare, handle_a, key_a, handle_b, key_b, digest, data, tuple(methods),
                         C.target_argument(choice), _progress=report)
@@ -114,14 +114,15 @@ if comparison is None:
 title_a, title_b = S.model_title(ss[S.MODEL]), S.model_title(name_b)
 st.subheader(markdown_text(prediction_line(comparison)))
 st.markdown(markdown_text(target_line(comparison)))
-lines = max(title_lines(f"Model A: {title_a}"), title_lines(f"Model B: {title_b}"))
+figure_a, figure_b = build_predictions(comparison, "a", "Model A"), build_predictions(comparison, "b", "Model B")
+figure_a.layout.height = figure_b.layout.height = max(figure_a.layout.height, figure_b.layout.height)  # level captions
 bars_a, bars_b = st.columns(2, gap="medium")
 with bars_a:
-    figure_a = build_predictions(comparison, "a", f"Model A: {title_a}", lines)
     P.show_chart(figure_a, "prediction_a", key="cmp_prediction_a")
+    st.caption(markdown_text(title_a))
 with bars_b:
-    figure_b = build_predictions(comparison, "b", f"Model B: {title_b}", lines)
     P.show_chart(figure_b, "prediction_b", key="cmp_prediction_b")
+    st.caption(markdown_text(title_b))
 method_notes = {c.note for c in comparison.methods.values() if c.note}
 notes = [n for n in comparison.notes if n not in method_notes]
 for note in notes:  # sentences naming models and classes: text

@@ -85,8 +85,10 @@ def test_two_different_models_show_both_predictions_three_maps_and_a_verdict(dep
     assert a_side == f"{lite.label} {lite.probability:.0%}"
     target = next(m.value for m in at.markdown if m.value.startswith("The maps explain"))
     assert f"“{lite.label}”" in target and "in model A" in target and "in model B" in target
-    assert chart(at, "cmp_prediction_a")["layout"]["title"]["text"].startswith("Model A: auto")
-    assert chart(at, "cmp_prediction_b")["layout"]["title"]["text"].startswith("Model B: ResNet-18")
+    assert chart(at, "cmp_prediction_a")["layout"]["title"]["text"] == "Model A"
+    assert chart(at, "cmp_prediction_b")["layout"]["title"]["text"] == "Model B"
+    captions = [c.value for c in at.caption]
+    assert "auto: EfficientNet-Lite0" in captions and "ResNet-18, random weights" in captions
     for method, spec in _rows(at).items():
         a, b, diff = _heatmaps(spec)
         titles = [t["text"] for t in spec["layout"]["annotations"]]

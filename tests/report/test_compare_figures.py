@@ -13,7 +13,7 @@ from xai_core import Explanation, Prediction
 from xai_core.compare import Comparison, MethodComparison, common_grid, difference, spearman, top_iou
 from xai_core.models import Geometry
 from xai_core.report.compare_figures import (agreement_table, build_comparison_row, build_predictions,
-                                             object_on_grid, prediction_line, target_line, title_lines)
+                                             object_on_grid, prediction_line, target_line)
 
 SIZE = 32
 
@@ -93,11 +93,10 @@ def test_predictions_and_the_summary_lines():
     own = _comparison({}, top_b=(Prediction(282, "tiger cat", 0.7),), label_b="tiger cat")
     assert target_line(own).startswith("The maps explain each model's own top class: “tabby” (62%) in model A, "
                                        "“tiger cat” (91%) in model B")
-    fig = build_predictions(comparison, "b", "Model B: <i>mine</i>", title_lines=2)
+    fig = build_predictions(comparison, "b", "Model <i>B</i>")
     assert list(fig.data[0].y) == ["tabby", "tiger cat"] and fig.data[0].marker.color[0] == "#d62728"
-    assert "&lt;i&gt;" in fig.layout.title.text
-    assert fig.layout.margin.t == build_predictions(comparison, "a", "word " * 10).layout.margin.t  # both two lines
-    assert title_lines("word " * 10) == 2 and title_lines("short") == 1
+    assert fig.layout.title.text == "Model &lt;i&gt;B&lt;/i&gt;"  # text, never markup
+    assert build_predictions(comparison, "a", "Model A").data[0].y == ("tabby", "Egyptian cat")
     with pytest.raises(ValueError):
         build_predictions(comparison, "c", "C")
 

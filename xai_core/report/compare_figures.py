@@ -43,10 +43,10 @@ def target_line(comparison: Comparison) -> str:
     return f"The maps explain each model's own top class: “{a}” ({pa}) in model A, “{b}” ({pb}) in model B."
 
 
-def build_predictions(comparison: Comparison, side: str, title: str, title_lines: int = 1) -> go.Figure:
-    """Model `side`'s ("a" or "b") top predictions as bars, the explained class highlighted, under
-    `title` (wrapped to 40 characters a line; `title_lines`: the most lines any neighbour's title
-    takes, so charts side by side keep their bars level). Raises ValueError for another side."""
+def build_predictions(comparison: Comparison, side: str, title: str) -> go.Figure:
+    """Model `side`'s ("a" or "b") top predictions as bars, the explained class highlighted, under a
+    short `title` (e.g. "Model A": the same height for both models, so charts side by side stay
+    level; name the models beside the chart). Raises ValueError for another side."""
     if side not in ("a", "b"):
         raise ValueError(f"side is 'a' or 'b', not {side!r}.")
     top = comparison.top_a if side == "a" else comparison.top_b
@@ -54,22 +54,13 @@ def build_predictions(comparison: Comparison, side: str, title: str, title_lines
     indices = [int(p[0]) for p in top]
     fig = build_prediction_bars([(p[1], p[2]) for p in top],
                                 highlight=indices.index(target) if target in indices else None)
-    shown = wrapped(html_text(title), 40)
-    lines = max(title_lines, shown.count("<br>") + 1)
-    fig.update_layout(title=dict(text=shown, x=0.01, xanchor="left", y=1, yanchor="top", yref="container",
-                                 pad=dict(t=8), font=dict(size=15)),
-                      margin=dict(l=10, r=50, t=16 + _TITLE_LINE_PX * lines, b=10),
-                      height=fig.layout.height + _TITLE_LINE_PX * lines)
+    fig.update_layout(title=dict(text=html_text(title), x=0.02, xanchor="left", font=dict(size=15)),
+                      margin=dict(l=10, r=50, t=40, b=10), height=fig.layout.height + 30)
     return fig
 
 
-def title_lines(title: str) -> int:
-    """How many lines `build_predictions` gives `title`."""
-    return wrapped(html_text(title), 40).count("<br>") + 1
-
-
 def build_comparison_row(comparison: Comparison, method: str, *, titles: Sequence[str] = ("Model A", "Model B"),
-                         opacity: float = 0.5, colorscale: str = "Jet", panel_height: int = 300,
+                         opacity: float = 0.5, colorscale: str = "Jet", panel_height: int = 250,
                          outline: Optional[np.ndarray] = None) -> go.Figure:
     """Three panels over the shared picture (`comparison.image`): model A's map, model B's map (one
     colour scale 0..1, `colorscale`, at `opacity`) and the difference B - A (`DIFFERENCE_COLORMAP`,
@@ -170,4 +161,4 @@ def _percent(probability: float) -> str:
 
 
 __all__ = ["AGREEMENT_COLUMNS", "agreement_table", "build_comparison_row", "build_predictions", "object_on_grid",
-           "prediction_line", "target_line", "title_lines"]
+           "prediction_line", "target_line"]
