@@ -158,9 +158,10 @@ for method in methods:
     P.show_chart(row, f"compare_{method}_{image_name.rsplit('.', 1)[0]}", key=f"cmp_row_{method}")
     st.markdown(markdown_text(verdicts[method]))
     rows.append((compared.title, row))
-st.caption("In the difference, red is where model B's map is higher, blue where model A's is; white: no change. "
-           f"Each model's map is at its default layer (A: {markdown_text(', '.join(comparison.explanation_a.layers) or 'none')}"
-           f"; B: {markdown_text(', '.join(comparison.explanation_b.layers) or 'none')}).")
+layers = [markdown_text(", ".join(e.layers) or "none") for e in (comparison.explanation_a, comparison.explanation_b)]
+st.caption("In the difference, red is where model B's map is higher, blue where model A's is, white: no change; "
+           f"its scale reaches the largest change of the row. Each model's map is at its default layer (A: {layers[0]}; "
+           f"B: {layers[1]}).")
 st.caption(markdown_text(f"Link to this comparison: add ?model={ss[S.MODEL]}&against={name_b} to the page's address."))
 
 settings = {"model A": P.model_description(handle_a), "model B": P.model_description(handle_b), "image": image_name,

@@ -95,7 +95,8 @@ def test_two_different_models_show_both_predictions_three_maps_and_a_verdict(dep
         assert titles[:3] == ["Model A", "Model B", "Difference B − A"]
         za, zb, zd = (np.asarray(array(t["z"]), float) for t in (a, b, diff))
         assert np.allclose(zd, zb - za, atol=1e-5) and not np.allclose(zd, 0)
-        assert spec["layout"]["coloraxis2"]["colorscale"][0][1] != spec["layout"]["coloraxis2"]["colorscale"][-1][1]
+        axis = spec["layout"]["coloraxis2"]  # centred on 0, wide enough for the largest change
+        assert axis["cmid"] == 0 and axis["cmin"] == -axis["cmax"] and np.abs(zd).max() <= axis["cmax"] + 1e-6
     table = at.dataframe[0].value
     assert (table["Spearman ρ"].abs() <= 1).all() and ((table["Top-20% IoU"] >= 0) & (table["Top-20% IoU"] <= 1)).all()
     verdicts = [m.value for m in at.markdown if m.value.startswith(("Grad-CAM's maps", "LayerCAM's maps"))]
@@ -148,3 +149,50 @@ def test_a_model_b_that_cannot_be_loaded_is_one_sentence(deployment, monkeypatch
     at.radio(key="w:cmp.against").set_value("my-lite")
     run(at)
     assert not errors(at) and at.dataframe[0].value["Spearman ρ"].iloc[0] == pytest.approx(1.0)
+
+
+def test_a_method_of_one_model_only_runs_on_that_one_and_the_page_says_so(tmp_path, monkeypatch):
+    """Model B a tiny random ViT (no label in common with ImageNet: each model explains its own top class):
+    LeGrad applies to the transformer only, so its row has model B's map alone and the verdict says why."""
+    from _hf import save_tiny_vit
+
+    save_tiny_vit(tmp_path / "tiny-vit", blocks=2, labels=["widget", "gadget", "gizmo"])
+    (tmp_path / "models.toml").write_text('[[model]]\nname = "vit"\nsource = "hf:tiny-vit"\ntitle = "Tiny ViT"\n',
+                                          encoding="utf-8")
+    at = _app(tmp_path, monkeypatch, against="vit")
+    assert not errors(at)
+    target = at.selectbox(key="w:cmp.target")
+    assert target.options == ["each model's own top class"] and "share no label" in target.help
+    pills = at.pills(key="w:cmp.methods")
+    assert "LeGrad" in pills.help and "apply to one model only" in pills.help
+    pills.set_value(["gradcam", "legrad"])
+    run(at)
+    assert not errors(at)
+    row = chart(at, "cmp_row_legrad")
+    assert [t["coloraxis"] for t in _heatmaps(row)] == ["coloraxis"]  # model B's map only, no difference
+    texts = [a["text"] for a in row["layout"]["annotations"]]
+    assert "not given for<br>model A" in texts
+    verdict = next(m.value for m in at.markdown if m.value.startswith("LeGrad ran on model B only"))
+    assert "does not apply to model A" in verdict
+    table = at.dataframe[0].value
+    assert list(table["method"]) == ["Grad-CAM", "LeGrad"] and np.isnan(table["Spearman ρ"].iloc[1])
+    assert next(m.value for m in at.markdown if m.value.startswith("The maps explain")).startswith(
+        "The maps explain each model's own top class")
+
+
+def test_a_class_model_b_does_not_know_is_refused_in_one_sentence(tmp_path, monkeypatch):
+    """Model B knows three ImageNet labels, not the cat's: model A's top class cannot be asked of it."""
+    from _hf import save_tiny_vit
+
+    save_tiny_vit(tmp_path / "tiny-vit", blocks=1, labels=["ant", "bee", "eel"])
+    (tmp_path / "models.toml").write_text('[[model]]\nname = "vit"\nsource = "hf:tiny-vit"\ntitle = "Tiny ViT"\n',
+                                          encoding="utf-8")
+    at = _app(tmp_path, monkeypatch, against="vit")
+    (error,) = errors(at)
+    assert error.startswith("Only model A knows the class") and "\n" not in error
+    # the labels both know, in model A's order (bee 309, ant 310, eel 390)
+    assert at.selectbox(key="w:cmp.target").options[2:] == ["bee", "ant", "eel"]
+    at.selectbox(key="w:cmp.target").set_value("label:bee")
+    run(at)
+    assert not errors(at)
+    assert "“bee”" in next(m.value for m in at.markdown if m.value.startswith("The maps explain"))

@@ -13,7 +13,7 @@ from xai_core import Explanation, Prediction
 from xai_core.compare import Comparison, MethodComparison, common_grid, difference, spearman, top_iou
 from xai_core.models import Geometry
 from xai_core.report.compare_figures import (agreement_table, build_comparison_row, build_predictions,
-                                             object_on_grid, prediction_line, target_line)
+                                             object_on_grid, prediction_line, target_line, difference_limit)
 
 SIZE = 32
 
@@ -57,6 +57,16 @@ def test_the_row_shows_a_b_and_their_difference_centred_on_zero():
     assert [a.text for a in fig.layout.annotations][:3] == ["Model A", "Model B", "Difference B − A"]
     assert sum(t.type == "image" for t in fig.data) == 3
     assert fig.layout.xaxis2.matches == "x" and fig.layout.xaxis3.matches == "x"  # zoom and pan linked
+
+
+def test_the_difference_scale_fits_the_largest_change_symmetrically():
+    ramp = _ramp()
+    fig = build_comparison_row(_comparison({"gradcam": _compared(ramp, ramp * 0.77)}), "gradcam")
+    axis = fig.layout.coloraxis2
+    assert (axis.cmin, axis.cmid, axis.cmax) == (-0.3, 0.0, 0.3)  # 0.23 rounded up to a tenth
+    assert list(axis.colorbar.ticktext) == ["−0.3 (A)", "0", "+0.3 (B)"]
+    assert difference_limit(np.zeros((2, 2))) == 1.0 and difference_limit(None) == 1.0
+    assert difference_limit(np.array([0.2, -0.05])) == 0.2 and difference_limit(np.array([-1.0])) == 1.0
 
 
 def test_a_map_missing_leaves_its_panel_and_the_difference_labelled():
@@ -104,7 +114,8 @@ def test_predictions_and_the_summary_lines():
 def test_the_agreement_table():
     ramp = _ramp()
     flat = np.zeros((SIZE, SIZE), np.float32)
-    comparison = _comparison({"gradcam": _compared(ramp, ramp), "layercam": _compared(ramp, flat, "layercam", "LayerCAM"),
+    comparison = _comparison({"gradcam": _compared(ramp, ramp),
+                              "layercam": _compared(ramp, flat, "layercam", "LayerCAM"),
                               "legrad": _compared(None, ramp, "legrad", "LeGrad")})
     table = agreement_table(comparison)
     assert table["method"] == ["Grad-CAM", "LayerCAM", "LeGrad"]

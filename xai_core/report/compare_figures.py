@@ -64,7 +64,7 @@ def build_comparison_row(comparison: Comparison, method: str, *, titles: Sequenc
                          outline: Optional[np.ndarray] = None) -> go.Figure:
     """Three panels over the shared picture (`comparison.image`): model A's map, model B's map (one
     colour scale 0..1, `colorscale`, at `opacity`) and the difference B - A (`DIFFERENCE_COLORMAP`,
-    -1..1 centred on 0: red where B's map is higher, blue where A's is), zoom and pan linked. A map
+    ±`difference_limit` centred on 0: red where B's map is higher, blue where A's is), zoom and pan linked. A map
     the method does not give (it applies to one model only) leaves its panel and the difference's
     with the picture alone, labelled. `outline`: the object's mask on the common grid, drawn on every
     panel. Raises KeyError for a method not compared, ValueError for an outline of another shape."""
@@ -94,18 +94,26 @@ def build_comparison_row(comparison: Comparison, method: str, *, titles: Sequenc
         if outline is not None:
             fig.add_trace(outline_trace(outline), row=1, col=i + 1)
     _link_image_axes(fig, 3, width, height)
+    limit = difference_limit(compared.difference)
     fig.update_layout(
         coloraxis=dict(colorscale=colorscale, cmin=0.0, cmax=1.0,
                        colorbar=dict(_COLORBAR, x=0.33, len=0.5, title=dict(text="importance", side="right"),
                                      tickvals=[0, 0.5, 1])),
-        coloraxis2=dict(colorscale=DIFFERENCE_COLORMAP, cmin=-1.0, cmid=0.0, cmax=1.0,
-                        colorbar=dict(_COLORBAR, x=0.84, len=0.3, tickvals=[-1, 0, 1],
-                                      ticktext=["−1 (A)", "0", "+1 (B)"])),
+        coloraxis2=dict(colorscale=DIFFERENCE_COLORMAP, cmin=-limit, cmid=0.0, cmax=limit,
+                        colorbar=dict(_COLORBAR, x=0.84, len=0.3, tickvals=[-limit, 0, limit],
+                                      ticktext=[f"−{limit:g} (A)", "0", f"+{limit:g} (B)"])),
         height=panel_height + 40 + extra + 60, font=_FONT, showlegend=False, dragmode="zoom", plot_bgcolor="white",
         margin=dict(_MARGIN, t=_MARGIN["t"] + extra, b=_MARGIN["b"] + 60),
     )
     fig.update_annotations(font_size=15, selector=dict(yref="paper"))
     return fig
+
+
+def difference_limit(difference: Optional[np.ndarray]) -> float:
+    """The difference's colour range ±limit: its largest absolute value rounded up to a tenth (small
+    changes stay visible), 1 where there is none (no difference, or all zero)."""
+    largest = float(np.abs(difference).max()) if difference is not None and difference.size else 0.0
+    return 1.0 if largest == 0.0 else min(1.0, math.ceil(round(largest * 10, 6)) / 10)
 
 
 def _missing(compared, panel: int) -> str:
@@ -160,5 +168,6 @@ def _percent(probability: float) -> str:
     return f"{probability:.0%}" if probability >= 0.01 else f"{probability:.2g}"
 
 
-__all__ = ["AGREEMENT_COLUMNS", "agreement_table", "build_comparison_row", "build_predictions", "object_on_grid",
+__all__ = ["AGREEMENT_COLUMNS", "agreement_table", "build_comparison_row", "build_predictions", "difference_limit",
+           "object_on_grid",
            "prediction_line", "target_line"]
