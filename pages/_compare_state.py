@@ -61,12 +61,13 @@ def candidates() -> list[str]:
 
 def model_b_name() -> str:
     """The chosen model B (kept while it is offered), else the first models-file model (a user's own
-    checkpoint is what one compares), else the first other model."""
+    checkpoint is what one compares), else the first other model whose weights are on this server."""
     ss = st.session_state
     offered = candidates()
     if ss[AGAINST] not in offered:
         own = [name for name in offered if S.catalog_entry(name) is not None]
-        ss[AGAINST] = (own or offered)[0]
+        here = [name for name in offered if not S.model_title(name).endswith(S.UNAVAILABLE)]
+        ss[AGAINST] = (own or here or offered)[0]
     return ss[AGAINST]
 
 

@@ -196,3 +196,11 @@ def test_a_class_model_b_does_not_know_is_refused_in_one_sentence(tmp_path, monk
     run(at)
     assert not errors(at)
     assert "“bee”" in next(m.value for m in at.markdown if m.value.startswith("The maps explain"))
+
+
+def test_without_a_models_file_model_b_is_a_model_whose_weights_are_here(monkeypatch):
+    """Offline, ResNet-50's weights are missing: model B starts on the bundled model, not on a refusal."""
+    monkeypatch.delenv("XAI_MODELS", raising=False)
+    at = page(run(new_app(monkeypatch)), "compare")
+    assert at.radio(key="w:cmp.against").value == "efficientnet_lite0" and not errors(at)
+    assert at.dataframe[0].value["Spearman ρ"].iloc[0] == pytest.approx(1.0)  # auto loads that very model
