@@ -10,6 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 import xai_core
+from pages import _compare_state as C
 from pages import _panels as P
 from pages import _state as S
 from pages._streamlit_internals import forget_unknown_page
@@ -23,12 +24,15 @@ st.set_page_config(page_title="Why did the classifier decide that?", page_icon=s
 S.init_state()
 S.read_models_file()
 S.apply_query_params()
+C.init_state()
+C.apply_query_params()  # ?against=B: the Compare models page's model B
 
 PAGES = [
     st.Page("pages/home.py", title="Start", icon=":material/home:", default=True),
     st.Page("pages/cam.py", title="Compare CAM methods", icon=":material/compare:"),
     st.Page("pages/dff.py", title="Concepts (DFF)", icon=":material/category:"),
     st.Page("pages/faithfulness.py", title="Faithfulness", icon=":material/verified:"),
+    st.Page("pages/compare.py", title="Compare models", icon=":material/difference:"),
     st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
 ]
 forget_unknown_page(p.url_path for p in PAGES)  # /home, /nope...: the Start page, not "Page not found"

@@ -36,12 +36,12 @@ def test_no_page_and_no_report_shows_a_server_path(server_file_missing: Path, do
     app.session_state["eval.methods"] = ["gradcam"]  # keep the Faithfulness page short
     app.session_state["eval.steps"] = 10
     app.session_state["eval.sanity"] = False
-    for name in ("home", "cam", "dff", "faithfulness", "dataset"):
+    for name in ("home", "cam", "dff", "faithfulness", "compare", "dataset"):
         if name != "home":
             _page(app, name)
         assert not _errors(app), name
         assert not leaks(all_text(app), forbidden), name
-    assert {"cam_report", "dff_report", "eval_report"} <= set(downloads)
+    assert {"cam_report", "dff_report", "eval_report", "cmp_report"} <= set(downloads)
     for key, content in downloads.items():
         assert not leaks(content, forbidden), key
     assert "EfficientNet-Lite0" in downloads["cam_report"] and "XAI_WEIGHTS" in downloads["cam_report"]

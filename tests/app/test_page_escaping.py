@@ -133,6 +133,17 @@ def test_the_cam_dff_and_faithfulness_pages_show_hostile_labels_as_text(hostile_
     assert f"maps of “{LINK} 1”" in shown(at.subheader[0].value)
 
 
+def test_the_compare_page_shows_a_hostile_model_and_labels_as_text(hostile_app: AppTest) -> None:
+    """Model A the hostile model, model B the bundled one; each explains its own top class (a hostile label)."""
+    at = hostile_app
+    at.session_state["cmp.target"] = "top:own"
+    _page(at, "compare")
+    assert not _errors(at) and _markup(at) == [] and _charts(at)
+    assert TITLE in _shown(at)  # model A's title, as it was written
+    bars = _chart(at, "cmp_prediction_a")["data"][0]["y"]
+    assert all("<" not in y and "\n" not in y for y in bars) and any(HOST in y for y in bars)
+
+
 def test_the_dataset_page_shows_hostile_file_names_and_labels_as_text(hostile_app: AppTest) -> None:
     at = _page(hostile_app, "dataset")
     at.segmented_control(key="w:dataset.source").set_value("Results folder")

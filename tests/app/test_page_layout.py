@@ -1,5 +1,5 @@
 """Every page, ready to demo at any width: a real browser (Debian's Chromium through Playwright)
-looks at every element of the Start, CAM, DFF, Faithfulness and Dataset pages, each with an image
+looks at every element of the Start, CAM, DFF, Faithfulness, Compare models and Dataset pages, each with an image
 or a finished run on screen, and at the dataset report (index.html), at 1024, 1280 and 1920 px. It
 fails when
 
@@ -377,6 +377,26 @@ def test_models_file_models_show_every_element_whole(app, results_root, width):
     try:
         _settle(page, "document.querySelectorAll('[data-testid=\"stImage\"] img').length >= 6")
         _explanation_pages(page, 2, lambda name: problems.extend(_check(page, f"vit-{name}", width, forbidden)))
+    finally:
+        page.close()
+    assert problems == [] and page.foreign == [], "\n".join(problems + page.foreign)
+
+
+#: The Compare models page's link: model A the bundled EfficientNet-Lite0, model B the models file's ViT
+#: under LONG_TITLE (no label in common: each explains its own top class), the object's box outlined.
+COMPARE_QUERY = "?model=efficientnet_lite0&against=vit_long&" + BOX_QUERY[1:]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_compare_page_shows_every_element_whole(app, results_root, width):
+    """Both models' prediction bars side by side under their titles (one long), the agreement table, and
+    per method the row A | B | difference with its two colour bars."""
+    url, browser = app
+    page = _open(browser, url, width, query=COMPARE_QUERY)
+    try:
+        _go(page, "Compare models", "Compare models")
+        _settle(page, HEATMAPS.format(n=6) + " && document.querySelector('[data-testid=\"stDataFrame\"]') !== null")
+        problems = _check(page, "compare", width, forbidden_strings(results_root))
     finally:
         page.close()
     assert problems == [] and page.foreign == [], "\n".join(problems + page.foreign)
