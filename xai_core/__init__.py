@@ -5,6 +5,7 @@ Streamlit; numpy out, torch kept inside."""
 from .models import catalog  # the deployment's models file: catalog.entries(), catalog.load_entry(name)
 from . import dataset  # dataset mode: dataset.run(handle, input, output, methods, ...), as `batch` runs it
 from .factorize import Factorization, factorize
+from .concepts import ClassConcepts, Concept, class_concepts
 from .evaluate import evaluate, evaluate_batch
 from .faithfulness import Agreement, Evaluation, estimate_evaluation_seconds
 from .errors import (
@@ -34,6 +35,9 @@ __all__ = [
     "dataset",
     "Agreement",
     "Cancelled",
+    "ClassConcepts",
+    "class_concepts",
+    "Concept",
     "Cost",
     "estimate_cost",
     "estimate_evaluation_seconds",
