@@ -1,7 +1,7 @@
-"""The command line, `python -m xai_core {cam,dff,eval,batch,grid,bench}`: `commands.py` (open it first:
+"""The command line, `python -m xai_core {cam,dff,eval,batch,grid,concepts,bench}`: `commands.py` (open it first:
 `main` and each command), `parser.py` (the options, their choices from the registries),
-`progress.py` (the progress bars on stderr), `grid_command.py` (`grid`), `localise_command.py`
-(`eval --box/--mask`), `bench.py` (xai_core against pytorch-grad-cam)."""
+`progress.py` (the progress bars on stderr), `grid_command.py` (`grid`), `concepts_command.py`
+(`concepts`), `localise_command.py` (`eval --box/--mask`), `bench.py` (xai_core against pytorch-grad-cam)."""
 
 from .commands import main
 from .parser import build_parser
