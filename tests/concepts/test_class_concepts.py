@@ -13,9 +13,9 @@ import torch
 from pytorch_grad_cam.feature_factorization.deep_feature_factorization import dff
 
 import xai_core
-from conftest import IMAGES
+from conftest import IMAGES, no_hooks_left
 from xai_core.concepts import extract
-from xai_core import ClassConcepts, Concept, InvalidOptionError, UnknownNameError, class_concepts
+from xai_core import Cancelled, ClassConcepts, Concept, InvalidOptionError, UnknownNameError, class_concepts
 
 PHOTOS = sorted(str(p) for p in IMAGES.iterdir() if p.suffix in (".png", ".jpg"))
 
@@ -211,3 +211,17 @@ def test_many_locations_stream_through_minibatch_nmf(lite, tabby, monkeypatch):
     assert error(result) <= 1.05 * error(tabby)  # measured: 0.790 streamed, 0.790 at once
     again = class_concepts(lite, PHOTOS, "tabby", n_concepts=4, batch_size=2)
     assert np.array_equal(again.directions, result.directions)
+
+
+def test_no_hook_is_left_after_a_run_or_a_cancelled_one(lite):
+    result = class_concepts(lite, PHOTOS[:2], "tabby", n_concepts=2, top_crops=0, fidelity=False)
+    assert no_hooks_left(lite.module) and all(c.crops == [] for c in result.concepts) and result.fidelity == {}
+    stages = []
+
+    def cancel(stage, done, total):
+        stages.append((stage, done, total))
+        return False
+
+    with pytest.raises(Cancelled, match=r"^The computation was cancelled\.$"):
+        class_concepts(lite, PHOTOS, "tabby", n_concepts=2, batch_size=2, progress=cancel)
+    assert stages == [("activations", 2, 6)] and no_hooks_left(lite.module)

@@ -88,6 +88,7 @@ def class_concepts(
         notes.append(f"The head after {name} is not global average pooling + linear: importances are a "
                      "first-order estimate (gradient x coefficient), and the residual includes the head's bias.")
     order = np.argsort(-contributions.mean(axis=0), kind="stable")
+    t_scores = elapsed(handle.device, started) - t_fit
     curves = {}
     if fidelity:
         curves = _fidelity(handle, name, images, fit, coefficients, logits, image_classes, order, seed, size,
@@ -95,6 +96,7 @@ def class_concepts(
         if linear is not None:
             notes.append("The head is linear in the pooled activations, so removing a concept lowers every logit "
                          "by exactly its share: the tail was re-run in closed form.")
+    t_fidelity = elapsed(handle.device, started) - t_fit - t_scores
     evidence = crops(handle, images, coefficients, top_crops, first["picture"])
     names = labels(handle, name, (fit.directions + fit.offset[None, :]).T, first["raw"], first["x"])
     concepts = []
@@ -114,7 +116,8 @@ def class_concepts(
         image_targets=tuple(int(a) for a in assigned), contributions=contributions,
         logits=class_logits, residuals=residual,
         picture_size=first["picture"], solver=fit.solver, seed=seed,
-        timings={"fit": t_fit, "total": elapsed(handle.device, started)},
+        timings={"fit": t_fit, "nmf": first["nmf"], "scores": t_scores, "fidelity": t_fidelity,
+                 "total": elapsed(handle.device, started)},
     )
 
 
@@ -143,7 +146,7 @@ def _checked(n_concepts, seed, top_crops, count: int) -> tuple:
 def _pass_one(handle: ModelHandle, name: str, images: list, k: int, seed: int, size: int, progress) -> dict:
     """Forward every image once: the factorisation (in memory or streamed) and every logit."""
     out: dict = {"notes": []}
-    matrix, stream, negative, logits = None, None, False, []
+    matrix, stream, negative, logits, nmf = None, None, False, [], 0.0
     for batch in batches(handle, name, images, size, progress, "activations"):
         grid = batch.grid.cpu().numpy()
         if batch.first == 0:
@@ -160,13 +163,17 @@ def _pass_one(handle: ModelHandle, name: str, images: list, k: int, seed: int, s
                 matrix = np.empty((channels, n * height * width), np.float32)
         negative = negative or bool(grid.min() < 0)
         if stream is not None:
+            t0 = time.perf_counter()
             stream.add(grid)
+            nmf += time.perf_counter() - t0
         else:
             cells = grid.shape[2] * grid.shape[3]
             matrix[:, batch.first * cells:(batch.first + len(grid)) * cells] = \
                 grid.transpose(1, 0, 2, 3).reshape(grid.shape[1], -1)
         logits.append(batch.logits.cpu().numpy())
+    t0 = time.perf_counter()
     out["fit"] = stream.fit() if stream is not None else fit_in_memory(matrix, k, seed, out["shape"])
+    out["nmf"] = nmf + time.perf_counter() - t0
     out["logits"] = np.concatenate(logits)
     if negative:
         out["notes"].append(f"Layer {name} has negative activations and NMF needs values >= 0: each channel was "
