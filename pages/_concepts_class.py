@@ -160,7 +160,7 @@ def _maps(handle, model, summary: dict, result: xai_core.ClassConcepts, images: 
     if picture is None or maps is None:
         return
     fig = CF.build_concept_maps(picture, maps, summary, opacity=ss[S.OPACITY], colorscale=ss[S.COLORMAP],
-                                columns=min(5, len(maps)))
+                                columns=min(3, len(maps)))  # three a row: each title on its panel at 1024 px
     P.show_chart(fig, f"concepts_{name.rsplit('.', 1)[0]}_maps", key="concepts_maps")
 
 
@@ -185,22 +185,21 @@ def class_view(handle: xai_core.ModelHandle, model: str) -> None:
         return
     names = [n for n, _ in images]
     summary = C.summary_of(result, names)
-    importance_head, fidelity_head = st.columns(2, gap="large")
-    importance_head.subheader("How much each concept counts")
-    fidelity_head.subheader("Removing the concepts")
-    importance_col, fidelity_col = st.columns(2, gap="large")
-    with importance_col:
-        P.show_chart(CF.build_concept_importance(summary), "concepts_importance", key="concepts_importance")
-        notes = [CF.method_caption(summary), *result.notes]
-        if stand_ins:
-            notes.append(f"{stand_ins} of the photos are no longer in the run's input: their pictures in the results "
-                         "folder (the model's input, saved as JPEG) were used.")
-        st.caption(" ".join(markdown_text(n) for n in notes))
-    with fidelity_col:
-        if result.fidelity:
+    st.subheader("How much each concept counts")  # full width: each concept's name beside its bar
+    P.show_chart(CF.build_concept_importance(summary), "concepts_importance", key="concepts_importance")
+    notes = [CF.method_caption(summary), *result.notes]
+    if stand_ins:
+        notes.append(f"{stand_ins} of the photos are no longer in the run's input: their pictures in the results "
+                     "folder (the model's input, saved as JPEG) were used.")
+    st.caption(" ".join(markdown_text(n) for n in notes))
+    if result.fidelity:
+        st.subheader("Removing the concepts")
+        curve_col, text_col = st.columns([3, 2], gap="large")
+        with curve_col:
             P.show_chart(CF.build_fidelity_curves(summary), "concepts_fidelity", key="concepts_fidelity")
-            st.caption("The class probability (mean over the images) as the concepts are taken out of the layer's "
-                       "activations, most important first and in a random order: the faster it falls, the more the "
-                       "model's decision rests on these concepts; AUC with its 95% bootstrap interval.")
+        text_col.caption("The class probability (mean over the images) as the concepts are taken out of the layer's "
+                         "activations, most important first and in a random order: the faster it falls, the more the "
+                         "model's decision rests on these concepts. AUC: the area under each curve, with its 95% "
+                         "bootstrap interval.")
     _atlas(summary, result, names)
     _maps(handle, model, summary, result, images)

@@ -4,34 +4,14 @@ image, the fidelity curves, and the API's sentence for too few images."""
 
 from __future__ import annotations
 
-import io
 import shutil
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
 
 import xai_core
 from _apptest import array, chart, errors, heatmap_names, new_app, page, run
-
-IMAGES = Path(__file__).resolve().parents[2] / "assets" / "images"
-
-
-def augmented(name: str, count: int) -> list[tuple[str, bytes]]:
-    """`count` copies of sample photo `name`, each flipped, cropped, turned or brightened a little."""
-    image = Image.open(IMAGES / name).convert("RGB")
-    w, h = image.size
-    out = []
-    for i in range(count):
-        copy = ImageOps.mirror(image) if i % 2 else image
-        margin = 0.04 * (i % 3)
-        copy = copy.crop((int(w * margin), int(h * margin), int(w * (1 - margin / 2)), int(h * (1 - margin))))
-        copy = ImageEnhance.Brightness(copy.rotate(3 * (i % 4) - 4, fillcolor=(128, 128, 128))).enhance(0.85 + 0.07 * i)
-        buffer = io.BytesIO()
-        copy.save(buffer, format="PNG")
-        out.append((f"{name.rsplit('.', 1)[0]}_{i}.png", buffer.getvalue()))
-    return out
+from _augment import IMAGES, augmented
 
 
 def _across(monkeypatch):

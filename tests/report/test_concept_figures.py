@@ -34,6 +34,7 @@ def test_concept_title_names_the_number_and_the_first_labels():
     assert CF.concept_title(_concept(1, 0.3)) == "#2 · snow, husky"
     assert CF.concept_title(_concept(0, 0.3, labels=("a", "b", "c")), labels=1) == "#1 · a"
     assert CF.concept_title(_concept(4, 0.3, labels=())) == "#5"
+    assert CF.concept_title(_concept(0, 0.3, labels=("tiger cat", "lynx")), glued=True) == "#1 · tiger\u00a0cat, lynx"
 
 
 def test_the_bars_are_the_importances_most_important_first_with_their_intervals(run):
@@ -44,7 +45,8 @@ def test_the_bars_are_the_importances_most_important_first_with_their_intervals(
     assert list(bars.x) == pytest.approx([c.importance for c in order])
     assert list(bars.error_x.array) == pytest.approx([c.importance_high - c.importance for c in order])
     assert list(bars.error_x.arrayminus) == pytest.approx([c.importance - c.importance_low for c in order])
-    assert [y.replace("<br>", " ") for y in bars.y] == [CF.concept_title(summary["concepts"][c.index]) for c in order]
+    shown = [y.replace("<br>", " ").replace("\u00a0", " ") for y in bars.y]
+    assert shown == [CF.concept_title(summary["concepts"][c.index]) for c in order]
     assert bars.orientation == "h" and not fig.layout.showlegend
 
 
@@ -67,8 +69,9 @@ def test_labels_from_a_model_are_text_never_markup():
     fig = CF.build_concept_importance(_summary([_concept(0, 0.1, labels=(hostile,))], targets=(hostile,)))
     assert "<b>" not in fig.data[0].y[0] and "&lt;b&gt;" in fig.data[0].y[0]
     fidelity = {"removed": [0.9, 0.1], "random": [0.9, 0.5], "auc": 0.5, "auc_low": 0.4, "auc_high": 0.6}
-    title = CF.build_fidelity_curves(_summary([_concept(0, 0.1)], targets=(hostile,), fidelity=fidelity)).layout.title
-    assert "<a " not in title.text and "&lt;a" in title.text
+    fig = CF.build_fidelity_curves(_summary([_concept(0, 0.1)], targets=(hostile,), fidelity=fidelity))
+    title = fig.layout.annotations[0].text
+    assert "<a " not in title and "&lt;a" in title
 
 
 def test_the_maps_are_the_results_maps_over_the_picture_most_important_first(run, lite):
@@ -78,7 +81,7 @@ def test_the_maps_are_the_results_maps_over_the_picture_most_important_first(run
     fig = CF.build_concept_maps(picture, maps, summary, columns=2)
     heatmaps = [t for t in fig.data if t.type == "heatmap"]
     order = [c["index"] for c in CF.by_importance(summary)]
-    assert [h.name for h in heatmaps] == [CF.concept_title(summary["concepts"][i]) for i in order]
+    assert [h.name for h in heatmaps] == [CF.concept_title(summary["concepts"][i], glued=True) for i in order]
     want = maps[order[0]].reshape(112, 2, 112, 2).mean(axis=(1, 3))  # heatmap_trace's 2 x 2 blocks
     assert np.allclose(np.asarray(heatmaps[0].z), want, atol=1e-6)
     assert sum(t.type == "image" for t in fig.data) == len(order)
@@ -96,7 +99,7 @@ def test_the_fidelity_curves_are_the_results_with_their_areas(run):
     f = result.fidelity
     assert removed.name == f"by importance: AUC {f['auc']:.3f} [{f['auc_low']:.3f}, {f['auc_high']:.3f}]"
     assert random.name.startswith(f"random order: AUC {f['random_auc']:.3f} [")
-    assert "tabby" in fig.layout.title.text and fig.layout.yaxis.tickformat == ".0%"
+    assert "tabby" in fig.layout.annotations[0].text and fig.layout.yaxis.tickformat == ".0%"
     with pytest.raises(ValueError, match="no fidelity curves"):
         CF.build_fidelity_curves(_summary([_concept(0, 0.1)]))
 

@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .escaping import html_text
-from .figures import CONCEPT_COLORS, build_heatmap_grid, title_margin, wrapped
+from .figures import CONCEPT_COLORS, build_heatmap_grid, wrapped
 
 _FONT = dict(size=15)
 #: A concept's name on the importance chart's axis wraps at this many characters (it shares a
@@ -21,10 +21,13 @@ _AXIS_CHARS = 26
 _REMOVED_COLOR, _RANDOM_COLOR = "#d62728", "#9e9e9e"
 
 
-def concept_title(entry: dict, labels: int = 2) -> str:
+def concept_title(entry: dict, labels: int = 2, glued: bool = False) -> str:
     """'#2 · snow, husky': the concept's number (its index + 1) and its first `labels` labels
-    (plain text: escape it for Plotly or Markdown where it is shown)."""
+    (plain text: escape it for Plotly or Markdown where it is shown). `glued`: each label holds
+    no-break spaces, so `figures.wrapped` breaks between labels, never inside one."""
     names = [str(item.get("label", "")) for item in entry.get("labels", [])[:labels]]
+    if glued:
+        names = [n.replace(" ", "\u00a0") for n in names]
     return f"#{int(entry['index']) + 1}" + (f" · {', '.join(names)}" if names else "")
 
 
@@ -72,7 +75,7 @@ def build_concept_importance(summary: dict) -> go.Figure:
     `concept_title`; a dashed line at 0 (a concept that speaks against the class goes left)."""
     concepts = by_importance(summary)
     targets = list(summary.get("targets", []))
-    names = [wrapped(html_text(concept_title(c)), _AXIS_CHARS) for c in concepts]
+    names = [wrapped(html_text(concept_title(c, glued=True)), _AXIS_CHARS) for c in concepts]
     fig = go.Figure()
     groups = [(None, "all images")] if len(targets) < 2 else [(t, t) for t in targets]
     for g, (target, label) in enumerate(groups):
@@ -93,7 +96,7 @@ def build_concept_importance(summary: dict) -> go.Figure:
     lines = sum(n.count("<br>") for n in names)
     legend = dict(orientation="h", x=0, xanchor="left", y=1.02, yanchor="bottom") if len(groups) > 1 else None
     fig.update_layout(
-        height=110 + 34 * rows + 16 * lines + (30 if legend else 0), font=_FONT, barmode="group",
+        height=110 + 36 * rows + 20 * lines + (30 if legend else 0), font=_FONT, barmode="group",
         margin=dict(l=10, r=20, t=10 + (36 if legend else 0), b=10), plot_bgcolor="white", legend=legend,
         showlegend=len(groups) > 1,
         xaxis=dict(title=dict(text="share of the class logit (95% interval)"), zeroline=False, automargin=True,
@@ -113,7 +116,7 @@ def build_concept_maps(picture: np.ndarray, maps: np.ndarray, summary: dict, *, 
     if len(maps) != len(concepts):
         raise ValueError(f"{len(maps)} maps for {len(concepts)} concepts.")
     ordered = by_importance(summary)
-    named = {concept_title(c): maps[int(c["index"])] for c in ordered}
+    named = {concept_title(c, glued=True): maps[int(c["index"])] for c in ordered}
     return build_heatmap_grid(picture, named, opacity=opacity, colorscale=colorscale,
                               columns=max(1, min(columns, len(named))), panel_height=260,
                               colorbar_title="concept")
@@ -141,17 +144,22 @@ def build_fidelity_curves(summary: dict) -> go.Figure:
         ))
     targets = " or ".join(html_text(t) for t in summary.get("targets", []))
     k = max(len(fidelity.get("removed", [])) - 1, 1)
-    title = wrapped(f"Probability of {targets} as concepts are removed", 44)
+    # the chart shares a row with its explanation: 30 characters a line fit its column at 1024 px
+    title = wrapped(f"Probability of {targets} as concepts are removed", 30)
+    top = 30 + 22 * (title.count("<br>") + 1)  # the title's lines, then a gap above the top tick label
+    plot, below = 260, 130  # the plot's height; under it the ticks, the axis title and the legend's two lines
     fig.update_layout(
-        title=dict(text=title, x=0, xanchor="left"), height=400 + 22 * title.count("<br>"), font=_FONT,
-        plot_bgcolor="white", margin=dict(l=10, r=20, t=title_margin(title, pad=24), b=10),
+        height=top + plot + below, font=_FONT, plot_bgcolor="white", margin=dict(l=10, r=20, t=top, b=below),
         xaxis=dict(title=dict(text="concepts removed"), tickmode="linear", dtick=1 if k <= 10 else math.ceil(k / 10),
                    range=[-0.3, k + 0.3], automargin=True, gridcolor="#eee"),
         yaxis=dict(title=dict(text="class probability"), tickformat=".0%", rangemode="tozero", automargin=True,
                    gridcolor="#eee"),
-        legend=dict(orientation="h", x=0, xanchor="left", y=-0.22, yanchor="top", font=dict(size=13)),
+        legend=dict(orientation="h", x=0, xanchor="left", y=-72 / plot, yanchor="top", font=dict(size=13)),
     )
-    fig.update_layout(height=fig.layout.height + 40)  # the legend's two lines under the axis
+    # the title as an annotation anchored at its bottom line just above the plot (a layout title of
+    # several lines anchored at its top is drawn higher than its box: Plotly counts one line)
+    fig.add_annotation(text=title, name="title", xref="paper", x=0, xanchor="left", yref="paper", y=1,
+                       yanchor="bottom", yshift=16, showarrow=False, align="left", font=dict(size=17))
     return fig
 
 
