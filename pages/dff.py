@@ -1,20 +1,38 @@
-"""DFF page: the image's features split into concepts, where each concept is, and what it means."""
+"""DFF page: the image's features split into concepts, where each concept is, and what it means; or, in
+its "Across a class" mode (`_concepts_class`), the concepts of a whole class of images."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from pages import _concepts_state as C
 from pages import _panels as P
 from pages import _state as S
+from pages._concepts_class import class_view
 from xai_core.report import figures, markdown_text
 
 S.ensure_entry_point()
-P.page_header(
-    "Concepts in the image (DFF)",
-    "[Deep Feature Factorization (arXiv 1806.10206)](https://arxiv.org/abs/1806.10206) splits the network's "
-    "features into a few concepts with non-negative matrix factorization and shows where each concept is in "
-    "the photo; each concept is labelled by the classes the model's head gives it."
-)
+C.init_concepts_state()
+if st.session_state[C.CON_MODE] == C.MODES[1]:
+    P.page_header(
+        "Concepts across a class",
+        "The concepts the model uses for a whole class (CRAFT-like, "
+        "[arXiv 2211.10154](https://arxiv.org/abs/2211.10154)): the features of many images of the class "
+        "factorized together into a few concepts (as DFF does for one image), each with its share of the class "
+        "score and a 95% interval, where it is strongest, and how the class probability falls as the concepts "
+        "are removed."
+    )
+else:
+    P.page_header(
+        "Concepts in the image (DFF)",
+        "[Deep Feature Factorization (arXiv 1806.10206)](https://arxiv.org/abs/1806.10206) splits the network's "
+        "features into a few concepts with non-negative matrix factorization and shows where each concept is in "
+        "the photo; each concept is labelled by the classes the model's head gives it."
+    )
+mode = st.segmented_control("Concepts of", C.MODES, **S.bind(C.CON_MODE), required=True) or C.MODES[0]
+if mode == C.MODES[1]:
+    class_view(*P.active_model())
+    st.stop()
 
 ss = st.session_state
 handle, model = P.active_model()

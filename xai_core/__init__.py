@@ -6,6 +6,7 @@ from .models import catalog  # the deployment's models file: catalog.entries(), 
 from . import dataset  # dataset mode: dataset.run(handle, input, output, methods, ...), as `batch` runs it
 from .factorize import Factorization, factorize
 from .compare import Comparison, MethodComparison, compare_models, compare_models_batch
+from .concepts import ClassConcepts, Concept, class_concepts
 from .evaluate import evaluate, evaluate_batch
 from .faithfulness import Agreement, Evaluation, estimate_evaluation_seconds
 from .errors import (
@@ -39,6 +40,9 @@ __all__ = [
     "compare_models",
     "compare_models_batch",
     "MethodComparison",
+    "ClassConcepts",
+    "class_concepts",
+    "Concept",
     "Cost",
     "estimate_cost",
     "estimate_evaluation_seconds",

@@ -69,7 +69,7 @@ def factorize(
     t_nmf = time.perf_counter() - t0
 
     t0 = time.perf_counter()  # NMF ran on the CPU: nothing queued on the device
-    probs = _concept_probabilities(handle, name, concepts, raw, x)
+    probs = concept_probabilities(handle, name, concepts, raw, x)
     order = np.argsort(-probs, axis=1)[:, : int(top_k)]
     labels = [[(handle.categories[j], float(probs[i, j])) for j in row] for i, row in enumerate(order)]
     t_labels = elapsed(handle.device, t0)
@@ -85,7 +85,7 @@ def factorize(
     )
 
 
-def _concept_probabilities(handle: ModelHandle, layer: str, concepts: np.ndarray, raw: torch.Tensor,
+def concept_probabilities(handle: ModelHandle, layer: str, concepts: np.ndarray, raw: torch.Tensor,
                            x: torch.Tensor) -> np.ndarray:
     """Softmax of the head's logits for each concept embedding tiled over the layer's grid (for a
     global-average-pool head this is exactly the DFF tutorial's classifier(concept)). A token or

@@ -1,5 +1,5 @@
 """Every page, ready to demo at any width: a real browser (Debian's Chromium through Playwright)
-looks at every element of the Start, CAM, DFF, Faithfulness, Compare models and Dataset pages, each with an image
+looks at every element of the Start, CAM, DFF (both modes), Faithfulness, Compare models and Dataset pages, each with an image
 or a finished run on screen, and at the dataset report (index.html), at 1024, 1280 and 1920 px. It
 fails when
 
@@ -31,11 +31,13 @@ from typing import Callable, Iterator
 
 import pytest
 
-from _browser import chromium, streamlit_server
-from _deps import need
-from _hostile import HOST, NAME, TITLE, environment
-from _no_paths import forbidden_strings, leaks
-from conftest import IMAGES, ROOT
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: run as a script too (the screenshot)
+from _augment import augmented  # noqa: E402
+from _browser import chromium, streamlit_server  # noqa: E402
+from _deps import need  # noqa: E402
+from _hostile import HOST, NAME, TITLE, environment  # noqa: E402
+from _no_paths import forbidden_strings, leaks  # noqa: E402
+from conftest import IMAGES, ROOT  # noqa: E402
 
 
 WIDTHS = (1024, 1280, 1920)
@@ -402,6 +404,40 @@ def test_the_compare_page_shows_every_element_whole(app, results_root, width):
     assert problems == [] and page.foreign == [], "\n".join(problems + page.foreign)
 
 
+#: The DFF page's "Across a class" mode, finished: importance and fidelity charts, the maps, the atlas.
+CONCEPTS_READY = ("document.querySelectorAll('.js-plotly-plot').length >= 3 && "
+                  "document.querySelectorAll('.js-plotly-plot g.hm image').length >= {k} && "
+                  "document.querySelectorAll('[data-testid=\"stMain\"] [data-testid=\"stImage\"] img').length >= {k}")
+
+
+def concepts_across_a_class(page, folder: Path, photos: int = 8, k: int = 5) -> None:
+    """On the open app: the DFF page's "Across a class" mode with `photos` augmented copies of the cat
+    photo uploaded (written to `folder`), `k` concepts found, every chart and crop drawn."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in augmented("cat.png", photos):
+        (folder / name).write_bytes(data)
+        paths.append(str(folder / name))
+    _go(page, "Concepts (DFF)", "Concepts")
+    page.get_by_role("radio", name="Across a class").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(paths)
+    button = page.get_by_role("button", name=f"Find 5 concepts in {photos} images")
+    button.click(timeout=120_000)
+    _settle(page, CONCEPTS_READY.format(k=k))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_concepts_across_a_class_mode_shows_every_element_whole(app, results_root, tmp_path, width):
+    url, browser = app
+    page = _open(browser, url, width)
+    try:
+        concepts_across_a_class(page, tmp_path / "photos")
+        problems = _check(page, "concepts-class", width, forbidden_strings(results_root))
+    finally:
+        page.close()
+    assert problems == [] and page.foreign == [], "\n".join(problems + page.foreign)
+
+
 @pytest.fixture(scope="module")
 def bare_url(app) -> Iterator[str]:
     """A server with no results root and no models file."""
@@ -504,3 +540,18 @@ def test_hostile_names_are_text_on_every_page(app, hostile_app):
     finally:
         page.close()
     assert problems == [] and page.foreign == [], "\n".join(problems + page.foreign)
+
+
+if __name__ == "__main__":  # PYTHONPATH=. python tests/app/test_page_layout.py: the README's screenshot of the mode
+    import tempfile
+
+    out = ROOT / "assets" / "screenshot_concepts.png"
+    with streamlit_server() as server_url, chromium() as chrome, tempfile.TemporaryDirectory() as photos_dir:
+        shot = _open(chrome, server_url, 1280)
+        shot.set_viewport_size({"width": 1280, "height": 1900})
+        concepts_across_a_class(shot, Path(photos_dir))
+        shot.get_by_role("heading", name="How much each concept counts").evaluate("h => h.scrollIntoView()")
+        shot.mouse.move(5, 5)  # off the charts: no toolbar shown over a title
+        shot.wait_for_timeout(1000)
+        shot.screenshot(path=str(out))
+    print(out)

@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 
 PACKAGE = ROOT / "xai_core"
-SUBPACKAGES = ("cli", "compare", "dataset", "faithfulness", "localisation", "methods", "models", "report")
+SUBPACKAGES = ("cli", "compare", "concepts", "dataset", "faithfulness", "localisation", "methods", "models", "report")
 MAX_ROOT_FILES, MAX_LINES = 14, 400
 
 

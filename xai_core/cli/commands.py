@@ -1,7 +1,7 @@
 """The commands of `python -m xai_core`: `cam` and `dff`, the successors of the original project's
 `cam.py` and `dff.py`, `eval` (faithfulness scores; with `--box` or `--mask` the localisation scores
 too, `localise_command.py`), `batch` (the dataset job), `grid` (the grid pointing game,
-`grid_command.py`) and `bench`.
+`grid_command.py`), `concepts` (concepts across a class, `concepts_command.py`) and `bench`.
 
 Errors a user can cause print one `error: ...` line on stderr and exit with status 2. With `--json`
 the only thing on stdout is one JSON object (library prints are sent to stderr)."""
@@ -30,6 +30,7 @@ from ..predict import predict
 from ..report import against_sentences, against_table, pictures
 from . import bench
 from .compare_command import run_compare
+from .concepts_command import run_concepts
 from .grid_command import run_grid
 from .localise_command import ground_truth, localisation_table, localise_summary
 from .parser import USAGE_ERROR, AllMethods, build_parser
@@ -49,6 +50,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return run_grid(args)
     if args.command == "compare":
         return run_compare(args)
+    if args.command == "concepts":
+        return run_concepts(args)
     try:
         with contextlib.redirect_stdout(sys.stderr):  # pytorch-grad-cam warns with print()
             summary = {"cam": _run_cam, "dff": _run_dff, "eval": _run_eval}[args.command](args)

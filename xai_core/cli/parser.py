@@ -88,6 +88,25 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", help=_LABELS_HELP)
 
 
+def _concepts_parser(sub) -> None:
+    """The `concepts` subcommand's options."""
+    p = sub.add_parser("concepts", help="what the model sees in a whole class: concepts across a folder of its "
+                       "images, into a results folder with an HTML atlas")
+    p.add_argument("--input", required=True, help="the class's images: a folder, a glob, or a .txt list of paths")
+    p.add_argument("--target", required=True, help="the class (index or name), or two separated by a comma for the "
+                   "concepts they share (each image counts for the one of the two it scores higher)")
+    p.add_argument("--n-concepts", "--n_concepts", dest="n_concepts", type=int, default=5,
+                   help="number of concepts (default: %(default)s)")
+    p.add_argument("--output", required=True, help="results folder: concepts.json, crops/, index.html")
+    p.add_argument("--layer", help="layer to factorise (default: the model's)")
+    _model_arguments(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of NMF and of the random removal order (default: 0)")
+    p.add_argument("--top-crops", type=int, default=6, help="crops shown per concept (default: %(default)s)")
+    p.add_argument("--no-fidelity", action="store_true", help="skip the removal curves")
+    p.add_argument("--batch-size", type=int, help="images per batch (default: 16 on a CPU, 64 on a GPU)")
+    p.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `python -m xai_core` with its `cam` and `dff` subcommands (model and method
     choices come from the registries)."""
@@ -100,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print a JSON summary on stdout (and nothing else)")
 
     parser = Parser(prog="python -m xai_core", description="Explain image classifiers' decisions.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,eval,batch,grid,compare,bench}", parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{cam,dff,eval,batch,grid,compare,concepts,bench}", parser_class=Parser)
     cam = sub.add_parser("cam", parents=[common], help="class activation maps (Grad-CAM, HiResCAM, ...)")
     cam.add_argument("--method", type=_methods, default=["gradcam"], metavar="METHOD",
                      help=f"one id, a comma list, or all; ids: {', '.join(list_methods())} (default: gradcam)")
@@ -178,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arguments(grid)
     grid.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
     _compare_arguments(sub)
+    _concepts_parser(sub)
     return parser
 
 
