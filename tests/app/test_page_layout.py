@@ -1,6 +1,6 @@
 """Every page, ready to demo at any width: a real browser (Debian's Chromium through Playwright)
-looks at every element of the Start, CAM, DFF (both modes), Faithfulness, Compare models and Dataset pages, each with an image
-or a finished run on screen, and at the dataset report (index.html), at 1024, 1280 and 1920 px. It
+looks at every element of the Start, CAM, DFF (both modes), Faithfulness, Compare models and Dataset
+pages, each with an image or a finished run on screen, and at the dataset report (index.html), at 1024, 1280 and 1920 px. It
 fails when
 
 - an element's text is clipped (wider than a box that hides its overflow) or its box falls outside
