@@ -158,7 +158,7 @@ def _run_batch(args: argparse.Namespace) -> int:
                                  evaluate=args.eval, steps=args.steps, batch_size=args.batch_size,
                                  progress=RateBar(), engine=args.engine, address=args.address,
                                  pictures=args.pictures, refresh=args.refresh,
-                                 ground_truth=args.ground_truth)
+                                 ground_truth=args.ground_truth, concepts=args.concepts)
     except JobFailed as err:  # the job ran and failed partway: not a bad option
         _fail(str(err))
         return 1

@@ -21,6 +21,7 @@ from ..methods import ATTENTION, check_applies, get_method
 from ..models import ModelHandle
 from .check import notes, trusted_rows
 from .inputs import list_inputs
+from .kept import Keeper, checked_concepts, concepts_step
 from .localisation_summary import localisation_line, unmatched_truths
 from .localised import ground_truths, truth_of, with_truth
 from .lock import UNLOCKED, hold_folder
@@ -48,6 +49,8 @@ def run(
     pictures: str = "all",
     refresh: bool = False,
     ground_truth=None,
+    concepts: Optional[int] = None,
+    concepts_seed: int = 0,
 ) -> JobResult:
     """Explain every file of `input_spec` (see `list_inputs`) into the folder `output`, skipping
     the files a previous run with the same settings already did. `pictures`: what is written
@@ -80,6 +83,7 @@ def run(
     layers = tuple(handle.layer_name(n) for n in layers)
     if engine not in ("local", "ray"):
         raise InvalidOptionError(f"Unknown engine {engine!r}; use local or ray.")
+    concepts = checked_concepts(handle, concepts, engine)
     settings = Settings(handle.name, handle.fingerprint, tuple(methods), target, layers, bool(evaluate), int(steps))
     if ground_truth is not None:
         where = Path(ground_truth).expanduser().resolve()
@@ -95,14 +99,15 @@ def run(
                                  "writable folder path.") from None
     with hold_folder(out) as locked:  # one writer at a time: a second run stops here with one sentence
         result = _job(handle, settings, out, root, sources, size, pictures, engine, address, progress, started,
-                      refresh)
+                      refresh, (concepts, int(concepts_seed)) if concepts else None)
     return result if locked else dataclasses.replace(result, notes=(UNLOCKED, *result.notes))
 
 
 def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources: list, size: int, pictures: str,
          engine: str, address: Optional[str], progress: Optional[Callable[[int, int], None]],
-         started: float, refresh: bool) -> JobResult:
-    """`run` once it holds the folder: what is stored is checked against the disk (`check.py`)."""
+         started: float, refresh: bool, concepts: Optional[tuple] = None) -> JobResult:
+    """`run` once it holds the folder: what is stored is checked against the disk (`check.py`).
+    `concepts`: (K, seed) or None."""
     digest = settings.digest()
     stored, damaged, aside = trusted_rows(out, settings.methods, digest)
     stored = [row for row in stored if not (row["error"] or "").startswith(NOT_EXPLAINED)]
@@ -137,7 +142,8 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
     if engine == "ray":
         batches = _written(out, settings, run_ray(handle, todo, settings, str(out), size, address, pictures=pictures))
     else:
-        batches = _local(handle, todo, settings, out, size, pictures)
+        keep = Keeper(out, handle.default_layer) if concepts else None
+        batches = _local(handle, todo, settings, out, size, pictures, keep)
     explained_now = refused_now = 0  # the files this run explained or refused itself (not copied)
     for rows in batches:
         reusable.update({row["content_key"]: row for row in rows if row.get("content_key")})
@@ -151,7 +157,13 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
         if progress is not None:
             progress(total, total)
     unmatched = unmatched_truths(truths, [s.path for s in sources]) if truths is not None else []
-    rows, pruned = finish(out, sources, keys, settings, str(root), handle.categories, unmatched)
+    extra = None
+    if concepts:
+        step = concepts_step()
+
+        def extra(finished_rows: list) -> dict:
+            return {"concepts": step(handle, out, finished_rows, str(root), *concepts)}
+    rows, pruned = finish(out, sources, keys, settings, str(root), handle.categories, unmatched, extra)
     refused = [r for r in rows if r["error"] is not None]
     failed = sum(r["error"].startswith(NOT_EXPLAINED) for r in refused)
     again = sum(record["key"] in damaged for record in todo + copies)
@@ -169,7 +181,7 @@ def _older(row: dict) -> bool:
 
 
 def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size: int,
-           pictures: str) -> Iterator[list[dict]]:
+           pictures: str, keep: Optional[Keeper] = None) -> Iterator[list[dict]]:
     """The local engine: each batch's rows once its part is on disk. A background thread writes a
     batch's pictures (spread over the writer pool's threads, one per core: `writer.py`) and then, at
     once, its part (so a part never names a missing picture) while the next batch is computed; a
@@ -180,7 +192,7 @@ def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size:
     pending: Optional[Future] = None
     with ThreadPoolExecutor(max_workers=1) as writer:
         for i in range(0, len(todo), size):
-            rows, drawn = compute_batch(handle, todo[i:i + size], settings)
+            rows, drawn = compute_batch(handle, todo[i:i + size], settings, keep)
             if pending is not None:
                 yield pending.result()
             pending = writer.submit(_store, out, rows, drawn, settings, pictures)

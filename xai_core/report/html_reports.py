@@ -27,6 +27,7 @@ import plotly.io as pio
 from .._files import write_atomic
 from ..faithfulness import RANDOM
 from ..predict import LOW_CONFIDENCE
+from .concepts_section import concepts_section
 from .dataset_figures import (LOCALISATION_TITLES, SCORE_WORDS, has_predictions, interval_text, localisation_table,
                               method_titles, outcome_choices, scores_in, sort_choices)
 from .figures import PNG_EXPORT
@@ -121,7 +122,8 @@ def dataset_report_html(rows: Sequence[dict], summary: dict, script: Optional[st
                         "located": "localisation" in summary, "located_words": LOCALISATION_TITLES,
                         "low": LOW_CONFIDENCE, "jet": JET.tolist()})
     parts = {"title": html.escape(f"Explanations: {summary.get('input', 'dataset')}"),
-             "facts": html.escape(" · ".join(facts)), "summary": _summary_table(summary) + _localisation_section(summary), "data": data}
+             "facts": html.escape(" · ".join(facts)), "summary": _summary_table(summary) + _localisation_section(summary)
+             + concepts_section(summary), "data": data}
     return _SLOT.sub(lambda m: parts[m.group(1)], TEMPLATE)  # one pass: no text can fill another slot
 
 
