@@ -14,6 +14,7 @@ import xai_core
 from conftest import IMAGES, no_hooks_left
 from xai_core import InvalidOptionError, class_concepts, dataset
 from xai_core.cli import main
+from xai_core.dataset.kept import keeping
 
 #: The tolerance on the importances and areas against `class_concepts` on the same images, in units of
 #: the largest importance (and absolute on the fidelity area): the run keeps float16 activations,
@@ -133,3 +134,22 @@ def test_the_cli_takes_concepts(tmp_path, capsys):
                  str(tmp_path / "out"), "--method", "gradcam", "--pictures", "none", "--concepts", "1"])
     assert code == 2
     assert "--concepts must be a whole number of concepts per class, 2 or more" in capsys.readouterr().err
+
+
+def test_the_cli_says_what_concepts_it_wrote(tmp_path, capsys):
+    root = tabby_folder(tmp_path / "in", count=8, others=1)
+    code = main(["batch", "--model", "efficientnet_lite0", "--device", "cpu", "--input", str(root), "--output",
+                 str(tmp_path / "out"), "--method", "gradcam", "--pictures", "none", "--concepts", "2"])
+    out = capsys.readouterr().out
+    block = json.loads((tmp_path / "out" / "summary.json").read_text())["concepts"]
+    predicted = sum(c["kind"] == "predicted" for c in block["classes"])
+    assert code == 0
+    assert f"concepts: 2 per class for {predicted} predicted and 1 true classes in {tmp_path / 'out'}/concepts/" in out
+    assert f"(skipped for fewer than 8 images: {block['skipped']['predicted']} predicted, 1 true)" in out
+
+
+def test_the_keeping_hook_is_removed_after_a_failure(lite):
+    with pytest.raises(RuntimeError):
+        with keeping(lite, lite.default_layer, 1):
+            raise RuntimeError("boom")
+    assert no_hooks_left(lite.module)

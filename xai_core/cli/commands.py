@@ -29,7 +29,7 @@ from ..models import load_model
 from ..predict import predict
 from ..report import pictures
 from . import bench
-from .concepts_command import run_concepts
+from .concepts_command import batch_concepts_lines, run_concepts
 from .grid_command import run_grid
 from .localise_command import ground_truth, localisation_table, localise_summary
 from .parser import USAGE_ERROR, AllMethods, build_parser
@@ -179,6 +179,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     if result.ground_truth:  # the counts of files without ground truth and ground truth without a file
         print(result.ground_truth)
+    for line in batch_concepts_lines(args.output) if args.concepts else ():
+        print(line, file=sys.stderr if line.startswith("note: ") else sys.stdout)
     print(result.line())
     return 1 if result.failed else 0
 

@@ -192,7 +192,9 @@ def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size:
     pending: Optional[Future] = None
     with ThreadPoolExecutor(max_workers=1) as writer:
         for i in range(0, len(todo), size):
-            rows, drawn = compute_batch(handle, todo[i:i + size], settings, keep)
+            batch = todo[i:i + size]
+            rows, drawn = (compute_batch(handle, batch, settings, keep) if keep is not None
+                           else compute_batch(handle, batch, settings))
             if pending is not None:
                 yield pending.result()
             pending = writer.submit(_store, out, rows, drawn, settings, pictures)
