@@ -5,7 +5,8 @@ folder), Grad-CAM, --pictures none. Prints per run the wall seconds, peak RSS, t
 step's seconds (summary.json's concepts.seconds) and the kept activations' size on disk.
 
     XAI_OFFLINE=1 python benchmarks/bench_dataset_concepts.py                       # lite, 6 x 16 photos
-    XAI_OFFLINE=1 python benchmarks/bench_dataset_concepts.py --model resnet50 --per-class 40
+    XAI_OFFLINE=1 python benchmarks/bench_dataset_concepts.py --model torchvision:resnet50 --per-class 24 --repeat 1
+    (torchvision:... models with random weights: the compute is the same)
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def make_folder(root: Path, per_class: int) -> None:
 def one_run(args: argparse.Namespace) -> None:
     import xai_core
 
-    handle = xai_core.load_model(args.model, device=args.device)
+    random = args.model.startswith("torchvision:")  # e.g. torchvision:resnet50, random weights (offline)
+    handle = xai_core.load_model(args.model, device=args.device, **({"weights": None} if random else {}))
     out = Path(args.out)
     started = time.perf_counter()
     result = xai_core.dataset.run(handle, args.input, str(out), ["gradcam"], batch_size=args.batch_size,
