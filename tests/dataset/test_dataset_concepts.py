@@ -15,6 +15,7 @@ from conftest import IMAGES, no_hooks_left
 from xai_core import InvalidOptionError, class_concepts, dataset
 from xai_core.cli import main
 from xai_core.dataset.kept import keeping
+from xai_core.report.concepts_section import concepts_section
 
 #: The tolerance on the importances and areas against `class_concepts` on the same images, in units of
 #: the largest importance (and absolute on the fidelity area): the run keeps float16 activations,
@@ -153,3 +154,17 @@ def test_the_keeping_hook_is_removed_after_a_failure(lite):
         with keeping(lite, lite.default_layer, 1):
             raise RuntimeError("boom")
     assert no_hooks_left(lite.module)
+
+
+def test_the_index_section_escapes_every_string():
+    hostile = "<b>x</b> & <script>alert(1)</script>"
+    concept = {"index": 0, "labels": [{"label": hostile, "probability": 0.5}], "importance": 1.0,
+               "importance_low": 0.5, "importance_high": 1.5, "crops": ["crops/concept_00_00.jpg"]}
+    block = {"k": 2, "layer": hostile, "min_images": 8, "method": hostile, "notes": [hostile],
+             "skipped": {"predicted": 1, "true": 0},
+             "classes": [{"kind": "true", "label": hostile, "index": 1, "images": 8, "folder": "concepts/true-0001-x",
+                          "concepts": [concept], "fidelity": {"auc": 0.2, "auc_low": 0.1, "auc_high": 0.3}}]}
+    html = concepts_section({"concepts": block})
+    assert "<b>" not in html and "<script>" not in html and "&lt;b&gt;x&lt;/b&gt; &amp;" in html
+    assert "href='concepts/true-0001-x/index.html'" in html and "0.200 [0.100, 0.300]" in html
+    assert concepts_section({}) == ""
