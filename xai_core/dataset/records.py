@@ -121,7 +121,8 @@ def compute_batch(handle: ModelHandle, records: Sequence[dict], settings: Settin
         if len(records) == 1:
             return [_row(records[0], settings, error=OUT_OF_MEMORY)], []
     half = len(records) // 2
-    first, second = compute_batch(handle, records[:half], settings, keep), compute_batch(handle, records[half:], settings, keep)
+    first = compute_batch(handle, records[:half], settings, keep)
+    second = compute_batch(handle, records[half:], settings, keep)
     return first[0] + second[0], first[1] + second[1]
 
 

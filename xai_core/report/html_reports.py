@@ -122,8 +122,8 @@ def dataset_report_html(rows: Sequence[dict], summary: dict, script: Optional[st
                         "located": "localisation" in summary, "located_words": LOCALISATION_TITLES,
                         "low": LOW_CONFIDENCE, "jet": JET.tolist()})
     parts = {"title": html.escape(f"Explanations: {summary.get('input', 'dataset')}"),
-             "facts": html.escape(" · ".join(facts)), "summary": _summary_table(summary) + _localisation_section(summary)
-             + concepts_section(summary), "data": data}
+             "facts": html.escape(" · ".join(facts)), "data": data,
+             "summary": _summary_table(summary) + _localisation_section(summary) + concepts_section(summary)}
     return _SLOT.sub(lambda m: parts[m.group(1)], TEMPLATE)  # one pass: no text can fill another slot
 
 
