@@ -15,6 +15,7 @@ from pages import _state as S
 
 DATA_SOURCE, DATA_FOLDER, DATA_METHODS = "dataset.source", "dataset.folder", "dataset.methods"
 DATA_TARGET, DATA_EVAL, DATA_RESULT, DATA_PENDING = "dataset.target", "dataset.evaluate", "dataset.result", "dataset.pending"
+DATA_CONCEPTS = "dataset.concepts_class"  # the class whose concepts are shown (an index into the block's)
 DATA_UPLOADS = "dataset.uploads"  # the uploader's widget key (its files are not kept in our own state)
 DATA_SOURCES = ("Upload photos", "Results folder")
 TOP_CLASS = -1  # DATA_TARGET's "each photo's top class" (a selectbox shows None as no choice)
@@ -34,6 +35,7 @@ def init_dataset_state() -> None:
     ss.setdefault(DATA_FOLDER, None)
     ss.setdefault(DATA_TARGET, TOP_CLASS)
     ss.setdefault(DATA_EVAL, False)
+    ss.setdefault(DATA_CONCEPTS, 0)
 
 
 def offer_dataset_methods(offered: list[str]) -> None:
@@ -118,6 +120,23 @@ def results_original(name: str, row: dict) -> tuple[Optional[bytes], Optional[st
     except xai_core.XAIError:
         return None, "cannot be found (its results folder is no longer listed)"
     return xai_core.dataset.original_file(folder, row)
+
+
+def concept_crop(name: str, folder: str, file: str) -> Optional[bytes]:
+    """The bytes of crop `file` (summary.json's, e.g. crops/concept_00_00.jpg) of class folder `folder`
+    (e.g. concepts/true-0281-tabby) in results folder `name`: only a .jpg inside its concepts/ folder
+    (a summary naming anything else gets None), None when it cannot be read."""
+    try:
+        base = (_results_folder(name) / "concepts").resolve()
+        path = (base.parent / folder / file).resolve()
+    except (OSError, ValueError, xai_core.InvalidOptionError):
+        return None
+    if base not in path.parents or path.suffix != ".jpg" or not path.is_file():
+        return None
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def stand_in_notice(why: str) -> str:

@@ -176,8 +176,9 @@ def _folder() -> Optional[dict]:
     # whichever pictures were written: the overlays, else drawn from the raw maps, else none
     against = bool(data["summary"].get("against"))  # a run against a model B: sortable by agreement
     rows = with_agreement(data["rows"], methods) if against else data["rows"]
-    return dict(data, rows=rows, id=f"folder.{name}", methods=methods, layer=layers[0], model=settings.get("model"),
-                against=against, picture=lambda row, method=None: D.results_picture(name, row, method),
+    return dict(data, rows=rows, id=f"folder.{name}", name=name, methods=methods, layer=layers[0],
+                model=settings.get("model"), against=against,
+                picture=lambda row, method=None: D.results_picture(name, row, method),
                 picture_b=lambda row, method: D.results_picture(name, row, method, model="b"),
                 original=lambda row: D.results_original(name, row),
                 target_of=lambda row: row["target"] if fixed else None)
@@ -227,6 +228,49 @@ def _summary(view: dict) -> None:
         st.caption(" ".join(markdown_text(s) for s in against_sentences(summary)) + " Agreement of the two models' "
                    "maps of the same class: Spearman's rank correlation and the IoU of each map's top 20%, means "
                    "with 95% bootstrap intervals.")
+
+
+def _concepts(view: dict) -> None:
+    """A run with --concepts: per class (a selectbox) its concepts, importance intervals and crops."""
+    block = view["summary"].get("concepts")
+    if not isinstance(block, dict) or "name" not in view:
+        return
+    st.subheader("Concepts per class")
+    skipped = block.get("skipped", {})
+    st.caption(markdown_text(
+        f"{block.get('k')} concepts per class with at least {block.get('min_images')} images, at layer "
+        f"{block.get('layer')}, from the activations kept during the run; importance: {block.get('method')}, the "
+        f"mean share of the class logit with its 95% bootstrap interval. Skipped for having fewer images: "
+        f"{skipped.get('predicted', 0)} predicted and {skipped.get('true', 0)} true classes."))
+    for note in block.get("notes", []):
+        st.caption(markdown_text(note))
+    classes = block.get("classes") or []
+    if not classes:
+        st.info("No class has enough images for concepts.", icon=":material/category:")
+        return
+    if not 0 <= ss[D.DATA_CONCEPTS] < len(classes):
+        ss[D.DATA_CONCEPTS] = 0
+    names = [f"{'predicted as' if c['kind'] == 'predicted' else 'true class'} {c['label']} ({c['images']} images)"
+             for c in classes]
+    chosen = classes[st.selectbox("Class", range(len(classes)), format_func=lambda i: markdown_text(names[i]),
+                                  **S.bind(D.DATA_CONCEPTS))]
+    concepts = chosen["concepts"]
+    rows = {"concept": [str(c["index"]) for c in concepts],
+            "labels": [", ".join(f"{x['label']} ({x['probability']:.2f})" for x in c["labels"]) for c in concepts],
+            "importance (95% CI)": [DF.interval_text({"mean": c.get("importance"), "low": c.get("importance_low"),
+                                                     "high": c.get("importance_high")}) for c in concepts]}
+    st.table({markdown_text(k): [markdown_text(v) for v in values] for k, values in rows.items()})
+    f = chosen.get("fidelity") or {}
+    area = DF.interval_text({"mean": f.get("auc"), "low": f.get("auc_low"), "high": f.get("auc_high")})
+    chance = DF.interval_text({"mean": f.get("random_auc"), "low": f.get("random_auc_low"),
+                               "high": f.get("random_auc_high")})
+    st.caption(markdown_text(f"Fidelity: class probability area {area} removing the concepts by importance, "
+                             f"{chance} in a random order (lower: the concepts carry the decision)."))
+    for c in concepts:
+        crops = [D.concept_crop(view["name"], chosen["folder"], file) for file in c.get("crops", [])]
+        crops = [data for data in crops if data]
+        if crops:
+            st.image(crops, width=96, caption=[markdown_text(f"concept {c['index']}")] * len(crops))
 
 
 def _gallery(view: dict) -> None:
@@ -334,4 +378,5 @@ view = _uploads() if source == D.DATA_SOURCES[0] else _folder()
 if view is None:
     st.stop()
 _summary(view)
+_concepts(view)
 _gallery(view)

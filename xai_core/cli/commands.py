@@ -30,7 +30,7 @@ from ..predict import predict
 from ..report import against_sentences, against_table, pictures
 from . import bench
 from .compare_command import run_compare
-from .concepts_command import run_concepts
+from .concepts_command import batch_concepts_lines, run_concepts
 from .grid_command import run_grid
 from .localise_command import ground_truth, localisation_table, localise_summary
 from .parser import USAGE_ERROR, AllMethods, build_parser
@@ -170,7 +170,7 @@ def _run_batch(args: argparse.Namespace) -> int:
                                  evaluate=args.eval, steps=args.steps, batch_size=args.batch_size,
                                  progress=RateBar(), engine=args.engine, address=args.address,
                                  pictures=args.pictures, refresh=args.refresh,
-                                 ground_truth=args.ground_truth, against=against)
+                                 ground_truth=args.ground_truth, against=against, concepts=args.concepts)
     except JobFailed as err:  # the job ran and failed partway: not a bad option
         _fail(str(err))
         return 1
@@ -193,6 +193,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         print(result.ground_truth)
     if args.against is not None:  # how much the two models agree, from summary.json (`against_summary`)
         print(_agreement_lines(Path(result.output) / "summary.json"))
+    for line in batch_concepts_lines(args.output) if args.concepts else ():
+        print(line, file=sys.stderr if line.startswith("note: ") else sys.stdout)
     print(result.line())
     return 1 if result.failed else 0
 

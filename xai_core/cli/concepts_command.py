@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -64,4 +66,22 @@ def run_concepts(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["run_concepts"]
+def batch_concepts_lines(output: str) -> list:
+    """`batch --concepts`: the lines saying what summary.json's "concepts" block holds (the classes
+    done, those skipped, its notes); [] when it has none."""
+    try:
+        block = json.loads((Path(output) / "summary.json").read_text(encoding="utf-8")).get("concepts")
+    except (OSError, ValueError):
+        return []
+    if not isinstance(block, dict):
+        return []
+    done = Counter(c["kind"] for c in block.get("classes", []))
+    skipped = block.get("skipped", {})
+    lines = [f"note: {' '.join(str(n).split())}" for n in block.get("notes", [])]
+    lines.append(f"concepts: {block['k']} per class for {done['predicted']} predicted and {done['true']} true classes "
+                 f"in {output}/concepts/ (skipped for fewer than {block.get('min_images')} images: "
+                 f"{skipped.get('predicted', 0)} predicted, {skipped.get('true', 0)} true)")
+    return lines
+
+
+__all__ = ["batch_concepts_lines", "run_concepts"]

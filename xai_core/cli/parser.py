@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--ground-truth", metavar="PATH", help="score whether each map points at the object: a CSV "
                        "path,x0,y0,x1,y1[,label] (pixels of the original image), a COCO JSON, or a folder of PNG masks "
                        "or Pascal VOC XML files mirroring the input's paths; a label naming a class makes it the target")
+    batch.add_argument("--concepts", type=int, metavar="K", help="at the end, K concepts per class (predicted, and "
+                       "true where folders are classes) with at least 8 images, from the activations kept during the "
+                       "run (no second pass): OUT/concepts/<class>/ and summary.json's \"concepts\"")
     grid = sub.add_parser("grid", help="the grid pointing game: does each map point at its cell of a 2x2 grid of "
                           "confidently classified photos?")
     grid.add_argument("--input", required=True, help="a folder of photos, a glob, or a .txt list of paths")

@@ -22,6 +22,7 @@ from ..models import ModelHandle
 from .against import check_against
 from .check import notes, trusted_rows
 from .inputs import list_inputs
+from .kept import Keeper, checked_concepts, concepts_step
 from .localisation_summary import localisation_line, unmatched_truths
 from .localised import ground_truths, truth_of, with_truth
 from .lock import UNLOCKED, hold_folder
@@ -50,6 +51,8 @@ def run(
     refresh: bool = False,
     ground_truth=None,
     against: Optional[ModelHandle] = None,
+    concepts: Optional[int] = None,
+    concepts_seed: int = 0,
 ) -> JobResult:
     """Explain every file of `input_spec` (see `list_inputs`) into the folder `output`, skipping
     the files a previous run with the same settings already did. `pictures`: what is written
@@ -91,6 +94,7 @@ def run(
     layers = tuple(handle.layer_name(n) for n in layers)
     if engine not in ("local", "ray"):
         raise InvalidOptionError(f"Unknown engine {engine!r}; use local or ray.")
+    concepts = checked_concepts(handle, concepts, engine)
     settings = Settings(handle.name, handle.fingerprint, tuple(methods), target, layers, bool(evaluate), int(steps))
     if against is not None:
         check_against(handle, against, target)
@@ -109,14 +113,16 @@ def run(
                                  "writable folder path.") from None
     with hold_folder(out) as locked:  # one writer at a time: a second run stops here with one sentence
         result = _job(handle, settings, out, root, sources, size, pictures, engine, address, progress, started,
-                      refresh, against)
+                      refresh, against, (concepts, int(concepts_seed)) if concepts else None)
     return result if locked else dataclasses.replace(result, notes=(UNLOCKED, *result.notes))
 
 
 def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources: list, size: int, pictures: str,
          engine: str, address: Optional[str], progress: Optional[Callable[[int, int], None]],
-         started: float, refresh: bool, against: Optional[ModelHandle] = None) -> JobResult:
-    """`run` once it holds the folder: what is stored is checked against the disk (`check.py`)."""
+         started: float, refresh: bool, against: Optional[ModelHandle] = None,
+         concepts: Optional[tuple] = None) -> JobResult:
+    """`run` once it holds the folder: what is stored is checked against the disk (`check.py`).
+    `concepts`: (K, seed) or None."""
     digest = settings.digest()
     stored, damaged, aside = trusted_rows(out, settings.methods, digest)
     stored = [row for row in stored if not (row["error"] or "").startswith(NOT_EXPLAINED)]
@@ -152,7 +158,8 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
         batches = _written(out, settings, run_ray(handle, todo, settings, str(out), size, address, pictures=pictures,
                                                     against=against))
     else:
-        batches = _local(handle, todo, settings, out, size, pictures, against)
+        keep = Keeper(out, handle.default_layer) if concepts else None
+        batches = _local(handle, todo, settings, out, size, pictures, against, keep)
     explained_now = refused_now = 0  # the files this run explained or refused itself (not copied)
     for rows in batches:
         reusable.update({row["content_key"]: row for row in rows if row.get("content_key")})
@@ -166,7 +173,13 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
         if progress is not None:
             progress(total, total)
     unmatched = unmatched_truths(truths, [s.path for s in sources]) if truths is not None else []
-    rows, pruned = finish(out, sources, keys, settings, str(root), handle.categories, unmatched)
+    extra = None
+    if concepts:
+        step = concepts_step()
+
+        def extra(finished_rows: list) -> dict:
+            return {"concepts": step(handle, out, finished_rows, str(root), *concepts)}
+    rows, pruned = finish(out, sources, keys, settings, str(root), handle.categories, unmatched, extra)
     refused = [r for r in rows if r["error"] is not None]
     failed = sum(r["error"].startswith(NOT_EXPLAINED) for r in refused)
     again = sum(record["key"] in damaged for record in todo + copies)
@@ -184,7 +197,8 @@ def _older(row: dict) -> bool:
 
 
 def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size: int,
-           pictures: str, against: Optional[ModelHandle] = None) -> Iterator[list[dict]]:
+           pictures: str, against: Optional[ModelHandle] = None,
+           keep: Optional[Keeper] = None) -> Iterator[list[dict]]:
     """The local engine: each batch's rows once its part is on disk. A background thread writes a
     batch's pictures (spread over the writer pool's threads, one per core: `writer.py`) and then, at
     once, its part (so a part never names a missing picture) while the next batch is computed; a
@@ -195,9 +209,9 @@ def _local(handle: ModelHandle, todo: list, settings: Settings, out: Path, size:
     pending: Optional[Future] = None
     with ThreadPoolExecutor(max_workers=1) as writer:
         for i in range(0, len(todo), size):
-            batch = todo[i:i + size]  # (without model B, the call as before: tests count these calls)
-            rows, drawn = (compute_batch(handle, batch, settings) if against is None else
-                           compute_batch(handle, batch, settings, against))
+            batch = todo[i:i + size]  # (without model B or concepts, the call as before: tests count these calls)
+            rows, drawn = (compute_batch(handle, batch, settings) if against is None and keep is None else
+                           compute_batch(handle, batch, settings, against, keep))
             if pending is not None:
                 yield pending.result()
             pending = writer.submit(_store, out, rows, drawn, settings, pictures)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -27,6 +28,7 @@ from ..images import load_image
 from ..models import ModelHandle
 from .against import against_values, b_pictures, explain_against
 from .inputs import Source
+from .kept import Keeper, keeping
 from .localised import ground_truths, image_targets, localisation_values, truth_of
 from .settings import EVAL_SCORES, NOT_EXPLAINED, Settings, columns
 from .writer import store_pictures
@@ -108,33 +110,36 @@ OUT_OF_MEMORY = (f"{NOT_EXPLAINED} the model ran out of memory on this image, ev
 
 
 def compute_batch(handle: ModelHandle, records: Sequence[dict], settings: Settings,
-                  against: Optional[ModelHandle] = None) -> tuple[list[dict], list]:
+                  against: Optional[ModelHandle] = None, keep: Optional[Keeper] = None) -> tuple[list[dict], list]:
     """`compute_records` of one batch, which survives running out of memory: the batch is split in
     halves and each half computed again, down to one image, whose row then says it could not be
-    explained (retried by a rerun); the other files are explained as usual."""
+    explained (retried by a rerun); the other files are explained as usual. `against` and `keep`: see
+    `compute_records`."""
     try:
-        return compute_records(handle, records, settings, against=against)
+        return compute_records(handle, records, settings, against=against, keep=keep)
     except (torch.OutOfMemoryError, MemoryError):
         if handle.device.type == "cuda":
             torch.cuda.empty_cache()
         if len(records) == 1:
             return [_row(records[0], settings, error=OUT_OF_MEMORY)], []
     half = len(records) // 2
-    first = compute_batch(handle, records[:half], settings, against)
-    second = compute_batch(handle, records[half:], settings, against)
+    first = compute_batch(handle, records[:half], settings, against, keep)
+    second = compute_batch(handle, records[half:], settings, against, keep)
     return first[0] + second[0], first[1] + second[1]
 
 
 def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Settings, *,
                     batch_size: Optional[int] = None,
                     progress: Optional[Callable[[int, int], Optional[bool]]] = None,
-                    against: Optional[ModelHandle] = None) -> tuple[list[dict], list]:
+                    against: Optional[ModelHandle] = None, keep: Optional[Keeper] = None) -> tuple[list[dict], list]:
     """`explain_records` without the writing: (the rows, the pictures `writer.save_pictures` writes: (key,
     the picture the maps belong to, {method: map}) per explained record). `batch_size` images per
     forward (default: all at once); `progress(done, total)` counts the images explained, then (with
     evaluation) scored; returning False cancels (raises `Cancelled`). With `settings.compares`,
     `against` is model B: each image is compared with it (`against.explain_against`: model A is
-    explained once), its row gets model B's columns and its pictures model B's (KEY_b)."""
+    explained once), its row gets model B's columns and its pictures model B's (KEY_b). `keep`
+    (`kept.Keeper`, for --concepts): the explained images' activations at its layer, recorded in model
+    A's own forward (`kept.keeping`), are written there."""
     if settings.compares and (against is None or against.fingerprint != settings.against_fingerprint):
         raise InvalidOptionError("These settings compare with a model B: give that model (against=).")
     started = time.perf_counter()
@@ -154,14 +159,15 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     report = (lambda offset: None if progress is None else  # noqa: E731
               (lambda _stage, done, _total: progress(offset + done, total)))
     try:
-        if settings.compares:
-            compared = explain_against(handle, against, pils, settings, _each(targets, len(pils)), batch_size or len(pils),
-                                       report(0))
-            explanations = [explanation for explanation, _, _ in compared]
-        else:
-            explanations = explain_batch(handle, pils, settings.methods, targets=targets,
-                                         layer=list(settings.layers), batch_size=batch_size or len(pils),
-                                         progress=report(0))
+        with (keeping(handle, keep.layer, len(pils)) if keep is not None else nullcontext([])) as kept:
+            if settings.compares:  # model A first, then B (`kept` holds A's forward: the first)
+                compared = explain_against(handle, against, pils, settings, _each(targets, len(pils)),
+                                           batch_size or len(pils), report(0))
+                explanations = [explanation for explanation, _, _ in compared]
+            else:
+                explanations = explain_batch(handle, pils, settings.methods, targets=targets,
+                                             layer=list(settings.layers), batch_size=batch_size or len(pils),
+                                             progress=report(0))
         scores = (evaluate_batch(handle, pils, explanations, steps=settings.steps,
                                  road_percentiles=settings.road_percentiles, progress=report(len(pils)))
                   if settings.evaluate else None)
@@ -171,6 +177,8 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
         for i, _ in good:
             rows[i] = _row(records[i], settings, error=f"{NOT_EXPLAINED} {err}")
         return rows, []
+    if keep is not None and kept and (batch_size or len(pils)) >= len(pils):
+        keep.add([records[i] for i, _ in good], kept[0])
     pictures = []
     share = (time.perf_counter() - started) / len(good)  # decoding, the maps and the scores: the image's share
     for n, (i, _) in enumerate(good):

@@ -35,7 +35,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from .._files import atomic_file, write_atomic
 from ..report import write_dataset_report
@@ -115,14 +115,16 @@ def read_rows(out: Path) -> list[dict]:
 
 
 def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings, root: str,
-           categories: Optional[Sequence[str]] = None, unmatched: Sequence[str] = ()) -> tuple[list[dict], int]:
+           categories: Optional[Sequence[str]] = None, unmatched: Sequence[str] = (),
+           extra: Optional[Callable[[list], dict]] = None) -> tuple[list[dict], int]:
     """Write results.parquet (one row per input file, in order, from the parts; its path and true
     label always the current listing's), summary.json (`categories`: the model's labels, to tell
     whether the true labels are its classes) and index.html, each atomically (a full disk leaves the
     previous complete file), and remove the pictures of files that are no longer in the input (a
     changed, moved or deleted file's; `prune_pictures`). Returns (the rows, how many pictures were
     removed). With ground truth, summary.json also holds "localisation" (`unmatched`: the ground
-    truth entries that name no input file; see `localisation_summary`)."""
+    truth entries that name no input file; see `localisation_summary`). `extra(rows)`: more of
+    summary.json (the run's "concepts" block), computed once the rows are final."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -139,6 +141,8 @@ def finish(out: Path, sources: Sequence[Source], keys: dict, settings: Settings,
         summary["localisation"] = localisation_summary(rows, settings, unmatched)
     if settings.compares:
         summary["against"] = against_summary(rows, settings)
+    if extra is not None:
+        summary.update(extra(rows))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
     write_dataset_report(out, rows, summary, lambda some: with_thumbnails(out, some, settings.methods))
     return rows, prune_pictures(out, keys.values(), by_key.values())

@@ -269,6 +269,18 @@ _ENTRY = {"type": ["object", "null"], "properties": {"low": _NUMBER, "high": _NU
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 #: A map's figures (a method, the random map, the centre prior): its title and entries.
 _MAP = {"type": "object", "properties": {"title": {"type": "string"}}, "additionalProperties": _ENTRY}
+_CONCEPT = {"type": "object", "required": ["index", "labels", "importance"], "properties": {
+    "index": _COUNT, "importance": _NUMBER, "importance_low": _NUMBER, "importance_high": _NUMBER, "crops": _STRINGS,
+    "labels": {"type": "array", "items": {"type": "object", "properties": {"label": {"type": "string"},
+                                                                           "probability": {"type": "number"}}}}}}
+#: A class's concepts (`concepts.dataset_concepts`): which class, how many images, the concepts, the areas.
+_CLASS = {"type": "object", "required": ["kind", "label", "images", "folder", "concepts"], "properties": {
+    "kind": {"enum": ["predicted", "true"]}, "label": {"type": "string"}, "index": _COUNT, "images": _COUNT,
+    "folder": {"type": "string"}, "concepts": {"type": "array", "items": _CONCEPT},
+    "fidelity": {"type": "object", "additionalProperties": _NUMBER}, "notes": _STRINGS}}
+_CONCEPTS = {"type": "object", "required": ["k", "classes", "skipped"], "properties": {
+    "k": _COUNT, "layer": {"type": "string"}, "min_images": _COUNT, "classes": {"type": "array", "items": _CLASS},
+    "skipped": {"type": "object", "additionalProperties": _COUNT}, "missing": _COUNT, "notes": _STRINGS}}
 #: The form of summary.json that readers (the Dataset page, the report) rely on: what `summarize` writes.
 SUMMARY_SCHEMA = {
     "type": "object", "required": ["settings"],
@@ -294,6 +306,7 @@ SUMMARY_SCHEMA = {
                 "title": {"type": "string"}, "spearman": _ENTRY, "top_iou": _ENTRY,
                 "classes": {"type": "object", "additionalProperties": {
                     "type": "object", "additionalProperties": _ENTRY}}}}}}},
+        "concepts": _CONCEPTS,  # with --concepts
     },
 }
 

@@ -26,6 +26,7 @@ import plotly.io as pio
 from .._files import write_atomic
 from ..faithfulness import RANDOM
 from ..predict import LOW_CONFIDENCE
+from .concepts_section import concepts_section
 from .dataset_figures import (LOCALISATION_TITLES, SCORE_WORDS, has_predictions, interval_text, localisation_table,
                               method_titles, outcome_choices, scores_in, sort_choices, target_fact)
 from .escaping import html_text
@@ -121,9 +122,9 @@ def dataset_report_html(rows: Sequence[dict], summary: dict, script: Optional[st
                         "located": "localisation" in summary, "located_words": LOCALISATION_TITLES,
                         "low": LOW_CONFIDENCE, "jet": JET.tolist(), "against": bool(summary.get("against"))})
     parts = {"title": html_text(f"Explanations: {summary.get('input', 'dataset')}"),
-             "facts": html_text(" · ".join(facts)),
-             "summary": _summary_table(summary) + _localisation_section(summary) + against_section_html(summary),
-             "data": data}
+             "facts": html_text(" · ".join(facts)), "data": data,
+             "summary": (_summary_table(summary) + _localisation_section(summary) + against_section_html(summary)
+                         + concepts_section(summary))}
     return _SLOT.sub(lambda m: parts[m.group(1)], TEMPLATE)  # one pass: no text can fill another slot
 
 
