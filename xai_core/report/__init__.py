@@ -1,11 +1,9 @@
-"""Reports: what people see of the results. Pure Plotly figure builders (`figures.py` for one image's
-maps, concepts and predictions, open it first; `eval_figures.py` for an `Evaluation`; `localisation_figures.py`
-for a `Localisation`; `dataset_figures.py` for a dataset run's summary; `concept_figures.py` for concepts
-across a class), pictures drawn with Pillow (`pictures.py`; `compare_pictures.py`: two models' maps side by
-side; `against_report.py`: a dataset run against a model B), the HTML reports (`html_reports.py`; a dataset
-run's gallery beyond its first page is in sidecar files, `gallery.py`), and `escaping.py`: a string from a
-user, a model or a file shown as text, never markup (`markdown_text` for Streamlit, `html_text` for HTML and
-Plotly). No Streamlit here."""
+"""Reports: what people see of the results. Pure Plotly builders (`figures.py` for one image, open it
+first; `eval_figures.py`, `localisation_figures.py`, `dataset_figures.py`, `concept_figures.py`,
+`compare_figures.py`), pictures drawn with Pillow (`pictures.py`, `compare_pictures.py`), the HTML
+reports (`html_reports.py`, `gallery.py`, `against_report.py`, `concepts_section.py`) and `escaping.py`:
+a string from a user, a model or a file shown as text, never markup (`markdown_text` for Streamlit,
+`html_text` for HTML and Plotly). No Streamlit here."""
 
 from . import compare_pictures, concept_figures, dataset_figures, eval_figures, figures, localisation_figures, pictures
 from .escaping import html_text, markdown_text
