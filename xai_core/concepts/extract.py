@@ -5,6 +5,7 @@ the locations would not fit in memory."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -45,6 +46,8 @@ class Fit:
     solver: str
     clipped: bool
     transform: Optional[Callable[[np.ndarray], np.ndarray]] = None
+    #: Seconds spent in the factorisation so far (streamed: `partial_fit` and `transform` calls).
+    seconds: Optional[Callable[[], float]] = None
 
 
 def grid_activations(handle: ModelHandle, layer: str, x: torch.Tensor) -> tuple:
@@ -114,6 +117,7 @@ class Streamed:
         self.offset: Optional[np.ndarray] = None
         self.clipped = False
         self.buffer: list = []
+        self.seconds = 0.0
 
     def rows(self, grid: np.ndarray) -> np.ndarray:
         """[B, C, h, w] -> the shifted rows [B*h*w, C] (float32)."""
@@ -128,9 +132,11 @@ class Streamed:
         return rows
 
     def add(self, grid: np.ndarray) -> None:
+        t0 = time.perf_counter()
         self.buffer.append(self.rows(grid))
         if sum(r.nbytes for r in self.buffer) >= self.CHUNK_BYTES:
             self._flush()
+        self.seconds += time.perf_counter() - t0
 
     def _flush(self) -> None:
         if not self.buffer:
@@ -144,14 +150,18 @@ class Streamed:
                 self.model.partial_fit(chunk[order[start:start + self.MINIBATCH]])
 
     def fit(self) -> Fit:
+        t0 = time.perf_counter()
         self._flush()
+        self.seconds += time.perf_counter() - t0
         return Fit(np.float32(self.model.components_), np.float32(self.offset), None, "minibatch", self.clipped,
-                   self.coefficients)
+                   self.coefficients, lambda: self.seconds)
 
     def coefficients(self, grid: np.ndarray) -> np.ndarray:
         """The coefficient maps [B, k, h, w] of a batch's grid [B, C, h, w] (MiniBatchNMF.transform)."""
+        t0 = time.perf_counter()
         b, _, height, width = grid.shape
         h = self.model.transform(self.rows(grid))  # [B*h*w, k]
+        self.seconds += time.perf_counter() - t0
         return np.float32(h.reshape(b, height, width, -1).transpose(0, 3, 1, 2))
 
 

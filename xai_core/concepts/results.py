@@ -74,8 +74,8 @@ class ClassConcepts:
     #: "nmf" (scikit-learn NMF on all locations, as DFF) or "minibatch" (MiniBatchNMF, streamed).
     solver: str = "nmf"
     seed: int = 0
-    #: Seconds: "fit" (first pass: forwards and NMF), "nmf" (of it, the factorisation), "scores" (importance,
-    #: with a second pass when needed), "fidelity", "total".
+    #: Seconds: "fit" (first pass: forwards and NMF), "nmf" (the factorisation; streamed, its transforms
+    #: too), "scores" (importance, with a second pass when needed), "fidelity", "total".
     timings: dict = field(default_factory=dict)
 
     @property

@@ -116,7 +116,8 @@ def class_concepts(
         image_targets=tuple(int(a) for a in assigned), contributions=contributions,
         logits=class_logits, residuals=residual,
         picture_size=first["picture"], solver=fit.solver, seed=seed,
-        timings={"fit": t_fit, "nmf": first["nmf"], "scores": t_scores, "fidelity": t_fidelity,
+        timings={"fit": t_fit, "nmf": fit.seconds() if fit.seconds is not None else first["nmf"], "scores": t_scores,
+                 "fidelity": t_fidelity,
                  "total": elapsed(handle.device, started)},
     )
 
@@ -146,7 +147,7 @@ def _checked(n_concepts, seed, top_crops, count: int) -> tuple:
 def _pass_one(handle: ModelHandle, name: str, images: list, k: int, seed: int, size: int, progress) -> dict:
     """Forward every image once: the factorisation (in memory or streamed) and every logit."""
     out: dict = {"notes": []}
-    matrix, stream, negative, logits, nmf = None, None, False, [], 0.0
+    matrix, stream, negative, logits = None, None, False, []
     for batch in batches(handle, name, images, size, progress, "activations"):
         grid = batch.grid.cpu().numpy()
         if batch.first == 0:
@@ -163,9 +164,7 @@ def _pass_one(handle: ModelHandle, name: str, images: list, k: int, seed: int, s
                 matrix = np.empty((channels, n * height * width), np.float32)
         negative = negative or bool(grid.min() < 0)
         if stream is not None:
-            t0 = time.perf_counter()
             stream.add(grid)
-            nmf += time.perf_counter() - t0
         else:
             cells = grid.shape[2] * grid.shape[3]
             matrix[:, batch.first * cells:(batch.first + len(grid)) * cells] = \
@@ -173,7 +172,7 @@ def _pass_one(handle: ModelHandle, name: str, images: list, k: int, seed: int, s
         logits.append(batch.logits.cpu().numpy())
     t0 = time.perf_counter()
     out["fit"] = stream.fit() if stream is not None else fit_in_memory(matrix, k, seed, out["shape"])
-    out["nmf"] = nmf + time.perf_counter() - t0
+    out["nmf"] = time.perf_counter() - t0
     out["logits"] = np.concatenate(logits)
     if negative:
         out["notes"].append(f"Layer {name} has negative activations and NMF needs values >= 0: each channel was "
