@@ -5,18 +5,26 @@ summary's "against" block (its numbers are the rows' means), and the refusals.""
 
 from __future__ import annotations
 
+import base64
+import functools
+import http.server
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from PIL import Image
 
 import xai_core
+from _browser import chromium
 from conftest import IMAGES
 from xai_core import cli, dataset, report
+from xai_core.dataset.writer import THUMBNAIL, with_thumbnails
+from xai_core.report import gallery, html_reports
 from xai_core.errors import InvalidOptionError, UnknownNameError
 from xai_core.predict import is_correct
 
@@ -225,3 +233,40 @@ def test_model_b_pictures_follow_the_pictures_level(lite, tree, tmp_path):
     dataset.run(lite, str(tree), str(bare), ["gradcam"], against=lite, pictures="none")
     assert not (bare / "maps").exists() or not any((bare / "maps").iterdir())
     assert _rows(bare)[0]["b_maps_file"] is None and _rows(bare)[0]["gradcam_spearman"] == 1.0
+
+
+def test_model_b_maps_are_drawn_in_the_report_at_the_maps_level(lite, other, tree, tmp_path, monkeypatch):
+    """--pictures maps writes no overlays: index.html draws each map's thumbnail over its picture,
+    model B's over model B's picture (its tile after model A's in a row's strip), on the first page
+    (embedded) and beyond it (gallery/thumbs/KEY.png; the first page made 2 rows long here)."""
+    monkeypatch.setattr(gallery, "PAGE", 2)
+    monkeypatch.setattr(html_reports, "PAGE", 2)
+    out = tmp_path / "maps"
+    dataset.run(lite, str(tree), str(out), ["gradcam"], against=other, pictures="maps")
+    rows = with_thumbnails(out, _rows(out), ["gradcam"])
+    for row in rows:  # model B's thumbnail is its raw map, downsampled as model A's
+        b_map = dataset.read_map(out, row, "gradcam", model="b")
+        step = -(-max(b_map.shape) // THUMBNAIL)
+        want = np.uint8(np.clip(b_map[::step, ::step], 0, 1) * 255)
+        assert base64.b64decode(row["thumbs"]["maps"]["b:gradcam"]) == want.tobytes()
+    strips = sorted((out / "gallery" / "thumbs").glob("*.png"))
+    assert len(strips) == 2 and all(Image.open(s).size == (32, 64) for s in strips)  # A's tile, then B's
+    drawn = ("[...document.querySelectorAll('#gallery canvas')].map(c => [c.dataset.method, c.width > 0 && "
+             "c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some(v => v > 0)])")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # one origin: canvases can be read
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with chromium() as browser:
+        page = browser.new_page()
+        errors: list = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+        page.wait_for_function("!document.getElementById('pager').hidden")  # the whole run has loaded
+        for number in (1, 2):  # the first page (embedded thumbnails), then the second (the strips)
+            assert page.locator("#pageno").inner_text() == f"page {number} of 2"
+            page.wait_for_function(f"{drawn}.length === 4 && {drawn}.every(d => d[1])")
+            assert sorted(m for m, _ in page.evaluate(drawn)) == ["b:gradcam", "b:gradcam", "gradcam", "gradcam"]
+            if number == 1:
+                page.click("#next")
+        assert errors == []
+    server.shutdown()

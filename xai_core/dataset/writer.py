@@ -29,6 +29,7 @@ from PIL import Image
 from .._files import temporary_name
 from .._pool import LazyPool
 from ..errors import InvalidOptionError
+from ..report.gallery import B_THUMB
 from ..report.pictures import overlay_cam, overlay_cams
 from .settings import PICTURES
 
@@ -210,13 +211,19 @@ def _read(path: Path) -> Optional[bytes]:
 def with_thumbnails(folder: str | os.PathLike, rows: Sequence[dict], methods: Sequence[str]) -> list[dict]:
     """`rows`, those written with "maps" (no overlays) each with `thumbs`: {"h", "w", "maps": {method:
     its raw map at most `THUMBNAIL` pixels a side, uint8, base64}}, which the HTML report draws
-    over the picture. Each raw file is opened once (memory-mapped); other rows are unchanged."""
-    wanted: dict[str, list[int]] = defaultdict(list)
+    over the picture; in a run against a model B, model B's maps too, as `B_THUMB` + method. Each raw
+    file is opened once (memory-mapped); other rows are unchanged."""
+    wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
     for n, row in enumerate(rows):
-        if pictures_written(row) == "maps" and row.get("maps_file") and row.get("maps_index") is not None:
-            wanted[str(row["maps_file"])].append(n)
+        if pictures_written(row) != "maps":
+            continue
+        for prefix, stem, index in (("", row.get("maps_file"), row.get("maps_index")),
+                                    (B_THUMB, row.get("b_maps_file"), row.get("b_maps_index"))):
+            if stem and index is not None:
+                wanted[(prefix, str(stem))].append(n)
     out = list(rows)
-    for stem, members in wanted.items():
+    for (prefix, stem), members in wanted.items():
+        index = "maps_index" if not prefix else "b_maps_index"
         for method in methods:
             try:
                 raw = np.load(Path(folder) / "maps" / f"{stem}.{method}.npy", mmap_mode="r")
@@ -224,9 +231,11 @@ def with_thumbnails(folder: str | os.PathLike, rows: Sequence[dict], methods: Se
                 continue
             step = max(1, -(-max(raw.shape[1:]) // THUMBNAIL))
             for n in members:
-                small = np.uint8(np.clip(np.float32(raw[int(rows[n]["maps_index"]), ::step, ::step]), 0, 1) * 255)
+                small = np.uint8(np.clip(np.float32(raw[int(rows[n][index]), ::step, ::step]), 0, 1) * 255)
                 thumbs = out[n].get("thumbs") or {"h": small.shape[0], "w": small.shape[1], "maps": {}}
-                thumbs["maps"][method] = base64.b64encode(small.tobytes()).decode("ascii")
+                if (small.shape[0], small.shape[1]) != (thumbs["h"], thumbs["w"]):
+                    continue  # model B's picture of another size: one strip holds tiles of one size
+                thumbs["maps"][prefix + method] = base64.b64encode(small.tobytes()).decode("ascii")
                 out[n] = {**out[n], "thumbs": thumbs}
     return out
 

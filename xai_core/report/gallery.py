@@ -35,6 +35,9 @@ from .pictures import JET
 #: Rows per page of the gallery: the page embedded in index.html, and each page shown after.
 PAGE = 50
 FOLDER = "gallery"
+#: The thumbnail name of model B's map of a method in a run against a model B: B_THUMB + method
+#: (`dataset.with_thumbnails`); its tile sits after model A's in the row's strip.
+B_THUMB = "b:"
 #: The row columns the page never reads (the thumbnails travel apart, the rest is for the job).
 _LEFT_OUT = ("thumbs", "maps_file", "maps_index", "content_key", "top5_labels", "top5_probabilities")
 #: A key that is safe as a file name (the dataset's keys are hex digits and a dash).
@@ -181,5 +184,5 @@ def prune_gallery(out: Path, script: Optional[str], thumbs: set[str]) -> int:
     return removed
 
 
-__all__ = ["CHUNK", "FOLDER", "PAGE", "Thumbnails", "classes_of", "gallery_order", "index_columns", "prune_gallery", "script_json",
+__all__ = ["B_THUMB", "CHUNK", "FOLDER", "PAGE", "Thumbnails", "classes_of", "gallery_order", "index_columns", "prune_gallery", "script_json",
            "write_gallery"]

@@ -32,7 +32,7 @@ from .dataset_figures import (LOCALISATION_TITLES, SCORE_WORDS, has_predictions,
 from .escaping import html_text
 from .figures import PNG_EXPORT
 from .against_report import against_section_html, with_agreement
-from .gallery import PAGE, Thumbnails, classes_of, gallery_order, prune_gallery, script_json, write_gallery
+from .gallery import B_THUMB, PAGE, Thumbnails, classes_of, gallery_order, prune_gallery, script_json, write_gallery
 from .pictures import JET
 
 NAMES = {"deletion_auc": "deletion AUC (lower is better)", "insertion_auc": "insertion AUC (higher is better)",
@@ -51,10 +51,17 @@ def write_dataset_report(out: Path, rows: Sequence[dict], summary: dict,
     rows = gallery_order(with_agreement(rows, methods) if summary.get("against") else rows)
     if thumbnails is not None:
         rows[:PAGE] = thumbnails(rows[:PAGE])
-    script, thumbs = write_gallery(out, rows, methods, thumbnails)
+    script, thumbs = write_gallery(out, rows, _tiles(summary), thumbnails)
     write_atomic(path, dataset_report_html(rows, summary, script))
     prune_gallery(out, script, thumbs)
     return path
+
+
+def _tiles(summary: dict) -> list[str]:
+    """The maps a row's thumbnail strip may hold, in order: each method's, then (a run against a
+    model B) model B's, named `B_THUMB` + method."""
+    methods = list(summary.get("settings", {}).get("methods", []))
+    return methods + [B_THUMB + m for m in methods] if summary.get("against") else methods
 
 
 def _summary_table(summary: dict) -> str:
@@ -120,7 +127,8 @@ def dataset_report_html(rows: Sequence[dict], summary: dict, script: Optional[st
                         "outcomes": list(outcome_choices(rows).items()), "lowfilter": has_predictions(rows),
                         "methods": list(settings.get("methods", [])), "titles": titles, "words": SCORE_WORDS,
                         "located": "localisation" in summary, "located_words": LOCALISATION_TITLES,
-                        "low": LOW_CONFIDENCE, "jet": JET.tolist(), "against": bool(summary.get("against"))})
+                        "low": LOW_CONFIDENCE, "jet": JET.tolist(), "against": bool(summary.get("against")),
+                        "tiles": _tiles(summary), "b_thumb": B_THUMB})
     parts = {"title": html_text(f"Explanations: {summary.get('input', 'dataset')}"),
              "facts": html_text(" · ".join(facts)), "data": data,
              "summary": (_summary_table(summary) + _localisation_section(summary) + against_section_html(summary)
@@ -207,7 +215,7 @@ better; insertion and ROAD: higher).</p>
 <script id="data" type="application/json">{{data}}</script>
 <script>
 const D = JSON.parse(document.getElementById('data').textContent);
-const methods = D.methods, first = D.rows;  // first: the first page, in the run's order, with thumbnails
+const methods = D.methods, tiles = D.tiles, first = D.rows;  // first: the first page, in the run's order, with thumbnails
 const $ = id => document.getElementById(id);
 $('lowv').textContent = `${Math.round(100 * D.low)}%`;  // as the Dataset page says it
 const norm = s => String(s || '').replace(/_/g, ' ').trim().toLowerCase();
@@ -236,7 +244,7 @@ const shownRows = new Map();  // row number -> row, for the page on screen
 function thumbsOf(r, i) {  // {h, w, has(m)}: embedded bytes for the first page, else gallery/thumbs/KEY.png
   const t = i < first.length ? first[i].thumbs : null;
   if (t) return {h: t.h, w: t.w, has: m => Boolean(t.maps[m])};
-  if (r.thumb) return {h: r.thumb[0], w: r.thumb[1], has: m => r.thumb[2].includes(methods.indexOf(m))};
+  if (r.thumb) return {h: r.thumb[0], w: r.thumb[1], has: m => r.thumb[2].includes(tiles.indexOf(m))};
   return null;
 }
 function outline(r) {  // the object's outline (ground truth, "WxH;PATH" in the picture's pixels) as an SVG
@@ -269,7 +277,7 @@ function draw(canvas) {  // a raw map's thumbnail in jet colours, over its pictu
     ctx.putImageData(img, 0, 0);
     return;
   }
-  const r = shownRows.get(i), [h, w, present] = r.thumb, tile = present.indexOf(methods.indexOf(m));
+  const r = shownRows.get(i), [h, w, present] = r.thumb, tile = present.indexOf(tiles.indexOf(m));
   canvas.width = w; canvas.height = h;
   if (!strips.has(r.key)) { const img = new Image(); img.src = `gallery/thumbs/${esc(r.key)}.png`; strips.set(r.key, img); }
   const img = strips.get(r.key), paint = () => canvas.getContext('2d').drawImage(img, 0, tile * h, w, h, 0, 0, w, h);
@@ -287,16 +295,21 @@ function card(r, i) {
       if (v !== undefined && v !== null) s.push(k === 'pointing' ? (v ? 'points at the object' : 'misses the object')
         : `${esc(D.located_words[k])} ${v.toFixed(3)}`); });
     return s.length ? `${esc(D.titles[m] || m)}: ${s.join(', ')}` : ''; }).filter(Boolean).join('<br>');
-  const maps = methods.map(m => mapFigure(r, i, m) + (D.against ? againstFigure(r, m) : '')).join('');
+  const maps = methods.map(m => mapFigure(r, i, m) + (D.against ? againstFigure(r, i, m) : '')).join('');
   const picture = written(r) === 'none' ? `<figure><figcaption>${esc(r.path)}</figcaption></figure>`
     : `<figure><img loading="lazy" src="maps/${esc(r.key)}.jpg" alt="image"><figcaption>${esc(r.path)}</figcaption></figure>`;
   return `<div class="card">${picture}${maps}
     <div class="meta"><b>${esc(r.label)}</b> ${(100 * r.probability).toFixed(1)}%${truth}<br>target: ${esc(r.target_label)}<br>${scores}${D.against ? againstMeta(r) : ''}</div></div>`;
 }
-function againstFigure(r, m) {  // model B's map of the same class beside model A's (its overlay: --pictures all)
-  if (written(r) !== 'all' || r.b_maps_file === null || r.b_maps_file === undefined) return '';
-  return `<figure><img loading="lazy" src="maps/${esc(r.key)}_b_${esc(m)}.jpg" alt="model B ${esc(m)}">`
-    + `<figcaption>model B · ${esc(D.titles[m] || m)}</figcaption></figure>`;
+function againstFigure(r, i, m) {  // model B's map of the same class beside model A's
+  if (r.b_maps_file === null || r.b_maps_file === undefined) return '';
+  const title = `<figcaption>model B · ${esc(D.titles[m] || m)}</figcaption>`, t = thumbsOf(r, i), b = D.b_thumb + m;
+  if (written(r) === 'all')  // its overlay
+    return `<figure><img loading="lazy" src="maps/${esc(r.key)}_b_${esc(m)}.jpg" alt="model B ${esc(m)}">${title}</figure>`;
+  if (written(r) === 'maps' && t && t.has(b))  // its raw map's thumbnail over model B's picture
+    return `<figure><div class="drawn"><img loading="lazy" src="maps/${esc(r.key)}_b.jpg" alt="model B ${esc(m)}">`
+      + `<canvas data-row="${i}" data-method="${esc(b)}"></canvas></div>${title}</figure>`;
+  return '';
 }
 function againstMeta(r) {  // model B's prediction and each method's agreement
   if (r.b_label === null || r.b_label === undefined) return '';
