@@ -1,6 +1,7 @@
 """A CNN against a vision transformer: an attention method runs on the transformer only (the CNN's
 map None, a note saying why), Grad-CAM on both; an attention method alone still gives the CNN's
-predictions; one that applies to neither model is one sentence."""
+predictions; one that applies to neither model is one sentence; two transformers compare their
+attention maps."""
 
 from __future__ import annotations
 
@@ -49,3 +50,22 @@ def test_an_attention_method_alone_and_one_for_neither(models):
     with pytest.raises(InvalidOptionError, match="applies to neither model") as refused:
         xai_core.compare_models(cnn, cnn, CAT, "legrad")
     assert str(refused.value).count(". ") == 0
+
+
+def test_two_transformers_compare_their_attention_maps(models, tmp_path):
+    """Both models transformers: every attention method gives both maps and their agreement; a ViT
+    against itself agrees exactly, against another draw of its weights it does not."""
+    _, vit = models
+    other = xai_core.load_model(f"hf:{save_tiny_vit(tmp_path / 'vit2', labels=LABELS, seed=1, initializer_range=0.2)}",
+                                device="cpu")
+    methods = ("rollout", "legrad", "gradcam")
+    same = xai_core.compare_models(vit, vit, CAT, methods)
+    for method in methods:
+        compared = same.methods[method]
+        assert compared.map_a is not None and compared.map_b is not None and compared.note is None
+        assert compared.spearman == 1.0 and compared.top_iou == 1.0 and not compared.difference.any()
+    redrawn = xai_core.compare_models(vit, other, CAT, methods)
+    for method in methods:
+        compared = redrawn.methods[method]
+        assert compared.map_a is not None and compared.map_b is not None and compared.spearman < 1.0
+        assert compared.difference.shape == compared.map_a.shape and compared.difference.any()
