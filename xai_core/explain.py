@@ -125,7 +125,7 @@ def explain_batch(
         synchronize(handle.device)
         started = time.perf_counter()
         end = min(first + size, len(images))
-        prepared = ready[first:end] if ready is not None else handle.prepare(_decoded(images, first, end))
+        prepared = ready[first:end] if ready is not None else handle.prepare(decoded(images, first, end))
         chunk = _explain_images(handle, plan, prepared, chosen[first:end], aug_smooth, eigen_smooth, 32, None)
         share = elapsed(handle.device, started) / len(chunk)
         for result in chunk:
@@ -136,7 +136,7 @@ def explain_batch(
     return results
 
 
-def _decoded(images: list, first: int, end: int) -> list:
+def decoded(images: Sequence[ImageSource], first: int, end: int) -> list:
     """`images[first:end]` decoded (`load_image`); a refused one raises `InvalidImageError` naming it."""
     pils = []
     for i in range(first, end):

@@ -9,10 +9,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..explain import decoded
 from ..factorize import concept_probabilities
 from ..images import ImageSource
 from ..models import ModelHandle
-from .extract import decoded
 
 #: Side of a crop in the picture's pixels (smaller pictures give smaller crops).
 CROP_PIXELS = 64

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from sklearn.decomposition import NMF, MiniBatchNMF
 
-from ..errors import Cancelled, InvalidImageError
-from ..images import ImageSource, load_image
+from ..errors import Cancelled
+from ..explain import decoded
+from ..images import ImageSource
 from ..methods.shared_pass import recording
 from ..models import ModelHandle, Prepared, guard
 
@@ -57,17 +58,6 @@ def grid_activations(handle: ModelHandle, layer: str, x: torch.Tensor) -> tuple:
         logits = handle.module(x)
     raw, reshape = acts[0], handle.reshape(layer)
     return raw, (raw if reshape is None else reshape(raw)), logits
-
-
-def decoded(images: Sequence[ImageSource], first: int, end: int) -> list:
-    """`images[first:end]` decoded; a refused one raises `InvalidImageError` naming it."""
-    pils = []
-    for i in range(first, end):
-        try:
-            pils.append(load_image(images[i]))
-        except InvalidImageError as err:
-            raise InvalidImageError(f"Image {i + 1} of {len(images)}: {err}") from None
-    return pils
 
 
 def batches(handle: ModelHandle, layer: str, images: Sequence[ImageSource], size: int,
