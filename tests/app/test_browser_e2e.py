@@ -263,7 +263,11 @@ def test_a_box_dragged_on_the_faithfulness_picture_scores_the_maps(served) -> No
     try:
         page.goto(url + "/faithfulness", timeout=120_000)
         expect(page.get_by_text("No object yet").first).to_be_visible(timeout=300_000)
+        # The caption can appear before Plotly has drawn the picture; until it has, findIndex is -1
+        # and nth(-1) would pick the last (possibly hidden) chart, so wait for the picker itself.
+        page.wait_for_function(f"() => ({_PICKER}) >= 0", timeout=120_000)
         picker = page.locator(".js-plotly-plot").nth(page.evaluate(f"() => {_PICKER}"))
+        expect(picker).to_be_visible(timeout=120_000)
         picker.scroll_into_view_if_needed()
         area = picker.locator(".nsewdrag").first.bounding_box()
         page.mouse.move(area["x"] + 0.3 * area["width"], area["y"] + 0.25 * area["height"])
