@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 from PIL import Image
 
 from .._files import write_atomic
-from ..report import html_text
+from ..report import html_text, importance_bars
 from .results import ClassConcepts
 
 _STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}table{border-collapse:collapse}"
@@ -72,33 +72,6 @@ def write_concept_results(result: ClassConcepts, out: str, sources: Sequence[str
     return summary
 
 
-def _bars(summary: dict) -> str:
-    """Inline SVG: one horizontal bar per concept (mean importance) with its 95% interval."""
-    rows = summary["concepts"]
-    values = [v for c in rows for v in (c["importance"], c["importance_low"], c["importance_high"]) if v is not None]
-    low, high = min(values + [0.0]), max(values + [0.0])
-    span = (high - low) or 1.0
-    width, left, row_h = 520, 180, 26
-
-    def x(v: float) -> float:
-        return left + (v - low) / span * (width - left - 20)
-
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{row_h * len(rows) + 10}' role='img' "
-             "aria-label='importance of each concept with its 95% interval'>",
-             f"<line x1='{x(0):.1f}' y1='0' x2='{x(0):.1f}' y2='{row_h * len(rows)}' stroke='#888'/>"]
-    for i, c in enumerate(rows):
-        y = i * row_h + 4
-        name = html_text(f"concept {c['index']}: {c['labels'][0]['label'] if c['labels'] else ''}")
-        parts.append(f"<text x='0' y='{y + 14}' font-size='12'>{name}</text>")
-        if c["importance"] is not None:
-            a, b = sorted((x(0), x(c["importance"])))
-            parts.append(f"<rect x='{a:.1f}' y='{y}' width='{max(b - a, 1):.1f}' height='16' fill='#4a7fb5'/>")
-        if c["importance_low"] is not None and c["importance_high"] is not None:
-            parts.append(f"<line x1='{x(c['importance_low']):.1f}' y1='{y + 8}' x2='{x(c['importance_high']):.1f}' "
-                         f"y2='{y + 8}' stroke='#000' stroke-width='2'/>")
-    return "".join(parts) + "</svg>"
-
-
 def _curves(fidelity: dict) -> str:
     """Inline SVG: class probability against concepts removed, by importance (blue) and random (grey)."""
     width, height, pad = 420, 220, 36
@@ -136,7 +109,7 @@ def atlas_html(summary: dict) -> str:
              f"({esc(summary['solver'])}, seed {summary['seed']}). Importance: {esc(summary['method'])}; mean share "
              f"of the class logit with a 95% bootstrap interval. Mean residual: "
              f"{_interval(summary['residual'], None, None)}.</p>",
-             "<h2>Importance</h2>", _bars(summary), "<table><tr><th>concept</th><th>labels</th><th>importance</th>"
+             "<h2>Importance</h2>", importance_bars(summary["concepts"], width=520, left=180, row=26), "<table><tr><th>concept</th><th>labels</th><th>importance</th>"
              + "".join(f"<th>for {esc(t)}</th>" for t in summary["targets"]) + "</tr>"]
     for c in summary["concepts"]:
         labels = ", ".join(f"{esc(x['label'])} ({x['probability']:.2f})" for x in c["labels"])

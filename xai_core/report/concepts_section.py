@@ -10,38 +10,39 @@ from typing import Optional
 
 from .escaping import html_text
 
-_WIDTH, _LEFT, _ROW = 460, 200, 22
-
-
 def _interval(mean: Optional[float], low: Optional[float], high: Optional[float]) -> str:
     if mean is None:
         return "–"
     return f"{mean:.3f} [{low:.3f}, {high:.3f}]" if low is not None and high is not None else f"{mean:.3f}"
 
 
-def _bars(concepts: list) -> str:
-    """Inline SVG: one bar per concept (its mean importance) and its 95% interval."""
+def importance_bars(concepts: list, width: int = 460, left: int = 200, row: int = 22) -> str:
+    """Inline SVG: one horizontal bar per concept (its mean importance, from zero) and its 95%
+    interval as a line; `concepts`: summary entries (index, labels, importance, importance_low,
+    importance_high; missing values are left out). Used by this section and by a class's own atlas
+    (`concepts.write_concept_results`), at their own sizes."""
     values = [v for c in concepts for v in (c.get("importance"), c.get("importance_low"), c.get("importance_high"))
               if v is not None] + [0.0]
     low, high = min(values), max(values)
     span = (high - low) or 1.0
+    bar = row - 8
 
     def x(v: float) -> float:
-        return _LEFT + (v - low) / span * (_WIDTH - _LEFT - 10)
+        return left + (v - low) / span * (width - left - 10)
 
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{_WIDTH}' height='{_ROW * len(concepts) + 6}' "
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{row * len(concepts) + 6}' "
              "role='img' aria-label='importance of each concept with its 95% interval'>",
-             f"<line x1='{x(0):.1f}' y1='0' x2='{x(0):.1f}' y2='{_ROW * len(concepts)}' stroke='#888'/>"]
+             f"<line x1='{x(0):.1f}' y1='0' x2='{x(0):.1f}' y2='{row * len(concepts)}' stroke='#888'/>"]
     for i, c in enumerate(concepts):
-        y = i * _ROW + 3
+        y = i * row + 3
         name = "concept {}: {}".format(c["index"], c["labels"][0]["label"] if c.get("labels") else "")
-        parts.append(f"<text x='0' y='{y + 13}' font-size='12'>{html_text(name)}</text>")
+        parts.append(f"<text x='0' y='{y + bar - 1}' font-size='12'>{html_text(name)}</text>")
         if c.get("importance") is not None:
             a, b = sorted((x(0), x(c["importance"])))
-            parts.append(f"<rect x='{a:.1f}' y='{y}' width='{max(b - a, 1):.1f}' height='14' fill='#4a7fb5'/>")
+            parts.append(f"<rect x='{a:.1f}' y='{y}' width='{max(b - a, 1):.1f}' height='{bar}' fill='#4a7fb5'/>")
         if c.get("importance_low") is not None and c.get("importance_high") is not None:
-            parts.append(f"<line x1='{x(c['importance_low']):.1f}' y1='{y + 7}' x2='{x(c['importance_high']):.1f}' "
-                         f"y2='{y + 7}' stroke='#000' stroke-width='2'/>")
+            parts.append(f"<line x1='{x(c['importance_low']):.1f}' y1='{y + bar / 2:g}' x2='{x(c['importance_high']):.1f}' "
+                         f"y2='{y + bar / 2:g}' stroke='#000' stroke-width='2'/>")
     return "".join(parts) + "</svg>"
 
 
@@ -66,7 +67,7 @@ def concepts_section(summary: dict) -> str:
                      f"<p><a href='{html_text(folder + '/index.html', quote=True)}'>the class's atlas</a>; fidelity "
                      f"area {_interval(f.get('auc'), f.get('auc_low'), f.get('auc_high'))} removing the concepts by "
                      f"importance, {_interval(f.get('random_auc'), None, None)} in a random order.</p>")
-        lines.append(_bars(entry["concepts"]))
+        lines.append(importance_bars(entry["concepts"]))
         lines.append("<table class='summary'><tr><th>concept</th><th>labels</th><th>importance (95% CI)</th>"
                      "<th>where</th></tr>")
         for c in entry["concepts"]:
@@ -80,4 +81,4 @@ def concepts_section(summary: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["concepts_section"]
+__all__ = ["concepts_section", "importance_bars"]
