@@ -8,9 +8,10 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image
 
 import xai_core
+from _tabby import tabby_folder
 from conftest import IMAGES, no_hooks_left
 from xai_core import InvalidOptionError, class_concepts, dataset
 from xai_core.cli import main
@@ -21,20 +22,6 @@ from xai_core.report.concepts_section import concepts_section
 #: the largest importance (and absolute on the fidelity area): the run keeps float16 activations,
 #: `class_concepts` factorises float32 ones.
 TOLERANCE = 1e-3  # measured: 7e-6 on the importances, 1e-7 on the area
-
-
-def tabby_folder(root, count: int = 9, others: int = 3):
-    """An ImageFolder: `count` crops/flips of the cat photo in tabby/, `others` of coffee in espresso/."""
-    for folder, photo, n in (("tabby", "cat.png", count), ("espresso", "coffee.png", others)):
-        (root / folder).mkdir(parents=True)
-        base = Image.open(IMAGES / photo).convert("RGB")
-        w, h = base.size
-        for i in range(n):
-            box = (i * w // 40, (i % 3) * h // 30, w - (i % 4) * w // 30, h - i * h // 50)
-            picture = base.crop(box)
-            picture = ImageOps.mirror(picture) if i % 2 else picture
-            picture.save(root / folder / f"{i:02d}.jpg", quality=92)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -185,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "or Pascal VOC XML files mirroring the input's paths; a label naming a class makes it the target")
     batch.add_argument("--concepts", type=int, metavar="K", help="at the end, K concepts per class (predicted, and "
                        "true where folders are classes) with at least 8 images, from the activations kept during the "
-                       "run (no second pass): OUT/concepts/<class>/ and summary.json's \"concepts\"")
+                       "run (no second pass; with either engine, on Ray by the actors): OUT/concepts/<class>/ and "
+                       "summary.json's \"concepts\"")
     grid = sub.add_parser("grid", help="the grid pointing game: does each map point at its cell of a 2x2 grid of "
                           "confidently classified photos?")
     grid.add_argument("--input", required=True, help="a folder of photos, a glob, or a .txt list of paths")

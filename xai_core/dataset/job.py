@@ -22,7 +22,7 @@ from ..models import ModelHandle
 from .against import check_against
 from .check import notes, trusted_rows
 from .inputs import list_inputs
-from .kept import Keeper, checked_concepts, concepts_step
+from .kept import Keeper, checked_concepts, concepts_step, prune_kept
 from .localisation_summary import localisation_line, unmatched_truths
 from .localised import ground_truths, truth_of, with_truth
 from .lock import UNLOCKED, hold_folder
@@ -81,7 +81,13 @@ def run(
     summary.json an "against" block (`against_summary`). Model B's fingerprint is part of the
     settings, so another model B explains every file again and the same one resumes. Raises
     `InvalidOptionError` for two models with no label in common and `UnknownNameError` for a
-    `target` model B does not know, before any work."""
+    `target` model B does not know, before any work.
+
+    `concepts`: K concepts per class at the end of the run (`concepts.dataset_concepts`, seeded by
+    `concepts_seed`) from the activations kept in the maps' own forward by either engine (`kept.py`;
+    on Ray, by the actors, in the results folder); kept activations no row will use (of rows explained
+    again, of files gone) are removed at the end of every run. Raises `InvalidOptionError` (before any
+    work) for a bad K or a model whose head is not global average pooling + linear."""
     started = time.perf_counter()
     pictures = check_pictures(pictures)
     methods = [get_method(m).id for m in split_names(methods, lower=True)]
@@ -94,7 +100,7 @@ def run(
     layers = tuple(handle.layer_name(n) for n in layers)
     if engine not in ("local", "ray"):
         raise InvalidOptionError(f"Unknown engine {engine!r}; use local or ray.")
-    concepts = checked_concepts(handle, concepts, engine)
+    concepts = checked_concepts(handle, concepts)
     settings = Settings(handle.name, handle.fingerprint, tuple(methods), target, layers, bool(evaluate), int(steps))
     if against is not None:
         check_against(handle, against, target)
@@ -133,11 +139,12 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
     # content key -> a finished row whose results (and pictures) serve every file with that content
     reusable = {row["content_key"]: row for row in done.values() if row.get("content_key")
                 and (pictures_written(row) == "none" or (out / "maps" / f"{row['key']}.jpg").is_file())}
-    todo, copies, keys, contents = [], [], {}, set(reusable)
+    todo, copies, keys, contents, present = [], [], {}, set(reusable), set()
     truths = ground_truths(settings)
     for source in sources:
         record = with_truth(read_record(source, digest), truth_of(truths, source.path))
         keys[source.path] = record["key"]
+        present.add(record["content_key"])
         if record["key"] in done:
             continue
         if record["content_key"] in contents:
@@ -154,11 +161,11 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
     asked = PICTURES.index(pictures)  # skipped files with more pictures than asked for keep them
     richer = sum(keys[s.path] in done and PICTURES.index(pictures_written(done[keys[s.path]])) < asked
                  for s in sources)
+    keep = Keeper(out, handle.default_layer) if concepts else None  # the Ray actors keep them too
     if engine == "ray":
         batches = _written(out, settings, run_ray(handle, todo, settings, str(out), size, address, pictures=pictures,
-                                                    against=against))
+                                                    against=against, keep=keep))
     else:
-        keep = Keeper(out, handle.default_layer) if concepts else None
         batches = _local(handle, todo, settings, out, size, pictures, against, keep)
     explained_now = refused_now = 0  # the files this run explained or refused itself (not copied)
     for rows in batches:
@@ -172,6 +179,8 @@ def _job(handle: ModelHandle, settings: Settings, out: Path, root: Path, sources
         write_part(out, [copy_row(str(out), record, reusable[record["content_key"]]) for record in copies], settings)
         if progress is not None:
             progress(total, total)
+    # kept activations of rows explained again (--refresh, fewer pictures) or of files gone: never used, removed
+    prune_kept(out, keys.values(), present - {None}, [record["key"] for record in todo], keep.run if keep else "")
     unmatched = unmatched_truths(truths, [s.path for s in sources]) if truths is not None else []
     extra = None
     if concepts:

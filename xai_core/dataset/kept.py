@@ -1,10 +1,13 @@
 """`run(..., concepts=K)`: each explained image's activations at the concepts layer, recorded in the
 very forward that makes its maps (a scoped forward hook around `explain_batch`, for the calling
 thread only, removed after; never a second forward) and kept as float16 under
-OUT/concepts/activations/ (one .npy per batch and a .json naming its rows' keys and content keys),
-so the concepts are extracted at the end of the run (`concepts.dataset_concepts`, registered here
-with `register_concepts_step`: the concepts package imports this one, not the other way round), and
-a resumed run finds the activations of the rows it skips."""
+OUT/concepts/activations/ (one .npy per batch and a .json naming its rows' keys and content keys and
+the run that wrote it), by this process (the local engine) or by the Ray actor that explains the
+batch (the `Keeper` travels to the actors; names are unique per run and batch), so the concepts are
+extracted at the end of the run (`concepts.dataset_concepts`, registered here with
+`register_concepts_step`: the concepts package imports this one, not the other way round), a resumed
+run finds the activations of the rows it skips, and `prune_kept` drops those of rows explained again
+or no longer in the input."""
 
 from __future__ import annotations
 
@@ -12,9 +15,11 @@ import hashlib
 import io
 import json
 import threading
+import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -43,18 +48,17 @@ def concepts_step() -> Callable:
     return _STEP[0]
 
 
-def checked_concepts(handle: ModelHandle, k: object, engine: str) -> Optional[int]:
+def checked_concepts(handle: ModelHandle, k: object) -> Optional[int]:
     """`k` (the number of concepts per class, None: none) checked before any work: a whole number
-    from 2 to the layer's channels, the local engine, a model whose default layer's head is global
-    average pooling + linear (exact importance from the kept activations alone). Raises
+    from 2 to the layer's channels, a model whose default layer's head is global average pooling +
+    linear (exact importance from the kept activations alone). Either engine keeps the activations
+    (the Ray actors write them to the results folder, as they write the pictures). Raises
     `InvalidOptionError`."""
     if k is None:
         return None
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
         raise InvalidOptionError(f"--concepts must be a whole number of concepts per class, 2 or more, not {k!r}.")
     layer = handle.default_layer
-    if engine != "local":
-        raise InvalidOptionError("--concepts keeps the activations in this process: use the local engine.")
     if handle.reshape(layer) is not None or not handle.is_gap_linear(layer):
         raise InvalidOptionError(f"--concepts needs a model whose head after {layer} is global average pooling + "
                                  "linear (as ResNet or EfficientNet); for this model use the concepts command.")
@@ -89,38 +93,91 @@ def keeping(handle: ModelHandle, layer: str, count: int) -> Iterator[list]:
 
 class Keeper:
     """Writes each batch's kept activations under `out`/concepts/activations (kill-safe: the .npy
-    first, then the .json that names its rows, each atomically)."""
+    first, then the .json that names its rows, each atomically), named by a hash of `run` (this
+    run's id, new by default) and the batch's keys: unique per run and batch, so Ray actors never
+    write the same file. Plain data: it is sent to the Ray actors as it is."""
 
-    def __init__(self, out: Path, layer: str) -> None:
-        self.folder, self.layer = Path(out) / ACTIVATIONS, layer
+    def __init__(self, out: Path, layer: str, run: Optional[str] = None) -> None:
+        self.folder, self.layer, self.run = Path(out) / ACTIVATIONS, layer, run or uuid.uuid4().hex
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def add(self, records: Sequence[dict], grid: np.ndarray) -> None:
         keys = [r["key"] for r in records]
-        name = hashlib.sha256("\0".join(keys).encode()).hexdigest()[:24]
+        name = hashlib.sha256("\0".join([self.run, *keys]).encode()).hexdigest()[:24]
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(grid, dtype=np.float16))
         write_atomic(self.folder / f"{name}.npy", buffer.getvalue(), sync=False)
         write_atomic(self.folder / f"{name}.json", json.dumps(
-            {"layer": self.layer, "keys": keys, "content_keys": [r.get("content_key") for r in records]}), sync=False)
+            {"layer": self.layer, "keys": keys, "content_keys": [r.get("content_key") for r in records],
+             "run": self.run, "written": time.time_ns()}), sync=False)
 
 
-def kept_index(out: Path, layer: str) -> dict:
-    """Row key or content key -> (.npy file, index) of every kept activation of `layer` in `out`."""
-    index: dict = {}
+def _entries(out: Path) -> list:
+    """(the .json, its content) of every readable kept batch in `out`, oldest first (by the time
+    written, which batches written before runs were recorded lack: they come first)."""
+    found = []
     for meta in sorted((Path(out) / ACTIVATIONS).glob("*.json")):
         try:
             entry = json.loads(meta.read_text())
         except (OSError, ValueError):
             continue
+        if isinstance(entry, dict) and len(entry.get("keys", ())) == len(entry.get("content_keys", ())):
+            found.append((meta, entry))
+    return sorted(found, key=lambda me: int(me[1].get("written") or 0))
+
+
+def kept_index(out: Path, layer: str) -> dict:
+    """Row key or content key -> (.npy file, index) of every kept activation of `layer` in `out`
+    (the newest where a key was kept twice)."""
+    index: dict = {}
+    for meta, entry in _entries(out):
         array = meta.with_suffix(".npy")
         if entry.get("layer") != layer or not array.is_file():
             continue
         for i, (key, content) in enumerate(zip(entry["keys"], entry["content_keys"])):
-            index[key] = (array, i)
+            if key:
+                index[key] = (array, i)
             if content:
-                index.setdefault(content, (array, i))
+                index[content] = (array, i)
     return index
+
+
+def prune_kept(out: Path, keys: Iterable[str], contents: Iterable[str], explained: Iterable[str], run: str) -> int:
+    """Drop the kept activations that no row will use: those of a file no longer in the input
+    (neither its key's file part, its path and content, among the input's `keys`, nor its content
+    key among `contents`), those of a row this run explained again (`explained`) kept by an earlier
+    run (`run`: this run's id; explained again without keeping, the row has none), and every older
+    copy of a key kept twice. A kept batch with no activation left is removed (.json first, then its
+    .npy), one with some has the others' keys blanked (atomically). Returns how many batches were
+    removed. Call it under the folder's lock once the run's batches are written."""
+    files, contents, explained = {str(k)[:32] for k in keys}, set(contents), set(explained)
+    entries, newest = _entries(out), {}
+    for n, (_, entry) in enumerate(entries):
+        for key in entry["keys"]:
+            newest[key] = n
+    removed = 0
+    for n, (meta, entry) in enumerate(entries):
+        live = [bool(key) and newest[key] == n and (str(key)[:32] in files or content in contents)
+                and not (key in explained and entry.get("run") != run)
+                for key, content in zip(entry["keys"], entry["content_keys"])]
+        if not any(live):
+            meta.unlink(missing_ok=True)
+            meta.with_suffix(".npy").unlink(missing_ok=True)
+            removed += 1
+        elif not all(live):
+            entry["keys"] = [k if keep else None for k, keep in zip(entry["keys"], live)]
+            entry["content_keys"] = [c if keep else None for c, keep in zip(entry["content_keys"], live)]
+            write_atomic(meta, json.dumps(entry), sync=False)
+    folder, named = Path(out) / ACTIVATIONS, {meta.name for meta, _ in _entries(out)}
+    for meta in folder.glob("*.json"):  # unreadable (damaged): its batch cannot be used
+        if meta.name not in named:
+            meta.unlink(missing_ok=True)
+    for array in folder.glob("*.npy"):  # a killed run's batch whose .json was never written
+        if not array.with_suffix(".json").is_file():
+            array.unlink(missing_ok=True)
+    for partial in folder.glob(".*.tmp"):  # what a killed run left half written (`temporary_name`)
+        partial.unlink(missing_ok=True)
+    return removed
 
 
 def load_kept(places: Sequence[tuple]) -> np.ndarray:
@@ -139,4 +196,4 @@ def load_kept(places: Sequence[tuple]) -> np.ndarray:
 
 
 __all__ = ["ACTIVATIONS", "Keeper", "checked_concepts", "concepts_step", "keeping", "kept_index", "load_kept",
-           "register_concepts_step"]
+           "prune_kept", "register_concepts_step"]

@@ -16,8 +16,10 @@ already started is used as it is. With one (`auto` or `HEAD:6379` on a node of t
 that cluster: its workers need the same Python packages as here (this package is shipped to them),
 the model's weights at the same path (or a tag they can download), and the input files and the
 output folder, where the actors write the pictures (`OUT/maps`, what `pictures` asks for, with the
-local engine's writer: `writer.py`), must be on storage shared by the driver
-and the workers (the rows themselves come back to the driver). Ray is imported here only; it is optional
+local engine's writer: `writer.py`) and, with --concepts, the activations they keep in the maps' own
+forward (`OUT/concepts/activations`, `kept.Keeper`: the driver extracts the concepts from them at the
+end), must be on storage shared by the driver and the workers (the rows themselves come back to the
+driver). Ray is imported here only; it is optional
 (`pip install -r requirements-ray.txt`).
 """
 
@@ -34,6 +36,7 @@ from typing import Iterator, Mapping, Optional, Sequence
 from .. import errors
 from .._pool import usable_cpus
 from .inputs import Source
+from .kept import Keeper
 from .records import explain_records
 from .settings import Settings
 from .store import schema
@@ -63,7 +66,8 @@ class Explainer:
     rows as an Arrow table (the schema of results.parquet)."""
 
     def __init__(self, load_args: dict, fingerprint: str, device: str, threads: int, settings: Settings,
-                 out_dir: str, pictures: str = "all", against_args: Optional[dict] = None):
+                 out_dir: str, pictures: str = "all", against_args: Optional[dict] = None,
+                 keep: Optional[Keeper] = None):
         import torch
 
         torch.set_num_threads(max(1, int(threads)))
@@ -74,13 +78,15 @@ class Explainer:
         self.settings = settings
         self.out_dir = out_dir
         self.pictures = pictures
+        self.keep = keep
 
     def __call__(self, batch):
         import pyarrow as pa
 
         records = [{"source": Source(r["path"], r["file"], r["true_label"]), "data": None, "key": r["key"],
                     "content_key": r["content_key"], "error": r["error"]} for r in batch.to_pylist()]
-        rows = explain_records(self.handle, records, self.settings, self.out_dir, self.pictures, self.against)
+        rows = explain_records(self.handle, records, self.settings, self.out_dir, self.pictures, self.against,
+                               self.keep)
         return pa.Table.from_pylist(rows, schema=schema(self.settings))
 
 
@@ -208,7 +214,7 @@ def _quiet_console():
 
 def run_ray(handle: ModelHandle, records: Sequence[dict], settings: Settings, out_dir: str, batch_size: int,
             address: Optional[str], *, pictures: str = "all",
-            against: Optional[ModelHandle] = None) -> Iterator[list[dict]]:
+            against: Optional[ModelHandle] = None, keep: Optional[Keeper] = None) -> Iterator[list[dict]]:
     """Explain `records` (`dataset.read_record`'s dicts) with `explain_records` in Ray actors, in
     batches of `batch_size`, the actors writing what `pictures` asks for; yields each batch's rows (dicts, as `explain_records` returns them) as it
     finishes, in no particular order. `address`: None for a local Ray, else a cluster's address
@@ -217,7 +223,9 @@ def run_ray(handle: ModelHandle, records: Sequence[dict], settings: Settings, ou
     process (random weights) or the cluster cannot be reached, before any work, and `JobFailed` (one
     sentence) when the job fails once it runs (e.g. an actor cannot load the model). `against`:
     model B of a run against a model B, loaded in every actor too (its `model_args`, checked by
-    its fingerprint), so each refuses a model B it cannot load again the way it refuses model A."""
+    its fingerprint), so each refuses a model B it cannot load again the way it refuses model A.
+    `keep` (`kept.Keeper`, --concepts): each actor writes the activations of the batches it explains,
+    kept in their own forward, to the results folder (each batch its own file), as the local engine does."""
     load_args = model_args(handle)
     against_args = model_args(against) if against is not None else None
     ray = _import_ray()
@@ -226,11 +234,11 @@ def run_ray(handle: ModelHandle, records: Sequence[dict], settings: Settings, ou
         return iter(())
     started = _connect(ray, address)
     return _batches(ray, started, handle, load_args, records, settings, out_dir, batch_size, address, pictures,
-                    against_args)
+                    against_args, keep)
 
 
 def _batches(ray, started, handle, load_args, records, settings, out_dir, batch_size, address, pictures,
-             against_args=None):
+             against_args=None, keep=None):
     context = ray.data.DataContext.get_current()
     shown = context.enable_progress_bars, context.print_on_execution_start
     try:
@@ -260,7 +268,7 @@ def _batches(ray, started, handle, load_args, records, settings, out_dir, batch_
                 fn_constructor_kwargs={"load_args": load_args, "fingerprint": handle.fingerprint,
                                        "device": how["device"], "threads": how["threads"], "settings": settings,
                                        "out_dir": str(out_dir), "pictures": pictures,
-                                       "against_args": against_args},
+                                       "against_args": against_args, "keep": keep},
                 compute=ray.data.ActorPoolStrategy(size=min(how["concurrency"], len(blocks))),
                 num_gpus=how["num_gpus"], num_cpus=how["num_cpus"], runtime_env=runtime_env, **restarts)
         try:

@@ -94,13 +94,15 @@ def record_bytes(record: dict) -> bytes:
 
 
 def explain_records(handle: ModelHandle, records: Sequence[dict], settings: Settings, out_dir: str,
-                    pictures: str = "all", against: Optional[ModelHandle] = None) -> list[dict]:
+                    pictures: str = "all", against: Optional[ModelHandle] = None,
+                    keep: Optional[Keeper] = None) -> list[dict]:
     """The per-batch function of both engines: decode each record's bytes, explain the readable
     ones in one `explain_batch` (and `evaluate_batch` with `settings.evaluate`), write what
     `pictures` asks for of their maps under `out_dir/maps` (`writer.store_pictures`), and return
     one row per record (an error row for a refused file), in order. `against`: model B of a run
-    against a model B (`against.py`)."""
-    rows, drawn = compute_batch(handle, records, settings, against)
+    against a model B (`against.py`). `keep` (`kept.Keeper`, --concepts): the batch's activations,
+    kept in its own forward, are written there too."""
+    rows, drawn = compute_batch(handle, records, settings, against, keep)
     return store_pictures(out_dir, rows, drawn, pictures)
 
 
