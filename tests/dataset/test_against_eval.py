@@ -196,3 +196,9 @@ def test_older_results_folders_resume_unless_they_lack_model_b_scores():
     assert dataclasses.replace(base, against_layers=("layer3",)).digest() != base.digest()
     assert "b_gradcam_deletion_auc" in dataset.columns(("gradcam",), True, compares=True)
     assert "b_gradcam_deletion_auc" not in dataset.columns(("gradcam",), False, compares=True)
+
+
+def test_model_b_scores_are_offered_as_sorts_by_their_words():
+    label = report.dataset_figures.column_label
+    assert label("b_gradcam_deletion_auc", {"gradcam": "Grad-CAM"}) == "model B · Grad-CAM · deletion"
+    assert label("b_probability", {}) is None and label("b_maps_index", {}) is None
