@@ -135,7 +135,8 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     """`explain_records` without the writing: (the rows, the pictures `writer.save_pictures` writes: (key,
     the picture the maps belong to, {method: map}) per explained record). `batch_size` images per
     forward (default: all at once); `progress(done, total)` counts the images explained, then (with
-    evaluation) scored, then (against a model B) scored with model B; returning False cancels (raises `Cancelled`). With `settings.compares`,
+    evaluation) scored, then (against a model B) scored with model B; returning False cancels
+    (raises `Cancelled`). With `settings.compares`,
     `against` is model B: each image is compared with it (`against.explain_against`: model A is
     explained once), its row gets model B's columns and its pictures model B's (KEY_b); with evaluation
     model B's maps are scored with model B too (`against.against_scores`). `keep`
