@@ -125,7 +125,8 @@ def against_section_html(summary: dict) -> str:
     if scores:
         lines += [f"<p>{html_text(_SCORES_NOTE)}</p>",
                   "<table class='summary'><tr>" + "".join(f"<th>{html_text(h)}</th>" for h in scores) + "</tr>"]
-        lines += ["<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in cells) + "</tr>" for cells in zip(*scores.values())]
+        lines += ["<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in cells) + "</tr>"
+                  for cells in zip(*scores.values())]
         lines.append("</table>")
     return "\n".join(lines)
 
