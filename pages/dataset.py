@@ -13,7 +13,8 @@ from pages import _dataset_state as D
 from pages import _state as S
 from xai_core.report import dataset_figures as DF
 from xai_core.report import pictures as R
-from xai_core.report import against_sentences, against_table, markdown_text, with_agreement
+from xai_core.report import (against_scores_note, against_scores_table, against_sentences, against_table, markdown_text,
+                             with_agreement)
 
 PER_PAGE = 12
 
@@ -228,6 +229,10 @@ def _summary(view: dict) -> None:
         st.caption(" ".join(markdown_text(s) for s in against_sentences(summary)) + " Agreement of the two models' "
                    "maps of the same class: Spearman's rank correlation and the IoU of each map's top 20%, means "
                    "with 95% bootstrap intervals.")
+    scored = against_scores_table(summary)
+    if scored:  # with --eval: are model B's maps more faithful than model A's?
+        st.table({markdown_text(c): [markdown_text(v) for v in values] for c, values in scored.items()})
+        st.caption(markdown_text(against_scores_note(summary)))
 
 
 def _concepts(view: dict) -> None:

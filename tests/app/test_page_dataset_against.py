@@ -40,3 +40,23 @@ def test_the_page_shows_the_against_block(monkeypatch, tmp_path, lite) -> None:
     assert any("model B:" in m.value and "Spearman 1.00" in m.value for m in app.markdown)
     shown = all_text(app)
     assert "A · Grad-CAM" in shown and "B · Grad-CAM" in shown  # model B's map beside model A's
+
+
+def test_the_page_shows_both_models_faithfulness(monkeypatch, tmp_path, lite) -> None:
+    """A run against a model B with --eval: the faithfulness table (A, B, B − A per method and score)
+    under the agreement table; a model against itself changes nothing."""
+    photos = tmp_path / "photos" / "tabby"
+    photos.mkdir(parents=True)
+    shutil.copy(IMAGES / "cat.png", photos / "cat.png")
+    xai_core.dataset.run(lite, str(photos.parent), str(tmp_path / "results" / "ab"), ["gradcam"], against=lite,
+                         evaluate=True, steps=3)
+    monkeypatch.setenv("XAI_RESULTS_ROOT", str(tmp_path / "results"))
+    app = _page(_run(new_app(monkeypatch)), "dataset")
+    app.segmented_control(key="w:dataset.source").set_value("Results folder")
+    _run(app)
+    assert not _errors(app)
+    (table,) = [t for t in app.table if "B − A (mean, 95% CI)" in [str(c).replace("\\", "") for c in t.value.columns]]
+    assert len(table.value) == 3 and set(table.value.iloc[:, 0]) == {"Grad-CAM"}
+    changes = [str(v).replace("\\", "") for v in table.value.iloc[:, 4]]
+    assert changes == ["0.000 [0.000, 0.000]"] * 3
+    assert "Faithfulness of each model's own maps" in " ".join(c.value for c in app.caption)

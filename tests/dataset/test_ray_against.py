@@ -73,6 +73,25 @@ def test_ray_actors_load_model_b_and_write_the_local_rows(ray_session, lite, tmp
     assert again.line().startswith("Nothing to do")
 
 
+def test_model_b_layer_and_scores_travel_to_the_actors(ray_session, lite, tmp_path):
+    """--against-layer and --eval on Ray: the actors explain model B at the settings' layer and score
+    its maps, the local engine's rows (model B is model A here: a bundled model every actor loads)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for photo in sorted(IMAGES.iterdir())[:2]:
+        shutil.copy2(photo, photos / photo.name)
+    kwargs = dict(batch_size=2, against=lite, against_layer="stage7", evaluate=True, steps=3)
+    dataset.run(lite, str(photos), str(tmp_path / "local"), ["gradcam"], **kwargs)
+    on_ray = dataset.run(lite, str(photos), str(tmp_path / "ray"), ["gradcam"], engine="ray", **kwargs)
+    assert (on_ray.explained, on_ray.failed) == (2, 0)
+    expected, got = _rows(tmp_path / "local"), _rows(tmp_path / "ray")
+    for want, row in zip(expected, got):
+        assert row["gradcam_spearman"] < 1.0  # model B at stage7, model A at its default layer
+        assert isinstance(row["b_gradcam_deletion_auc"], float)
+        assert all(_same(want[c], row[c]) for c in want if c not in
+                   ("maps_file", "b_maps_file", "maps_index", "b_maps_index")), (want, row)
+
+
 def test_a_model_b_with_random_weights_is_refused_on_ray(lite, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -27,7 +27,7 @@ from ..images import load_image
 from ..methods import LAST_BLOCKS, attention_layout, get_method, methods_for
 from ..models import load_model
 from ..predict import predict
-from ..report import against_sentences, against_table, pictures
+from ..report import against_scores_table, against_sentences, against_table, pictures
 from . import bench
 from .compare_command import run_compare
 from .concepts_command import batch_concepts_lines, run_concepts
@@ -170,7 +170,8 @@ def _run_batch(args: argparse.Namespace) -> int:
                                  evaluate=args.eval, steps=args.steps, batch_size=args.batch_size,
                                  progress=RateBar(), engine=args.engine, address=args.address,
                                  pictures=args.pictures, refresh=args.refresh,
-                                 ground_truth=args.ground_truth, against=against, concepts=args.concepts)
+                                 ground_truth=args.ground_truth, against=against,
+                                 against_layer=args.against_layer, concepts=args.concepts)
     except JobFailed as err:  # the job ran and failed partway: not a bad option
         _fail(str(err))
         return 1
@@ -201,12 +202,16 @@ def _run_batch(args: argparse.Namespace) -> int:
 
 def _agreement_lines(path: Path) -> str:
     """The against block of summary.json at `path` in a few lines: which model B, each method's mean
-    Spearman and top-20% IoU with their intervals, and the accuracy change."""
+    Spearman and top-20% IoU with their intervals, the accuracy change, and with --eval each
+    method's scores of both models' maps and the change B − A."""
     summary = json.loads(path.read_text(encoding="utf-8"))
     table = against_table(summary)
     lines = against_sentences(summary)
     lines += [f"{method}: Spearman {rho}, top-20% IoU {iou}" for method, rho, iou in
               zip(*(table[c] for c in list(table)[:3]))]
+    scored = against_scores_table(summary)  # with --eval: each model's maps scored, and B − A
+    lines += [f"{method} {score}: A {a}, B {b}, B − A {change}" for method, score, a, b, change in
+              zip(*(scored[c] for c in list(scored)[:5]))]
     return "\n".join(lines)
 
 

@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "choices as --model")
     batch.add_argument("--against-weights", default="DEFAULT", type=_weights, help=f"model B's {_WEIGHTS_HELP}")
     batch.add_argument("--against-labels", help=f"model B's {_LABELS_HELP}")
+    batch.add_argument("--against-layer", metavar="LAYER", help="model B's target layer, or a comma list of layers "
+                       "to fuse (default: model B's); with --eval model B's maps are scored too")
     batch.add_argument("--ground-truth", metavar="PATH", help="score whether each map points at the object: a CSV "
                        "path,x0,y0,x1,y1[,label] (pixels of the original image), a COCO JSON, or a folder of PNG masks "
                        "or Pascal VOC XML files mirroring the input's paths; a label naming a class makes it the target")

@@ -2,7 +2,9 @@
 goes through `compare.compare_models_batch`, which explains model A once (its row and pictures come
 from the comparison's `explanation_a`, as without model B) and model B once; a row gets model B's
 columns (`settings.columns`) and model B's pictures are written beside model A's (KEY_b.jpg and
-KEY_b_METHOD.jpg, at the same `pictures` level: `writer.B_SUFFIX`)."""
+KEY_b_METHOD.jpg, at the same `pictures` level: `writer.B_SUFFIX`). Model B's target layers are the
+settings' (`against_layers`: --against-layer, else its default); with evaluation model B's maps are
+scored with model B too (`against_scores`: the rows' b_{method}_{score} columns)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ from typing import Callable, Optional, Sequence
 
 from ..compare import Comparison, compare_models_batch, resolve
 from ..errors import InvalidOptionError, UnknownNameError
+from ..evaluate import evaluate_batch
 from ..explain import Explanation, explain_batch
-from ..models import ModelHandle
+from ..faithfulness import Evaluation
+from ..models import ModelHandle, layer_names
 from ..predict import is_correct, label_key, predict
-from .settings import Settings
+from .settings import EVAL_SCORES, Settings
 from .writer import B_SUFFIX
 
 
@@ -29,6 +33,18 @@ def check_against(handle: ModelHandle, against: ModelHandle, target: Optional[in
     resolve(handle, against, target)
 
 
+def against_layers(against: Optional[ModelHandle], layer) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(model B's target layers for `layer` (`run`'s `against_layer=`: a name, a comma list or a
+    sequence; None: its default), its default layers); ((), ()) without a model B. Raises, before
+    any work, `UnknownNameError` for a layer model B does not have (the sentence `layer=` gets for
+    model A, naming model B) and `InvalidOptionError` for a layer without a model B."""
+    if against is None:
+        if layer:
+            raise InvalidOptionError("A layer for model B (--against-layer) needs a model B (--against).")
+        return (), ()
+    return tuple(layer_names(against, layer)), (against.default_layer,)
+
+
 def explain_against(handle: ModelHandle, against: ModelHandle, pictures: Sequence, settings: Settings,
                     targets: list, batch_size: int, progress: Optional[Callable] = None) -> list[tuple]:
     """Each picture as (model A's `Explanation`, its `Comparison` with model B or None, why there is
@@ -39,7 +55,8 @@ def explain_against(handle: ModelHandle, against: ModelHandle, pictures: Sequenc
     raises otherwise."""
     try:
         compared = compare_models_batch(handle, against, list(pictures), settings.methods, targets,
-                                        batch_size=batch_size, progress=progress, layer_a=list(settings.layers))
+                                        batch_size=batch_size, progress=progress, layer_a=list(settings.layers),
+                                        layer_b=list(settings.against_layers) or None)
         return [(c.explanation_a, c, None) for c in compared]
     except UnknownNameError as err:
         if len(pictures) == 1:
@@ -49,6 +66,29 @@ def explain_against(handle: ModelHandle, against: ModelHandle, pictures: Sequenc
     half = len(pictures) // 2
     return (explain_against(handle, against, pictures[:half], settings, targets[:half], batch_size)
             + explain_against(handle, against, pictures[half:], settings, targets[half:], batch_size))
+
+
+def against_scores(against: ModelHandle, pictures: Sequence, compared: Sequence[tuple], settings: Settings,
+                   progress: Optional[Callable] = None) -> list[Optional[Evaluation]]:
+    """Model B's faithfulness scores of its own maps, one per picture (`explain_against`'s entries):
+    `evaluate_batch` with model B on the pictures whose comparison has model B's maps (None for the
+    others: no comparison, or no method applies to model B), as model A's are scored."""
+    which = [n for n, (_, comparison, _) in enumerate(compared)
+             if comparison is not None and comparison.explanation_b.maps]
+    scored = (evaluate_batch(against, [pictures[n] for n in which], [compared[n][1].explanation_b for n in which],
+                             steps=settings.steps, road_percentiles=settings.road_percentiles, progress=progress)
+              if which else [])
+    out: list[Optional[Evaluation]] = [None] * len(compared)
+    for n, evaluation in zip(which, scored):
+        out[n] = evaluation
+    return out
+
+
+def b_score_values(methods: Sequence[str], evaluation: Optional[Evaluation]) -> dict:
+    """A row's `b_{method}_{score}` columns from model B's `Evaluation` (None where it has no map)."""
+    scores = {} if evaluation is None else evaluation.scores
+    return {f"b_{m}_{score}": float(scores[m][score]) if m in scores else None
+            for m in methods for score in EVAL_SCORES}
 
 
 def against_values(handle: ModelHandle, against: ModelHandle, true_label: Optional[str], explanation: Explanation,
@@ -103,4 +143,5 @@ def _number(value: Optional[float]) -> Optional[float]:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-__all__ = ["against_values", "b_pictures", "check_against", "explain_against"]
+__all__ = ["against_layers", "against_scores", "against_values", "b_pictures", "b_score_values", "check_against",
+           "explain_against"]

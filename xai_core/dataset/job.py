@@ -19,7 +19,7 @@ from ..explain import images_per_batch
 from ..localisation import ground_truth_digest
 from ..methods import ATTENTION, check_applies, get_method
 from ..models import ModelHandle
-from .against import check_against
+from .against import against_layers, check_against
 from .check import notes, trusted_rows
 from .inputs import list_inputs
 from .kept import Keeper, checked_concepts, concepts_step, prune_kept
@@ -51,6 +51,7 @@ def run(
     refresh: bool = False,
     ground_truth=None,
     against: Optional[ModelHandle] = None,
+    against_layer=None,
     concepts: Optional[int] = None,
     concepts_seed: int = 0,
 ) -> JobResult:
@@ -81,7 +82,11 @@ def run(
     summary.json an "against" block (`against_summary`). Model B's fingerprint is part of the
     settings, so another model B explains every file again and the same one resumes. Raises
     `InvalidOptionError` for two models with no label in common and `UnknownNameError` for a
-    `target` model B does not know, before any work.
+    `target` model B does not know, before any work. `against_layer`: model B's target layer(s) (a
+    name or a comma list, as `layer`; default: its own default), part of the settings' digest where
+    it is not the default; an unknown one raises `UnknownNameError` before any work. With
+    `evaluate` model B's maps are scored with model B too (`b_{method}_{score}` columns, and the
+    paired change B − A in the "against" block).
 
     `concepts`: K concepts per class at the end of the run (`concepts.dataset_concepts`, seeded by
     `concepts_seed`) from the activations kept in the maps' own forward by either engine (`kept.py`;
@@ -104,7 +109,10 @@ def run(
     settings = Settings(handle.name, handle.fingerprint, tuple(methods), target, layers, bool(evaluate), int(steps))
     if against is not None:
         check_against(handle, against, target)
-        settings = dataclasses.replace(settings, against=against.name, against_fingerprint=against.fingerprint)
+    layers_b, default_b = against_layers(against, against_layer)
+    if against is not None:
+        settings = dataclasses.replace(settings, against=against.name, against_fingerprint=against.fingerprint,
+                                       against_layers=layers_b, against_default_layers=default_b)
     if ground_truth is not None:
         where = Path(ground_truth).expanduser().resolve()
         settings = dataclasses.replace(settings, ground_truth=str(where), ground_truth_digest=ground_truth_digest(where))

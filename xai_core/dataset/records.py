@@ -26,7 +26,7 @@ from ..explain import TOP_K, explain_batch
 from ..faithfulness import RANDOM
 from ..images import load_image
 from ..models import ModelHandle
-from .against import against_values, b_pictures, explain_against
+from .against import against_scores, against_values, b_pictures, b_score_values, explain_against
 from .inputs import Source
 from .kept import Keeper, keeping
 from .localised import ground_truths, image_targets, localisation_values, truth_of
@@ -137,9 +137,11 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     """`explain_records` without the writing: (the rows, the pictures `writer.save_pictures` writes: (key,
     the picture the maps belong to, {method: map}) per explained record). `batch_size` images per
     forward (default: all at once); `progress(done, total)` counts the images explained, then (with
-    evaluation) scored; returning False cancels (raises `Cancelled`). With `settings.compares`,
+    evaluation) scored, then (against a model B) scored with model B; returning False cancels
+    (raises `Cancelled`). With `settings.compares`,
     `against` is model B: each image is compared with it (`against.explain_against`: model A is
-    explained once), its row gets model B's columns and its pictures model B's (KEY_b). `keep`
+    explained once), its row gets model B's columns and its pictures model B's (KEY_b); with evaluation
+    model B's maps are scored with model B too (`against.against_scores`). `keep`
     (`kept.Keeper`, for --concepts): the explained images' activations at its layer, recorded in model
     A's own forward (`kept.keeping`), are written there."""
     if settings.compares and (against is None or against.fingerprint != settings.against_fingerprint):
@@ -157,7 +159,8 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
     pils = [pil for _, pil in good]
     truths = ground_truths(settings)  # with ground truth, a box's label naming a class is its image's target
     targets = image_targets(handle.categories, truths, [records[i] for i, _ in good], settings.target)
-    total = len(pils) * (2 if settings.evaluate else 1)
+    b_scored = settings.evaluate and settings.compares  # model B's maps are scored too, with model B
+    total = len(pils) * (1 + settings.evaluate + b_scored)
     report = (lambda offset: None if progress is None else  # noqa: E731
               (lambda _stage, done, _total: progress(offset + done, total)))
     try:
@@ -173,6 +176,7 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
         scores = (evaluate_batch(handle, pils, explanations, steps=settings.steps,
                                  road_percentiles=settings.road_percentiles, progress=report(len(pils)))
                   if settings.evaluate else None)
+        b_scores = against_scores(against, pils, compared, settings, report(2 * len(pils))) if b_scored else None
     except Cancelled:
         raise
     except XAIError as err:  # a readable file that could not be explained: its row says why
@@ -191,6 +195,8 @@ def compute_records(handle: ModelHandle, records: Sequence[dict], settings: Sett
             _, comparison, note = compared[n]
             rows[i].update(against_values(handle, against, records[i]["source"].true_label, explanations[n],
                                           comparison, note, pils[n]))
+            if b_scores is not None:
+                rows[i].update(b_score_values(settings.methods, b_scores[n]))
             pictures += b_pictures(records[i]["key"], comparison)
     return rows, pictures
 

@@ -51,6 +51,11 @@ class Settings:
     #: and its fingerprint (in the digest, so another model B is explained again; `against.py`)
     against: Optional[str] = None
     against_fingerprint: Optional[str] = None
+    #: model B's target layers (`run`'s `against_layer=`, the CLI's --against-layer) and its default
+    #: ones: the layers are in the digest only where they are not the default (so a run without
+    #: --against-layer keeps the digest it had before the option existed), the default never
+    against_layers: tuple[str, ...] = ()
+    against_default_layers: tuple[str, ...] = ()
 
     @property
     def localises(self) -> bool:
@@ -64,9 +69,17 @@ class Settings:
 
     def digest(self) -> str:
         """16 hex digits of a hash of the settings, the models' names and the ground truth's path
-        left out (a run without ground truth or model B keeps the digest it had before they existed)."""
-        content = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("model", "ground_truth", "against")
+        left out (a run without ground truth or model B keeps the digest it had before they existed;
+        one with model B at its default layers too). With model B and evaluation the rows hold model
+        B's scores (`settings.columns`), so the digest says so: rows written before model B's maps
+        were scored, which lack those columns, are explained again rather than kept with them empty."""
+        content = {k: v for k, v in dataclasses.asdict(self).items()
+                   if k not in ("model", "ground_truth", "against", "against_layers", "against_default_layers")
                    and not (k in ("ground_truth_digest", "against_fingerprint") and v is None)}
+        if self.against_layers and self.against_layers != self.against_default_layers:
+            content["against_layers"] = list(self.against_layers)
+        if self.compares and self.evaluate:
+            content["b_scores"] = True
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -158,7 +171,9 @@ def columns(methods: Sequence[str], evaluate: bool, localises: bool = False, com
     that model's classes), model B's top-1 `b_label` and `b_probability`, the class it explains
     (`b_target_label`, the same label as `target_label`) and its probability, `b_note` (why model B
     has no maps for the row, else null), `b_maps_file` and `b_maps_index` (its raw maps), and per
-    method `{m}_spearman` and `{m}_top_iou` (`compare.spearman`, `compare.top_iou`; null where undefined)."""
+    method `{m}_spearman` and `{m}_top_iou` (`compare.spearman`, `compare.top_iou`; null where undefined);
+    with `evaluate` too, per method model B's scores of its own maps `b_{m}_{score}` (`EVAL_SCORES`,
+    scored with model B; null where model B has no map: see `b_note`)."""
     cols = ["path", "key", "content_key", "error", "label", "probability", "top5_labels", "top5_probabilities", "target",
             "target_label", "true_label", "pictures", "maps_file", "maps_index", "results_version"]
     cols += ["seconds"] + [f"{m}_seconds" for m in methods]
@@ -171,6 +186,8 @@ def columns(methods: Sequence[str], evaluate: bool, localises: bool = False, com
         cols += ["correct", "b_label", "b_probability", "b_target_label", "b_target_probability", "b_correct",
                  "b_note", "b_maps_file", "b_maps_index"]
         cols += [f"{m}_{score}" for m in methods for score in ("spearman", "top_iou")]
+        if evaluate:
+            cols += [f"b_{m}_{score}" for m in methods for score in EVAL_SCORES]
     return cols
 
 

@@ -301,7 +301,9 @@ SUMMARY_SCHEMA = {
         "against": {"type": "object", "required": ["model", "methods"], "properties": {  # with a model B
             "model": {"type": "string"}, "fingerprint": {"type": "string"}, "grouped_by": {"type": "string"},
             "compared": _COUNT, "not_compared": _COUNT, "least_agreeing": _STRINGS,
-            "accuracy_a": _ENTRY, "accuracy_b": _ENTRY, "accuracy_change": _ENTRY,
+            "accuracy_a": _ENTRY, "accuracy_b": _ENTRY, "accuracy_change": _ENTRY, "layers": _STRINGS,
+            "faithfulness": {"type": "object", "additionalProperties": {  # with --eval: method -> score -> a, b, change
+                "type": "object", "additionalProperties": {"type": "object", "additionalProperties": _ENTRY}}},
             "methods": {"type": "object", "additionalProperties": {"type": "object", "properties": {
                 "title": {"type": "string"}, "spearman": _ENTRY, "top_iou": _ENTRY,
                 "classes": {"type": "object", "additionalProperties": {

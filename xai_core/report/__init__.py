@@ -7,13 +7,14 @@ a string from a user, a model or a file shown as text, never markup (`markdown_t
 
 from . import compare_pictures, concept_figures, dataset_figures, eval_figures, figures, localisation_figures, pictures
 from .escaping import html_text, markdown_text
-from .against_report import against_section_html, against_sentences, against_table, mean_agreement, with_agreement
+from .against_report import (against_scores_note, against_scores_table, against_section_html, against_sentences,
+                             against_table, mean_agreement, with_agreement)
 from .compare_pictures import build_comparison_picture
 from .concepts_section import importance_bars
 from .html_reports import dataset_report_html, image_report_html, write_dataset_report
 from .pictures import build_cam_picture, build_dff_picture, overlay_cam
 
-__all__ = ["against_section_html", "against_sentences", "against_table", "build_cam_picture", "build_comparison_picture",
+__all__ = ["against_scores_note", "against_scores_table", "against_section_html", "against_sentences", "against_table", "build_cam_picture", "build_comparison_picture",
            "build_dff_picture", "compare_pictures", "concept_figures", "dataset_figures", "dataset_report_html", "eval_figures",
            "figures", "html_text", "image_report_html", "importance_bars", "localisation_figures", "markdown_text", "mean_agreement", "overlay_cam",
            "pictures", "with_agreement", "write_dataset_report"]

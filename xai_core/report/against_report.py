@@ -1,14 +1,16 @@
 """A dataset run against a model B (`batch --against`) in words, for the HTML report and the Dataset
 page alike: the "against" block of summary.json as a table (method, mean agreement with its
 interval, per-class agreement) and a sentence on the accuracy change, and each row's `agreement`
-(its mean Spearman over the methods), which the gallery sorts by ("least agreement first")."""
+(its mean Spearman over the methods), which the gallery sorts by ("least agreement first"); with
+--eval a second table: each method's faithfulness scores of both models' maps and the change B − A."""
 
 from __future__ import annotations
 
 import math
 from typing import Optional, Sequence
 
-from .dataset_figures import interval_text
+from ..faithfulness import HIGHER_IS_BETTER
+from .dataset_figures import SCORE_WORDS, interval_text
 from .escaping import html_text
 
 #: The per-class cell lists this many classes (the least-agreeing first), then how many more.
@@ -44,6 +46,40 @@ def against_table(summary: dict) -> dict[str, list[str]]:
     return table
 
 
+def against_scores_table(summary: dict) -> dict[str, list[str]]:
+    """The against block's "faithfulness" (a run with --eval) as a table {column: cells}, one row per
+    method and score: model A's mean score of its maps, model B's of its own and the paired change
+    B − A, each with its 95% interval, over the images both models' maps were scored on, and which
+    way is better; {} without it."""
+    block = (summary.get("against") or {}).get("faithfulness") or {}
+    if not block:
+        return {}
+    titles = {m: str(e.get("title", m)) for m, e in ((summary.get("against") or {}).get("methods") or {}).items()}
+    table: dict[str, list[str]] = {"Method": [], "Score": [], "Model A (mean, 95% CI)": [],
+                                   "Model B (mean, 95% CI)": [], "B − A (mean, 95% CI)": [], "Images": []}
+    for method, scores in block.items():
+        for score, entry in scores.items():
+            better = "higher" if HIGHER_IS_BETTER.get(score, True) else "lower"
+            table["Method"].append(titles.get(method, str(method)))
+            table["Score"].append(f"{SCORE_WORDS.get(score, score)} ({better} is better)")
+            table["Model A (mean, 95% CI)"].append(interval_text(entry.get("a")))
+            table["Model B (mean, 95% CI)"].append(interval_text(entry.get("b")))
+            table["B − A (mean, 95% CI)"].append(interval_text(entry.get("change")))
+            table["Images"].append(str((entry.get("change") or {}).get("n", 0)))
+    return table
+
+
+_SCORES_NOTE = ("Faithfulness of each model's own maps, scored with that model (deletion, insertion, ROAD), over "
+               "the images both models' maps were scored on: means and the paired change B − A, with 95% "
+               "bootstrap intervals.")
+
+
+def against_scores_note(summary: dict) -> str:
+    """What `against_scores_table` shows, in a sentence ('' without it): the report and the Dataset
+    page caption the table with it."""
+    return _SCORES_NOTE if against_scores_table(summary) else ""
+
+
 def _classes(classes: dict) -> str:
     known = sorted(((v["spearman"]["mean"], str(name)) for name, v in classes.items()
                     if (v.get("spearman") or {}).get("mean") is not None))
@@ -63,6 +99,8 @@ def against_sentences(summary: dict) -> list[str]:
            f"{block.get('compared', 0)} images compared"
            + (f", {block['not_compared']} not (model B does not know the class model A explains; see the rows' "
               "b_note)" if block.get("not_compared") else "") + "."]
+    if block.get("layers"):
+        out.append(f"Model B's target layer{'s' * (len(block['layers']) != 1)}: {', '.join(block['layers'])}.")
     if block.get("accuracy_a") or block.get("accuracy_b"):
         change = block.get("accuracy_change")
         out.append(f"Accuracy: A {interval_text(block.get('accuracy_a'))}, B {interval_text(block.get('accuracy_b'))}"
@@ -82,8 +120,16 @@ def against_section_html(summary: dict) -> str:
              "<table class='summary'><tr>" + "".join(f"<th>{html_text(h)}</th>" for h in table) + "</tr>"]
     for cells in zip(*table.values()):
         lines.append("<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in cells) + "</tr>")
-    return "\n".join(lines) + "</table>"
+    lines.append("</table>")
+    scores = against_scores_table(summary)
+    if scores:
+        lines += [f"<p>{html_text(_SCORES_NOTE)}</p>",
+                  "<table class='summary'><tr>" + "".join(f"<th>{html_text(h)}</th>" for h in scores) + "</tr>"]
+        lines += ["<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in cells) + "</tr>"
+                  for cells in zip(*scores.values())]
+        lines.append("</table>")
+    return "\n".join(lines)
 
 
-__all__ = ["CLASSES_SHOWN", "against_section_html", "against_sentences", "against_table", "mean_agreement",
-           "with_agreement"]
+__all__ = ["CLASSES_SHOWN", "against_scores_note", "against_scores_table", "against_section_html", "against_sentences",
+           "against_table", "mean_agreement", "with_agreement"]

@@ -223,6 +223,10 @@ def column_label(column: str, titles: dict[str, str]) -> Optional[str]:
         return COLUMN_WORDS[column]
     if column.endswith(("_top_iou", "_spearman")):  # against a model B: one sort, "agreement" (not a localisation IoU)
         return None
+    if column.startswith("b_"):  # against a model B with --eval: model B's scores of its own maps
+        split = _method_column(column[2:])
+        return (f"model B · {titles.get(split[0], split[0])} · {SCORE_WORDS[split[1]]}"
+                if split is not None and split[1] in SCORE_WORDS else None)
     split = _method_column(column)
     if split is None:
         return None
