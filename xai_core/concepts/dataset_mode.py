@@ -25,7 +25,8 @@ from .evidence import crops, labels
 from .extract import Streamed, fit_in_memory, streams
 from .results import ClassConcepts, Concept
 from .run import EXACT
-from .scoring import auc, exact_contributions, linear_layer, linear_votes, removal_logits, softmax_at
+from .scoring import (exact_contributions, fidelity_summary, linear_layer, linear_votes, removal_logits,
+                      removal_orders, softmax_at)
 
 #: The fewest images (distinct contents) a class needs for its concepts.
 MIN_IMAGES = 8
@@ -167,21 +168,10 @@ def _fidelity(logits: np.ndarray, coefficients: np.ndarray, votes: np.ndarray, c
               order: np.ndarray, seed: int) -> dict:
     """As `class_concepts`' fidelity on a linear head: class probability as the concepts are removed
     by importance and in a seeded random order per image, with the areas (95% bootstrap)."""
-    n, k = coefficients.shape[:2]
-    rng = np.random.default_rng(seed)
-    orders = {"removed": np.tile(order, (n, 1)), "random": np.stack([rng.permutation(k) for _ in range(n)])}
-    removed = {key: removal_logits(logits, coefficients, votes, o) for key, o in orders.items()}
+    n = len(coefficients)
+    removed = {key: removal_logits(logits, coefficients, votes, o) for key, o in removal_orders(order, n, seed).items()}
     curves = {key: softmax_at(r, classes) for key, r in removed.items()}
-    areas = {key: bootstrap_ci(auc(c)) for key, c in curves.items()}
-    return {
-        "order": [int(i) for i in order],
-        "removed": [float(v) for v in curves["removed"].mean(axis=0)],
-        "random": [float(v) for v in curves["random"].mean(axis=0)],
-        "auc": areas["removed"]["mean"], "auc_low": areas["removed"]["low"], "auc_high": areas["removed"]["high"],
-        "random_auc": areas["random"]["mean"], "random_auc_low": areas["random"]["low"],
-        "random_auc_high": areas["random"]["high"], "images": n,
-        "logit_removed": [float(v) for v in removed["removed"][np.arange(n), :, classes].mean(axis=0)],
-    }
+    return fidelity_summary(order, curves, removed["removed"][np.arange(n), :, classes].mean(axis=0))
 
 
 __all__ = ["MIN_IMAGES", "class_folder", "dataset_concepts", "extract"]

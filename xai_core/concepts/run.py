@@ -18,8 +18,8 @@ from ..models import ModelHandle
 from .evidence import crops, labels
 from .extract import Streamed, batches, fit_in_memory, streams
 from .results import ClassConcepts, Concept
-from .scoring import (auc, exact_contributions, gradient_contributions, linear_layer, linear_votes,
-                      removal_logits, removal_probabilities, softmax_at)
+from .scoring import (exact_contributions, fidelity_summary, gradient_contributions, linear_layer, linear_votes,
+                      removal_logits, removal_orders, removal_probabilities, softmax_at)
 
 EXACT = "exact (linear head)"
 FIRST_ORDER = "first-order estimate (gradient x coefficient)"
@@ -198,9 +198,8 @@ def _fidelity(handle, name, images, fit, coefficients, logits, image_classes, or
               linear) -> dict:
     """Class probability against the number of concepts removed, by importance and in a random order
     (one seeded permutation per image), with the areas under both curves (95% bootstrap intervals)."""
-    n, k = coefficients.shape[:2]
-    rng = np.random.default_rng(seed)
-    orders = {"removed": np.tile(order, (n, 1)), "random": np.stack([rng.permutation(k) for _ in range(n)])}
+    n = len(coefficients)
+    orders = removal_orders(order, n, seed)
     curves, logit_curve = {}, None
     if linear is not None:
         votes, _ = linear_votes(linear, fit.directions)
@@ -218,15 +217,4 @@ def _fidelity(handle, name, images, fit, coefficients, logits, image_classes, or
                                                         fit.directions, o[batch.first:end],
                                                         image_classes[batch.first:end]))
         curves = {key: np.concatenate(v) for key, v in parts.items()}
-    areas = {key: bootstrap_ci(auc(c)) for key, c in curves.items()}
-    result = {
-        "order": [int(i) for i in order],
-        "removed": [float(v) for v in curves["removed"].mean(axis=0)],
-        "random": [float(v) for v in curves["random"].mean(axis=0)],
-        "auc": areas["removed"]["mean"], "auc_low": areas["removed"]["low"], "auc_high": areas["removed"]["high"],
-        "random_auc": areas["random"]["mean"], "random_auc_low": areas["random"]["low"],
-        "random_auc_high": areas["random"]["high"], "images": n,
-    }
-    if logit_curve is not None:
-        result["logit_removed"] = [float(v) for v in logit_curve]
-    return result
+    return fidelity_summary(order, curves, logit_curve)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..dataset import bootstrap_ci
 from ..models import ModelHandle, guard
 from .extract import Batch, to_raw
 
@@ -110,3 +111,28 @@ def auc(curves: np.ndarray) -> np.ndarray:
     """Area under each curve [N, k + 1] with the x axis (concepts removed) scaled to [0, 1]."""
     steps = curves.shape[1] - 1
     return (curves[:, 1:] + curves[:, :-1]).sum(axis=1) / (2 * max(steps, 1))
+
+def removal_orders(order: np.ndarray, n: int, seed: int) -> dict:
+    """The fidelity curves' two removal orders for `n` images: {"removed": by importance (`order`,
+    the same for every image), "random": one seeded permutation per image}."""
+    rng = np.random.default_rng(seed)
+    return {"removed": np.tile(order, (n, 1)), "random": np.stack([rng.permutation(len(order)) for _ in range(n)])}
+
+
+def fidelity_summary(order: np.ndarray, curves: dict, logit_curve: Optional[np.ndarray] = None) -> dict:
+    """The fidelity block (`ClassConcepts.fidelity`, summary.json's) from the [n, k + 1] class
+    probability `curves` of both orders: the mean curves and their areas with 95% bootstrap
+    intervals, and the mean class logit as concepts are removed when it is known."""
+    areas = {key: bootstrap_ci(auc(c)) for key, c in curves.items()}
+    result = {
+        "order": [int(i) for i in order],
+        "removed": [float(v) for v in curves["removed"].mean(axis=0)],
+        "random": [float(v) for v in curves["random"].mean(axis=0)],
+        "auc": areas["removed"]["mean"], "auc_low": areas["removed"]["low"], "auc_high": areas["removed"]["high"],
+        "random_auc": areas["random"]["mean"], "random_auc_low": areas["random"]["low"],
+        "random_auc_high": areas["random"]["high"], "images": len(curves["removed"]),
+    }
+    if logit_curve is not None:
+        result["logit_removed"] = [float(v) for v in logit_curve]
+    return result
+
